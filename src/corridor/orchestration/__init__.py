@@ -1,0 +1,1 @@
+"""Glue between Airflow and the package: assets, task bodies, the local runner."""

@@ -1,0 +1,140 @@
+"""The main job: demo landing (if none given) → warehouse → ingest DAGs → summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from corridor import config, db
+from corridor.config import Settings
+from corridor.feeds import FEEDS
+
+log = logging.getLogger(__name__)
+
+INGEST_DAGS = [f"ingest_{feed}" for feed in FEEDS]
+
+
+def ensure_demo_landing(settings: Settings, echo=print) -> Path:
+    """Generate the demo landing area once; reuse it while seed and scale match."""
+    from corridor.demo import generate
+
+    landing = settings.landing_dir
+    stamp = landing / "_demo" / "summary.json"
+    if stamp.exists():
+        summary = json.loads(stamp.read_text(encoding="utf-8"))
+        if summary.get("seed") == settings.demo_seed and summary.get("scale") == settings.demo_scale:
+            echo(f"demo landing area: {landing} (seed {settings.demo_seed}, scale {settings.demo_scale}, reused)")
+            return landing
+    started = time.perf_counter()
+    generate(landing, seed=settings.demo_seed, scale=settings.demo_scale)
+    echo(f"demo landing area: {landing} (seed {settings.demo_seed}, scale {settings.demo_scale}, "
+         f"generated in {time.perf_counter() - started:.1f} s)")
+    return landing
+
+
+@dataclass
+class FeedReport:
+    feed: str
+    files_new: int = 0
+    files_duplicate: int = 0
+    files_rejected: int = 0
+    rows_received: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def ledger_report(url: str, since_ledger_id: int) -> dict[str, FeedReport]:
+    """What the ledger recorded after ``since_ledger_id``, per feed."""
+    reports = {feed: FeedReport(feed) for feed in FEEDS}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select feed, file_name, status, rows_received, rows_loaded, rows_quarantined, message"
+            " from ops.load_ledger where ledger_id > %s order by ledger_id", (since_ledger_id,)).fetchall()
+    for feed, name, status, received, loaded, quarantined, message in rows:
+        r = reports.setdefault(feed, FeedReport(feed))
+        if status == "rejected":
+            r.files_rejected += 1
+            r.rejected.append((name, message))
+        elif message and message.startswith("identical bytes"):
+            r.files_duplicate += 1
+        else:
+            r.files_new += 1
+        r.rows_received += received
+        r.rows_loaded += loaded
+        r.rows_quarantined += quarantined
+    return reports
+
+
+def quarantine_by_rule(url: str) -> list[tuple[str, str, int]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select feed, rule_code, count(*) from ops.quarantine group by 1, 2 order by 1, 2").fetchall()
+
+
+def max_ledger_id(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select coalesce(max(ledger_id), 0) from ops.load_ledger").fetchone()[0]
+
+
+def format_ingest_summary(reports: dict[str, FeedReport], discovered: dict[str, int]) -> str:
+    head = f"{'feed':<11}{'files':>7}{'new':>6}{'dup':>5}{'rej':>5}{'received':>11}{'loaded':>10}{'quarantined':>13}"
+    lines = [head, "-" * len(head)]
+    for feed, r in reports.items():
+        lines.append(f"{feed:<11}{discovered.get(feed, 0):>7}{r.files_new:>6}{r.files_duplicate:>5}"
+                     f"{r.files_rejected:>5}{r.rows_received:>11,}{r.rows_loaded:>10,}{r.rows_quarantined:>13,}")
+    total = FeedReport("total")
+    for r in reports.values():
+        for attr in ("files_new", "files_duplicate", "files_rejected", "rows_received", "rows_loaded",
+                     "rows_quarantined"):
+            setattr(total, attr, getattr(total, attr) + getattr(r, attr))
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<11}{sum(discovered.values()):>7}{total.files_new:>6}{total.files_duplicate:>5}"
+                 f"{total.files_rejected:>5}{total.rows_received:>11,}{total.rows_loaded:>10,}"
+                 f"{total.rows_quarantined:>13,}")
+    for r in reports.values():
+        for name, reason in r.rejected:
+            lines.append(f"REJECTED {r.feed}/{name}: {reason}")
+    return "\n".join(lines)
+
+
+def run(settings: Settings | None = None, echo=print) -> int:
+    """Run the whole pipeline; return the process exit code."""
+    from corridor.ingest import discover
+    from corridor.orchestration.runner import prepare_airflow, run_dags
+
+    started = time.perf_counter()
+    settings = settings or config.load()
+    if settings.landing_is_demo:
+        ensure_demo_landing(settings, echo)
+    else:
+        echo(f"landing area: {settings.landing_dir}")
+    url = db.warehouse_url(settings)
+    db.ensure_schema(url)
+    echo(f"warehouse: {db.libpq_params(url)['dbname']} on {db.libpq_params(url)['host']}")
+
+    since = max_ledger_id(url)
+    prepare_airflow(settings, url)
+    ingest_started = time.perf_counter()
+    results = run_dags(INGEST_DAGS, settings.dags_dir)
+    ingest_seconds = time.perf_counter() - ingest_started
+
+    discovered = {feed: len(discover(settings.landing_dir, feed)) for feed in FEEDS}
+    echo("")
+    echo(f"== ingest ({ingest_seconds:.1f} s) ==")
+    echo(format_ingest_summary(ledger_report(url, since), discovered))
+    echo("")
+    echo("quarantined rows on record, by rule:")
+    for feed, rule, count in quarantine_by_rule(url):
+        echo(f"  {feed:<11}{rule:<30}{count:>8,}")
+    failed = [r for r in results if r.state != "success"]
+    for r in results:
+        echo(f"DAG {r.dag_id}: {r.state} ({r.seconds:.1f} s)"
+             + (f", failed tasks: {', '.join(r.failed_tasks)}" if r.failed_tasks else ""))
+    echo(f"\nwall time: {time.perf_counter() - started:.1f} s")
+    return 1 if failed else 0

