@@ -49,6 +49,22 @@ def demo_generate(landing: Path, seed: int, scale: str, start: str, end: str) ->
     click.echo(str(summary))
 
 
+@demo.command("verify")
+def demo_verify() -> None:
+    """Check every planted dirty record of the demo landing area against the warehouse."""
+    from corridor import config
+    from corridor import db as database
+    from corridor.verify import verify_manifest
+
+    settings = config.load()
+    result = verify_manifest(database.warehouse_url(settings), settings.landing_dir, settings.pii_key())
+    for entry, reason in result.misses:
+        click.echo(f"MISSED {entry['feed']}/{entry['file']} {entry.get('sheet') or ''} row {entry.get('row')}"
+                   f" [{entry['kind']}]: {reason}")
+    click.echo(f"planted dirty records caught: {result.caught} of {result.checked}")
+    sys.exit(0 if result.ok else 1)
+
+
 @main.group()
 def db() -> None:
     """The warehouse database."""

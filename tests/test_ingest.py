@@ -1,0 +1,161 @@
+"""The loader on real PostgreSQL with real feed files from the demo generator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from corridor.demo import generate
+from corridor.feeds import FEEDS
+from corridor.ingest import discover, ingest_feed
+from tests.conftest import TEST_PII_KEY, scalar
+
+
+@pytest.fixture(scope="module")
+def small_landing(tmp_path_factory) -> Path:
+    """Two months of all four feeds (a restatement and dirty records included)."""
+    landing = tmp_path_factory.mktemp("landing")
+    generate(landing, seed=7, scale="city", start="2021-01", end="2021-02")
+    return landing
+
+
+@pytest.fixture
+def landing(small_landing, tmp_path) -> Path:
+    """A private copy a test may change."""
+    copy = tmp_path / "landing"
+    shutil.copytree(small_landing, copy)
+    return copy
+
+
+def ingest_all(url: str, landing: Path) -> dict:
+    return {feed: ingest_feed(url, feed, landing, pii_key=TEST_PII_KEY) for feed in FEEDS}
+
+
+def ledger(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select feed, file_name, status, rows_received, rows_loaded, rows_quarantined,"
+                            " message from ops.load_ledger order by ledger_id").fetchall()
+
+
+def raw_row_count(url: str) -> int:
+    tables = ["district_returns", "district_platforms", "district_certifications", "district_projects",
+              "techmarket_contracts", "bank_loans", "hr_talents"]
+    return sum(scalar(url, f"select count(*) from raw.{t}") for t in tables)
+
+
+def test_every_file_is_ledgered_and_reconciles(warehouse_url, landing):
+    summaries = ingest_all(warehouse_url, landing)
+    rows = ledger(warehouse_url)
+    files = sum(len(discover(landing, feed)) for feed in FEEDS)
+    assert len(rows) == files
+    assert all(status == "loaded" for _, _, status, *_ in rows)
+    for feed, name, _, received, loaded, quarantined, _ in rows:
+        assert received == loaded + quarantined, (feed, name)
+    assert sum(s.rows_loaded for s in summaries.values()) > 1000
+    assert sum(s.rows_quarantined for s in summaries.values()) > 0
+    quarantined = scalar(warehouse_url, "select count(*) from ops.quarantine")
+    assert quarantined == sum(r[5] for r in rows)
+
+
+def test_same_bytes_twice_load_once(warehouse_url, landing):
+    ingest_all(warehouse_url, landing)
+    before_rows, before_ledger = raw_row_count(warehouse_url), len(ledger(warehouse_url))
+    second = ingest_all(warehouse_url, landing)
+    assert raw_row_count(warehouse_url) == before_rows
+    assert len(ledger(warehouse_url)) == before_ledger
+    assert all(s.rows_loaded == 0 and s.count("unchanged") == len(s.files) for s in second.values())
+
+
+def test_resent_file_under_its_own_name_is_a_noop(warehouse_url, landing):
+    ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    rows = raw_row_count(warehouse_url)
+    victim = sorted((landing / "bank").iterdir())[0]
+    data = victim.read_bytes()
+    victim.unlink()
+    victim.write_bytes(data)  # the transfer is repeated: same name, same bytes
+    summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert summary.rows_loaded == 0 and raw_row_count(warehouse_url) == rows
+
+
+def test_identical_bytes_under_a_new_name_load_nothing_and_name_the_original(warehouse_url, landing):
+    ingest_feed(warehouse_url, "techmarket", landing, pii_key=TEST_PII_KEY)
+    rows = raw_row_count(warehouse_url)
+    original = sorted((landing / "techmarket").iterdir())[0]
+    shutil.copy(original, landing / "techmarket" / "tech_contracts_20210227.csv")
+    summary = ingest_feed(warehouse_url, "techmarket", landing, pii_key=TEST_PII_KEY)
+    assert summary.count("duplicate") == 1 and summary.rows_loaded == 0
+    assert raw_row_count(warehouse_url) == rows
+    dup = [r for r in ledger(warehouse_url) if r[1] == "tech_contracts_20210227.csv"]
+    assert dup[0][2] == "loaded" and original.name in dup[0][6]
+
+
+def test_changed_bytes_under_a_loaded_name_are_rejected(warehouse_url, landing):
+    ingest_feed(warehouse_url, "hr", landing, pii_key=TEST_PII_KEY)
+    victim = sorted((landing / "hr").iterdir())[0]
+    victim.write_bytes(victim.read_bytes() + b"\n")
+    summary = ingest_feed(warehouse_url, "hr", landing, pii_key=TEST_PII_KEY)
+    assert [f.file_name for f in summary.rejected] == [victim.name]
+    assert "never changed in place" in summary.rejected[0].message
+
+
+def test_unreadable_files_are_rejected_and_the_others_still_load(warehouse_url, landing):
+    (landing / "district" / "LW_202101_v9.xlsx").write_bytes(b"this is not a workbook")
+    (landing / "bank" / "ICBC_202102.csv").write_bytes("贷款编号,借款人名称\n".encode("utf-16"))
+    (landing / "hr" / "talents_2021.jsonl").write_text("{}\n", encoding="utf-8")
+    summaries = ingest_all(warehouse_url, landing)
+    rejected = {f.file_name: f.message for s in summaries.values() for f in s.rejected}
+    assert set(rejected) == {"LW_202101_v9.xlsx", "ICBC_202102.csv", "talents_2021.jsonl"}
+    assert "talent_{YYYYMM}.jsonl" in rejected["talents_2021.jsonl"]
+    assert all(reason for reason in rejected.values())
+    statuses = {(r[1], r[2]) for r in ledger(warehouse_url)}
+    assert ("LW_202101_v9.xlsx", "rejected") in statuses
+    loaded = [r for r in ledger(warehouse_url) if r[2] == "loaded"]
+    assert len(loaded) == sum(len(discover(landing, f)) for f in FEEDS) - 3
+    assert "ICBC_202102.csv" in summaries["bank"].rejection_message()
+
+
+def test_a_file_killed_mid_load_leaves_nothing_and_loads_fully_next_run(warehouse_url, landing):
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from corridor import ingest
+
+        copy = ingest.Loader._copy
+
+        def copy_then_die(self, table, rows, ledger_id):
+            n = copy(self, table, rows, ledger_id)
+            if n:
+                os.kill(os.getpid(), signal.SIGKILL)  # after the first COPY, before commit
+            return n
+
+        ingest.Loader._copy = copy_then_die
+        ingest.ingest_feed({warehouse_url!r}, "district", Path({str(landing)!r}), pii_key=b"k")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert ledger(warehouse_url) == []
+    assert raw_row_count(warehouse_url) == 0
+    assert scalar(warehouse_url, "select count(*) from ops.quarantine") == 0
+
+    summary = ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
+    assert summary.count("loaded") + summary.count("duplicate") == len(discover(landing, "district"))
+    assert summary.rows_received == summary.rows_loaded + summary.rows_quarantined > 0
+
+
+def test_restated_workbook_keeps_both_versions_on_record(warehouse_url, landing):
+    ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
+    with psycopg.connect(warehouse_url) as conn:
+        versions = conn.execute(
+            "select area_code, report_month, array_agg(file_version order by file_version)"
+            " from raw.district_returns group by 1, 2 having count(*) > 1").fetchall()
+    assert versions, "the demo generator plants at least one restated area-month"
+    for _, _, vs in versions:
+        assert vs[0] == 1 and vs[-1] >= 2
