@@ -1,0 +1,83 @@
+"""知识产权质押等融资 — ``bank/{BANK}_{YYYYMM}.csv`` -> ``raw.bank_loans``.
+
+Spec: shared/feeds/README.md §3. GB18030, comma-separated, one header line.
+Amounts in yuan; 报告期 must be the file's month.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from corridor.feeds._rows import Field, load_csv, meta_for
+from corridor.feeds.base import ParsedFile
+from corridor.normalize import (
+    NormalizeError,
+    area_code,
+    choice,
+    code,
+    parse_date,
+    parse_month,
+    parse_number,
+    show,
+    text,
+    uscc,
+)
+
+TABLE = "raw.bank_loans"
+COLLATERAL_TYPES = ("专利权", "商标权", "著作权", "股权", "应收账款", "租金收入")
+LOAN_STATUSES = ("正常", "结清", "逾期", "核销")
+_IP_SEPARATOR = re.compile(r"[;；]")
+
+
+def ip_numbers(value: Any) -> list[str]:
+    """知识产权编号 split on ; or ；, each stripped (NFKC); none -> []."""
+    return [s for part in _IP_SEPARATOR.split(str(value)) if (s := unicodedata.normalize("NFKC", part).strip())]
+
+
+def report_month(file_month: date) -> Callable[[Any], date]:
+    def convert(value: Any) -> date:
+        month = parse_month(value)
+        if month != file_month:
+            raise NormalizeError("period_mismatch",
+                                 f"{show(value)} is not the file's month {file_month:%Y%m}")
+        return month
+
+    return convert
+
+
+def fields(period_start: date, period_end: date) -> tuple[Field, ...]:
+    return (
+        Field("贷款编号", "loan_id", code, required=True),
+        Field("借款人名称", "borrower_name", text),
+        Field("借款人统一社会信用代码", "borrower_uscc", uscc, required=True),
+        Field("所属片区", "area_code", area_code, required=True),
+        Field("质押物类型", "collateral_type", partial(choice, accepted=COLLATERAL_TYPES), required=True),
+        Field("质押登记号", "pledge_registration_no", code),
+        Field("知识产权编号", "ip_numbers", ip_numbers),
+        Field("贷款金额（元）", "loan_amount_yuan", partial(parse_number, unit="元"), required=True),
+        Field("放款日期", "disbursed_date", partial(parse_date, hi=period_end), required=True),
+        Field("到期日期", "due_date", parse_date),
+        Field("年利率（%）", "annual_rate_pct", partial(parse_number, unit="%")),
+        Field("贷款状态", "loan_status", partial(choice, accepted=LOAN_STATUSES), required=True),
+        Field("报告期", "report_month", report_month(period_start), required=True),
+    )
+
+
+def _empty_ip_numbers(row: dict[str, Any], _source_row: int) -> None:
+    if row["ip_numbers"] is None:
+        row["ip_numbers"] = []
+
+
+def parse(path: Path, *, pii_key: bytes) -> ParsedFile:
+    meta = meta_for("bank", path)
+    parsed = ParsedFile("bank", path.name)
+    load_csv(parsed, path, encoding="gb18030", table=TABLE, fields=fields(meta.period_start, meta.period_end),
+             constants={"bank_code": meta.bank_code, "file_version": 1},
+             check=_empty_ip_numbers)
+    return parsed
