@@ -1,0 +1,63 @@
+-- Certificate validity. A certificate (证书编号) is valid on d when
+-- 认定日期 ≤ d ≤ 有效期至 (null = open-ended) and it is not revoked by d.
+-- A 撤销 revokes the one certificate it names, from the last day of the
+-- report month of the workbook carrying it (the earliest such day on or
+-- after the grant). If a certificate is reported as 新增 more than once, the
+-- latest report counts. Intervals are inclusive: [valid_from, valid_to].
+
+with
+
+certification_events as (
+    select * from {{ ref('int_district_certifications_versioned') }}
+),
+
+grants as (
+    select distinct on (certificate_no) *
+    from certification_events
+    where change_type = '新增' and granted_date is not null
+    order by certificate_no, report_month desc, ledger_id desc, source_row desc
+),
+
+revocations as (
+    select
+        certificate_no,
+        report_month_end_date as revoked_date
+    from certification_events
+    where change_type = '撤销'
+),
+
+first_revocations as (
+    select
+        grants.certificate_no,
+        min(revocations.revoked_date) as revoked_date
+    from grants
+    inner join revocations
+        on
+            grants.certificate_no = revocations.certificate_no
+            and revocations.revoked_date >= grants.granted_date
+    group by grants.certificate_no
+),
+
+final as (
+    select
+        grants.certificate_no,
+        grants.uscc,
+        grants.enterprise_name,
+        grants.area_code,
+        grants.certification_type,
+        grants.granted_date,
+        grants.valid_until,
+        first_revocations.revoked_date,
+        first_revocations.revoked_date is not null as is_revoked,
+        grants.granted_date as valid_from,
+        -- least() ignores nulls: open-ended and never revoked stays null
+        least(grants.valid_until, first_revocations.revoked_date - 1) as valid_to,
+        grants.report_month,
+        grants.ledger_id,
+        grants.source_row
+    from grants
+    left join first_revocations
+        on grants.certificate_no = first_revocations.certificate_no
+)
+
+select * from final

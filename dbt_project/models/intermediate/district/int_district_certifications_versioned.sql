@@ -1,0 +1,22 @@
+-- Rows of the certifications sheet (企业认定) that belong to the version of their
+-- area-month that counts (int_district_returns_versioned): a restatement
+-- replaces the area-month entirely, rows of earlier versions drop out.
+
+with
+
+district_certifications as (
+    select * from {{ ref('stg_district__certifications') }}
+),
+
+returns_versioned as (
+    select * from {{ ref('int_district_returns_versioned') }}
+),
+
+final as (
+    select district_certifications.*
+    from district_certifications
+    inner join returns_versioned
+        on district_certifications.ledger_id = returns_versioned.ledger_id
+)
+
+select * from final

@@ -1,0 +1,78 @@
+-- The current state of every contract (合同登记号). The latest record wins:
+-- latest export_date, then the later load, then the later line in the file.
+-- 变更 supersedes earlier records; 撤销 cancels the contract
+-- (is_cancelled). An exact duplicate of a record already received (same
+-- business content, whether in the same file or a later one) is harmless:
+-- only its first occurrence counts, so a re-sent old record never undoes a
+-- later amendment.
+
+with
+
+contract_rows as (
+    select * from {{ ref('stg_techmarket__contracts') }}
+),
+
+first_occurrences as (
+    select distinct on (registration_no, record_fingerprint) *
+    from contract_rows
+    order by registration_no, record_fingerprint, export_date, ledger_id, source_row
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by registration_no
+            order by export_date desc, ledger_id desc, source_row desc
+        ) as recency_rank,
+        count(*) over (partition by registration_no) as distinct_records,
+        bool_or(registration_status = '变更') over (partition by registration_no) as has_amendment
+    from first_occurrences
+),
+
+history as (
+    -- over every record received, duplicates included: the watermark of
+    -- the incremental facts must see every load that touched the contract
+    select
+        registration_no,
+        min(export_date) as first_export_date,
+        max(export_date) as last_export_date,
+        count(*) as records_received,
+        max(ledger_id) as max_ledger_id
+    from contract_rows
+    group by registration_no
+),
+
+final as (
+    select
+        ranked.registration_no,
+        ranked.registration_date,
+        ranked.contract_title,
+        ranked.contract_type,
+        ranked.tech_field,
+        ranked.seller_name,
+        ranked.seller_uscc,
+        ranked.seller_area_code,
+        ranked.buyer_name,
+        ranked.buyer_uscc,
+        ranked.buyer_location,
+        ranked.contract_value_10k_yuan,
+        ranked.tech_value_10k_yuan,
+        ranked.registration_status,
+        ranked.registration_status = '撤销' as is_cancelled,
+        ranked.has_amendment as is_amended,
+        history.first_export_date,
+        history.last_export_date,
+        history.records_received,
+        ranked.distinct_records,
+        ranked.export_date,
+        ranked.ledger_id,
+        ranked.source_row,
+        history.max_ledger_id
+    from ranked
+    inner join history
+        on ranked.registration_no = history.registration_no
+    where ranked.recency_rank = 1
+)
+
+select * from final

@@ -1,0 +1,58 @@
+-- Project-month snapshots: one row per project and month end, from the
+-- project's first report month to the warehouse's as-of month, holding the
+-- project's state as of that month end (its row in the latest report month
+-- up to it). is_current marks the as-of month: the current state.
+
+with
+
+project_states as (
+    select * from {{ ref('int_project_states_windowed') }}
+),
+
+feed_periods as (
+    select * from {{ ref('int_feed_periods_delivered') }}
+),
+
+as_of as (
+    select max(latest_complete_month_end_date) as as_of_date
+    from feed_periods
+),
+
+snapshot_months as (
+    select generate_series(
+        (select min(report_month) from project_states),
+        (select date_trunc('month', as_of_date)::date from as_of),
+        interval '1 month'
+    )::date as snapshot_month
+),
+
+final as (
+    select
+        project_states.project_key || ':' || to_char(snapshot_months.snapshot_month, 'YYYY-MM')
+            as project_snapshot_id,
+        snapshot_months.snapshot_month,
+        {{ month_end('snapshot_months.snapshot_month') }} as snapshot_date,
+        project_states.project_key,
+        project_states.area_code,
+        project_states.project_id,
+        project_states.project_name,
+        project_states.project_category,
+        project_states.block_name,
+        project_states.start_date,
+        project_states.planned_completion_date,
+        project_states.project_status,
+        project_states.cumulative_investment_10k_yuan,
+        project_states.progress_pct,
+        project_states.report_month as state_report_month,
+        snapshot_months.snapshot_month = (select date_trunc('month', as_of_date)::date from as_of)
+            as is_current,
+        project_states.ledger_id,
+        project_states.source_row
+    from snapshot_months
+    inner join project_states
+        on
+            snapshot_months.snapshot_month >= project_states.valid_from
+            and (project_states.valid_to is null or snapshot_months.snapshot_month <= project_states.valid_to)
+)
+
+select * from final
