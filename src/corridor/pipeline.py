@@ -17,6 +17,7 @@ from corridor.feeds import FEEDS
 log = logging.getLogger(__name__)
 
 INGEST_DAGS = [f"ingest_{feed}" for feed in FEEDS]
+BUILD_DAG = "build_warehouse"
 
 
 def ensure_demo_landing(settings: Settings, echo=print) -> Path:
@@ -103,8 +104,39 @@ def format_ingest_summary(reports: dict[str, FeedReport], discovered: dict[str, 
     return "\n".join(lines)
 
 
+def kpi_year_end(url: str, year: int, area: str = "ALL") -> list[tuple]:
+    """Each KPI's year-grain value for ``year`` next to its target."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            """
+            select v.kpi_code, c.indicator_name, c.unit, v.actual_value, v.target_value,
+                   v.completion_ratio, v.status
+            from kpi.kpi_values as v
+            join kpi.kpi_catalogue as c using (kpi_code)
+            where v.area_code = %s and v.grain = 'year' and v.period_start = make_date(%s, 1, 1)
+            order by v.kpi_code
+            """, (area, year)).fetchall()
+
+
+def _num(value) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.4f}".rstrip("0").rstrip(".")
+    return text
+
+
+def format_kpis(rows: list[tuple]) -> str:
+    lines = [f"{'KPI':<5}{'actual':>14}{'target':>12}{'completion':>12}  {'status':<9} indicator"]
+    for code, name, unit, actual, target, ratio, status in rows:
+        pct = "—" if ratio is None else f"{ratio * 100:.1f} %"
+        label = name if unit in name else f"{name} ({unit})"
+        lines.append(f"{code:<5}{_num(actual):>14}{_num(target):>12}{pct:>12}  {status or '—':<9} {label}")
+    return "\n".join(lines)
+
+
 def run(settings: Settings | None = None, echo=print) -> int:
     """Run the whole pipeline; return the process exit code."""
+    from corridor import transform
     from corridor.ingest import discover
     from corridor.orchestration.runner import prepare_airflow, run_dags
 
@@ -119,6 +151,8 @@ def run(settings: Settings | None = None, echo=print) -> int:
     echo(f"warehouse: {db.libpq_params(url)['dbname']} on {db.libpq_params(url)['host']}")
 
     since = max_ledger_id(url)
+    transform.set_dbt_env(url)
+    transform.ensure_manifest(settings.dbt_project_dir)
     prepare_airflow(settings, url)
     ingest_started = time.perf_counter()
     results = run_dags(INGEST_DAGS, settings.dags_dir)
@@ -132,6 +166,16 @@ def run(settings: Settings | None = None, echo=print) -> int:
     echo("quarantined rows on record, by rule:")
     for feed, rule, count in quarantine_by_rule(url):
         echo(f"  {feed:<11}{rule:<30}{count:>8,}")
+
+    build_started = time.perf_counter()
+    results += run_dags([BUILD_DAG], settings.dags_dir)
+    build_seconds = time.perf_counter() - build_started
+    echo("")
+    echo(f"== build: dbt through cosmos ({build_seconds:.1f} s) ==")
+    if results[-1].state == "success":
+        echo("corridor (ALL), year-end 2022, KPI values against the action plan's targets:")
+        echo(format_kpis(kpi_year_end(url, 2022)))
+    echo("")
     failed = [r for r in results if r.state != "success"]
     for r in results:
         echo(f"DAG {r.dag_id}: {r.state} ({r.seconds:.1f} s)"

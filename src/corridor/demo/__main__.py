@@ -1,0 +1,5 @@
+import sys
+
+from corridor.demo.generator import main
+
+sys.exit(main())
