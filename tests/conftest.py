@@ -25,6 +25,7 @@ os.environ.update({
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
 })
 # Tests never read or write the developer's state, landing or output folders.
 for _var in ("CORRIDOR_WAREHOUSE_URL", "CORRIDOR_LANDING_DIR", "CORRIDOR_OUTPUT_DIR", "CORRIDOR_PII_KEY"):
@@ -93,3 +94,46 @@ def airflow_db() -> Path:
 def scalar(url: str, query: str, params=()):
     with psycopg.connect(url) as conn:
         return conn.execute(query, params).fetchone()[0]
+
+
+class BuiltWarehouse:
+    """The city demo set loaded and built by dbt: url, landing folder."""
+
+    def __init__(self, url: str, landing: Path) -> None:
+        self.url = url
+        self.landing = landing
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(pg_admin_url, tmp_path_factory) -> BuiltWarehouse:
+    """The whole city demo set (2019-01..2022-12) ingested and built with `dbt build`, once a session.
+
+    Read-only for tests: a test that changes data takes `warehouse_copy`.
+    """
+    from corridor import db, transform
+    from corridor.demo import generate
+    from corridor.feeds import FEEDS
+    from corridor.ingest import ingest_feed
+
+    url = _new_database(pg_admin_url)
+    db.ensure_schema(url)
+    landing = tmp_path_factory.mktemp("city")
+    generate(landing, scale="city")
+    for feed in FEEDS:
+        summary = ingest_feed(url, feed, landing, pii_key=TEST_PII_KEY)
+        assert not summary.rejected, summary.rejection_message()
+    transform.set_dbt_env(url)
+    transform.dbt(["build", "--quiet"], ROOT / "dbt_project")
+    return BuiltWarehouse(url, landing)
+
+
+@pytest.fixture
+def warehouse_copy(built_warehouse, pg_admin_url) -> str:
+    """A private copy of the built warehouse (CREATE DATABASE … TEMPLATE), for tests that change data."""
+    from corridor.db import libpq_params, with_database
+
+    source = libpq_params(built_warehouse.url)["dbname"]
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(source)))
+    return with_database(pg_admin_url, name)
