@@ -77,6 +77,14 @@ def module_warehouse_url(pg_admin_url) -> str:
     return url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The prebuilt manifest the build DAG renders from (as `corridor run` makes it)."""
+    from corridor import transform
+
+    return transform.ensure_manifest(ROOT / "dbt_project")
+
+
 @pytest.fixture
 def pii_key() -> bytes:
     return TEST_PII_KEY
@@ -99,9 +107,10 @@ def scalar(url: str, query: str, params=()):
 class BuiltWarehouse:
     """The city demo set loaded and built by dbt: url, landing folder."""
 
-    def __init__(self, url: str, landing: Path) -> None:
+    def __init__(self, url: str, landing: Path, dbt_results: list | None = None) -> None:
         self.url = url
         self.landing = landing
+        self.dbt_results = dbt_results or []  # (resource_type, unique_id, status) of the dbt build
 
 
 @pytest.fixture(scope="session")
@@ -123,8 +132,9 @@ def built_warehouse(pg_admin_url, tmp_path_factory) -> BuiltWarehouse:
         summary = ingest_feed(url, feed, landing, pii_key=TEST_PII_KEY)
         assert not summary.rejected, summary.rejection_message()
     transform.set_dbt_env(url)
-    transform.dbt(["build", "--quiet"], ROOT / "dbt_project")
-    return BuiltWarehouse(url, landing)
+    result = transform.dbt(["build", "--quiet"], ROOT / "dbt_project")
+    results = [(str(r.node.resource_type), r.node.unique_id, str(r.status)) for r in result.result.results]
+    return BuiltWarehouse(url, landing, results)
 
 
 @pytest.fixture

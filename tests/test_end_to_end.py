@@ -55,3 +55,18 @@ def test_a_rejected_file_fails_its_dag_after_the_good_files_load(airflow_run_env
     assert ("CCB_202212.csv", "rejected") in {(n, s) for n, s, _ in rows}
     assert sum(1 for _, s, _ in rows if s == "loaded") >= 6
     assert os.environ["CORRIDOR_LANDING_DIR"] == str(landing)
+
+
+def test_build_dag_runs_dbt_through_cosmos_after_ingest(airflow_run_env, monkeypatch):
+    from corridor.db import dbt_env
+    from corridor.orchestration.runner import run_dags
+
+    url, _ = airflow_run_env
+    for var, value in dbt_env(url).items():
+        monkeypatch.setenv(var, value)
+    run_dags(INGEST_DAGS, ROOT / "dags")
+    [build] = run_dags(["build_warehouse"], ROOT / "dags")
+    assert (build.state, build.failed_tasks) == ("success", [])
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from kpi.kpi_values").fetchone()[0] > 0
+        assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0

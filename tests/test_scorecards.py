@@ -1,0 +1,393 @@
+"""Scorecards: rendered from the built city demo warehouse, read back with poppler and openpyxl,
+published into a private copy of the warehouse, mailed to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import html
+import json
+import re
+import shutil
+import socket
+import subprocess
+import zipfile
+from datetime import UTC, date, datetime
+from email import policy
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from corridor.scorecards import (
+    GateBlocked,
+    editions_due,
+    load_scorecard,
+    publish,
+    render,
+)
+
+PASSED = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
+          "data_docs": None}
+BLOCKED = {"blocking": True, "outcome": "failed", "suites": 9, "expectations": 120, "failed": 3, "warnings": 0,
+           "data_docs": None}
+YEAR_2022 = date(2022, 1, 1)
+FORMULA_NAME = '=HYPERLINK("http://x","y")'
+
+needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdffonts"),
+                                   reason="poppler-utils missing: run scripts/install-system-deps.sh")
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _pdffonts(path: Path) -> list[dict]:
+    out = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()[2:]  # header and dashes
+    fonts = []
+    for line in lines:
+        # name type encoding emb sub uni object ID (type may contain spaces: parse from the right)
+        parts = line.split()
+        fonts.append({"name": parts[0], "emb": parts[-5], "sub": parts[-4], "uni": parts[-3]})
+    return fonts
+
+
+def _pdftotext(path: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _catalogue_names(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("select indicator_name from kpi.kpi_catalogue order by kpi_code")]
+
+
+def _editions(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        if conn.execute("select to_regclass('ops.scorecard_editions')").fetchone()[0] is None:
+            return []
+        return conn.execute(
+            "select edition, period_start, area_code, edition_no, format, file_path, sha256"
+            " from ops.scorecard_editions order by area_code, edition_no, format").fetchall()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+# -- a real SMTP server ------------------------------------------------------------------------
+
+class Inbox:
+    def __init__(self) -> None:
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(monkeypatch, tmp_path):
+    """aiosmtpd on 127.0.0.1 (no TLS, no login), the Airflow connection smtp_default pointing at it,
+    and a recipients file for ALL and LW."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "scorecards@corridor.example",
+                  "timeout": 10, "retry_limit": 0}}))
+    monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
+    recipients = tmp_path / "recipients.yml"
+    recipients.write_text(
+        "sender: 走廊数据平台 <platform@corridor.example>\n"
+        "recipients:\n  ALL: [office@corridor.example]\n  LW: [longwan@corridor.example, lw2@corridor.example]\n",
+        encoding="utf-8")
+    monkeypatch.setenv("CORRIDOR_RECIPIENTS_FILE", str(recipients))
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def no_smtp(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
+    monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
+
+
+# -- schedule ------------------------------------------------------------------------------------
+
+def test_editions_due_follow_the_plans_rhythm_in_shanghai_time():
+    jan = datetime(2023, 1, 12, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    assert editions_due(jan) == [("monthly", date(2022, 12, 1)), ("quarterly", date(2022, 10, 1)),
+                                 ("year_end", date(2022, 1, 1))]
+    assert editions_due(datetime(2023, 2, 12, 1, 0, tzinfo=UTC)) == [("monthly", date(2023, 1, 1))]
+    assert editions_due(datetime(2023, 7, 12, 1, 0, tzinfo=UTC)) == [("monthly", date(2023, 6, 1)),
+                                                                    ("quarterly", date(2023, 4, 1))]
+    # 31 March 20:00 UTC is already 1 April in Shanghai
+    assert editions_due(datetime(2023, 3, 31, 20, 0, tzinfo=UTC))[1] == ("quarterly", date(2023, 1, 1))
+    assert editions_due(jan, editions="year_end") == [("year_end", date(2022, 1, 1))]
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def year_end_files(built_warehouse, tmp_path_factory) -> dict[str, dict[str, Path]]:
+    out = tmp_path_factory.mktemp("scorecards")
+    return {area: render(built_warehouse.url, edition="year_end", period_start=YEAR_2022, area=area, gate=PASSED,
+                         out_dir=out / area)
+            for area in ("ALL", "LW")}
+
+
+def test_render_writes_pdf_xlsx_and_self_contained_html_for_all_and_an_area(year_end_files, built_warehouse):
+    import openpyxl
+
+    for files in year_end_files.values():
+        assert set(files) == {"pdf", "xlsx", "html"}
+        assert files["pdf"].read_bytes().startswith(b"%PDF-")
+        wb = openpyxl.load_workbook(files["xlsx"])
+        assert wb.sheetnames[:3] == ["指标完成情况", "月度走势", "走势图"]
+        assert {"年度比拼", "新认定平台", "新获认定企业", "开工重点项目", "指标口径", "数据质量"} <= set(wb.sheetnames)
+        page = files["html"].read_text(encoding="utf-8")
+        assert "环大罗山科创走廊" in page and "年度比拼" in page
+        assert page.count("<svg") == 18  # one monthly trend per KPI
+        # self-contained: no external stylesheet, script, image or font
+        assert not re.search(r"<(link|script|img|iframe)\b", page)
+        assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
+        assert "url(" not in page
+    all_page = year_end_files["ALL"]["html"].read_text(encoding="utf-8")
+    lw_page = year_end_files["LW"]["html"].read_text(encoding="utf-8")
+    assert "全走廊" in all_page and "龙湾区（本片区）" in lw_page
+
+
+def test_kpi_values_in_xlsx_are_numbers_equal_to_the_warehouse(year_end_files, built_warehouse):
+    import openpyxl
+
+    with psycopg.connect(built_warehouse.url) as conn:
+        expected = dict(conn.execute(
+            "select kpi_code, actual_value from kpi.kpi_values"
+            " where area_code = 'LW' and grain = 'year' and period_start = %s", (YEAR_2022,)).fetchall())
+    ws = openpyxl.load_workbook(year_end_files["LW"]["xlsx"])["指标完成情况"]
+    header = next(r for r in range(1, 20) if ws.cell(r, 1).value == "编号")
+    seen = {}
+    for r in range(header + 1, header + 19):
+        code, actual = ws.cell(r, 1).value, ws.cell(r, 4)
+        assert ws.cell(r, 7).data_type == "n" or ws.cell(r, 7).value is None
+        if actual.value is not None:
+            assert actual.data_type == "n"
+        seen[code] = actual.value
+    assert set(seen) == set(expected)
+    for code, value in expected.items():
+        assert (seen[code] is None) == (value is None)
+        if value is not None:
+            assert seen[code] == pytest.approx(float(value))
+
+
+@needs_poppler
+def test_pdf_text_has_the_chinese_title_and_kpi_names_and_every_font_is_embedded(year_end_files, built_warehouse):
+    from corridor.scorecards.fonts import missing_glyphs
+
+    names = _catalogue_names(built_warehouse.url)
+    for area, files in year_end_files.items():
+        text = _pdftotext(files["pdf"])
+        flat = _squeeze(text)
+        assert "环大罗山科创走廊建设指标完成情况" in flat
+        assert "2022年度" in flat and "年度比拼" in flat
+        missing_names = [n for n in names if _squeeze(n) not in flat]
+        assert not missing_names, f"{area}: KPI names not in the PDF text: {missing_names}"
+        assert "数据质量声明" in flat and "年度比拼排名" in flat
+        assert not missing_glyphs(text)
+        fonts = _pdffonts(files["pdf"])
+        assert fonts, "no fonts in the PDF"
+        assert all(f["emb"] == "yes" for f in fonts), fonts
+        assert all("Noto-Sans-CJK-SC" in f["name"] for f in fonts), fonts
+
+
+def test_monthly_and_quarterly_editions_render_without_ranking(built_warehouse, tmp_path):
+    monthly = render(built_warehouse.url, edition="monthly", period_start=date(2022, 11, 1), area="OH", gate=None,
+                     out_dir=tmp_path)
+    page = monthly["html"].read_text(encoding="utf-8")
+    assert "2022年11月" in page and "月度例会" in page and "年度比拼排名" not in page
+    assert "未执行（未提供数据质量检查结果）" in page
+    quarterly = render(built_warehouse.url, edition="quarterly", period_start=date(2022, 7, 1), area="ALL",
+                       gate=PASSED, out_dir=tmp_path)
+    assert "2022年第三季度" in quarterly["html"].read_text(encoding="utf-8")
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "corridor-scorecard_2022-11_monthly_OH.pdf", "corridor-scorecard_2022Q3_quarterly_ALL.xlsx"}
+
+
+def test_rendering_is_deterministic(built_warehouse, tmp_path):
+    first = render(built_warehouse.url, edition="quarterly", period_start=date(2022, 10, 1), area="ZN",
+                   gate=PASSED, out_dir=tmp_path / "a")
+    second = render(built_warehouse.url, edition="quarterly", period_start=date(2022, 10, 1), area="ZN",
+                    gate=PASSED, out_dir=tmp_path / "b")
+    for fmt in ("pdf", "xlsx", "html"):
+        assert first[fmt].read_bytes() == second[fmt].read_bytes(), fmt
+
+
+# -- formula injection -----------------------------------------------------------------------------
+
+def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy, tmp_path):
+    import openpyxl
+
+    with psycopg.connect(warehouse_copy) as conn:
+        conn.execute(
+            """
+            insert into marts.fct_certifications
+                (certificate_no, uscc, enterprise_name, area_code, certification_type, granted_date, valid_until,
+                 revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id, source_row)
+            values ('TEST-FORMULA-1', '91330300TESTFORMUL', %s, 'LW', '高新技术企业', date '2022-06-15',
+                    date '2025-06-14', null, false, date '2022-06-15', date '2025-06-14', false,
+                    date '2022-06-01', 0, 0)
+            """, (FORMULA_NAME,))
+    files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
+                   out_dir=tmp_path)
+
+    ws = openpyxl.load_workbook(files["xlsx"])["新获认定企业"]
+    cells = [c for row in ws.iter_rows() for c in row if c.value == FORMULA_NAME]
+    assert len(cells) == 1
+    assert cells[0].data_type == "s"     # a string, not a formula
+    assert cells[0].quotePrefix          # and marked as text for Excel and LibreOffice
+    with zipfile.ZipFile(files["xlsx"]) as z:
+        for name in z.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert b"<f>" not in z.read(name) and b"<f " not in z.read(name), name
+
+    page = files["html"].read_text(encoding="utf-8")
+    assert html.escape(FORMULA_NAME) in page
+    assert FORMULA_NAME not in page                      # only ever escaped
+    assert not re.search(r"href\s*=\s*[\"']?http://x", page)
+
+
+# -- publishing ------------------------------------------------------------------------------------
+
+def test_scheduled_year_end_email_reaches_the_smtp_server_with_pdf_and_xlsx(warehouse_copy, tmp_path, smtp_server):
+    out = tmp_path / "out"
+    # the January run of the publish DAG (09:00 Shanghai on the 12th)
+    [(edition, period)] = editions_due(datetime(2023, 1, 12, 1, 0, tzinfo=UTC), editions="year_end")
+    result = publish(warehouse_copy, out, gate=PASSED, edition=edition, period_start=period, areas=["ALL", "LW"])
+
+    assert result.smtp_configured is True and result.emails_sent == 2
+    envelopes = {tuple(sorted(e.rcpt_tos)): e for e in smtp_server.envelopes}
+    assert set(envelopes) == {("office@corridor.example",), ("longwan@corridor.example", "lw2@corridor.example")}
+    assert all(e.mail_from == "scorecards@corridor.example" for e in smtp_server.envelopes)
+    recorded = {(area, fmt): (Path(path), sha) for _, _, area, _, fmt, path, sha in _editions(warehouse_copy)}
+    for message in smtp_server.messages():
+        assert "环大罗山科创走廊" in message["Subject"] and "2022年度比拼" in message["Subject"]
+        area = "LW" if "龙湾区" in message["Subject"] else "ALL"
+        attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+        assert set(attachments) == {f"corridor-scorecard_2022_year_end_{area}_v1.pdf",
+                                    f"corridor-scorecard_2022_year_end_{area}_v1.xlsx"}
+        for name, content in attachments.items():
+            fmt = name.rsplit(".", 1)[1]
+            path, sha = recorded[(area, fmt)]
+            assert content == path.read_bytes()
+            assert __import__("hashlib").sha256(content).hexdigest() == sha
+        body = message.get_body(("html",)).get_content()
+        assert "数据截至" in body and "质量检查" in body
+
+    again = publish(warehouse_copy, out, gate=PASSED, edition=edition, period_start=period, areas=["ALL", "LW"])
+    assert again.emails_sent == 0 and len(smtp_server.envelopes) == 2  # an edition is mailed once
+    with psycopg.connect(warehouse_copy) as conn:
+        assert conn.execute("select count(*) from ops.scorecard_deliveries").fetchone()[0] == 2
+
+
+def test_without_smtp_connection_files_are_written_and_nothing_is_sent(warehouse_copy, tmp_path, no_smtp, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="corridor.scorecards"):
+        result = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+                         areas=["OJK"])
+    assert result.smtp_configured is False and result.emails_sent == 0
+    assert "SMTP not configured: nothing sent" in caplog.text
+    assert [p.name for p in _files(out)] == [
+        "corridor-scorecard_2022_year_end_OJK_v1.html", "corridor-scorecard_2022_year_end_OJK_v1.pdf",
+        "corridor-scorecard_2022_year_end_OJK_v1.xlsx"]
+    assert all(p.is_relative_to(out / "scorecards" / "2022" / "year_end" / "OJK") for p in _files(out))
+
+
+def test_publishing_twice_without_a_restatement_records_one_edition(warehouse_copy, tmp_path, no_smtp):
+    out = tmp_path / "out"
+    first = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+                    areas=["ALL", "RA"])
+    assert [s.status for s in first.scorecards] == ["published", "published"]
+    rows = _editions(warehouse_copy)
+    assert len(rows) == 6 and {r[3] for r in rows} == {1}
+    files = {p: p.read_bytes() for p in _files(out)}
+    assert len(files) == 6
+
+    warnings = dict(PASSED, outcome="passed_with_warnings", warnings=2)  # the gate's counts are not data
+    second = publish(warehouse_copy, out, gate=warnings, edition="year_end", period_start=YEAR_2022,
+                     areas=["ALL", "RA"])
+    assert [s.status for s in second.scorecards] == ["unchanged", "unchanged"]
+    assert _editions(warehouse_copy) == rows
+    assert {p: p.read_bytes() for p in _files(out)} == files
+    assert [s.files for s in second.scorecards] == [s.files for s in first.scorecards]
+
+    with psycopg.connect(warehouse_copy) as conn, pytest.raises(psycopg.errors.RaiseException):
+        conn.execute("update ops.scorecard_editions set sha256 = 'tampered'")
+
+
+def test_restatement_never_changes_what_was_published_and_republish_records_the_next_edition(
+        warehouse_copy, tmp_path, no_smtp):
+    out = tmp_path / "out"
+    publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022, areas=["ALL", "YQ"])
+    published = {p: p.read_bytes() for p in _files(out)}
+    with psycopg.connect(warehouse_copy) as conn:  # a restatement of YQ's 2022 high-tech enterprises
+        conn.execute("update kpi.kpi_values set actual_value = actual_value + 7"
+                     " where kpi_code = 'K04' and area_code = 'YQ' and grain = 'year' and period_start = %s",
+                     (YEAR_2022,))
+
+    quiet = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+                    areas=["ALL", "YQ"])
+    assert {s.area_code: s.status for s in quiet.scorecards} == {"ALL": "unchanged", "YQ": "restated"}
+    assert {p: p.read_bytes() for p in _files(out)} == published
+    assert len(_editions(warehouse_copy)) == 6
+
+    again = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+                    areas=["ALL", "YQ"], republish=True)
+    assert {s.area_code: (s.status, s.edition_no) for s in again.scorecards} == {
+        "ALL": ("unchanged", 1), "YQ": ("republished", 2)}
+    rows = _editions(warehouse_copy)
+    assert len(rows) == 9 and {r[5].rsplit("_", 1)[1] for r in rows if r[3] == 2} == {"v2.html", "v2.pdf", "v2.xlsx"}
+    for path, content in published.items():  # edition 1 is still there, byte for byte
+        assert path.read_bytes() == content
+    assert "第2版" in Path(again.scorecards[1].files["html"]).read_text(encoding="utf-8")
+
+
+def test_a_blocked_quality_gate_produces_no_scorecard_and_sends_no_email(warehouse_copy, tmp_path, smtp_server):
+    out = tmp_path / "out"
+    with pytest.raises(GateBlocked):
+        publish(warehouse_copy, out, gate=BLOCKED, edition="year_end", period_start=YEAR_2022)
+    with pytest.raises(GateBlocked):
+        publish(warehouse_copy, out, gate=None, edition="year_end", period_start=YEAR_2022)
+    assert _files(out) == []
+    assert smtp_server.envelopes == []
+    assert _editions(warehouse_copy) == []
+
+
+def test_a_missing_return_makes_its_area_and_the_corridor_provisional_and_names_it(warehouse_copy):
+    with psycopg.connect(warehouse_copy) as conn:  # YQ's November return never came
+        conn.execute("delete from raw.district_returns where area_code = 'YQ' and report_month = '2022-11-01'")
+        conn.execute("update ops.load_ledger set status = 'rejected'"
+                     " where feed = 'district' and file_name like 'YQ\\_202211\\_v%'")
+    yq = load_scorecard(warehouse_copy, "quarterly", date(2022, 10, 1), "YQ", PASSED)
+    corridor = load_scorecard(warehouse_copy, "quarterly", date(2022, 10, 1), "ALL", PASSED)
+    lw = load_scorecard(warehouse_copy, "quarterly", date(2022, 10, 1), "LW", PASSED)
+    line = "乐清市 片区月报：2022年11月"
+    assert yq.provisional and line in yq.completeness.missing
+    assert corridor.provisional and line in corridor.completeness.missing
+    assert line not in lw.completeness.missing
+    assert yq.data_sha256 != load_scorecard(warehouse_copy, "quarterly", date(2022, 7, 1), "YQ", PASSED).data_sha256

@@ -1,0 +1,154 @@
+"""The dbt warehouse on the built city demo set: rules, completeness, incremental, BI access."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from corridor import transform
+from corridor.db import libpq_params
+from tests.conftest import ROOT, scalar
+
+
+def test_dbt_build_ran_every_model_test_and_unit_test(built_warehouse):
+    kinds = {}
+    for resource_type, _, status in built_warehouse.dbt_results:
+        kinds.setdefault(resource_type, []).append(status)
+    statuses = {(kind, status) for kind, found in kinds.items() for status in found}
+    assert {s for _, s in statuses} <= {"success", "pass", "no-op"}, sorted(statuses)
+    assert len(kinds["model"]) >= 35
+    assert len(kinds["test"]) >= 250
+    assert len(kinds["unit_test"]) >= 15
+
+
+def test_restated_month_replaces_earlier_version_while_both_stay_on_record(built_warehouse):
+    url = built_warehouse.url
+    with psycopg.connect(url) as conn:
+        restated = conn.execute(
+            "select area_code, report_month, file_version, ledger_id"
+            " from intermediate.int_district_returns_versioned where is_restated").fetchall()
+        assert restated, "the demo set restates some area-months"
+        for area, month, version, ledger_id in restated:
+            on_record = conn.execute(
+                "select array_agg(distinct file_version order by file_version) from raw.district_projects"
+                " where area_code = %s and report_month = %s", (area, month)).fetchone()[0]
+            assert len(on_record) >= 2 and on_record[-1] == version
+            used = conn.execute(
+                "select array_agg(distinct ledger_id) from intermediate.int_district_projects_versioned"
+                " where area_code = %s and report_month = %s", (area, month)).fetchone()[0]
+            assert used == [ledger_id]
+
+
+def test_kpi_values_has_one_row_per_kpi_area_and_period(built_warehouse):
+    url = built_warehouse.url
+    with psycopg.connect(url) as conn:
+        periods = dict(conn.execute(
+            "select grain, count(distinct period_start) from kpi.kpi_values group by grain").fetchall())
+        rows = conn.execute("select count(*) from kpi.kpi_values").fetchone()[0]
+        kpis = conn.execute("select count(distinct kpi_code) from kpi.kpi_values").fetchone()[0]
+        areas = conn.execute("select array_agg(distinct area_code order by area_code) from kpi.kpi_values").fetchone()[0]
+    # 2020-01 .. 2022-12: the demo data's as-of month is December 2022.
+    assert periods == {"month": 36, "quarter": 12, "year": 3}
+    assert kpis == 18
+    assert areas == sorted(["ALL", "LW", "OH", "YQ", "RA", "ZN", "OJK"])
+    assert rows == 18 * 7 * (36 + 12 + 3)
+
+
+def test_corridor_distinct_counts_are_not_sums_of_areas(built_warehouse):
+    """K06 counts a person once over the corridor, in the area of their earliest intake."""
+    with psycopg.connect(built_warehouse.url) as conn:
+        total, by_area = conn.execute(
+            """
+            select max(actual_value) filter (where area_code = 'ALL'),
+                   sum(actual_value) filter (where area_code <> 'ALL')
+            from kpi.kpi_values where kpi_code = 'K06' and grain = 'year' and period_start = '2022-01-01'
+            """).fetchone()
+        persons = conn.execute(
+            "select count(distinct person_key) from marts.fct_talent_intake").fetchone()[0]
+    assert total == by_area
+    assert 0 < total <= persons
+
+
+def _snapshot(url: str, table: str, key: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql.SQL("select * from {} order by {}").format(
+            sql.Identifier(*table.split(".")), sql.Identifier(key))).fetchall()
+
+
+def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, monkeypatch):
+    """Hold back the last two months of contract and loan files, build, add them back, run incrementally."""
+    facts = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id"}
+    full = {t: _snapshot(built_warehouse.url, t, k) for t, k in facts.items()}
+    url = warehouse_copy
+    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
+                       if k in ("host", "port", "user", "password")}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    with psycopg.connect(url) as conn:
+        held = conn.execute(
+            "select ledger_id from ops.load_ledger where feed = 'techmarket'"
+            " and file_name >= 'tech_contracts_20221101.csv'"
+            " union select ledger_id from ops.load_ledger where feed = 'bank' and file_name ~ '_2022(11|12)'").fetchall()
+        held = [h[0] for h in held]
+        assert len(held) > 40
+        for table in ("techmarket_contracts", "bank_loans"):
+            conn.execute(sql.SQL("create table {} as select * from {} where ledger_id = any(%s)").format(
+                sql.Identifier("public", f"held_{table}"), sql.Identifier("raw", table)), (held,))
+            conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
+                sql.Identifier("raw", table)), (held,))
+    selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "--quiet"]
+    transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
+    before = {t: _snapshot(url, t, k) for t, k in facts.items()}
+    assert all(before[t] != full[t] for t in facts), "holding back files must change the facts"
+    with psycopg.connect(url) as conn:
+        for table in ("techmarket_contracts", "bank_loans"):
+            conn.execute(sql.SQL("insert into {} select * from {}").format(
+                sql.Identifier("raw", table), sql.Identifier("public", f"held_{table}")))
+    transform.dbt(["run", *selection], ROOT / "dbt_project")
+    after = {t: _snapshot(url, t, k) for t, k in facts.items()}
+    for table in facts:
+        assert len(after[table]) == len(full[table]), table
+        assert after[table] == full[table], table
+
+
+@pytest.fixture
+def bi_login(built_warehouse, pg_admin_url):
+    """A login role that is a member of bi_reader, as a BI tool would use."""
+    name = f"bi_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create role {} login password {} in role bi_reader").format(
+            sql.Identifier(name), sql.Literal(password)))
+    params = libpq_params(built_warehouse.url)
+    yield psycopg.conninfo.make_conninfo(host=params["host"], port=params["port"], dbname=params["dbname"],
+                                         user=name, password=password)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop owned by {} cascade").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
+def test_bi_reader_reads_marts_and_kpi_and_nothing_else(bi_login, built_warehouse):
+    with psycopg.connect(bi_login, autocommit=True) as conn:
+        assert conn.execute("select count(*) from kpi.kpi_values").fetchone()[0] > 0
+        assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0
+        assert conn.execute("select count(*) from marts.fct_talent_intake").fetchone()[0] > 0
+        for table in ("raw.hr_talents", "raw.techmarket_contracts", "ops.load_ledger", "ops.quarantine",
+                      "staging.stg_hr__talents", "intermediate.int_talent_records_resolved"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select 1 from {table} limit 1")
+        # Nothing a BI user can see is personal: no ID number, no name, only the keyed pseudonym.
+        visible = conn.execute(
+            """
+            select table_schema, table_name, column_name from information_schema.columns
+            where table_schema in ('marts', 'kpi')
+              and (column_name ~ '(id_number|^name$|person_name|talent_name|phone|contact)')
+            """).fetchall()
+        assert visible == []
+        schemas = {r[0] for r in conn.execute(
+            "select distinct table_schema from information_schema.tables"
+            " where has_table_privilege(quote_ident(table_schema) || '.' || quote_ident(table_name), 'select')"
+            " and table_schema not in ('pg_catalog', 'information_schema')")}
+        assert schemas == {"marts", "kpi"}
