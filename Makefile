@@ -7,11 +7,12 @@ UV_VERSION := 0.13.9
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint lock clean-state help
+.PHONY: run test install docs lint lock clean-state help
 
 help:
 	@echo "make run    - the whole pipeline on the demo data (or CORRIDOR_LANDING_DIR)"
 	@echo "make test   - the test suite (real PostgreSQL, Airflow, dbt, GX)"
+	@echo "make docs   - dbt docs generate (dbt_project/target/index.html)"
 	@echo "make lint   - ruff"
 	@echo "make lock   - recompile requirements.lock from requirements.in"
 
@@ -29,6 +30,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+docs: $(STAMP)
+	$(BIN)/corridor dbt docs generate
+	@echo "dbt docs: dbt_project/target/index.html"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src dags tests

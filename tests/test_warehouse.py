@@ -10,7 +10,7 @@ from psycopg import sql
 
 from corridor import transform
 from corridor.db import libpq_params
-from tests.conftest import ROOT, scalar
+from tests.conftest import ROOT
 
 
 def test_dbt_build_ran_every_model_test_and_unit_test(built_warehouse):

@@ -81,6 +81,23 @@ def db_url() -> None:
     click.echo(url)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt(args: tuple[str, ...]) -> None:
+    """Run dbt against the warehouse, e.g. `corridor dbt docs generate`, `corridor dbt build -s kpi`."""
+    from corridor import config, transform
+    from corridor import db as database
+
+    settings = config.load()
+    url = database.warehouse_url(settings)
+    database.ensure_schema(url)
+    transform.set_dbt_env(url)
+    try:
+        transform.dbt(list(args), settings.dbt_project_dir)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command()
 @click.argument("feeds", nargs=-1)
 def ingest(feeds: tuple[str, ...]) -> None:
