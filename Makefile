@@ -6,8 +6,9 @@ VENV   ?= .venv
 UV_VERSION := 0.13.9
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SYSDEPS := scripts/install-system-deps.sh
 
-.PHONY: run test install docs lint lock clean-state help
+.PHONY: run test install system-deps docs lint lock clean-state help
 
 help:
 	@echo "make run    - the whole pipeline on the demo data (or CORRIDOR_LANDING_DIR)"
@@ -25,10 +26,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+system-deps:
+	sh $(SYSDEPS)
+
+run: $(STAMP) system-deps
 	$(BIN)/corridor run
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 docs: $(STAMP)

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from markupsafe import escape
 
 from corridor.scorecards import (
     GateBlocked,
+    check_gate,
     editions_due,
     load_scorecard,
+    normalise_gate,
     publish,
     render,
 )
@@ -140,6 +143,18 @@ def test_editions_due_follow_the_plans_rhythm_in_shanghai_time():
     # 31 March 20:00 UTC is already 1 April in Shanghai
     assert editions_due(datetime(2023, 3, 31, 20, 0, tzinfo=UTC))[1] == ("quarterly", date(2023, 1, 1))
     assert editions_due(jan, editions="year_end") == [("year_end", date(2022, 1, 1))]
+
+
+def test_the_quality_reports_own_summary_is_read_as_a_gate():
+    report = {"blocking": False, "passed": True, "data_docs_path": "/docs/index.html", "suites": [{"suite": "x"}],
+              "totals": {"suites": 12, "expectations": 150, "passed": 148, "warnings": 2, "failed": 0}}
+    assert normalise_gate(report) == {"blocking": False, "outcome": "passed_with_warnings", "suites": 12,
+                                      "expectations": 150, "failed": 0, "warnings": 2,
+                                      "data_docs": "/docs/index.html"}
+    assert check_gate(PASSED)["outcome"] == "passed"
+    for blocked in (BLOCKED, {"outcome": "passed"}, None):  # no explicit `blocking: False` blocks
+        with pytest.raises(GateBlocked):
+            check_gate(blocked)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -267,8 +282,9 @@ def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy
                 assert b"<f>" not in z.read(name) and b"<f " not in z.read(name), name
 
     page = files["html"].read_text(encoding="utf-8")
-    assert html.escape(FORMULA_NAME) in page
+    assert str(escape(FORMULA_NAME)) in page             # =HYPERLINK(&#34;http://x&#34;,&#34;y&#34;)
     assert FORMULA_NAME not in page                      # only ever escaped
+    assert FORMULA_NAME in html.unescape(page)
     assert not re.search(r"href\s*=\s*[\"']?http://x", page)
 
 
@@ -336,6 +352,12 @@ def test_publishing_twice_without_a_restatement_records_one_edition(warehouse_co
     assert {p: p.read_bytes() for p in _files(out)} == files
     assert [s.files for s in second.scorecards] == [s.files for s in first.scorecards]
 
+    lost = second.scorecards[1].files["pdf"]  # a published file deleted by mistake is restored byte for byte
+    lost.unlink()
+    third = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022, areas=["RA"])
+    assert third.scorecards[0].status == "unchanged" and lost.read_bytes() == files[lost]
+    assert _editions(warehouse_copy) == rows
+
     with psycopg.connect(warehouse_copy) as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("update ops.scorecard_editions set sha256 = 'tampered'")
 
@@ -391,3 +413,19 @@ def test_a_missing_return_makes_its_area_and_the_corridor_provisional_and_names_
     assert corridor.provisional and line in corridor.completeness.missing
     assert line not in lw.completeness.missing
     assert yq.data_sha256 != load_scorecard(warehouse_copy, "quarterly", date(2022, 7, 1), "YQ", PASSED).data_sha256
+
+
+def test_the_packages_own_completeness_rule_agrees_with_the_quality_gates(warehouse_copy):
+    from corridor.scorecards import completeness as comp  # the module
+
+    pytest.importorskip("corridor.quality.completeness")
+    with psycopg.connect(warehouse_copy) as conn:  # a gap of each kind
+        conn.execute("delete from raw.district_returns where area_code = 'OH' and report_month = '2022-05-01'")
+        conn.execute("update ops.load_ledger set status = 'rejected' where feed in ('district', 'bank', 'hr')"
+                     " and file_name in ('OH_202205_v1.xlsx', 'WZB_202206.csv', 'talent_202204.jsonl')")
+        months = comp.months_of("year", date(2022, 1, 1)) + comp.months_of("quarter", date(2021, 10, 1))
+        quality = sorted(comp._gaps_from_quality(conn, months), key=repr)
+        own = sorted(comp._gaps_own(conn, months), key=repr)
+    assert {(g.feed, g.source_code, g.month) for g in own} >= {
+        ("district", "OH", date(2022, 5, 1)), ("bank", "WZB", date(2022, 6, 1)), ("hr", "hr", date(2022, 4, 1))}
+    assert [(g.feed, g.source_code, g.month) for g in own] == [(g.feed, g.source_code, g.month) for g in quality]

@@ -117,5 +117,13 @@ def ingest(feeds: tuple[str, ...]) -> None:
     sys.exit(0 if all(r.state == "success" for r in results) else 1)
 
 
+def _register_subcommands() -> None:
+    from corridor.scorecards.cli import scorecards
+
+    main.add_command(scorecards)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,41 @@
+"""Scorecards (指标完成情况) for the six areas and the corridor office, at the plan's rhythm.
+
+月度例会 (monthly), 季度观摩 (quarterly) and 年度比拼 (year-end, with the
+ranking of the six areas), each for ``ALL`` (the corridor) and every area, in
+three formats: PDF (A4, Noto Sans CJK SC embedded), XLSX (numbers as numbers,
+text safe from formula injection, native charts) and one self-contained HTML
+file (phones).
+
+- `render(url, edition=..., period_start=..., area=..., gate=..., out_dir=...)`:
+  one scorecard in three formats, nothing recorded.
+- `publish(url, out_dir, gate=..., ...)`: gated, recorded in
+  ``ops.scorecard_editions`` (frozen), e-mailed via the Airflow SMTP provider.
+- `editions_due(logical_date)`: which (edition, period_start) a publish run
+  publishes; `PUBLISH_SCHEDULE` is its cron (Asia/Shanghai).
+"""
+
+from corridor.scorecards.completeness import Completeness
+from corridor.scorecards.data import PeriodNotAvailable, Scorecard, latest_period, load_scorecard
+from corridor.scorecards.editions import (
+    EDITION_SCHEDULES,
+    EDITIONS,
+    PUBLISH_SCHEDULE,
+    TIMEZONE,
+    editions_due,
+)
+from corridor.scorecards.fonts import FontMissing
+from corridor.scorecards.gate import GateBlocked, check_gate, normalise_gate
+from corridor.scorecards.publish import (
+    FORMATS,
+    PublishedScorecard,
+    PublishResult,
+    format_publish_result,
+    publish,
+    render,
+)
+
+__all__ = [
+    "EDITIONS", "EDITION_SCHEDULES", "FORMATS", "PUBLISH_SCHEDULE", "TIMEZONE", "Completeness", "FontMissing",
+    "GateBlocked", "PeriodNotAvailable", "PublishResult", "PublishedScorecard", "Scorecard",
+    "check_gate", "editions_due", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
+]

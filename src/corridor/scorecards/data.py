@@ -1,0 +1,429 @@
+"""What a scorecard shows, read from the warehouse (marts and kpi schemas only).
+
+`load_scorecard` gathers, for one edition × period × area (or ``ALL``): each
+KPI's values and monthly series (kpi.kpi_values with kpi.kpi_catalogue), the
+year-end ranking (kpi.area_ranking), the period's detail (marts.dim_platform,
+marts.fct_certifications, marts.fct_projects), the completeness of the
+period's deliveries and the quality gate's outcome.
+
+`Scorecard.data_sha256` hashes a canonical JSON of the *data* only (values,
+series, ranking, detail, catalogue wording, completeness), not the data's
+as-of date, the gate's counts, the edition number or any rendering: the same
+data gives the same hash, so publishing it twice records one edition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+
+import psycopg
+import yaml
+
+from corridor.scorecards.completeness import Completeness, completeness
+from corridor.scorecards.editions import Edition, add_months, edition
+from corridor.scorecards.gate import normalise_gate
+
+log = logging.getLogger(__name__)
+
+CORRIDOR_NAME = "环大罗山科创走廊"
+ALL = "ALL"
+ALL_NAME = "全走廊"
+AREA_ORDER = ("LW", "OH", "YQ", "RA", "ZN", "OJK")
+SERIES_MONTHS = 36  # the trend shows at most the last 36 months
+
+# status -> (label, symbol, colour); the symbol keeps the status readable in black and white
+STATUS = {
+    "ahead": ("超前", "▲", "#1a7f37"),
+    "on_track": ("按进度", "●", "#1f5fae"),
+    "behind": ("滞后", "▼", "#c62828"),
+    "no_target": ("仅监测", "○", "#6b7280"),
+    None: ("无数据", "—", "#6b7280"),
+}
+
+GATE_OUTCOMES = {
+    "passed": "通过",
+    "passed_with_warnings": "通过（有警告）",
+    "failed": "未通过",
+}
+
+
+class PeriodNotAvailable(LookupError):
+    """The warehouse has no complete period of this grain starting that day (yet)."""
+
+
+@dataclass
+class Kpi:
+    code: str
+    name: str
+    unit: str
+    measure_type: str          # count / sum / rate
+    target_kind: str           # cumulative / annual / none
+    has_target: bool
+    target_text: str           # Chinese, from the catalogue's target_text
+    definition: str            # Chinese when the wording matches the catalogue, else the catalogue's text
+    actual: Decimal | None
+    target: Decimal | None
+    paced_target: Decimal | None
+    completion: Decimal | None
+    status: str | None
+    series: list[tuple[date, Decimal | None, Decimal | None]] = field(default_factory=list)
+
+    @property
+    def status_label(self) -> str:
+        return STATUS.get(self.status, STATUS[None])[0]
+
+    @property
+    def status_symbol(self) -> str:
+        return STATUS.get(self.status, STATUS[None])[1]
+
+    @property
+    def status_colour(self) -> str:
+        return STATUS.get(self.status, STATUS[None])[2]
+
+    @property
+    def label(self) -> str:
+        """The indicator's name with its unit when the name does not carry it."""
+        if not self.unit or self.unit in self.name or self.measure_type == "rate":
+            return self.name
+        return f"{self.name}（{self.unit}）"
+
+
+@dataclass
+class Rank:
+    rank: int
+    area_code: str
+    area_name: str
+    score: Decimal | None
+    kpis_scored: int
+
+
+@dataclass
+class Scorecard:
+    edition: Edition
+    period_start: date
+    period_end: date
+    area_code: str
+    area_name: str
+    as_of: date
+    kpis: list[Kpi]
+    ranking: list[Rank] | None
+    platforms: list[dict]
+    certifications: list[dict]
+    projects: list[dict]
+    completeness: Completeness
+    gate: dict | None
+    status_thresholds: tuple[Decimal, Decimal]  # ahead ≥ x, on track ≥ y
+    edition_no: int | None = None
+
+    # -- labels -----------------------------------------------------------------------
+    @property
+    def period_label(self) -> str:
+        return self.edition.period_label(self.period_start)
+
+    @property
+    def title(self) -> str:
+        return f"{CORRIDOR_NAME}建设指标完成情况"
+
+    @property
+    def subtitle(self) -> str:
+        return f"{self.period_label}{self.edition.label} · {self.area_name}"
+
+    @property
+    def full_title(self) -> str:
+        return f"{CORRIDOR_NAME}{self.edition.title(self.period_start)}指标完成情况（{self.area_name}）"
+
+    @property
+    def provisional(self) -> bool:
+        return self.completeness.provisional
+
+    @property
+    def gate_outcome(self) -> str:
+        return (self.gate or {}).get("outcome") or "not_run"
+
+    @property
+    def gate_label(self) -> str:
+        if not self.gate:
+            return "未执行（未提供数据质量检查结果）"
+        return GATE_OUTCOMES.get(self.gate.get("outcome"), str(self.gate.get("outcome")))
+
+    @property
+    def gate_counts(self) -> str | None:
+        g = self.gate or {}
+        if g.get("expectations") is None:
+            return None
+        return (f"{g.get('suites', 0)}个检查套件、{g.get('expectations', 0)}项校验，"
+                f"失败{g.get('failed', 0)}项，警告{g.get('warnings', 0)}项")
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for k in self.kpis:
+            counts[k.status_label] = counts.get(k.status_label, 0) + 1
+        return counts
+
+    # -- the canonical data ---------------------------------------------------------------
+    def canonical(self) -> dict:
+        """The data this scorecard shows, as plain JSON values (no as-of, no gate, no edition number)."""
+        return {
+            "edition": self.edition.code,
+            "period": [self.period_start.isoformat(), self.period_end.isoformat()],
+            "area": [self.area_code, self.area_name],
+            "kpis": [{
+                "code": k.code, "name": k.name, "unit": k.unit, "target_text": k.target_text,
+                "definition": k.definition, "actual": _num(k.actual), "target": _num(k.target),
+                "paced_target": _num(k.paced_target), "completion": _num(k.completion), "status": k.status,
+                "series": [[m.isoformat(), _num(a), _num(p)] for m, a, p in k.series],
+            } for k in self.kpis],
+            "ranking": None if self.ranking is None else [
+                [r.rank, r.area_code, _num(r.score), r.kpis_scored] for r in self.ranking],
+            "platforms": [_plain(r) for r in self.platforms],
+            "certifications": [_plain(r) for r in self.certifications],
+            "projects": [_plain(r) for r in self.projects],
+            "completeness": {"publishable": self.completeness.publishable, "missing": self.completeness.missing},
+            "status_thresholds": [_num(t) for t in self.status_thresholds],
+        }
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def data_sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+
+def _num(value) -> str | None:
+    """A number as canonical text (Decimal keeps every digit; no float rounding)."""
+    if value is None:
+        return None
+    d = Decimal(value) if not isinstance(value, Decimal) else value
+    text = format(d.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def _plain(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = _num(value)
+        elif isinstance(value, date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+# -- Chinese wording ------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _definitions_zh() -> dict:
+    text = resources.files("corridor.scorecards").joinpath("definitions_zh.yml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def definition_zh(code: str, catalogue_definition: str) -> str:
+    """The Chinese wording when it translates the catalogue's current text; else the catalogue's text."""
+    entry = _definitions_zh().get(code)
+    if entry and entry.get("source", "").strip() == (catalogue_definition or "").strip():
+        return entry["zh"]
+    log.warning("KPI %s: the catalogue's definition changed; the scorecard shows the catalogue's text "
+                "until definitions_zh.yml is updated", code)
+    return catalogue_definition
+
+
+_TARGET_BY = re.compile(r"^(?P<ge>≥\s*)?(?P<n>[\d,.]+)\s+by\s+(?P<year>\d{4})$")
+_TARGET_YEARLY = re.compile(r"^(?P<ge>≥\s*)?(?P<n>[\d,.]+)\s+every\s+year$")
+
+
+def target_text_zh(text: str | None, unit: str, measure_type: str) -> str:
+    """'≥ 20 by 2022' → '2022年底前 ≥ 20家'; '10 every year' → '每年 10个'; 'tracked, no target' → '仅监测，不设目标'."""
+    text = (text or "").strip()
+    if not text or text.startswith("tracked"):
+        return "仅监测，不设目标"
+
+    def amount(n: str) -> str:
+        if measure_type == "rate":
+            return f"{Decimal(n.replace(',', '')) * 100:.0f}%"
+        return f"{n}{unit}"
+
+    m = _TARGET_BY.match(text)
+    if m:
+        return f"{m['year']}年底前{' ≥ ' if m['ge'] else ' '}{amount(m['n'])}"
+    m = _TARGET_YEARLY.match(text)
+    if m:
+        return f"每年{' ≥ ' if m['ge'] else ' '}{amount(m['n'])}"
+    return text
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+def area_names(conn: psycopg.Connection) -> dict[str, str]:
+    return dict(conn.execute("select area_code, area_name from marts.dim_area").fetchall())
+
+
+def latest_period(url: str, edition_code: str) -> date:
+    """The latest complete period of the edition's grain as of the data."""
+    ed = edition(edition_code)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("select max(period_start) from kpi.kpi_periods where grain = %s", (ed.grain,)).fetchone()
+    if not row or row[0] is None:
+        raise PeriodNotAvailable(f"the warehouse has no complete {ed.grain} yet")
+    return row[0]
+
+
+def _status_thresholds(conn: psycopg.Connection) -> tuple[Decimal, Decimal]:
+    """(ahead ≥, on track ≥) from seed kpi_status_thresholds, for the footnote; defaults 1.05 / 0.95."""
+    found: dict[str, Decimal] = {}
+    try:
+        with conn.transaction():
+            for status, low in conn.execute(
+                    "select status, min_completion_ratio from seeds.kpi_status_thresholds").fetchall():
+                found[status] = Decimal(str(low))
+    except psycopg.Error as exc:
+        log.warning("status thresholds unreadable (%s): the footnote shows the defaults", exc)
+    return found.get("ahead", Decimal("1.05")), found.get("on_track", Decimal("0.95"))
+
+
+def load_scorecard(url: str, edition_code: str, period_start: date, area: str, gate: dict | None,
+                   edition_no: int | None = None) -> Scorecard:
+    ed = edition(edition_code)
+    ed.check_start(period_start)
+    area = area.upper()
+    with psycopg.connect(url) as conn:
+        names = area_names(conn)
+        if area != ALL and area not in names:
+            raise ValueError(f"unknown area {area!r} (expected ALL or one of {', '.join(sorted(names))})")
+        period = conn.execute(
+            "select period_end, as_of_date from kpi.kpi_periods where grain = %s and period_start = %s",
+            (ed.grain, period_start)).fetchone()
+        if period is None:
+            raise PeriodNotAvailable(
+                f"{ed.period_label(period_start)} ({ed.grain} from {period_start}) is not complete in the "
+                f"warehouse: the data's as-of month has not reached its end")
+        period_end, as_of = period
+        kpis = _kpis(conn, ed, period_start, period_end, area)
+        ranking = _ranking(conn, period_start.year, names) if ed.code == "year_end" else None
+        area_filter = None if area == ALL else area
+        platforms = _platforms(conn, period_start, period_end, area_filter, names)
+        certifications = _certifications(conn, period_start, period_end, area_filter, names)
+        projects = _projects(conn, period_start, period_end, area_filter, names)
+        thresholds = _status_thresholds(conn)
+    comp = completeness(url, ed.grain, period_start, area, names)
+    return Scorecard(
+        edition=ed, period_start=period_start, period_end=period_end, area_code=area,
+        area_name=ALL_NAME if area == ALL else names[area], as_of=as_of, kpis=kpis, ranking=ranking,
+        platforms=platforms, certifications=certifications, projects=projects, completeness=comp,
+        gate=normalise_gate(gate), status_thresholds=thresholds, edition_no=edition_no)
+
+
+def _kpis(conn, ed: Edition, period_start: date, period_end: date, area: str) -> list[Kpi]:
+    rows = conn.execute(
+        """
+        select c.kpi_code, c.indicator_name, c.unit, c.measure_type, c.target_kind, c.has_target,
+               c.target_text, c.definition, v.actual_value, v.target_value, v.paced_target_value,
+               v.completion_ratio, v.status
+        from kpi.kpi_catalogue as c
+        left join kpi.kpi_values as v
+            on v.kpi_code = c.kpi_code and v.area_code = %s and v.grain = %s and v.period_start = %s
+        order by c.kpi_code
+        """, (area, ed.grain, period_start)).fetchall()
+    first_month = max(date(2020, 1, 1), add_months(date(period_end.year, period_end.month, 1), 1 - SERIES_MONTHS))
+    series: dict[str, list] = {}
+    for code, month, actual, paced in conn.execute(
+            """
+            select kpi_code, period_start, actual_value, paced_target_value
+            from kpi.kpi_values
+            where area_code = %s and grain = 'month' and period_start between %s and %s
+            order by kpi_code, period_start
+            """, (area, first_month, period_end)).fetchall():
+        series.setdefault(code, []).append((month, actual, paced))
+    return [
+        Kpi(code=code, name=name, unit=unit or "", measure_type=mtype, target_kind=kind, has_target=bool(has_target),
+            target_text=target_text_zh(ttext, unit or "", mtype), definition=definition_zh(code, definition),
+            actual=actual, target=target, paced_target=paced, completion=ratio, status=status,
+            series=series.get(code, []))
+        for code, name, unit, mtype, kind, has_target, ttext, definition, actual, target, paced, ratio, status in rows
+    ]
+
+
+def _ranking(conn, year: int, names: dict[str, str]) -> list[Rank]:
+    rows = conn.execute(
+        """
+        select area_rank, area_code, composite_score, kpis_scored
+        from kpi.area_ranking where ranking_year = %s order by area_rank, area_code
+        """, (year,)).fetchall()
+    return [Rank(rank, code, names.get(code, code), score, kpis or 0) for rank, code, score, kpis in rows]
+
+
+def _area_sort(row: dict) -> int:
+    """Areas in the plan's order (LW, OH, YQ, RA, ZN, OJK); a stable sort keeps the SQL order within."""
+    return AREA_ORDER.index(row["area_code"]) if row["area_code"] in AREA_ORDER else len(AREA_ORDER)
+
+
+def _platforms(conn, start: date, end: date, area: str | None, names: dict[str, str]) -> list[dict]:
+    rows = conn.execute(
+        """
+        select area_code, platform_id, platform_name, platform_category, platform_level, host_name,
+               first_recognised_date as recognised_date,
+               case when revoked_date is not null and revoked_date <= %(end)s then '已撤销' else '在册' end
+                   as standing
+        from marts.dim_platform
+        where first_recognised_date between %(start)s and %(end)s
+          and (%(area)s::text is null or area_code = %(area)s::text)
+        order by area_code, first_recognised_date, platform_id
+        """, {"start": start, "end": end, "area": area})
+    cols = [d.name for d in rows.description]
+    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    for r in out:
+        r["area_name"] = names.get(r["area_code"], r["area_code"])
+    return sorted(out, key=_area_sort)
+
+
+def _certifications(conn, start: date, end: date, area: str | None, names: dict[str, str]) -> list[dict]:
+    rows = conn.execute(
+        """
+        select area_code, enterprise_name, uscc, certification_type, certificate_no, granted_date,
+               valid_until,
+               case when revoked_date is not null and revoked_date <= %(end)s then '已撤销' else '有效' end
+                   as standing
+        from marts.fct_certifications
+        where granted_date between %(start)s and %(end)s
+          and (%(area)s::text is null or area_code = %(area)s::text)
+        order by area_code, certification_type, granted_date, enterprise_name, certificate_no
+        """, {"start": start, "end": end, "area": area})
+    cols = [d.name for d in rows.description]
+    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    for r in out:
+        r["area_name"] = names.get(r["area_code"], r["area_code"])
+    return sorted(out, key=_area_sort)
+
+
+def _projects(conn, start: date, end: date, area: str | None, names: dict[str, str]) -> list[dict]:
+    # The project's state as of the period end: its latest snapshot up to the period's last
+    # month (or its first snapshot, when it was first reported later).
+    rows = conn.execute(
+        """
+        select distinct on (project_key)
+               area_code, project_id, project_name, project_category, block_name, start_date,
+               planned_completion_date, project_status, cumulative_investment_10k_yuan, progress_pct
+        from marts.fct_projects
+        where start_date between %(start)s and %(end)s
+          and (%(area)s::text is null or area_code = %(area)s::text)
+        order by project_key,
+                 snapshot_month <= date_trunc('month', %(end)s::date) desc,
+                 case when snapshot_month <= date_trunc('month', %(end)s::date) then snapshot_month end
+                     desc nulls last,
+                 snapshot_month
+        """, {"start": start, "end": end, "area": area})
+    cols = [d.name for d in rows.description]
+    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    for r in out:
+        r["area_name"] = names.get(r["area_code"], r["area_code"])
+    return sorted(out, key=lambda r: (_area_sort(r), r["start_date"], r["project_id"]))

@@ -1,0 +1,157 @@
+"""E-mail delivery through the Airflow SMTP provider, to the recipients of the configuration file.
+
+- Recipients: ``config/recipients.yml`` (or the file ``CORRIDOR_RECIPIENTS_FILE``
+  names): per area code, and ``ALL`` for the corridor office.
+- Connection: ``smtp_default`` or the id in ``CORRIDOR_SMTP_CONN_ID``, configured
+  as Airflow connections are (``AIRFLOW_CONN_SMTP_DEFAULT``, a secrets
+  backend or the metastore). Without it: "SMTP not configured: nothing sent".
+- Sender: the connection's ``from_email`` extra, else ``sender`` of the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
+from pathlib import Path
+
+import yaml
+from markupsafe import escape
+
+from corridor.config import project_root
+from corridor.scorecards.data import ALL, AREA_ORDER, CORRIDOR_NAME, Scorecard
+from corridor.scorecards.format import day, percent
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "smtp_default"
+
+
+class RecipientsError(ValueError):
+    pass
+
+
+def smtp_conn_id() -> str:
+    return os.environ.get("CORRIDOR_SMTP_CONN_ID") or DEFAULT_CONN_ID
+
+
+def recipients_path() -> Path:
+    return Path(os.environ.get("CORRIDOR_RECIPIENTS_FILE") or project_root() / "config" / "recipients.yml")
+
+
+@dataclass(frozen=True)
+class Recipients:
+    sender: str | None
+    by_area: dict[str, list[str]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def for_area(self, area: str) -> list[str]:
+        return list(self.by_area.get(area, []))
+
+
+def load_recipients(path: Path | None = None) -> Recipients:
+    """Read and check the recipients file: known area codes, addresses that look like addresses."""
+    path = Path(path) if path else recipients_path()
+    if not path.is_file():
+        raise RecipientsError(f"recipients file {path} not found (set CORRIDOR_RECIPIENTS_FILE)")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(doc, dict):
+        raise RecipientsError(f"{path}: expected a mapping with 'sender' and 'recipients'")
+    areas = doc.get("recipients") or {}
+    if not isinstance(areas, dict):
+        raise RecipientsError(f"{path}: 'recipients' must map area codes to lists of addresses")
+    by_area: dict[str, list[str]] = {}
+    for area, addresses in areas.items():
+        if area not in (ALL, *AREA_ORDER):
+            raise RecipientsError(f"{path}: unknown area {area!r} (expected ALL or one of {', '.join(AREA_ORDER)})")
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        addresses = [str(a).strip() for a in addresses or [] if str(a).strip()]
+        bad = [a for a in addresses if "@" not in a or any(c in a for c in " ,;<>\r\n")]
+        if bad:
+            raise RecipientsError(f"{path}: area {area}: not e-mail addresses: {', '.join(bad)}")
+        by_area[area] = addresses
+    return Recipients(sender=_sender(doc.get("sender"), path), by_area=by_area, path=path)
+
+
+def _sender(value, path: Path) -> str | None:
+    """'名称 <addr>' with the display name RFC 2047-encoded, so a Chinese name is a valid From header."""
+    if not value:
+        return None
+    name, address = parseaddr(str(value))
+    if "@" not in address:
+        raise RecipientsError(f"{path}: sender {value!r} is not an e-mail address")
+    return formataddr((name, address), charset="utf-8") if name else address
+
+
+def smtp_configured(conn_id: str) -> bool:
+    """True when an Airflow connection ``conn_id`` exists (env var, secrets backend or metastore)."""
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    try:
+        SmtpHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
+def subject(sc: Scorecard) -> str:
+    text = f"【{CORRIDOR_NAME}】{sc.edition.title(sc.period_start)}指标完成情况（{sc.area_name}）第{sc.edition_no}版"
+    return text + ("【临时数据】" if sc.provisional else "")
+
+
+def body_html(sc: Scorecard, attachments: list[str]) -> str:
+    counts = "、".join(f"{label}{n}项" for label, n in sc.status_counts.items())
+    lines = [
+        f"<p>现将{escape(sc.full_title)}（第{sc.edition_no}版）发送如下，PDF与XLSX见附件。</p>",
+        "<ul>",
+        f"<li>统计期：{day(sc.period_start)}至{day(sc.period_end)}；数据截至{day(sc.as_of)}</li>",
+        f"<li>指标状态：{escape(counts)}</li>",
+        f"<li>质量检查：{escape(sc.gate_label)}</li>",
+        "<li>报送完整性：" + (f"临时数据，缺报：{escape('；'.join(sc.completeness.missing))}" if sc.provisional
+                         else "完整") + "</li>",
+    ]
+    if sc.ranking and sc.area_code != ALL:
+        mine = next((r for r in sc.ranking if r.area_code == sc.area_code), None)
+        if mine:
+            lines.append(f"<li>{sc.period_start.year}年度比拼：第{mine.rank}名（综合得分{percent(mine.score)}）</li>")
+    lines.append("</ul>")
+    lines.append("<p>附件：" + "、".join(str(escape(a)) for a in attachments) + "</p>")
+    lines.append(f"<p style=\"color:#59636e\">本邮件由{CORRIDOR_NAME}数据平台自动发送；"
+                 f"数据指纹 {sc.data_sha256[:12]}。</p>")
+    return "\n".join(lines)
+
+
+@dataclass
+class Message:
+    scorecard: Scorecard
+    to: list[str]
+    subject: str
+    html: str
+    files: list[Path]
+
+
+def send(messages: list[Message], conn_id: str, sender: str | None, on_sent) -> list[tuple[Message, Exception]]:
+    """Send each message over one SMTP session; call on_sent(message) after each; return the failures."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    failures: list[tuple[Message, Exception]] = []
+    if not messages:
+        return failures
+    with SmtpHook(smtp_conn_id=conn_id) as hook:
+        from_email = hook.from_email or sender
+        if not from_email:
+            raise RecipientsError(f"no sender: set from_email in connection {conn_id} or 'sender' in the "
+                                  f"recipients file")
+        for message in messages:
+            try:
+                hook.send_email_smtp(to=message.to, subject=message.subject, html_content=message.html,
+                                     from_email=from_email, files=[str(p) for p in message.files])
+            except Exception as exc:  # one failed address must not stop the others; reported by the caller
+                log.error("sending %s to %s failed: %s", message.subject, ", ".join(message.to), exc)
+                failures.append((message, exc))
+            else:
+                on_sent(message)
+    return failures

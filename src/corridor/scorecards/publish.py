@@ -1,0 +1,336 @@
+"""Render and publish scorecards: files under CORRIDOR_OUTPUT_DIR, editions recorded, e-mail sent.
+
+`render` writes one scorecard in the three formats. `publish` is the
+publication step of the plan's rhythm:
+
+1. refuses (raises `GateBlocked`) when the quality gate blocks: no file is
+   written, nothing is recorded or sent;
+2. per area (``ALL`` and the six), loads the scorecard's data and compares its
+   canonical sha256 with the latest recorded edition of the same edition ×
+   period × area:
+   - none recorded: renders edition 1, records it (`published`);
+   - same data: records nothing, reuses the published files (`unchanged`;
+     a published file that has gone missing is restored when a re-render
+     gives the recorded bytes);
+   - other data (a restatement): leaves the published edition alone
+     (`restated`, logged) unless ``republish=True``, which renders and
+     records edition_no + 1 with new files (`republished`);
+3. e-mails each area's current edition (PDF and XLSX attached) to its
+   recipients, once per edition, when an SMTP connection is configured.
+
+Files: ``<out_dir>/scorecards/<year>/<edition>/<area>/
+corridor-scorecard_<period>_<edition>_<area>_v<n>.<pdf|xlsx|html>`` (ASCII
+names: safe as e-mail attachments and on any file system; the titles inside
+are Chinese). A recorded file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from corridor.scorecards import delivery, registry
+from corridor.scorecards.data import ALL, AREA_ORDER, Scorecard, latest_period, load_scorecard
+from corridor.scorecards.editions import EDITIONS
+from corridor.scorecards.editions import edition as edition_of
+from corridor.scorecards.gate import check_gate
+from corridor.scorecards.render_html import render_html
+from corridor.scorecards.render_pdf import render_pdf
+from corridor.scorecards.render_xlsx import render_xlsx
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("pdf", "xlsx", "html")
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def file_stem(edition: str, period_start: date, area: str, edition_no: int | None) -> str:
+    ed = edition_of(edition)
+    stem = f"corridor-scorecard_{ed.period_slug(period_start)}_{ed.code}_{area}"
+    return stem + (f"_v{edition_no}" if edition_no else "")
+
+
+def edition_dir(out_dir: Path, edition: str, period_start: date, area: str) -> Path:
+    return Path(out_dir) / "scorecards" / str(period_start.year) / edition_of(edition).code / area
+
+
+def render_bytes(sc: Scorecard) -> dict[str, bytes]:
+    return {"pdf": render_pdf(sc), "xlsx": render_xlsx(sc), "html": render_html(sc).encode("utf-8")}
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def write_scorecard(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
+    """Render the three formats into target_dir; {format: (path, sha256, bytes)}."""
+    stem = file_stem(sc.edition.code, sc.period_start, sc.area_code, sc.edition_no)
+    out = {}
+    for fmt, content in render_bytes(sc).items():
+        path = Path(target_dir) / f"{stem}.{fmt}"
+        _write_atomic(path, content)
+        out[fmt] = (path, _sha256(content), len(content))
+    return out
+
+
+def render(url: str, *, edition: str, period_start: date, area: str, gate: dict | None, out_dir: Path,
+           edition_no: int | None = None) -> dict[str, Path]:
+    """Render one scorecard (area or ALL) as PDF, XLSX and HTML into ``out_dir``; {format: path}.
+
+    Records nothing and sends nothing (that is `publish`). Without ``edition_no``
+    the files carry no version (a preview).
+    """
+    sc = load_scorecard(url, edition, period_start, area, gate, edition_no=edition_no)
+    return {fmt: path for fmt, (path, _, _) in write_scorecard(sc, Path(out_dir)).items()}
+
+
+# -- publishing --------------------------------------------------------------------------------
+
+@dataclass
+class PublishedScorecard:
+    edition: str
+    period_start: date
+    period_end: date
+    area_code: str
+    area_name: str
+    status: str              # published / republished / unchanged / restated
+    edition_no: int          # the edition the files are (for `restated`: the one still published)
+    files: dict[str, Path]
+    data_sha256: str
+    data_as_of: date
+    checkpoint_outcome: str
+    provisional: bool
+    missing: list[str]
+    emailed_to: list[str] = field(default_factory=list)
+    scorecard: Scorecard | None = field(default=None, repr=False)
+
+    @property
+    def recorded(self) -> bool:
+        return self.status in ("published", "republished")
+
+
+@dataclass
+class PublishResult:
+    scorecards: list[PublishedScorecard] = field(default_factory=list)
+    smtp_configured: bool | None = None   # None: sending not asked for
+    emails_sent: int = 0
+    send_failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def recorded(self) -> list[PublishedScorecard]:
+        return [s for s in self.scorecards if s.recorded]
+
+    @property
+    def restated(self) -> list[PublishedScorecard]:
+        return [s for s in self.scorecards if s.status == "restated"]
+
+
+def _attestation(sc: Scorecard) -> dict:
+    gate = sc.gate or {}
+    return {
+        "gate": {k: gate.get(k) for k in ("blocking", "outcome", "suites", "expectations", "failed", "warnings",
+                                          "data_docs")},
+        "completeness": {"publishable": sc.completeness.publishable, "missing": sc.completeness.missing,
+                         "source": sc.completeness.source},
+    }
+
+
+def _restore_missing_files(sc: Scorecard, rec: registry.RecordedEdition) -> None:
+    """Published files are frozen; one that has gone missing is rewritten only when the bytes match the record."""
+    absent = {fmt: (path, sha) for fmt, (path, sha) in rec.files.items() if not path.is_file()}
+    if not absent:
+        return
+    sc.as_of = rec.data_as_of
+    sc.gate = (rec.attestation or {}).get("gate") or sc.gate
+    sc.edition_no = rec.edition_no
+    contents = render_bytes(sc)
+    for fmt, (path, sha) in absent.items():
+        if _sha256(contents[fmt]) == sha:
+            _write_atomic(path, contents[fmt])
+            log.warning("restored published file %s (bytes match the recorded sha256)", path)
+        else:
+            log.error("published file %s is missing and cannot be re-created byte for byte "
+                      "(recorded sha256 %s); re-publish the period to issue a new edition", path, sha)
+
+
+def _publish_one(url: str, out_dir: Path, edition: str, period_start: date, area: str, gate: dict,
+                 republish: bool) -> PublishedScorecard:
+    sc = load_scorecard(url, edition, period_start, area, gate)
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"scorecard:{edition}:{period_start}:{area}",))
+        rec = registry.latest_edition(conn, edition, period_start, area)
+        if rec is not None and (rec.data_sha256 == sc.data_sha256 or not republish):
+            status = "unchanged" if rec.data_sha256 == sc.data_sha256 else "restated"
+            if status == "unchanged":
+                _restore_missing_files(sc, rec)
+            else:
+                log.warning("%s: the data (values, lists or completeness) changed since edition %d was published "
+                            "(restatement); the published edition stays as it is: publish with republish=True "
+                            "to issue edition %d",
+                            sc.full_title, rec.edition_no, rec.edition_no + 1)
+            return PublishedScorecard(
+                edition, period_start, rec.period_end, area, sc.area_name, status, rec.edition_no,
+                {fmt: path for fmt, (path, _) in rec.files.items()}, rec.data_sha256, rec.data_as_of,
+                rec.checkpoint_outcome, rec.provisional, rec.missing,
+                scorecard=_as_published(sc, rec) if status == "unchanged" else None)
+        sc.edition_no = 1 if rec is None else rec.edition_no + 1
+        files = write_scorecard(sc, edition_dir(out_dir, edition, period_start, area))
+        registry.record_edition(
+            conn, edition=edition, period_start=period_start, period_end=sc.period_end, area=area,
+            edition_no=sc.edition_no, files=files, data_sha256=sc.data_sha256, data_as_of=sc.as_of,
+            checkpoint_outcome=sc.gate_outcome, provisional=sc.provisional, missing=sc.completeness.missing,
+            attestation=_attestation(sc))
+    return PublishedScorecard(
+        edition, period_start, sc.period_end, area, sc.area_name, "published" if sc.edition_no == 1 else "republished",
+        sc.edition_no, {fmt: path for fmt, (path, _, _) in files.items()}, sc.data_sha256, sc.as_of,
+        sc.gate_outcome, sc.provisional, sc.completeness.missing, scorecard=sc)
+
+
+def _as_published(sc: Scorecard, rec: registry.RecordedEdition) -> Scorecard:
+    """The scorecard as its recorded edition shows it (for the e-mail of an edition not yet delivered)."""
+    sc.as_of = rec.data_as_of
+    sc.gate = (rec.attestation or {}).get("gate") or sc.gate
+    sc.edition_no = rec.edition_no
+    return sc
+
+
+def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> None:
+    conn_id = delivery.smtp_conn_id()
+    result.smtp_configured = delivery.smtp_configured(conn_id)
+    if not result.smtp_configured:
+        log.warning("SMTP not configured: nothing sent (no Airflow connection %r)", conn_id)
+        return
+    recipients = delivery.load_recipients(recipients_file)
+    messages: list[delivery.Message] = []
+    with psycopg.connect(url) as conn:
+        for item in result.scorecards:
+            if item.status == "restated" or item.scorecard is None:
+                continue
+            if registry.delivered(conn, item.edition, item.period_start, item.area_code, item.edition_no):
+                continue
+            to = recipients.for_area(item.area_code)
+            if not to:
+                log.warning("no recipients for area %s in %s: %s not sent", item.area_code, recipients.path,
+                            item.files.get("pdf"))
+                continue
+            files = [item.files["pdf"], item.files["xlsx"]]
+            missing = [p for p in files if not p.is_file()]
+            if missing:
+                result.send_failures.append(f"{item.area_code}: missing {', '.join(map(str, missing))}")
+                continue
+            sc = item.scorecard
+            messages.append(delivery.Message(sc, to, delivery.subject(sc),
+                                             delivery.body_html(sc, [p.name for p in files]), files))
+
+    def on_sent(message: delivery.Message) -> None:
+        sc = message.scorecard
+        with psycopg.connect(url) as conn:
+            registry.record_delivery(conn, edition=sc.edition.code, period_start=sc.period_start, area=sc.area_code,
+                                     edition_no=sc.edition_no, recipients=message.to, subject=message.subject,
+                                     smtp_conn_id=conn_id)
+        for item in result.scorecards:
+            if item.scorecard is sc:
+                item.emailed_to = list(message.to)
+        result.emails_sent += 1
+
+    failures = delivery.send(messages, conn_id, recipients.sender, on_sent)
+    result.send_failures += [f"{m.scorecard.area_code}: {exc}" for m, exc in failures]
+
+
+def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period_start: date | None = None,
+            areas: list[str] | None = None, republish: bool = False, send: bool = True,
+            recipients_file: Path | None = None) -> PublishResult:
+    """Publish the scorecards of ``edition`` for ``period_start`` (default: the latest complete period).
+
+    ``edition=None`` publishes every edition (monthly, quarterly, year_end) at
+    its latest complete period. ``areas`` defaults to ALL and the six areas.
+    Raises GateBlocked (nothing written, recorded or sent) when the gate
+    blocks, PeriodNotAvailable when the period is not complete in the
+    warehouse. Sending failures are collected in ``send_failures`` and raised
+    as RuntimeError after everything else is done (a rerun sends what is left).
+    """
+    gate = check_gate(gate)
+    if period_start is not None and edition is None:
+        raise ValueError("period_start needs an edition")
+    started = time.perf_counter()
+    registry.ensure_registry(url)
+    result = PublishResult()
+    wanted = [ALL, *AREA_ORDER] if areas is None else [a.upper() for a in areas]
+    for ed in [edition_of(edition).code] if edition else list(EDITIONS):
+        period = period_start or latest_period(url, ed)
+        for area in wanted:
+            result.scorecards.append(_publish_one(url, Path(out_dir), ed, period, area, gate, republish))
+    if send:
+        _deliver(url, result, recipients_file)
+    result.seconds = time.perf_counter() - started
+    if result.send_failures:
+        raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
+    return result
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+def _size(path: Path) -> str:
+    try:
+        n = path.stat().st_size
+    except OSError:
+        return "missing"
+    return f"{n / 1024:,.0f} KB" if n >= 1024 else f"{n} B"
+
+
+def format_publish_result(result: PublishResult, root: Path | None = None) -> str:
+    """What make run prints: per scorecard its status, edition and the files with their sizes."""
+    lines = []
+    current = None
+    for item in result.scorecards:
+        ed = EDITIONS[item.edition]
+        key = (item.edition, item.period_start)
+        if key != current:
+            current = key
+            lines.append(f"{ed.title(item.period_start)} ({item.edition} {item.period_start}..{item.period_end}), "
+                         f"data as of {item.data_as_of}, quality gate: {item.checkpoint_outcome}"
+                         + (", PROVISIONAL" if item.provisional else ""))
+        note = {"published": "published", "republished": "re-published", "unchanged": "unchanged, already published",
+                "restated": "DATA RESTATED since publication: re-publish explicitly to issue a new edition"}
+        lines.append(f"  {item.area_code:<4} v{item.edition_no}  {note[item.status]}"
+                     + (f"; e-mailed to {', '.join(item.emailed_to)}" if item.emailed_to else ""))
+        for fmt in FORMATS:
+            path = item.files.get(fmt)
+            if path is None:
+                continue
+            shown = path
+            if root is not None:
+                try:
+                    shown = path.relative_to(root)
+                except ValueError:
+                    pass
+            lines.append(f"         {fmt:<4} {_size(path):>9}  {shown}")
+    if result.smtp_configured is False:
+        lines.append("SMTP not configured: nothing sent")
+    elif result.smtp_configured:
+        lines.append(f"e-mails sent: {result.emails_sent}")
+    lines.append(f"({len(result.scorecards)} scorecards in {result.seconds:.1f} s)")
+    return "\n".join(lines)

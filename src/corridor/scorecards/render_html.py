@@ -1,0 +1,74 @@
+"""The scorecard as HTML: one self-contained file (inline CSS and SVG, no external resource).
+
+The same template renders the PDF's HTML (``medium="pdf"``): one layout, two
+media. Jinja2 autoescapes every value, so a name such as ``<script>`` or
+``=HYPERLINK(...)`` is shown as text.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+
+from jinja2 import Environment, StrictUndefined
+from markupsafe import Markup
+
+from corridor.scorecards import format as fmt
+from corridor.scorecards.charts import trend_svg
+from corridor.scorecards.data import STATUS, Scorecard
+
+OFFICE = "环大罗山科创走廊建设领导小组办公室"
+STATUS_ORDER = [(STATUS[s][0], STATUS[s][1], STATUS[s][2]) for s in ("ahead", "on_track", "behind", "no_target", None)]
+
+
+def _template_text(name: str) -> str:
+    return resources.files("corridor.scorecards").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters.update(value=fmt.value, target=fmt.target, percent=fmt.percent, day=fmt.day, iso=fmt.iso,
+                       money=fmt.money_10k)
+    return env
+
+
+@lru_cache(maxsize=1)
+def _template():
+    return _environment().from_string(_template_text("scorecard.html.j2"))
+
+
+@lru_cache(maxsize=2)
+def stylesheet(medium: str = "html") -> str:
+    """The package's own stylesheets (trusted: inserted into <style> unescaped): shared + screen or print."""
+    return _template_text("scorecard.css") + "\n" + _template_text("print.css" if medium == "pdf" else "screen.css")
+
+
+def certification_groups(sc: Scorecard) -> list[tuple[str, list[tuple[str, list[str], int]]]]:
+    """[(area name, [(certification type, [enterprise names], count of enterprises)])] in the plan's order."""
+    areas: dict[str, dict[str, list[str]]] = {}
+    for row in sc.certifications:
+        name = row["enterprise_name"] or row["uscc"]
+        if row["standing"] != "有效":
+            name = f"{name}（{row['standing']}）"
+        names = areas.setdefault(row["area_name"], {}).setdefault(row["certification_type"], [])
+        if name not in names:
+            names.append(name)
+    return [(area, [(ctype, names, len(names)) for ctype, names in types.items()]) for area, types in areas.items()]
+
+
+def _rank_width(score) -> str:
+    if score is None:
+        return "0"
+    return f"{min(Decimal(score) / Decimal('1.2'), Decimal(1)) * 100:.1f}"
+
+
+def render_html(sc: Scorecard, medium: str = "html") -> str:
+    charts = {k.code: trend_svg(k.series, colour=k.status_colour, measure_type=k.measure_type,
+                                title=f"{k.code} {k.name} 月度走势")
+              for k in sc.kpis}
+    return _template().render(
+        sc=sc, medium=medium, css=Markup(stylesheet(medium)), charts=charts, office=OFFICE, status_order=STATUS_ORDER,
+        certification_groups=certification_groups(sc), rank_width=_rank_width)
