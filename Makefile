@@ -8,11 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SYSDEPS := scripts/install-system-deps.sh
 
-.PHONY: run test install system-deps docs lint lock clean-state help
+.PHONY: run test publish install system-deps docs lint lock clean-state help
 
 help:
 	@echo "make run    - the whole pipeline on the demo data (or CORRIDOR_LANDING_DIR)"
 	@echo "make test   - the test suite (real PostgreSQL, Airflow, dbt, GX)"
+	@echo "make publish - the publish DAG alone: quality gate, then scorecards"
 	@echo "make docs   - dbt docs generate (dbt_project/target/index.html)"
 	@echo "make lint   - ruff"
 	@echo "make lock   - recompile requirements.lock from requirements.in"
@@ -34,6 +35,9 @@ run: $(STAMP) system-deps
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
+
+publish: $(STAMP) system-deps
+	$(BIN)/corridor publish
 
 docs: $(STAMP)
 	$(BIN)/corridor dbt docs generate

@@ -25,6 +25,24 @@ def run() -> None:
     sys.exit(pipeline.run())
 
 
+@main.command("publish")
+def publish_cmd() -> None:
+    """Run the publish DAG alone: quality gate, then scorecards (`make publish`)."""
+    from corridor import config, pipeline, transform
+    from corridor import db as database
+    from corridor.orchestration.runner import prepare_airflow
+
+    settings = config.load()
+    url = database.warehouse_url(settings)
+    database.ensure_schema(url)
+    transform.set_dbt_env(url)
+    transform.ensure_manifest(settings.dbt_project_dir)
+    prepare_airflow(settings, url)
+    result = pipeline.publish(settings, url, click.echo)
+    click.echo(f"DAG {result.dag_id}: {result.state} ({result.seconds:.1f} s)")
+    sys.exit(0 if result.state == "success" else 1)
+
+
 @main.group()
 def demo() -> None:
     """The demo data set."""

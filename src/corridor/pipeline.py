@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 INGEST_DAGS = [f"ingest_{feed}" for feed in FEEDS]
 BUILD_DAG = "build_warehouse"
+PUBLISH_DAG = "publish_scorecards"
 
 
 def ensure_demo_landing(settings: Settings, echo=print) -> Path:
@@ -134,6 +135,72 @@ def format_kpis(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def publish(settings: Settings, url: str, echo=print):
+    """Run the publish DAG (quality gate, then scorecards) and print what it did."""
+    from corridor.orchestration.runner import run_dags
+
+    started = time.perf_counter()
+    [result] = run_dags([PUBLISH_DAG], settings.dags_dir)
+    seconds = time.perf_counter() - started
+    echo("")
+    echo(f"== checks and publication ({seconds:.1f} s) ==")
+    gate = result.xcom("quality_gate")
+    if gate:
+        echo(format_gate(gate))
+    if "quality_gate" in result.failed_tasks:
+        echo("quality gate FAILED: no scorecard published (the publish_scorecards task log names the"
+             " failed expectations; `make publish` re-checks after a fix)")
+    elif result.state == "success":
+        echo("")
+        echo("2022 year-end scorecards (年度比拼):")
+        echo(format_published(url, "year_end", 2022, settings.root))
+    return result
+
+
+def format_gate(gate: dict) -> str:
+    head = f"{'checkpoint':<18}{'suites':>7}{'expectations':>14}{'passed':>8}{'warnings':>10}{'failed':>8}"
+    lines = [head, "-" * len(head)]
+    for c in gate.get("checkpoints", []):
+        lines.append(f"{c['name']:<18}{c['suites']:>7}{c['expectations']:>14}{c['passed']:>8}"
+                     f"{c['warnings']:>10}{c['failed']:>8}")
+    t = gate.get("totals", {})
+    if t:
+        lines.append("-" * len(head))
+        lines.append(f"{'total':<18}{t['suites']:>7}{t['expectations']:>14}{t['passed']:>8}"
+                     f"{t['warnings']:>10}{t['failed']:>8}")
+    verdict = "BLOCKED" if gate.get("blocking") else "passed"
+    lines.append(f"gate: {verdict}; data as of {gate.get('as_of')}; checks took {gate.get('seconds')} s")
+    for f in gate.get("failures", [])[:10]:
+        lines.append(f"  [{f['severity']}] {f['expectation']} on {f['table']}: {f['message']}")
+    if gate.get("data_docs_path"):
+        lines.append(f"data docs: {gate['data_docs_path']}")
+    return "\n".join(lines)
+
+
+def format_published(url: str, edition: str, year: int, root: Path) -> str:
+    """The files of the latest edition of each area for ``edition`` in ``year``."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            """
+            select distinct on (area_code, format) area_code, format, file_path, bytes, edition_no, provisional
+            from ops.scorecard_editions
+            where edition = %s and extract(year from period_start) = %s
+            order by area_code, format, edition_no desc
+            """, (edition, year)).fetchall()
+    if not rows:
+        return "  (none recorded)"
+    lines = []
+    for area, fmt, path, size, edition_no, provisional in rows:
+        shown = Path(path)
+        try:
+            shown = shown.relative_to(root)
+        except ValueError:
+            pass
+        flag = " provisional" if provisional else ""
+        lines.append(f"  {area:<4}{fmt:<5}{size / 1024:>8.0f} KB  v{edition_no}{flag}  {shown}")
+    return "\n".join(lines)
+
+
 def run(settings: Settings | None = None, echo=print) -> int:
     """Run the whole pipeline; return the process exit code."""
     from corridor import transform
@@ -175,6 +242,8 @@ def run(settings: Settings | None = None, echo=print) -> int:
     if results[-1].state == "success":
         echo("corridor (ALL), year-end 2022, KPI values against the action plan's targets:")
         echo(format_kpis(kpi_year_end(url, 2022)))
+    if results[-1].state == "success":
+        results.append(publish(settings, url, echo))
     echo("")
     failed = [r for r in results if r.state != "success"]
     for r in results:

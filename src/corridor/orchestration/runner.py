@@ -62,6 +62,17 @@ class DagResult:
     state: str
     seconds: float
     failed_tasks: list[str]
+    run_id: str = ""
+
+    def xcom(self, task_id: str):
+        """The return value a task of this run pushed (None if it pushed none)."""
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = session.scalars(XComModel.get_many(
+                run_id=self.run_id, dag_ids=self.dag_id, task_ids=task_id, key="return_value")).first()
+            return None if row is None else XComModel.deserialize_value(row)
 
 
 def run_dags(dag_ids: list[str], dags_dir: Path) -> list[DagResult]:
@@ -80,5 +91,5 @@ def run_dags(dag_ids: list[str], dags_dir: Path) -> list[DagResult]:
         run = dag.test()
         failed = [ti.task_id for ti in run.get_task_instances() if ti.state not in ("success", "skipped")]
         state = str(getattr(run.state, "value", run.state))
-        results.append(DagResult(dag_id, state, time.perf_counter() - started, failed))
+        results.append(DagResult(dag_id, state, time.perf_counter() - started, failed, run.run_id))
     return results

@@ -1,0 +1,371 @@
+"""Run the checkpoints and say exactly what is wrong: :func:`run_checks` → :class:`QualityReport`.
+
+One GX context per process (built get-or-create on first use, then reused);
+the checkpoints run in order (raw → marts → kpi) in PostgreSQL. For every
+failed expectation the report names the expectation, its severity, the table,
+the column(s), a short message and up to five offending rows, fetched with a
+direct SQL query built from the catalogue (GX's SUMMARY result gives the
+counts and a few values; rows say more).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from corridor.quality import catalog
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 5
+KEEP_RUNS = 10  # validation results (and their data docs pages) kept per suite under uncommitted/
+RUN_NAME = "corridor-quality"
+
+
+class QualityGateFailed(Exception):
+    """An error-level expectation failed: nothing may be published.
+
+    The message names each failed expectation, its table and sample offending
+    rows; ``report`` holds the whole :class:`QualityReport`.
+    """
+
+    def __init__(self, report: QualityReport) -> None:
+        self.report = report
+        super().__init__(report.gate_message())
+
+
+@dataclass
+class Failure:
+    checkpoint: str
+    suite: str
+    table: str                  # schema.table
+    expectation: str            # GX class name, e.g. ExpectCompoundColumnsToBeUnique
+    severity: str               # "error" (blocks) or "warning"
+    column: str | None
+    message: str
+    unexpected_count: int | None = None
+    samples: list[Any] = field(default_factory=list)  # up to 5 rows (dicts) or values
+    check: str = ""             # the catalogue key (expectation meta "check")
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def as_dict(self) -> dict:
+        return {"checkpoint": self.checkpoint, "suite": self.suite, "table": self.table,
+                "expectation": self.expectation, "severity": self.severity, "column": self.column,
+                "message": self.message, "unexpected_count": self.unexpected_count,
+                "samples": self.samples, "check": self.check}
+
+    def describe(self) -> str:
+        where = f"{self.table}" + (f" ({self.column})" if self.column else "")
+        lines = [f"[{self.severity.upper()}] {self.expectation} on {where}: {self.message}"]
+        for sample in self.samples:
+            lines.append(f"    e.g. {_show_sample(sample)}")
+        return "\n".join(lines)
+
+
+@dataclass
+class SuiteResult:
+    checkpoint: str
+    suite: str
+    evaluated: int
+    passed: int
+    failed: int      # error-level failures
+    warnings: int    # warning-level failures
+
+    def as_dict(self) -> dict:
+        return {"checkpoint": self.checkpoint, "suite": self.suite, "expectations": self.evaluated,
+                "passed": self.passed, "warnings": self.warnings, "failed": self.failed}
+
+
+@dataclass
+class QualityReport:
+    suites: list[SuiteResult]
+    failures: list[Failure]
+    as_of: date | None
+    data_docs_path: Path | None
+    seconds: float
+    checked_at: datetime
+    provisional_months: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def blocking(self) -> bool:
+        return any(f.is_error for f in self.failures)
+
+    @property
+    def errors(self) -> list[Failure]:
+        return [f for f in self.failures if f.is_error]
+
+    @property
+    def warnings(self) -> list[Failure]:
+        return [f for f in self.failures if not f.is_error]
+
+    @property
+    def checkpoints(self) -> list[dict]:
+        """Per checkpoint: name, suites, expectations evaluated, passed, failed (error), warnings."""
+        out: dict[str, dict] = {}
+        for s in self.suites:
+            c = out.setdefault(s.checkpoint, {"name": s.checkpoint, "suites": 0, "expectations": 0, "passed": 0,
+                                              "failed": 0, "warnings": 0})
+            c["suites"] += 1
+            c["expectations"] += s.evaluated
+            c["passed"] += s.passed
+            c["failed"] += s.failed
+            c["warnings"] += s.warnings
+        return list(out.values())
+
+    def totals(self) -> dict[str, int]:
+        return {"suites": len(self.suites), "expectations": sum(s.evaluated for s in self.suites),
+                "passed": sum(s.passed for s in self.suites), "warnings": sum(s.warnings for s in self.suites),
+                "failed": sum(s.failed for s in self.suites)}
+
+    def summary_text(self) -> str:
+        head = f"{'checkpoint':<16}{'suite':<34}{'expectations':>13}{'passed':>8}{'warnings':>10}{'failed':>8}"
+        lines = [head, "-" * len(head)]
+        for s in self.suites:
+            lines.append(f"{s.checkpoint:<16}{s.suite:<34}{s.evaluated:>13}{s.passed:>8}{s.warnings:>10}"
+                         f"{s.failed:>8}")
+        t = self.totals()
+        lines.append("-" * len(head))
+        lines.append(f"{'total':<16}{str(t['suites']) + ' suites':<34}{t['expectations']:>13}{t['passed']:>8}"
+                     f"{t['warnings']:>10}{t['failed']:>8}")
+        lines.append("")
+        verdict = ("BLOCKED: error-level expectations failed; nothing may be published"
+                   if self.blocking else "PASSED: publication may proceed")
+        if self.warnings and not self.blocking:
+            verdict += f" ({len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}, not blocking)"
+        lines.append(f"quality gate: {verdict}")
+        lines.append(f"data as of {self.as_of.isoformat() if self.as_of else 'unknown'}; "
+                     f"checks took {self.seconds:.1f} s")
+        if self.data_docs_path:
+            lines.append(f"data docs: {self.data_docs_path}")
+        if self.provisional_months:
+            lines.append(f"provisional months (a source has not delivered): {', '.join(self.provisional_months)}")
+        for f in [*self.errors, *self.warnings]:
+            lines.append(f.describe())
+        return "\n".join(lines)
+
+    def gate_message(self) -> str:
+        errors = self.errors
+        lines = [f"Quality gate failed: {len(errors)} error-level expectation{'s' if len(errors) != 1 else ''} "
+                 f"failed (data as of {self.as_of.isoformat() if self.as_of else 'unknown'}); "
+                 "no scorecard may be published."]
+        lines += [f.describe() for f in errors]
+        if self.warnings:
+            lines.append(f"(and {len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''})")
+        if self.data_docs_path:
+            lines.append(f"data docs: {self.data_docs_path}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """A small JSON-able summary (the gate's XCom, the scorecards' attestation)."""
+        return {
+            "blocking": self.blocking,
+            "passed": not self.blocking,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "checked_at": self.checked_at.isoformat(timespec="seconds"),
+            "seconds": round(self.seconds, 1),
+            "totals": self.totals(),
+            "checkpoints": self.checkpoints,
+            "suites": [s.as_dict() for s in self.suites],
+            "failures": [f.as_dict() for f in self.failures],
+            "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
+            "provisional_months": self.provisional_months,
+        }
+
+
+# -- the run ------------------------------------------------------------------------------
+
+def run_checks(url: str, root: Path | None = None) -> QualityReport:
+    """Run every checkpoint on the warehouse at ``url``; never raises for failed expectations."""
+    import psycopg
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    from corridor.quality import context as gxc
+    from corridor.quality.completeness import as_of_date, provisional_months
+
+    started = time.perf_counter()
+    checked_at = datetime.now(UTC)
+    suites: list[SuiteResult] = []
+    failures: list[Failure] = []
+    with gxc.locked(root):
+        # A fresh context each run (GX 1.x resolves stores through the process's
+        # current context); ensure() only compares when nothing changed.
+        context, wrote = gxc.prepare(url, root)
+        try:
+            run_id = RunIdentifier(run_name=RUN_NAME, run_time=checked_at)
+            result_ids = []
+            with psycopg.connect(url, autocommit=True) as conn:
+                for name in catalog.CHECKPOINTS:
+                    try:
+                        result = context.checkpoints.get(name).run(run_id=run_id)
+                    except Exception as exc:  # fail closed: a checkpoint that cannot run blocks publication
+                        log.exception("checkpoint %s could not run", name)
+                        failures.append(_checkpoint_error(name, exc))
+                        suites.append(SuiteResult(name, f"{name} (not run)", 0, 0, 1, 0))
+                        continue
+                    result_ids.extend(result.run_results)
+                    for suite_result in result.run_results.values():
+                        s, f = _read_suite_result(name, suite_result, conn)
+                        suites.append(s)
+                        failures.extend(f)
+                as_of = as_of_date(conn)
+                provisional = provisional_months(conn, catalog.window_start(), as_of) if as_of else {}
+            _prune(root or gxc.expectations_dir())
+            gxc.build_data_docs(context, result_ids, suites=wrote or gxc.suite_pages_missing(root))
+            docs = _docs_path(context)
+        finally:
+            gxc.release(context)
+    failures.sort(key=lambda f: (not f.is_error, catalog.CHECKPOINTS.index(f.checkpoint), f.suite))
+    return QualityReport(suites, failures, as_of, docs, time.perf_counter() - started, checked_at, provisional)
+
+
+def _checkpoint_error(name: str, exc: Exception) -> Failure:
+    tables = ", ".join(s.name for s in catalog.suites_of(name))
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return Failure(name, name, tables, "Checkpoint", "error", None,
+                   f"checkpoint {name} could not run ({type(exc).__name__}: {first_line})", check="checkpoint")
+
+
+def _read_suite_result(checkpoint: str, suite_result, conn) -> tuple[SuiteResult, list[Failure]]:
+    passed = failed = warned = 0
+    failures = []
+    for r in suite_result.results:
+        if r.success:
+            passed += 1
+            continue
+        failure = _failure(checkpoint, suite_result.suite_name, r, conn)
+        failures.append(failure)
+        if failure.is_error:
+            failed += 1
+        else:
+            warned += 1
+    return SuiteResult(checkpoint, suite_result.suite_name, len(suite_result.results), passed, failed,
+                       warned), failures
+
+
+def _severity(config) -> str:
+    value = getattr(config, "severity", None)
+    value = getattr(value, "value", value) or "critical"
+    return "error" if value == "critical" else "warning"
+
+
+def _failure(checkpoint: str, suite_name: str, r, conn) -> Failure:
+    config = r.expectation_config
+    key = (config.meta or {}).get("check", "")
+    found = catalog.find_check(suite_name, key)
+    spec, check = found if found else (None, None)
+    expectation = check.expectation if check else config.type
+    kwargs = config.kwargs
+    columns = (check.columns if check and check.columns else
+               tuple(c for c in (kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")) if c)
+               or tuple(kwargs.get("column_list") or ()))
+    result = r.result or {}
+    description = config.description or (check.description if check else config.type)
+    raised = (r.exception_info or {}).get("raised_exception")
+    if not raised and isinstance(r.exception_info, dict):  # keyed by metric when a metric failed
+        raised = any(isinstance(v, dict) and v.get("exception_message") for v in r.exception_info.values())
+    count = result.get("unexpected_count")
+    if count is None and isinstance(result.get("observed_value"), int) and expectation == "UnexpectedRowsExpectation":
+        count = result["observed_value"]
+
+    if raised:
+        message = f"{description}: could not be evaluated ({_exception_message(r.exception_info)})"
+    elif count is not None:
+        total = result.get("element_count")
+        rows = "row" if count == 1 else "rows"
+        message = (f"{description}: {count:,} failing {rows} of {total:,}" if total is not None
+                   else f"{description}: {count:,} offending {rows}")
+    else:
+        message = f"{description}: observed {_observed(result)}"
+
+    samples: list[Any] = []
+    if spec and check and not raised:
+        query = catalog.sample_query(spec, check, SAMPLE_ROWS)
+        if query:
+            try:
+                cur = conn.execute(query)
+                names = [d.name for d in cur.description]
+                samples = [{n: _jsonable(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+            except Exception as exc:  # the sample is a courtesy: never hide the failure behind it
+                log.warning("sample query of %s/%s failed: %s", suite_name, key, exc)
+    if not samples and result.get("partial_unexpected_list"):
+        samples = [_jsonable(v) for v in result["partial_unexpected_list"][:SAMPLE_ROWS]]
+    table = spec.name if spec else suite_name
+    return Failure(checkpoint, suite_name, table, expectation, _severity(config),
+                   ", ".join(columns) or None, message, count, samples, key)
+
+
+def _exception_message(info) -> str:
+    if not isinstance(info, dict):
+        return str(info)
+    if info.get("exception_message"):
+        return str(info["exception_message"]).splitlines()[0][:300]
+    for v in info.values():
+        if isinstance(v, dict) and v.get("exception_message"):
+            return str(v["exception_message"]).splitlines()[0][:300]
+    return "unknown error"
+
+
+def _observed(result: dict) -> str:
+    observed = result.get("observed_value")
+    details = result.get("details") or {}
+    mismatched = details.get("mismatched")
+    if mismatched:
+        return f"{observed} (mismatched: {mismatched})"
+    return str(_jsonable(observed))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value.normalize())
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _show_sample(sample: Any) -> str:
+    if isinstance(sample, dict):
+        text = ", ".join(f"{k}={v}" for k, v in sample.items())
+    else:
+        text = str(sample)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _docs_path(context) -> Path | None:
+    from corridor.quality.context import DOCS_SITE
+
+    try:
+        urls = context.get_docs_sites_urls(site_name=DOCS_SITE)
+    except Exception as exc:
+        log.warning("no data docs: %s", exc)
+        return None
+    url = urls[0]["site_url"] if urls else None
+    if not url:
+        return None
+    return Path(unquote(urlsplit(url).path)) if url.startswith("file:") else Path(url)
+
+
+def _prune(root: Path, keep: int = KEEP_RUNS) -> None:
+    """Keep the latest ``keep`` runs of validation results and their data docs pages."""
+    for base in (root / "uncommitted" / "validations", root / "uncommitted" / "data_docs" / "local_site" / "validations"):
+        if not base.is_dir():
+            continue
+        for run_name_dir in base.glob(f"**/{RUN_NAME}"):
+            runs = sorted((p for p in run_name_dir.iterdir() if p.is_dir()), key=lambda p: p.name)
+            for old in runs[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,326 @@
+"""The Great Expectations quality gates on real PostgreSQL, real GX, real Airflow task runs.
+
+The city demo set is built once (`built_warehouse`); a test that breaks data
+takes a private copy (`warehouse_copy`). GX runs in a copy of the committed
+file context (`expectations/`), so tests leave the repository as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import ROOT
+
+CHECKPOINTS = ("corridor_raw", "corridor_marts", "corridor_kpi")
+
+
+# -- fixtures and helpers -------------------------------------------------------------
+
+def _copy_committed_context(target: Path) -> Path:
+    source = ROOT / "expectations"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("uncommitted"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def gx_root(tmp_path_factory) -> Path:
+    """A copy of the committed GX file context, shared by the tests of this session."""
+    return _copy_committed_context(tmp_path_factory.mktemp("gx") / "expectations")
+
+
+def _committed_files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "uncommitted" not in p.relative_to(root).parts}
+
+
+def _execute(url: str, *statements: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _allow_duplicate_kpi_rows(url: str) -> None:
+    """Drop kpi_values' primary key, as a build without the enforced contract would leave it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for (name,) in conn.execute("select conname from pg_constraint"
+                                    " where conrelid = 'kpi.kpi_values'::regclass and contype = 'p'").fetchall():
+            conn.execute(sql.SQL("alter table kpi.kpi_values drop constraint {}").format(
+                sql.Identifier(name)))
+
+
+def _duplicate_kpi_row(url: str) -> None:
+    _allow_duplicate_kpi_rows(url)
+    _execute(url, "insert into kpi.kpi_values select * from kpi.kpi_values"
+                  " where kpi_code = 'K01' and area_code = 'LW' and grain = 'month' and period_start = '2022-11-01'")
+
+
+def _remove_delivery(url: str, feed: str, file_name_like: str) -> list[str]:
+    """Undo the load of a feed's files, as if they had never been delivered; return their names."""
+    tables = {"district": ["district_platforms", "district_certifications", "district_projects", "district_returns"],
+              "bank": ["bank_loans"], "hr": ["hr_talents"], "techmarket": ["techmarket_contracts"]}[feed]
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("select ledger_id, file_name from ops.load_ledger where feed = %s and file_name like %s",
+                            (feed, file_name_like)).fetchall()
+        ids = [r[0] for r in rows]
+        for table in tables:
+            conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
+                sql.Identifier("raw", table)), (ids,))
+        conn.execute("delete from ops.quarantine where ledger_id = any(%s)", (ids,))
+        conn.execute("delete from ops.load_ledger where ledger_id = any(%s)", (ids,))
+    return [r[1] for r in rows]
+
+
+def _failures(report, key: str):
+    return [f for f in report.failures if f.check == key]
+
+
+def _no_files(folder: Path) -> bool:
+    return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+
+
+# -- the clean demo set ----------------------------------------------------------------
+
+def test_clean_demo_set_passes_every_checkpoint(built_warehouse, gx_root):
+    from corridor.quality import run_checks
+
+    report = run_checks(built_warehouse.url, gx_root)
+
+    assert not report.blocking, report.summary_text()
+    assert report.failures == [], report.summary_text()
+    assert [c["name"] for c in report.checkpoints] == list(CHECKPOINTS)
+    assert all(c["expectations"] > 0 and c["passed"] == c["expectations"] for c in report.checkpoints)
+    suites = {s.suite for s in report.suites}
+    assert {"raw.district_returns", "raw.techmarket_contracts", "raw.bank_loans", "raw.hr_talents",
+            "ops.load_ledger", "marts.fct_tech_contracts", "kpi.kpi_values"} <= suites
+    assert report.as_of == date(2022, 12, 31)
+    assert report.provisional_months == {}
+    assert report.data_docs_path is not None and report.data_docs_path.is_file()
+    assert report.data_docs_path.is_relative_to(gx_root / "uncommitted")
+    assert report.seconds < 30
+    text = report.summary_text()
+    assert "kpi.kpi_values" in text and "PASSED" in text and str(report.data_docs_path) in text
+    summary = report.as_dict()
+    assert summary["blocking"] is False and summary["totals"]["failed"] == 0
+    assert summary["totals"]["expectations"] == summary["totals"]["passed"] > 150
+
+
+def test_every_month_of_the_clean_demo_set_is_publishable(built_warehouse):
+    from corridor.quality import completeness
+
+    for grain, start in (("month", date(2022, 12, 1)), ("quarter", date(2022, 10, 1)), ("year", date(2021, 1, 1))):
+        result = completeness(built_warehouse.url, grain, start)
+        assert result.publishable and result.missing == [], (grain, start, result.missing)
+        assert result.as_of == date(2022, 12, 31)
+
+
+# -- error-level failures block -------------------------------------------------------
+
+def test_duplicated_kpi_row_blocks_the_gate_and_names_expectation_table_and_rows(warehouse_copy, gx_root):
+    from corridor.quality import QualityGateFailed, run_checks
+    from corridor.quality.gate import quality_gate
+
+    _duplicate_kpi_row(warehouse_copy)
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking
+    [failure] = _failures(report, "unique:kpi_code,area_code,grain,period_start")
+    assert failure.severity == "error"
+    assert failure.expectation == "ExpectCompoundColumnsToBeUnique"
+    assert failure.table == "kpi.kpi_values"
+    assert failure.column == "kpi_code, area_code, grain, period_start"
+    assert failure.unexpected_count == 2
+    assert 1 <= len(failure.samples) <= 5
+    assert failure.samples[0]["kpi_code"] == "K01" and failure.samples[0]["period_start"] == "2022-11-01"
+
+    with pytest.raises(QualityGateFailed) as raised:
+        quality_gate(warehouse_copy, root=gx_root)
+    message = str(raised.value)
+    assert "ExpectCompoundColumnsToBeUnique" in message
+    assert "kpi.kpi_values" in message
+    assert "kpi_code=K01, area_code=LW, grain=month, period_start=2022-11-01" in message
+
+
+def test_negative_kpi_value_blocks_the_gate_and_no_scorecard_is_written(warehouse_copy, gx_root, tmp_path):
+    from corridor.quality import run_checks
+    from corridor.scorecards import GateBlocked, publish
+
+    _execute(warehouse_copy, "update kpi.kpi_values set actual_value = -3"
+                             " where kpi_code = 'K06' and area_code = 'OH' and grain = 'month'"
+                             " and period_start = '2022-10-01'")
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking
+    [failure] = _failures(report, "non_negative:actual_value")
+    assert failure.expectation == "ExpectColumnValuesToBeBetween"
+    assert (failure.table, failure.column, failure.unexpected_count) == ("kpi.kpi_values", "actual_value", 1)
+    assert failure.samples[0]["kpi_code"] == "K06" and failure.samples[0]["actual_value"] == "-3"
+    assert "kpi.kpi_values" in report.gate_message() and "K06" in report.gate_message()
+
+    out = tmp_path / "out"
+    with pytest.raises(GateBlocked):
+        publish(warehouse_copy, out, gate=report.as_dict(), send=False)
+    assert _no_files(out)
+
+
+def test_growth_rate_may_fall_but_not_below_minus_100_percent(warehouse_copy, gx_root):
+    from corridor.quality import run_checks
+
+    def set_k03(area: str, value: float) -> str:  # keep completion ratio and status consistent with the value
+        return (f"update kpi.kpi_values set actual_value = {value},"
+                f" completion_ratio = trim_scale(round({value} / paced_target_value, 10)), status = 'behind'"
+                f" where kpi_code = 'K03' and area_code = '{area}' and grain = 'month'"
+                " and period_start = '2022-11-01'")
+
+    _execute(warehouse_copy, set_k03("LW", -0.5), set_k03("OH", -1.5))
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert [(f.check, f.samples[0]["area_code"]) for f in report.errors] == [("growth_floor:actual_value", "OH")]
+
+
+def test_lost_raw_rows_fail_the_reconciliation_with_the_load_ledger(warehouse_copy, gx_root):
+    from corridor.quality import run_checks
+
+    with psycopg.connect(warehouse_copy, autocommit=True) as conn:
+        ledger_id, file_name = conn.execute(
+            "select ledger_id, file_name from ops.load_ledger where feed = 'bank' and file_name = 'BOC_202211.csv'"
+        ).fetchone()
+        conn.execute("delete from raw.bank_loans where ctid in"
+                     " (select ctid from raw.bank_loans where ledger_id = %s limit 1)", (ledger_id,))
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking
+    [failure] = _failures(report, "reconciles_with_load_ledger")
+    assert failure.table == "raw.bank_loans"
+    assert failure.samples == [{"ledger_id": ledger_id, "file_name": file_name,
+                                "rows_loaded": failure.samples[0]["rows_loaded"],
+                                "rows_in_table": failure.samples[0]["rows_loaded"] - 1}]
+
+
+def test_missing_kpi_row_fails_the_completeness_of_the_kpi_grid(warehouse_copy, gx_root):
+    from corridor.quality import run_checks
+
+    _execute(warehouse_copy, "delete from kpi.kpi_values where kpi_code = 'K12' and area_code = 'ZN'"
+                             " and grain = 'quarter' and period_start = '2021-07-01'")
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking
+    [failure] = _failures(report, "complete_grid")
+    assert failure.samples == [{"kpi_code": "K12", "area_code": "ZN", "grain": "quarter",
+                                "period_start": "2021-07-01"}]
+
+
+def test_publish_dag_fails_at_the_gate_and_writes_no_scorecard(airflow_db, warehouse_copy, tmp_path, monkeypatch,
+                                                               capfd):
+    from airflow.dag_processing.dagbag import DagBag
+
+    _duplicate_kpi_row(warehouse_copy)
+    out = tmp_path / "out"
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
+    monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(out))
+    bag = DagBag(str(ROOT / "dags" / "publish_scorecards.py"))
+    assert not bag.import_errors
+    run = bag.get_dag("publish_scorecards").test()
+
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+    assert states == {"quality_gate": "failed", "publish": "upstream_failed"}
+    assert _no_files(out)
+    log = "".join(capfd.readouterr())
+    assert "AirflowFailException: Quality gate failed" in log
+    assert "ExpectCompoundColumnsToBeUnique on kpi.kpi_values" in log
+    assert "kpi_code=K01, area_code=LW, grain=month, period_start=2022-11-01" in log
+
+
+# -- completeness: provisional periods -------------------------------------------------
+
+def test_missing_area_return_makes_its_month_provisional_and_names_the_area(warehouse_copy, gx_root):
+    from corridor.quality import completeness, run_checks
+
+    assert _remove_delivery(warehouse_copy, "district", "YQ_202211_v%")
+
+    month = completeness(warehouse_copy, "month", date(2022, 11, 1))
+    assert not month.publishable and month.provisional
+    assert month.missing == ["乐清市 (YQ): 2022-11 district return"]
+    assert not completeness(warehouse_copy, "quarter", date(2022, 10, 1)).publishable
+    assert not completeness(warehouse_copy, "year", date(2022, 1, 1)).publishable
+    assert completeness(warehouse_copy, "month", date(2022, 10, 1)).publishable
+    assert completeness(warehouse_copy, "month", date(2022, 12, 1)).publishable
+
+    report = run_checks(warehouse_copy, gx_root)
+    assert not report.blocking, report.gate_message()
+    assert report.provisional_months == {"2022-11": ["乐清市 (YQ): 2022-11 district return"]}
+    [warning] = _failures(report, "months_complete")
+    assert warning.severity == "warning"
+    assert warning.samples[0]["source_code"] == "YQ" and warning.samples[0]["month_start"] == "2022-11-01"
+
+
+def test_missing_bank_file_makes_its_month_provisional_for_pledge_kpis(warehouse_copy):
+    from corridor.quality import completeness
+
+    assert _remove_delivery(warehouse_copy, "bank", "BOC_202211.csv") == ["BOC_202211.csv"]
+
+    result = completeness(warehouse_copy, "month", date(2022, 11, 1))
+    assert not result.publishable
+    assert result.missing == ["BOC: 2022-11 loans file"]
+
+
+# -- warnings do not block ----------------------------------------------------------------
+
+def test_warning_level_failure_is_reported_and_does_not_block(warehouse_copy, gx_root):
+    from corridor.quality.gate import quality_gate
+
+    _execute(warehouse_copy,
+             "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at, message)"
+             " values ('bank', 'CCB_202301.csv', 'x', 1, 'rejected', now(), now(), 'cannot be decoded as GB18030')")
+    lines: list[str] = []
+    summary = quality_gate(warehouse_copy, echo=lines.append, root=gx_root)
+
+    assert summary["blocking"] is False
+    assert summary["totals"]["failed"] == 0 and summary["totals"]["warnings"] == 1
+    [warning] = summary["failures"]
+    assert (warning["severity"], warning["check"], warning["table"]) == (
+        "warning", "rejected_files_outstanding", "ops.load_ledger")
+    assert warning["samples"][0]["file_name"] == "CCB_202301.csv"
+    assert any("PASSED" in line for line in lines)
+    assert any("CCB_202301.csv" in line for line in lines)
+
+
+# -- the GX file context ---------------------------------------------------------------
+
+def test_setup_twice_changes_nothing_and_keeps_the_url_out_of_the_files(built_warehouse, tmp_path):
+    from corridor.quality import catalog, setup
+
+    root = tmp_path / "expectations"
+    context = setup(built_warehouse.url, root)
+    first = _committed_files(root)
+    context = setup(built_warehouse.url, root)
+
+    assert _committed_files(root) == first
+    specs = catalog.all_suites()
+    assert sorted(s.name for s in context.suites.all()) == sorted(s.name for s in specs)
+    assert len(context.validation_definitions.all()) == len(specs)
+    assert sorted(c.name for c in context.checkpoints.all()) == sorted(CHECKPOINTS)
+    [datasource] = context.data_sources.all().values()
+    assert len(datasource.assets) == len(specs)
+    text = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*")
+                     if p.is_file() and p.suffix in (".yml", ".json") and "uncommitted" not in p.parts)
+    assert "${CORRIDOR_GX_URL}" in text
+    assert "postgresql" not in text and "host=" not in text
+
+
+def test_committed_context_is_exactly_what_setup_writes(built_warehouse, tmp_path):
+    from corridor.quality import setup
+
+    root = _copy_committed_context(tmp_path / "expectations")
+    committed = _committed_files(root)
+    assert "great_expectations.yml" in committed and "checkpoints/corridor_kpi.json" in committed
+
+    setup(built_warehouse.url, root)
+
+    assert _committed_files(root) == committed
