@@ -1,8 +1,19 @@
 """
 ### Publish the scorecards, after the quality gate
 
-Scheduled on the `corridor_kpi` Asset, which `build_warehouse` publishes when
-dbt has rebuilt and tested the marts and the KPI layer.
+Two triggers (Asia/Shanghai):
+
+- the `corridor_kpi` Asset, which `build_warehouse` publishes when dbt has
+  rebuilt and tested the marts and the KPI layer: the checks run at once, so
+  a problem shows the day the data arrives; nothing is published then;
+- the plan's rhythm, `0 9 12 * *` (the 12th at 09:00, after the banks' and the
+  talent system's files of days 1-10): the 月度例会 edition of the previous
+  month; in January, April, July and October also the 季度观摩 edition of the
+  previous quarter; in January also the 年度比拼 edition of the previous year
+  (`corridor.scorecards.editions_due`).
+
+A manual run (`make publish`, `make run`) publishes every edition at its latest
+complete period.
 
 1. `quality_gate` runs the Great Expectations checkpoints `corridor_raw` →
    `corridor_marts` → `corridor_kpi` (file context in `expectations/`,
@@ -21,14 +32,15 @@ The logic lives in `corridor.quality` and `corridor.scorecards`; this file is wi
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from corridor.orchestration.assets import WAREHOUSE_ASSET
 
 
 @dag(
     dag_id="publish_scorecards",
-    schedule=WAREHOUSE_ASSET,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 9 12 * *", timezone="Asia/Shanghai"), assets=WAREHOUSE_ASSET),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
@@ -51,17 +63,26 @@ def publish_scorecards():
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def publish(gate: dict) -> None:
-        """Write the scorecards with the gate's attestation."""
+    def publish(gate: dict, dag_run=None, data_interval_end=None) -> None:
+        """Write (and mail) the scorecards due, with the gate's attestation."""
         import logging
 
         from corridor import config, db
-        from corridor.scorecards import format_publish_result
+        from corridor.scorecards import editions_due, format_publish_result
         from corridor.scorecards import publish as publish_scorecards_files
 
+        log = logging.getLogger(__name__)
+        run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+        if run_type == "asset_triggered":
+            log.info("warehouse rebuilt: checks passed; scorecards go out on the plan's rhythm")
+            return
         settings = config.load()
-        result = publish_scorecards_files(db.warehouse_url(settings), settings.output_dir, gate=gate)
-        logging.getLogger(__name__).info("%s", format_publish_result(result, settings.root))
+        url = db.warehouse_url(settings)
+        due = editions_due(data_interval_end) if run_type == "scheduled" else [(None, None)]
+        for edition, period_start in due:
+            result = publish_scorecards_files(url, settings.output_dir, gate=gate, edition=edition,
+                                              period_start=period_start)
+            log.info("%s", format_publish_result(result, settings.root))
 
     publish(quality_gate())
 
