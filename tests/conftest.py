@@ -68,15 +68,6 @@ def warehouse_url(pg_admin_url) -> str:
     return url
 
 
-@pytest.fixture(scope="module")
-def module_warehouse_url(pg_admin_url) -> str:
-    from corridor import db
-
-    url = _new_database(pg_admin_url)
-    db.ensure_schema(url)
-    return url
-
-
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest() -> Path:
     """The prebuilt manifest the build DAG renders from (as `corridor run` makes it)."""

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -355,4 +355,4 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes) -> Fe
     return summary
 
 
-__all__ = ["FeedSummary", "FileOutcome", "Loader", "discover", "ingest_feed", "asdict"]
+__all__ = ["FeedSummary", "FileOutcome", "Loader", "discover", "ingest_feed"]

@@ -42,6 +42,7 @@ CHECKPOINT_KPI = "corridor_kpi"
 CHECKPOINTS = (CHECKPOINT_RAW, CHECKPOINT_MARTS, CHECKPOINT_KPI)
 
 USCC_PATTERN = "^[0-9A-HJ-NPQRTUWXY]{18}$"  # GB 32100-2015 alphabet (no I, O, S, V, Z)
+USCC_RULE = "a unified social credit code (18 characters of GB 32100-2015)"
 PERSON_KEY_PATTERN = "^[0-9a-f]{64}$"      # HMAC-SHA256 hex (corridor.pii)
 REGISTRATION_NO_PATTERN = "^[0-9]{16}$"
 
@@ -501,7 +502,7 @@ def raw_suites() -> list[SuiteSpec]:
     s.not_null("incubation_area_m2", when=Condition("platform_category", "in", sorted(INCUBATORS)),
                why="孵化面积 of an incubator or accelerator")
     s.between("incubation_area_m2", 0)
-    s.matches("host_uscc", USCC_PATTERN, what="a unified social credit code (18 characters of GB 32100-2015)")
+    s.matches("host_uscc", USCC_PATTERN, what=USCC_RULE)
     _date_window(s, "recognised_date", _month_end("report_month"), "the report month's end", required=False)
     s.unique("area_code", "report_month", "file_version", "platform_id", "change_type",
              what="one event of a kind per platform in a workbook")
@@ -511,7 +512,7 @@ def raw_suites() -> list[SuiteSpec]:
     s.in_set("area_code", AREAS, what="six areas")
     s.in_set("certification_type", CERTIFICATION_TYPES, what="certification types")
     s.in_set("change_type", CERTIFICATION_CHANGES, what="change types")
-    s.matches("uscc", USCC_PATTERN, what="a unified social credit code (18 characters of GB 32100-2015)")
+    s.matches("uscc", USCC_PATTERN, what=USCC_RULE)
     s.not_null("granted_date", when=Condition("change_type", "==", "新增"), why="认定日期 of a grant")
     _date_window(s, "granted_date", _month_end("report_month"), "the report month's end", required=False)
     s.a_ge_b("valid_until", "granted_date", what="有效期至 (valid_until) is not before 认定日期 (granted_date)")
@@ -537,7 +538,7 @@ def raw_suites() -> list[SuiteSpec]:
     s.in_set("contract_type", CONTRACT_TYPES, what="contract types")
     s.in_set("registration_status", REGISTRATION_STATUSES, what="registration states")
     s.in_set("seller_area_code", AREAS, what="six areas")
-    s.matches("seller_uscc", USCC_PATTERN, what="a unified social credit code (18 characters of GB 32100-2015)")
+    s.matches("seller_uscc", USCC_PATTERN, what=USCC_RULE)
     s.between("contract_value_10k_yuan", 0)
     s.between("tech_value_10k_yuan", 0)
     s.a_ge_b("contract_value_10k_yuan", "tech_value_10k_yuan",
@@ -552,7 +553,7 @@ def raw_suites() -> list[SuiteSpec]:
     s.in_set("area_code", AREAS, what="six areas")
     s.in_set("collateral_type", COLLATERAL_TYPES, what="collateral types")
     s.in_set("loan_status", LOAN_STATUSES, what="loan states")
-    s.matches("borrower_uscc", USCC_PATTERN, what="a unified social credit code (18 characters of GB 32100-2015)")
+    s.matches("borrower_uscc", USCC_PATTERN, what=USCC_RULE)
     s.between("loan_amount_yuan", 0, strict_min=True)
     s.between("annual_rate_pct", 0, 100)
     _first_of_month(s, "report_month")
@@ -574,7 +575,7 @@ def raw_suites() -> list[SuiteSpec]:
     s.in_set("intake_type", INTAKE_TYPES, what="intake types")
     s.in_set("action", ACTIONS, what="actions")
     s.matches("person_key", PERSON_KEY_PATTERN, what="a keyed pseudonym (64 hex digits), never an ID number")
-    s.matches("employer_uscc", USCC_PATTERN, what="a unified social credit code (18 characters of GB 32100-2015)")
+    s.matches("employer_uscc", USCC_PATTERN, what=USCC_RULE)
     _first_of_month(s, "file_month")
     _date_window(s, "intake_date", _month_end("file_month"), "the file month's end", required=True)
     s.unique("file_month", "record_id", what="one row per record in a monthly file")
@@ -664,7 +665,7 @@ def mart_suites() -> list[SuiteSpec]:
     s.row_count(1)
     s.not_null("uscc", why="primary key")
     s.unique("uscc", what="primary key")
-    s.matches("uscc", USCC_PATTERN, what="a unified social credit code (18 characters of GB 32100-2015)")
+    s.matches("uscc", USCC_PATTERN, what=USCC_RULE)
     s.in_set("area_code", AREAS, what="six areas")
 
     s = suite("dim_platform", "Innovation platforms with their current standing.")
