@@ -122,25 +122,38 @@ def test_unreadable_files_are_rejected_and_the_others_still_load(warehouse_url, 
     assert "ICBC_202102.csv" in summaries["bank"].rejection_message()
 
 
-def test_a_file_killed_mid_load_leaves_nothing_and_loads_fully_next_run(warehouse_url, landing):
+def _run_and_kill(url: str, landing: Path, feed: str, *, after_files: int, after_rows: int) -> None:
+    """Load ``feed`` in a child process and SIGKILL it after ``after_files`` committed files,
+    ``after_rows`` rows into the next file's COPY."""
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
         from corridor import ingest
 
-        copy = ingest.Loader._copy
+        committed = 0
+        load_file, add = ingest.Loader.load_file, ingest.CopySink.add
 
-        def copy_then_die(self, table, rows, ledger_id):
-            n = copy(self, table, rows, ledger_id)
-            if n:
-                os.kill(os.getpid(), signal.SIGKILL)  # after the first COPY, before commit
-            return n
+        def counting_load_file(self, *args, **kwargs):
+            global committed
+            outcome = load_file(self, *args, **kwargs)
+            committed += outcome.status == "loaded"
+            return outcome
 
-        ingest.Loader._copy = copy_then_die
-        ingest.ingest_feed({warehouse_url!r}, "district", Path({str(landing)!r}), pii_key=b"k")
+        def add_then_die(self, table, row):
+            add(self, table, row)
+            self.rows = getattr(self, "rows", 0) + 1
+            if committed >= {after_files} and self.rows >= {after_rows}:
+                os.kill(os.getpid(), signal.SIGKILL)  # mid-COPY, before the file's commit
+
+        ingest.Loader.load_file, ingest.CopySink.add = counting_load_file, add_then_die
+        ingest.ingest_feed({url!r}, {feed!r}, Path({str(landing)!r}), pii_key={TEST_PII_KEY!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+def test_a_file_killed_mid_load_leaves_nothing_and_loads_fully_next_run(warehouse_url, landing):
+    _run_and_kill(warehouse_url, landing, "district", after_files=0, after_rows=3)
     assert ledger(warehouse_url) == []
     assert raw_row_count(warehouse_url) == 0
     assert scalar(warehouse_url, "select count(*) from ops.quarantine") == 0
@@ -148,6 +161,36 @@ def test_a_file_killed_mid_load_leaves_nothing_and_loads_fully_next_run(warehous
     summary = ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
     assert summary.count("loaded") + summary.count("duplicate") == len(discover(landing, "district"))
     assert summary.rows_received == summary.rows_loaded + summary.rows_quarantined > 0
+
+
+def test_a_kill_mid_feed_keeps_every_file_committed_before_it(warehouse_url, landing):
+    files = discover(landing, "techmarket")
+    _run_and_kill(warehouse_url, landing, "techmarket", after_files=5, after_rows=2)
+    committed = ledger(warehouse_url)
+    assert [r[1] for r in committed] == [p.name for p in files[:5]]  # each file committed on its own
+    assert all(r[2] == "loaded" and r[3] == r[4] + r[5] for r in committed)
+    rows_before = scalar(warehouse_url, "select count(*) from raw.techmarket_contracts")
+    assert rows_before == sum(r[4] for r in committed)
+
+    rerun = ingest_feed(warehouse_url, "techmarket", landing, pii_key=TEST_PII_KEY)
+    assert rerun.count("unchanged") == 5
+    assert rerun.count("loaded") + rerun.count("duplicate") == len(files) - 5
+    assert not rerun.rejected
+    final = ledger(warehouse_url)
+    assert len(final) == len(files) and len({r[1] for r in final}) == len(files)
+
+
+def test_concurrent_loaders_never_load_a_file_twice(warehouse_url, landing):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        summaries = list(pool.map(lambda _: ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY),
+                                  range(3)))
+    files = discover(landing, "bank")
+    loaded = [r for r in ledger(warehouse_url) if r[2] == "loaded"]
+    assert sorted(r[1] for r in loaded) == sorted(p.name for p in files)
+    assert sum(s.count("loaded") for s in summaries) == len(files)
+    assert scalar(warehouse_url, "select count(*) from raw.bank_loans") == sum(r[4] for r in loaded)
 
 
 def test_restated_workbook_keeps_both_versions_on_record(warehouse_url, landing):

@@ -650,8 +650,10 @@ def test_csv_that_is_not_utf8_is_rejected_naming_the_byte_offset(tmp_path):
 
 def test_decoding_error_offset_counts_the_bom(tmp_path):
     path = tmp_path / "tech_contracts_20210305.csv"
-    path.write_bytes("\ufeff合同登记号\n".encode() + b"\x80")
-    with pytest.raises(FileRejected, match=r"byte 0x80 at offset 19 \(line 2\)"):
+    header = ",".join(TECH_HEADERS).encode() + b"\n"
+    path.write_bytes(b"\xef\xbb\xbf" + header + b"\x80")
+    offset = 3 + len(header)
+    with pytest.raises(FileRejected, match=rf"byte 0x80 at offset {offset} \(line 2\)"):
         techmarket.parse(path, pii_key=KEY)
 
 

@@ -9,7 +9,20 @@ from pathlib import Path
 import click
 
 
-@click.group()
+class _Group(click.Group):
+    """Errors a person can act on (an unreachable warehouse, a missing landing folder) print as one line."""
+
+    def invoke(self, ctx: click.Context):
+        from corridor.db import WarehouseUnavailable
+        from corridor.ingest import LandingFolderMissing
+
+        try:
+            return super().invoke(ctx)
+        except (WarehouseUnavailable, LandingFolderMissing) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """The corridor warehouse (环大罗山科创走廊): ingest, build, check, publish."""

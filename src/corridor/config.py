@@ -10,6 +10,10 @@
 | CORRIDOR_DEMO_SCALE      | city                                     |
 | CORRIDOR_DEMO_SEED       | 20200305                                 |
 | CORRIDOR_MAX_XLSX_BYTES  | 52428800 (50 MiB)                        |
+| CORRIDOR_MAX_FILE_BYTES  | 1073741824 (1 GiB): largest CSV / JSONL  |
+| CORRIDOR_MAX_RECORD_BYTES| 1048576 (1 MiB): longest CSV record / JSONL line |
+| CORRIDOR_MAX_FIELD_CHARS | 32767 (Excel's cell limit): longest field |
+| CORRIDOR_MAX_FIELDS      | 1000: most fields in a CSV record / keys in a JSON object |
 """
 
 from __future__ import annotations
@@ -30,6 +34,35 @@ def project_root() -> Path:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How large a landing file and its parts may be (untrusted input must not exhaust memory).
+
+    A CSV / JSONL file over ``file_bytes`` is rejected before it is read; a
+    record over ``record_bytes``, a field over ``field_chars`` characters or a
+    record with more than ``fields`` fields is quarantined (its first few KB
+    and its length are kept, not the whole record).
+    """
+
+    file_bytes: int = 1024 * 1024 * 1024
+    record_bytes: int = 1024 * 1024
+    field_chars: int = 32767
+    fields: int = 1000
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path
     state_dir: Path
@@ -40,6 +73,7 @@ class Settings:
     demo_scale: str
     demo_seed: int
     max_xlsx_bytes: int
+    limits: Limits
 
     @property
     def dags_dir(self) -> Path:
@@ -94,5 +128,11 @@ def load() -> Settings:
         output_dir=Path(env.get("CORRIDOR_OUTPUT_DIR") or root / "out").resolve(),
         demo_scale=env.get("CORRIDOR_DEMO_SCALE", "city"),
         demo_seed=int(env.get("CORRIDOR_DEMO_SEED", "20200305")),
-        max_xlsx_bytes=int(env.get("CORRIDOR_MAX_XLSX_BYTES", str(50 * 1024 * 1024))),
+        max_xlsx_bytes=_positive_int(env, "CORRIDOR_MAX_XLSX_BYTES", 50 * 1024 * 1024),
+        limits=Limits(
+            file_bytes=_positive_int(env, "CORRIDOR_MAX_FILE_BYTES", Limits.file_bytes),
+            record_bytes=_positive_int(env, "CORRIDOR_MAX_RECORD_BYTES", Limits.record_bytes),
+            field_chars=_positive_int(env, "CORRIDOR_MAX_FIELD_CHARS", Limits.field_chars),
+            fields=_positive_int(env, "CORRIDOR_MAX_FIELDS", Limits.fields),
+        ),
     )

@@ -52,8 +52,31 @@ def warehouse_url(settings: Settings) -> str:
     return embedded_url(settings.pgdata)
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be reached: one line naming the server and the database, never the password."""
+
+
+def describe(url: str) -> str:
+    """``user@host:port/dbname`` of a URL, without its password (for messages)."""
+    p = libpq_params(url)
+    return f"{p['user']}@{p['host']}:{p['port']}/{p['dbname']}"
+
+
+def _reason(exc: psycopg.OperationalError) -> str:
+    """The server's (or the network's) reason, from libpq's message."""
+    first = (str(exc).strip().splitlines() or ["unknown error"])[0]
+    reason = first.rsplit(" failed: ", 1)[-1].strip()
+    for prefix in ("FATAL:", "ERROR:"):
+        reason = reason.removeprefix(prefix).strip()
+    return reason or first
+
+
 def connect(url: str, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(url, **kwargs)
+    """A connection to the warehouse; WarehouseUnavailable (one line) when it cannot be had."""
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise WarehouseUnavailable(f"cannot connect to the warehouse {describe(url)}: {_reason(exc)}") from None
 
 
 def ensure_schema(url: str) -> None:

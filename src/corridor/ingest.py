@@ -1,28 +1,40 @@
 """Load a feed's landing folder into the warehouse, exactly once per file.
 
-For each file in ``landing/<feed>/`` the loader
+For each entry of ``landing/<feed>/`` the loader
 
-1. hashes it and looks it up in ``ops.load_ledger``: bytes already loaded are a
+1. checks what it is without following it: only a regular file whose real
+   path stays inside the landing folder is read; a symbolic link, a folder,
+   a FIFO or a device gets a ``rejected`` ledger row saying what it is, and
+   so does a name breaking the spec's pattern;
+2. hashes it and looks it up in ``ops.load_ledger``: bytes already loaded are a
    no-op (a file re-sent under its own name is skipped; the same bytes under a
    new name get a ledger row saying which file they duplicate and load
    nothing); a name already loaded with *other* bytes is rejected, because a
    delivered file is never changed in place;
-2. parses it with the feed's parser (``corridor.feeds.<feed>.parse``);
-3. in ONE transaction: writes the ledger row, COPYs the valid rows into the
-   ``raw`` tables and the invalid ones into ``ops.quarantine``, checks
-   ``rows_received = rows_loaded + rows_quarantined`` and commits. A crash at
-   any point leaves nothing of the file behind, and the next run loads it.
+3. in ONE transaction, committed when the file is done: writes the ledger
+   row, streams the parser's rows into the ``raw`` tables by COPY as they are
+   parsed (memory does not grow with the file) and the invalid ones into
+   ``ops.quarantine``, checks ``rows_received = rows_loaded +
+   rows_quarantined`` and commits. A crash leaves every file committed before
+   it and nothing of the file it was loading; the next run loads that one.
 
-A file that cannot be read at all gets a ``rejected`` ledger row with the
-reason; the other files still load, and the caller fails the run listing the
-rejected files.
+Whatever goes wrong while a file is parsed or copied (an unreadable file, a
+parser bug, a value the database refuses inside COPY) rolls back that file
+only and writes a ``rejected`` ledger row naming the file and the cause; the
+loader goes on with the next file and the caller fails the run listing the
+rejected files. A missing landing folder fails the run; a feed silent for
+longer than its delivery rhythm is a warning in the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,8 +46,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from corridor import db
 from corridor.feeds import FEEDS, BadFileName, file_meta
-from corridor.feeds.base import BOOKKEEPING_TABLES, FileRejected, ParsedFile, parser_for
+from corridor.feeds._rows import HEAD_BYTES, escape_unstorable, kind_of, open_regular
+from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, parser_for
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,7 @@ class FileOutcome:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     message: str = ""
+    sha256: str = ""
 
 
 @dataclass
@@ -56,6 +71,7 @@ class FeedSummary:
     feed: str
     files: list[FileOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -88,6 +104,7 @@ class FeedSummary:
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
             "rejected": [{"file": f.file_name, "reason": f.message} for f in self.rejected],
+            "warnings": list(self.warnings),
             "seconds": round(self.seconds, 2),
         }
 
@@ -103,23 +120,36 @@ class ReconciliationError(RuntimeError):
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def discover(landing_dir: Path, feed: str) -> list[Path]:
-    """The feed's files in delivery order (period, then version, then name).
+class LandingFolderMissing(RuntimeError):
+    """A feed's landing folder does not exist or is not a folder: the run must fail, not report success."""
 
-    Hidden files (transfers in progress, editor droppings) are ignored; any
-    other file is the loader's business, and one whose name breaks the
-    spec's pattern is rejected rather than skipped.
-    """
-    folder = landing_dir / FEEDS[feed].folder
+
+def feed_folder(landing_dir: Path, feed: str) -> Path:
+    """The feed's landing folder; raise LandingFolderMissing naming the path when it is not one."""
+    folder = Path(landing_dir) / FEEDS[feed].folder
+    if not folder.exists():
+        raise LandingFolderMissing(f"{folder}: the landing folder of feed {feed} does not exist")
     if not folder.is_dir():
-        return []
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        raise LandingFolderMissing(f"{folder}: the landing folder of feed {feed} is not a folder")
+    return folder
+
+
+def discover(landing_dir: Path, feed: str) -> list[Path]:
+    """The feed's directory entries in delivery order (period, then version, then name).
+
+    Hidden entries (transfers in progress, editor droppings) are ignored; any
+    other entry is the loader's business: one whose name breaks the spec's
+    pattern, or that is not a regular file (a link, a folder, a FIFO …), is
+    rejected rather than skipped. Nothing is opened or followed here.
+    """
+    folder = feed_folder(landing_dir, feed)
+    entries = [Path(e.path) for e in os.scandir(folder) if not e.name.startswith(".")]
 
     def order(p: Path) -> tuple:
         try:
@@ -128,7 +158,15 @@ def discover(landing_dir: Path, feed: str) -> list[Path]:
         except BadFileName:
             return (1, date.min, 0, p.name)
 
-    return sorted(files, key=order)
+    return sorted(entries, key=order)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def _jsonable(value: Any) -> Any:
@@ -139,15 +177,112 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+# What a quarantined record may weigh in ops.quarantine before it is cut to its head.
+MAX_QUARANTINE_RECORD_CHARS = 16 * 1024
+
+
+def quarantine_json(record: Any) -> str:
+    """The quarantined record as jsonb accepts it: NUL and lone surrogates escaped, never NaN, bounded."""
+    text = json.dumps(escape_unstorable(record), ensure_ascii=False, allow_nan=False, default=_jsonable)
+    if len(text) > MAX_QUARANTINE_RECORD_CHARS:
+        text = json.dumps({"record_head": text[:HEAD_BYTES], "record_chars": len(text)}, ensure_ascii=False)
+    return text
+
+
+def _one_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class CopySink:
+    """Streams a file's rows into the raw tables (one COPY at a time) as the parser produces them.
+
+    Quarantined records are spooled to a temporary file and copied into
+    ``ops.quarantine`` at the end, so memory does not grow with the file
+    however many of its rows are bad.
+    """
+
+    def __init__(self, loader: Loader, ledger_id: int) -> None:
+        self.loader = loader
+        self.conn = loader.conn
+        self.ledger_id = ledger_id
+        self._stack = contextlib.ExitStack()
+        self._table: str | None = None
+        self._copy: Any = None
+        self._columns: list[str] = []
+        self._spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self.quarantined = 0
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        if table != self._table:
+            self._start(table, row)
+        self._copy.write_row([*(row[c] for c in self._columns), self.ledger_id])
+
+    def _start(self, table: str, first: dict[str, Any]) -> None:
+        self._finish()
+        columns = [c for c in self.loader._table_columns(table) if c != "ledger_id"]
+        missing = set(columns) - set(first)
+        if missing:
+            raise KeyError(f"parser of {self.loader.feed} gives no {sorted(missing)} for {table}")
+        schema, name = table.split(".")
+        stmt = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
+        cur = self._stack.enter_context(self.conn.cursor())
+        self._copy = self._stack.enter_context(cur.copy(stmt))
+        self._table, self._columns = table, columns
+        self.loader._touched.add(table)
+
+    def _finish(self) -> None:
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+        self._table, self._copy = None, None
+
+    def quarantine(self, entry: Quarantined) -> None:
+        self._spool.write(json.dumps([entry.sheet, entry.source_row, entry.rule_code,
+                                      escape_unstorable(entry.message), quarantine_json(entry.record)],
+                                     ensure_ascii=False))
+        self._spool.write("\n")
+        self.quarantined += 1
+
+    def close(self, feed: str, file_name: str) -> int:
+        """Finish the raw COPY and copy the spooled quarantine; return the number quarantined."""
+        self._finish()
+        if self.quarantined:
+            self._spool.seek(0)
+            stmt = ("copy ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message,"
+                    " record) from stdin")
+            with self.conn.cursor() as cur, cur.copy(stmt) as copy:
+                for line in self._spool:
+                    sheet, source_row, rule_code, message, record = json.loads(line)
+                    copy.write_row([self.ledger_id, feed, file_name, sheet, source_row, rule_code, message, record])
+        self._spool.close()
+        return self.quarantined
+
+    def abort(self, exc: BaseException) -> None:
+        """End a COPY in progress with the error (psycopg sends CopyFail), drop the spool."""
+        stack, self._stack = self._stack, contextlib.ExitStack()
+        with contextlib.suppress(Exception):
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+        self._spool.close()
+
+
 class Loader:
-    """Loads files of one feed over one connection, one transaction per file."""
+    """Loads files of one feed, one transaction per file, each committed on its own.
+
+    The connection must be in autocommit mode (``ingest_feed`` opens it so):
+    each ``conn.transaction()`` is then a real transaction, committed when
+    the file is done, not a savepoint of one transaction around the feed.
+    """
 
     def __init__(self, conn: psycopg.Connection, feed: str, *, pii_key: bytes,
-                 parse: Callable[..., ParsedFile] | None = None) -> None:
+                 parse: Callable[..., ParsedFile] | None = None, landing_dir: Path | None = None) -> None:
+        if not conn.autocommit:
+            raise ValueError("Loader needs an autocommit connection: each file commits on its own")
         self.conn = conn
         self.feed = feed
         self.pii_key = pii_key
         self.parse = parse or parser_for(feed)
+        self.landing_dir = landing_dir
         self._columns: dict[str, list[str]] = {}
         self._touched: set[str] = set()
 
@@ -169,22 +304,9 @@ class Loader:
         summary = FeedSummary(self.feed)
         by_name, by_sha = self._loaded()
         for path in files:
-            sha = sha256_of(path)
-            if path.name in by_name:
-                known_sha, lid = by_name[path.name]
-                if known_sha == sha:
-                    summary.files.append(FileOutcome(path.name, "unchanged", lid,
-                                                     message="already loaded"))
-                    continue
-                outcome = self._reject(path, sha, (
-                    f"{path.name} was already loaded (ledger {lid}) with different content; "
-                    "a delivered file is never changed in place: a correction must arrive "
-                    "as a new file"))
-            elif sha in by_sha:
-                outcome = self._record_duplicate(path, sha, *by_sha[sha])
-            else:
-                outcome = self.load_file(path, sha)
+            outcome = self._one(path, by_name, by_sha)
             if outcome.status in ("loaded", "duplicate"):
+                sha = outcome.sha256
                 by_name[path.name] = (sha, outcome.ledger_id)
                 by_sha.setdefault(sha, (path.name, outcome.ledger_id))
             summary.files.append(outcome)
@@ -192,6 +314,40 @@ class Loader:
             self._analyze()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _one(self, path: Path, by_name: dict, by_sha: dict) -> FileOutcome:
+        """One directory entry: checked, hashed, then loaded, skipped or rejected; never raises for the file."""
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            return self._reject(path, "", f"{path.name} cannot be read: {exc.strerror}")
+        if not stat.S_ISREG(mode):
+            return self._reject(path, "", f"{path.name} is {kind_of(mode)}, not a regular file: "
+                                          "not followed, not read")
+        folder = self.landing_dir / FEEDS[self.feed].folder if self.landing_dir else path.parent
+        if not _inside(path, folder):
+            return self._reject(path, "", f"{path.name} resolves outside the landing folder {folder}: not read")
+        try:
+            file_meta(self.feed, path.name)
+        except BadFileName as exc:
+            return self._reject(path, "", str(exc))
+        try:
+            sha = sha256_of(path)
+        except FileRejected as exc:  # swapped for a link or a FIFO since it was looked at
+            return self._reject(path, "", str(exc))
+        except OSError as exc:
+            return self._reject(path, "", f"{path.name} cannot be read: {exc.strerror}")
+        if path.name in by_name:
+            known_sha, lid = by_name[path.name]
+            if known_sha == sha:
+                return FileOutcome(path.name, "unchanged", lid, message="already loaded", sha256=sha)
+            return self._reject(path, sha, (
+                f"{path.name} was already loaded (ledger {lid}) with different content; "
+                "a delivered file is never changed in place: a correction must arrive "
+                "as a new file"))
+        if sha in by_sha:
+            return self._record_duplicate(path, sha, *by_sha[sha])
+        return self.load_file(path, sha)
 
     def _analyze(self) -> None:
         """Refresh planner statistics of the tables just loaded.
@@ -203,66 +359,86 @@ class Loader:
         for table in sorted(self._touched | {"ops.load_ledger", "ops.quarantine"}):
             schema, name = table.split(".")
             self.conn.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, name)))
-        self.conn.commit()
         self._touched.clear()
 
     # -- one file ------------------------------------------------------------
     def load_file(self, path: Path, sha: str | None = None) -> FileOutcome:
+        """Parse and load one file in one transaction; on any failure roll it back and reject the file.
+
+        Whatever goes wrong (an unreadable file, a parser bug, a value the
+        database refuses inside COPY, a reconciliation failure) costs this
+        file only: nothing of it stays, a ``rejected`` ledger row names the
+        file and the cause, and the loader goes on with the next file. Only a
+        lost connection (nothing can be recorded then) propagates.
+        """
         sha = sha or sha256_of(path)
         started_at = datetime.now(UTC)
         try:
             file_meta(self.feed, path.name)
-            parsed = self.parse(path, pii_key=self.pii_key)
-        except (BadFileName, FileRejected) as exc:
+        except BadFileName as exc:
             return self._reject(path, sha, str(exc), started_at)
-        except Exception as exc:  # a parser bug must not hide the file either
-            log.exception("parser of %s failed on %s", self.feed, path.name)
-            return self._reject(path, sha, f"{path.name}: could not be parsed ({type(exc).__name__}: {exc})",
-                                started_at)
-        with self.conn.transaction():
-            self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
-            # Another loader may have taken the file while this one parsed it.
-            if self.conn.execute(
-                "select 1 from ops.load_ledger where feed = %s and status = 'loaded'"
-                " and (file_name = %s or sha256 = %s)", (self.feed, path.name, sha)).fetchone():
-                return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run")
-            ledger_id = self.conn.execute(
-                "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at)"
-                " values (%s, %s, %s, %s, 'loaded', %s, %s) returning ledger_id",
-                (self.feed, path.name, sha, path.stat().st_size, started_at, started_at),
-            ).fetchone()[0]
-            if self.feed == "techmarket":
-                self._quarantine_cross_file_duplicates(parsed)
-            loaded = 0
-            for table, rows in parsed.tables.items():
-                copied = self._copy(table, rows, ledger_id)
-                self._touched.add(table)
-                if table not in BOOKKEEPING_TABLES:
-                    loaded += copied
-            quarantined = self._copy_quarantine(parsed, ledger_id)
-            if parsed.rows_received != loaded + quarantined:
-                raise ReconciliationError(
-                    f"{path.name}: received {parsed.rows_received} rows but loaded {loaded} "
-                    f"and quarantined {quarantined}; nothing committed")
-            message = "; ".join(parsed.notes) or None
-            self.conn.execute(
-                "update ops.load_ledger set rows_received = %s, rows_loaded = %s, rows_quarantined = %s,"
-                " finished_at = %s, message = %s where ledger_id = %s",
-                (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id),
-            )
+        try:
+            with self.conn.transaction():
+                self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
+                # Another loader may have taken the file meanwhile.
+                if self.conn.execute(
+                    "select 1 from ops.load_ledger where feed = %s and status = 'loaded'"
+                    " and (file_name = %s or sha256 = %s)", (self.feed, path.name, sha)).fetchone():
+                    return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run",
+                                       sha256=sha)
+                ledger_id = self.conn.execute(
+                    "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at)"
+                    " values (%s, %s, %s, %s, 'loaded', %s, %s) returning ledger_id",
+                    (self.feed, path.name, sha, path.stat().st_size, started_at, started_at),
+                ).fetchone()[0]
+                sink = CopySink(self, ledger_id)
+                try:
+                    parsed = self.parse(path, pii_key=self.pii_key, sink=sink)
+                    moved = self._quarantine_cross_file_duplicates(ledger_id, path.name, sink)
+                    quarantined = sink.close(self.feed, path.name) + moved
+                except BaseException as exc:
+                    sink.abort(exc)  # end a COPY in progress before the transaction rolls back
+                    raise
+                loaded = parsed.rows_loaded - moved
+                if parsed.rows_received != loaded + quarantined:
+                    raise ReconciliationError(
+                        f"{path.name}: received {parsed.rows_received} rows but loaded {loaded} "
+                        f"and quarantined {quarantined}; nothing committed")
+                message = "; ".join(parsed.notes) or None
+                self.conn.execute(
+                    "update ops.load_ledger set rows_received = %s, rows_loaded = %s, rows_quarantined = %s,"
+                    " finished_at = %s, message = %s where ledger_id = %s",
+                    (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id),
+                )
+        except (FileRejected, BadFileName) as exc:
+            return self._reject(path, sha, str(exc), started_at)
+        except Exception as exc:
+            if self.conn.broken or self.conn.closed:
+                raise  # the server is gone: nothing can be recorded, the run must stop
+            if isinstance(exc, psycopg.Error):
+                cause = f"the database refused it ({_one_line(exc)})"
+            else:  # a parser bug must not hide the file, nor stop the others
+                log.exception("loading %s/%s failed", self.feed, path.name)
+                cause = f"could not be loaded ({_one_line(exc)})"
+            return self._reject(path, sha, f"{path.name}: {cause}; nothing of it was loaded", started_at)
         return FileOutcome(path.name, "loaded", ledger_id, parsed.rows_received, loaded, quarantined,
-                           message or "")
+                           message or "", sha256=sha)
 
     def _reject(self, path: Path, sha: str, reason: str, started_at: datetime | None = None) -> FileOutcome:
         started_at = started_at or datetime.now(UTC)
+        try:
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0
+        reason = escape_unstorable(reason)
         with self.conn.transaction():
             ledger_id = self.conn.execute(
                 "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at,"
                 " finished_at, message) values (%s, %s, %s, %s, 'rejected', %s, %s, %s) returning ledger_id",
-                (self.feed, path.name, sha, path.stat().st_size, started_at, datetime.now(UTC), reason),
+                (self.feed, escape_unstorable(path.name), sha, size, started_at, datetime.now(UTC), reason),
             ).fetchone()[0]
         log.warning("rejected %s/%s: %s", self.feed, path.name, reason)
-        return FileOutcome(path.name, "rejected", ledger_id, message=reason)
+        return FileOutcome(path.name, "rejected", ledger_id, message=reason, sha256=sha)
 
     def _record_duplicate(self, path: Path, sha: str, original: str, original_id: int) -> FileOutcome:
         now = datetime.now(UTC)
@@ -273,7 +449,7 @@ class Loader:
                 " finished_at, message) values (%s, %s, %s, %s, 'loaded', %s, %s, %s) returning ledger_id",
                 (self.feed, path.name, sha, path.stat().st_size, now, now, message),
             ).fetchone()[0]
-        return FileOutcome(path.name, "duplicate", ledger_id, message=message)
+        return FileOutcome(path.name, "duplicate", ledger_id, message=message, sha256=sha)
 
     # -- COPY ----------------------------------------------------------------
     def _table_columns(self, table: str) -> list[str]:
@@ -287,72 +463,86 @@ class Loader:
             self._columns[table] = [r[0] for r in rows]
         return self._columns[table]
 
-    def _copy(self, table: str, rows: list[dict[str, Any]], ledger_id: int) -> int:
-        if not rows:
-            return 0
-        columns = [c for c in self._table_columns(table) if c != "ledger_id"]
-        missing = set(columns) - set(rows[0])
-        if missing:
-            raise KeyError(f"parser of {self.feed} gives no {sorted(missing)} for {table}")
-        schema, name = table.split(".")
-        stmt = sql.SQL("copy {} ({}) from stdin").format(
-            sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
-        with self.conn.cursor() as cur, cur.copy(stmt) as copy:
-            for row in rows:
-                copy.write_row([*(row[c] for c in columns), ledger_id])
-        return len(rows)
-
-    def _copy_quarantine(self, parsed: ParsedFile, ledger_id: int) -> int:
-        if not parsed.quarantined:
-            return 0
-        stmt = ("copy ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record)"
-                " from stdin")
-        with self.conn.cursor() as cur, cur.copy(stmt) as copy:
-            for q in parsed.quarantined:
-                copy.write_row([ledger_id, self.feed, parsed.file_name, q.sheet, q.source_row, q.rule_code,
-                                q.message, json.dumps(q.record, ensure_ascii=False, default=_jsonable)])
-        return len(parsed.quarantined)
-
     # -- feed-specific rule needing the warehouse ------------------------------
-    def _quarantine_cross_file_duplicates(self, parsed: ParsedFile) -> None:
-        """A contract row identical to that contract's latest loaded row is a duplicate.
+    def _quarantine_cross_file_duplicates(self, ledger_id: int, file_name: str, sink: CopySink) -> int:
+        """A contract row identical to that contract's latest loaded row is a duplicate: move it to quarantine.
 
         Only the *latest* state counts: a row repeating an older state after a
-        change (有效 → 撤销 → 有效) is news, not a duplicate.
+        change (有效 → 撤销 → 有效) is news, not a duplicate. Done in SQL after
+        the file's COPY, so the file never has to be held in memory.
         """
-        rows = parsed.tables.get("raw.techmarket_contracts") or []
-        if not rows:
-            return
-        latest = dict(((r[0]), (r[1], r[2], r[3])) for r in self.conn.execute(
+        if self.feed != "techmarket":
+            return 0
+        sink._finish()
+        return self.conn.execute(
             """
-            select distinct on (c.registration_no) c.registration_no, c.row_hash, l.file_name, c.source_row
-            from raw.techmarket_contracts as c
-            join ops.load_ledger as l on l.ledger_id = c.ledger_id
-            where c.registration_no = any(%s)
-            order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc
-            """, ([r["registration_no"] for r in rows],)).fetchall())
-        kept = []
-        for row in rows:
-            earlier = latest.get(row["registration_no"])
-            if earlier and earlier[0] == row["row_hash"]:
-                parsed.quarantine(
-                    row["source_row"], "duplicate_row",
-                    f"{parsed.file_name} row {row['source_row']}: 合同登记号 {row['registration_no']} "
-                    f"repeats exactly its latest registration, {earlier[1]} row {earlier[2]}",
-                    {k: v for k, v in row.items() if k not in ("row_hash",)})
-            else:
-                kept.append(row)
-        parsed.tables["raw.techmarket_contracts"] = kept
+            with latest as (
+                select distinct on (c.registration_no)
+                    c.registration_no, c.row_hash, l.file_name, c.source_row
+                from raw.techmarket_contracts as c
+                inner join ops.load_ledger as l on l.ledger_id = c.ledger_id
+                where c.ledger_id <> %(ledger_id)s::bigint
+                    and c.registration_no in (
+                        select registration_no from raw.techmarket_contracts where ledger_id = %(ledger_id)s::bigint)
+                order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc
+            ),
+            moved as (
+                delete from raw.techmarket_contracts as n
+                using latest
+                where n.ledger_id = %(ledger_id)s::bigint
+                    and n.registration_no = latest.registration_no
+                    and n.row_hash = latest.row_hash
+                returning n.*, latest.file_name as earlier_file, latest.source_row as earlier_row
+            ),
+            filed as (
+                insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record)
+                select
+                    %(ledger_id)s::bigint, 'techmarket', %(file_name)s::text, null, source_row, 'duplicate_row',
+                    format('%%s row %%s: 合同登记号 %%s repeats exactly its latest registration, %%s row %%s',
+                           %(file_name)s::text, source_row, registration_no, earlier_file, earlier_row),
+                    to_jsonb(moved) - 'row_hash' - 'ledger_id' - 'earlier_file' - 'earlier_row'
+                from moved
+                returning 1
+            )
+            select count(*) from filed
+            """, {"ledger_id": ledger_id, "file_name": file_name}).fetchone()[0]
 
 
-def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes) -> FeedSummary:
-    """Load every new file of a feed's landing folder; return what happened."""
+def silence_warning(conn: psycopg.Connection, feed: str, as_of: datetime) -> str | None:
+    """A warning when the feed has received nothing new for longer than its delivery rhythm allows."""
+    last = conn.execute(
+        "select max(finished_at) from ops.load_ledger where feed = %s and status = 'loaded' and rows_received > 0",
+        (feed,)).fetchone()[0]
+    limit = FEEDS[feed].max_silence
+    if last is None:
+        return f"{feed}: nothing has ever been loaded from this feed"
+    if as_of - last > limit:
+        days = (as_of - last).total_seconds() / 86400
+        return (f"{feed}: nothing new received for {days:.0f} days (last file loaded {last:%Y-%m-%d %H:%M} UTC; "
+                f"the feed delivers at least every {limit.days} days)")
+    return None
+
+
+def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
+                as_of: datetime | None = None) -> FeedSummary:
+    """Load every new file of a feed's landing folder; return what happened.
+
+    Raises LandingFolderMissing when the feed's folder is missing or not a
+    folder. ``as_of`` (the run's data interval end; default now) judges
+    whether the feed has gone silent for longer than its rhythm (a warning).
+    """
     if feed not in FEEDS:
         raise KeyError(f"unknown feed {feed!r}; expected one of {', '.join(FEEDS)}")
-    with psycopg.connect(url) as conn:
-        summary = Loader(conn, feed, pii_key=pii_key).load_all(discover(landing_dir, feed))
+    files = discover(landing_dir, feed)
+    with db.connect(url, autocommit=True) as conn:
+        summary = Loader(conn, feed, pii_key=pii_key, landing_dir=Path(landing_dir)).load_all(files)
+        warning = silence_warning(conn, feed, as_of or datetime.now(UTC))
+    if warning:
+        summary.warnings.append(warning)
+        log.warning("%s", warning)
     log.info("ingested %s: %s", feed, json.dumps(summary.as_dict(), ensure_ascii=False))
     return summary
 
 
-__all__ = ["FeedSummary", "FileOutcome", "Loader", "discover", "ingest_feed"]
+__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "discover", "ingest_feed",
+           "silence_warning"]

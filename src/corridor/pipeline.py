@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -204,7 +205,7 @@ def format_published(url: str, edition: str, year: int, root: Path) -> str:
 def run(settings: Settings | None = None, echo=print) -> int:
     """Run the whole pipeline; return the process exit code."""
     from corridor import transform
-    from corridor.ingest import discover
+    from corridor.ingest import LandingFolderMissing, discover, silence_warning
     from corridor.orchestration.runner import prepare_airflow, run_dags
 
     started = time.perf_counter()
@@ -225,10 +226,21 @@ def run(settings: Settings | None = None, echo=print) -> int:
     results = run_dags(INGEST_DAGS, settings.dags_dir)
     ingest_seconds = time.perf_counter() - ingest_started
 
-    discovered = {feed: len(discover(settings.landing_dir, feed)) for feed in FEEDS}
+    discovered, problems = {}, []
+    for feed in FEEDS:
+        try:
+            discovered[feed] = len(discover(settings.landing_dir, feed))
+        except LandingFolderMissing as exc:
+            discovered[feed] = 0
+            problems.append(f"FAILED {exc}")
+    with db.connect(url) as conn:
+        now = datetime.now(UTC)
+        problems += [f"WARNING {w}" for feed in FEEDS if (w := silence_warning(conn, feed, now))]
     echo("")
     echo(f"== ingest ({ingest_seconds:.1f} s) ==")
     echo(format_ingest_summary(ledger_report(url, since), discovered))
+    for line in problems:
+        echo(line)
     echo("")
     echo("quarantined rows on record, by rule:")
     for feed, rule, count in quarantine_by_rule(url):

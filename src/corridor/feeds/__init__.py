@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 AREAS = ("LW", "OH", "YQ", "RA", "ZN", "OJK")
 BANKS = ("ICBC", "ABC", "BOC", "CCB", "WZB", "OHRCB")
@@ -22,20 +22,24 @@ class Feed:
     pattern: re.Pattern[str]
     pattern_text: str  # as the spec writes it, for error messages
     description: str
+    # The longest a healthy source stays silent (its delivery rhythm plus slack):
+    # a feed that has received nothing new for longer is a warning in the run summary.
+    max_silence: timedelta = timedelta(days=45)
 
 
 FEEDS: dict[str, Feed] = {
     "district": Feed("district", "district",
-                     re.compile(r"^(?P<area>[A-Z]+)_(?P<yyyymm>\d{6})_v(?P<version>[1-9]\d*)\.xlsx$"),
+                     re.compile(r"^(?P<area>[A-Z]+)_(?P<yyyymm>[0-9]{6})_v(?P<version>[1-9][0-9]*)\.xlsx$", re.ASCII),
                      "{AREA}_{YYYYMM}_v{N}.xlsx", "片区月报 district monthly returns"),
     "techmarket": Feed("techmarket", "techmarket",
-                       re.compile(r"^tech_contracts_(?P<yyyymmdd>\d{8})\.csv$"),
-                       "tech_contracts_{YYYYMMDD}.csv", "技术合同登记 technology contracts"),
+                       re.compile(r"^tech_contracts_(?P<yyyymmdd>[0-9]{8})\.csv$", re.ASCII),
+                       "tech_contracts_{YYYYMMDD}.csv", "技术合同登记 technology contracts",
+                       max_silence=timedelta(days=4)),
     "bank": Feed("bank", "bank",
-                 re.compile(r"^(?P<bank>[A-Z]+)_(?P<yyyymm>\d{6})\.csv$"),
+                 re.compile(r"^(?P<bank>[A-Z]+)_(?P<yyyymm>[0-9]{6})\.csv$", re.ASCII),
                  "{BANK}_{YYYYMM}.csv", "知识产权质押融资 pledge loans"),
     "hr": Feed("hr", "hr",
-               re.compile(r"^talent_(?P<yyyymm>\d{6})\.jsonl$"),
+               re.compile(r"^talent_(?P<yyyymm>[0-9]{6})\.jsonl$", re.ASCII),
                "talent_{YYYYMM}.jsonl", "高层次人才引育 talent intake"),
 }
 
@@ -67,7 +71,7 @@ def _month(yyyymm: str) -> tuple[date, date]:
 def file_meta(feed: str, file_name: str) -> FileMeta:
     """Parse a landing file's name; raise BadFileName naming the expected pattern."""
     spec = FEEDS[feed]
-    m = spec.pattern.match(file_name)
+    m = spec.pattern.fullmatch(file_name)  # fullmatch: `$` alone would let a trailing newline through
     if not m:
         raise BadFileName(f"{file_name}: name does not match {spec.pattern_text}")
     g = m.groupdict()

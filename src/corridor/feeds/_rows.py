@@ -10,12 +10,17 @@ and :func:`load_table` drives a header + rows table (xlsx sheet or CSV).
 from __future__ import annotations
 
 import csv
-import io
+import errno
+import math
+import os
+import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from corridor.config import Limits
 from corridor.feeds import BadFileName, FileMeta, file_meta
 from corridor.feeds.base import FileRejected, ParsedFile
 from corridor.normalize import MISSING, NormalizeError, as_text, header, is_blank, text
@@ -44,17 +49,189 @@ def meta_for(feed: str, path: Path) -> FileMeta:
         raise FileRejected(str(exc)) from exc
 
 
-def read_text(path: Path, encoding: str) -> str:
-    """The whole file decoded strictly; a bad byte rejects the file, naming where it is."""
-    data = path.read_bytes()
+# -- reading untrusted files -----------------------------------------------------------
+
+HEAD_BYTES = 4096  # what a quarantined over-long record keeps of itself
+
+
+def kind_of(mode: int) -> str:
+    """What a directory entry is, as a rejection message says it."""
+    for test, word in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def open_regular(path: Path, *, max_bytes: int | None = None,
+                 limit_name: str = "CORRIDOR_MAX_FILE_BYTES") -> BinaryIO:
+    """Open a landing file for reading, binary: a regular file only, never through a symbolic link.
+
+    ``O_NOFOLLOW`` refuses a link in the last component even if one was put
+    there after the loader looked; ``O_NONBLOCK`` keeps a FIFO from blocking
+    the open; the open file is checked again with ``fstat``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        offset = len(data) - len(exc.object) + exc.start  # utf-8-sig reports offsets after the BOM
-        line = data.count(b"\n", 0, offset) + 1
-        raise FileRejected(
-            f"{path.name} is not valid {encoding.removesuffix('-sig').upper()}: "
-            f"byte 0x{data[offset]:02x} at offset {offset} (line {line}) {exc.reason}") from None
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileRejected(f"{path.name} is a symbolic link: not followed, not read") from None
+        raise FileRejected(f"{path.name} cannot be opened: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileRejected(f"{path.name} is {kind_of(st.st_mode)}, not a regular file: not read")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise FileRejected(f"{path.name} is {st.st_size:,} bytes, over the limit of {max_bytes:,} ({limit_name})")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class RecordTooLong(Exception):
+    """A record over the limit: what is kept of it (its first bytes) and its length."""
+
+    def __init__(self, line: int, head: bytes, length: int) -> None:
+        super().__init__(f"record of {length:,} bytes")
+        self.line, self.head, self.length = line, head, length
+
+
+class BoundedLines:
+    """The lines of a text file, decoded strictly, read so that memory stays bounded.
+
+    Iterating gives each physical line (split on ``\\n`` only, kept at its
+    end). A record (one or more lines, ended by :meth:`record_done`) longer
+    than ``limit`` bytes raises :class:`RecordTooLong` once the rest of its
+    physical line has been skipped unread into memory; iteration may then go
+    on with the next line. A byte that is not valid in ``encoding`` rejects
+    the file, naming its offset and line. A leading UTF-8 BOM is dropped.
+    """
+
+    def __init__(self, fh: BinaryIO, file_name: str, encoding: str, limit: int) -> None:
+        self.fh = fh
+        self.file_name = file_name
+        self.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
+        self.limit = limit
+        self.offset = 0          # bytes read so far
+        self.line_no = 0         # physical lines read so far
+        self.record_bytes = 0
+        self.head = bytearray()  # the first HEAD_BYTES of the current record
+
+    def __iter__(self) -> BoundedLines:
+        return self
+
+    def record_done(self) -> None:
+        self.record_bytes = 0
+        self.head.clear()
+
+    def head_text(self) -> str:
+        return bytes(self.head).decode(self.encoding, errors="ignore")  # a character cut at the end
+
+    def __next__(self) -> str:
+        line = self.fh.readline(self.limit - self.record_bytes + 1)
+        if not line:
+            raise StopIteration
+        start = self.offset
+        self.offset += len(line)
+        self.line_no += 1
+        if len(self.head) < HEAD_BYTES:
+            self.head += line[: HEAD_BYTES - len(self.head)]
+        self.record_bytes += len(line)
+        if self.record_bytes > self.limit:
+            length = self.record_bytes
+            while not line.endswith(b"\n"):  # skip the rest of the line, 1 MiB at a time
+                line = self.fh.readline(1 << 20)
+                if not line:
+                    break
+                self.offset += len(line)
+                length += len(line)
+            exc = RecordTooLong(self.line_no, bytes(self.head), length)
+            self.record_done()
+            raise exc
+        try:
+            decoded = line.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            raise FileRejected(
+                f"{self.file_name} is not valid {self.encoding.upper()}: byte 0x{line[exc.start]:02x} at offset "
+                f"{start + exc.start} (line {self.line_no}) {exc.reason}") from None
+        if start == 0:
+            decoded = decoded.removeprefix("\ufeff")
+        return decoded
+
+
+def too_long_record(exc: RecordTooLong, head: str, limit: int, what: str) -> tuple[str, dict[str, Any]]:
+    """The message and the kept record of an over-long record."""
+    return (f"the {what} is {exc.length:,} bytes, over the limit of {limit:,} (CORRIDOR_MAX_RECORD_BYTES); "
+            f"its first {len(exc.head):,} bytes are kept",
+            {"record_head": head, "record_bytes": exc.length})
+
+
+# Characters PostgreSQL text cannot hold: NUL, and UTF-16 surrogates without a partner
+# (a JSON "\\ud800" escape decodes to one).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _strings(value: Any, key: str | None, out: list[tuple[str | None, str]]) -> None:
+    if isinstance(value, str):
+        out.append((key, value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append((key, str(k)))  # keys too: they end up in the quarantined record
+            _strings(v, str(k) if key is None else f"{key}.{k}", out)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _strings(v, key if key is not None else column_number(i), out)
+
+
+def storable(raw: Any, limits: Limits, keys: Callable[[int], str] | None = None) -> tuple[str, str] | None:
+    """The first reason the database could not store a record's text, as (rule code, message), or None.
+
+    A NUL or an unpaired surrogate -> invalid_character; a field longer than
+    ``limits.field_chars`` -> field_too_long; a float NaN/Infinity (an xlsx
+    cell) -> invalid_number. ``keys`` names a position of a row of cells.
+    """
+    if isinstance(raw, list | tuple):
+        cells = [(keys(i) if keys else column_number(i), c) for i, c in enumerate(raw)]
+        strings = [(k, c) for k, c in cells if isinstance(c, str)]
+        for k, c in cells:
+            if isinstance(c, float) and not math.isfinite(c):
+                return "invalid_number", f"{k} is {c}, not a number"
+    else:
+        strings: list[tuple[str | None, str]] = []
+        _strings(raw, None, strings)
+    if not strings:
+        return None
+    joined = "".join(s for _, s in strings)
+    if _UNSTORABLE.search(joined):
+        for k, s in strings:
+            m = _UNSTORABLE.search(s)
+            if m:
+                what = "a NUL byte (U+0000)" if m.group() == "\x00" else f"an unpaired surrogate U+{ord(m.group()):04X}"
+                return "invalid_character", (f"{k or 'a key'} holds {what} at character {m.start() + 1}, "
+                                             "which cannot be stored as text")
+    if len(joined) > limits.field_chars:
+        for k, s in strings:
+            if len(s) > limits.field_chars:
+                return "field_too_long", (f"{k or 'a key'} is {len(s):,} characters, over the limit of "
+                                          f"{limits.field_chars:,} (CORRIDOR_MAX_FIELD_CHARS)")
+    return None
+
+
+def escape_unstorable(value: Any) -> Any:
+    """A record with NUL and lone surrogates written as visible escapes (\\u0000), NaN as text: valid jsonb."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", value) if _UNSTORABLE.search(value) else value
+    if isinstance(value, dict):
+        return {escape_unstorable(str(k)): escape_unstorable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_unstorable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def convert(values: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]:
@@ -84,8 +261,11 @@ class RowLoader:
 
     def __init__(self, parsed: ParsedFile, table: str, fields: Sequence[Field], *,
                  where: str, constants: Mapping[str, Any], record: Callable[[Any], dict[str, Any]],
-                 check: Check | None = None, sheet: str | None = None, row_word: str = "row") -> None:
+                 check: Check | None = None, sheet: str | None = None, row_word: str = "row",
+                 limits: Limits | None = None, keys: Callable[[int], str] | None = None) -> None:
         self.parsed = parsed
+        self.limits = limits or Limits()
+        self.keys = keys              # names a cell's position in messages (the header)
         self.table = table
         self.fields = fields
         self.where = where            # "LW_202103_v1.xlsx 企业认定", "talent_202103.jsonl"
@@ -98,6 +278,10 @@ class RowLoader:
     def take(self, source_row: int, values: Mapping[str, Any], raw: Any) -> None:
         """Load the record, or quarantine it with the first rule it breaks."""
         self.parsed.rows_received += 1
+        problem = storable(raw, self.limits, self.keys)
+        if problem is not None:
+            self._quarantine(source_row, *problem, raw)
+            return
         try:
             row = convert(values, self.fields)
             if self.check is not None:
@@ -113,6 +297,12 @@ class RowLoader:
         """Quarantine a received record without converting it."""
         self.parsed.rows_received += 1
         self._quarantine(source_row, rule_code, message, raw)
+
+    def refuse_record(self, source_row: int, rule_code: str, message: str, record: dict[str, Any]) -> None:
+        """Quarantine a received record kept as ``record`` (e.g. the head of an over-long one)."""
+        self.parsed.rows_received += 1
+        self.parsed.quarantine(source_row, rule_code, f"{self.where} {self.row_word} {source_row}: {message}",
+                               record, self.sheet)
 
     def note_skipped(self, count: int) -> None:
         if count:
@@ -158,6 +348,10 @@ class Layout:
             raise FileRejected(f"{where}: the header has no column {', '.join(missing)}")
         return cls(index, tuple(text(c) or name_of(i) for i, c in enumerate(cells)), name_of)
 
+    def key(self, i: int) -> str:
+        """The name of a position: its header, or the position itself beyond the header."""
+        return self.keys[i] if i < len(self.keys) and self.keys[i] else self.name_of(i)
+
     def values(self, cells: Sequence[Any]) -> dict[str, Any]:
         n = len(cells)
         return {source: cells[i] if i < n else None for source, i in self.index.items()}
@@ -183,7 +377,9 @@ def load_table(loader: RowLoader, layout: Layout, rows: Iterable[tuple[int, Sequ
     skipped = 0
     width = len(layout.keys)
     for source_row, cells in rows:
-        if all(is_blank(c) for c in cells):
+        if isinstance(cells, Refused):
+            loader.refuse_record(source_row, cells.rule_code, cells.message, cells.record)
+        elif all(is_blank(c) for c in cells):
             skipped += 1
         elif is_total_row(cells):
             loader.refuse(source_row, "total_row", "a 合计 (total) row is a sum, not a record", cells)
@@ -196,28 +392,69 @@ def load_table(loader: RowLoader, layout: Layout, rows: Iterable[tuple[int, Sequ
     loader.note_skipped(skipped)
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A record a reader could not hand over as cells: quarantined as ``record``."""
+
+    rule_code: str
+    message: str
+    record: dict[str, Any]
+
+
 def load_csv(parsed: ParsedFile, path: Path, *, encoding: str, table: str, fields: Sequence[Field],
-             constants: Mapping[str, Any], check: Check | None = None) -> None:
-    """Load a comma-separated, quoted CSV file with one header line (= row 1)."""
-    reader = csv.reader(io.StringIO(read_text(path, encoding), newline=""))
-    rows = _csv_rows(reader, path.name)
-    try:
-        _, header_cells = next(rows)
-    except StopIteration:
-        raise FileRejected(f"{path.name} is empty: no header line") from None
-    layout = Layout.from_header(header_cells, fields, path.name)
-    loader = RowLoader(parsed, table, fields, where=path.name, constants=constants,
-                       record=layout.record, check=check)
-    load_table(loader, layout, rows, exact_width=True)
+             constants: Mapping[str, Any], check: Check | None = None, limits: Limits | None = None) -> None:
+    """Load a comma-separated, quoted CSV file with one header line (= row 1), streaming.
+
+    Memory stays bounded whatever the file holds: records are read one at a
+    time under the record, field and field-count limits; a record breaking
+    one is quarantined (an over-long one with its first bytes and length).
+    """
+    limits = limits or Limits()
+    with open_regular(path, max_bytes=limits.file_bytes) as fh:
+        lines = BoundedLines(fh, path.name, encoding, limits.record_bytes)
+        rows = _csv_rows(lines, path.name, limits)
+        try:
+            _, header_cells = next(rows)
+        except StopIteration:
+            raise FileRejected(f"{path.name} is empty: no header line") from None
+        if isinstance(header_cells, Refused):
+            raise FileRejected(f"{path.name} row 1: the header line cannot be read ({header_cells.message})")
+        layout = Layout.from_header(header_cells, fields, path.name)
+        loader = RowLoader(parsed, table, fields, where=path.name, constants=constants,
+                           record=layout.record, check=check, limits=limits, keys=layout.key)
+        load_table(loader, layout, rows, exact_width=True)
 
 
-def _csv_rows(reader: Any, file_name: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number of the record, fields); a malformed file (NUL byte …) is rejected."""
+def _csv_rows(lines: BoundedLines, file_name: str, limits: Limits) -> Iterator[tuple[int, list[str] | Refused]]:
+    """(line number of the record's last line, its fields or why it was refused), one record at a time."""
+    csv.field_size_limit(limits.field_chars)
+    reader = csv.reader(lines)
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
+        except RecordTooLong as exc:
+            message, record = too_long_record(exc, exc.head.decode(lines.encoding, errors="ignore"),
+                                              limits.record_bytes, "record")
+            yield exc.line, Refused("record_too_long", message, record)
+            continue
         except csv.Error as exc:
-            raise FileRejected(f"{file_name} row {reader.line_num}: unreadable CSV ({exc})") from None
-        yield reader.line_num, cells
+            line, head = lines.line_no, lines.head_text()
+            lines.record_done()
+            rule = "field_too_long" if "field limit" in str(exc) else "invalid_csv"
+            detail = (f"a field is over the limit of {limits.field_chars:,} characters (CORRIDOR_MAX_FIELD_CHARS)"
+                      if rule == "field_too_long" else f"unreadable CSV ({exc})")
+            yield line, Refused(rule, f"{detail}; its first {len(head):,} characters are kept",
+                                {"record_head": head})
+            continue
+        line = lines.line_no
+        if len(cells) > limits.fields:
+            head = lines.head_text()
+            lines.record_done()
+            yield line, Refused("too_many_fields",
+                                f"has {len(cells):,} fields, over the limit of {limits.fields:,} (CORRIDOR_MAX_FIELDS);"
+                                f" its first {len(head):,} characters are kept", {"record_head": head})
+            continue
+        lines.record_done()
+        yield line, cells

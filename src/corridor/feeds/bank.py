@@ -14,8 +14,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from corridor import config
+from corridor.config import Limits
 from corridor.feeds._rows import Field, load_csv, meta_for
-from corridor.feeds.base import ParsedFile
+from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
     area_code,
@@ -74,10 +76,10 @@ def _empty_ip_numbers(row: dict[str, Any], _source_row: int) -> None:
         row["ip_numbers"] = []
 
 
-def parse(path: Path, *, pii_key: bytes) -> ParsedFile:
+def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
     meta = meta_for("bank", path)
-    parsed = ParsedFile("bank", path.name)
+    parsed = ParsedFile("bank", path.name, sink=sink)
     load_csv(parsed, path, encoding="gb18030", table=TABLE, fields=fields(meta.period_start, meta.period_end),
              constants={"bank_code": meta.bank_code, "file_version": 1},
-             check=_empty_ip_numbers)
+             check=_empty_ip_numbers, limits=limits or config.load().limits)
     return parsed

@@ -6,6 +6,11 @@ without the lineage columns ``ledger_id``, which the loader adds) and
 quarantined records with a rule code and a message. A file that cannot be
 read at all raises :class:`FileRejected` with the reason.
 
+The loader passes a *sink* (``parse(path, *, pii_key, sink=...)``): rows and
+quarantined records then stream straight into the database as they are
+parsed (memory does not grow with the file). Without a sink (unit tests,
+tools) they are kept on the ParsedFile.
+
 Invariant checked by the loader before commit:
 ``rows_received == rows loaded + rows quarantined`` where a loaded row is one
 row in any raw table except ``raw.district_returns`` (the cover record of a
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 # Rule codes used in ops.quarantine.rule_code. One name per rule, everywhere
 # (parsers, tests, demo manifest, docs).
@@ -37,6 +42,11 @@ RULES: dict[str, str] = {
     "invalid_json": "a JSON Lines line that is not a JSON object",
     "period_mismatch": "the record's period differs from the file's period",
     "total_row": "a 合计 (total) row: a sum, not a record",
+    "invalid_character": "a field holds a NUL byte or an unpaired surrogate, which cannot be stored as text",
+    "invalid_csv": "a CSV record the CSV reader cannot read (stray quote, newline in an unquoted field …)",
+    "record_too_long": "a CSV record or JSON line longer than CORRIDOR_MAX_RECORD_BYTES",
+    "field_too_long": "a field longer than CORRIDOR_MAX_FIELD_CHARS characters",
+    "too_many_fields": "a record with more fields than CORRIDOR_MAX_FIELDS",
 }
 
 
@@ -57,6 +67,14 @@ class Quarantined:
             raise ValueError(f"unknown rule code {self.rule_code!r}")
 
 
+class Sink(Protocol):
+    """Where a parser's output goes while it parses (the loader's COPY streams)."""
+
+    def add(self, table: str, row: dict[str, Any]) -> None: ...
+
+    def quarantine(self, entry: Quarantined) -> None: ...
+
+
 @dataclass
 class ParsedFile:
     feed: str
@@ -64,33 +82,45 @@ class ParsedFile:
     file_version: int = 1
     # raw table name (e.g. "raw.district_platforms") -> rows; each row is a
     # dict of column -> value and includes "source_row" and "file_version".
+    # Kept only without a sink.
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     quarantined: list[Quarantined] = field(default_factory=list)
     rows_received: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. "skipped 2 empty rows"
+    sink: Sink | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # rows added per raw table
+    quarantined_count: int = 0
 
     def add(self, table: str, row: dict[str, Any]) -> None:
-        self.tables.setdefault(table, []).append(row)
+        self.counts[table] = self.counts.get(table, 0) + 1
+        if self.sink is not None:
+            self.sink.add(table, row)
+        else:
+            self.tables.setdefault(table, []).append(row)
 
     def quarantine(self, source_row: int, rule_code: str, message: str,
                    record: dict[str, Any], sheet: str | None = None) -> None:
-        self.quarantined.append(Quarantined(source_row, rule_code, message, record, sheet))
+        entry = Quarantined(source_row, rule_code, message, record, sheet)
+        self.quarantined_count += 1
+        if self.sink is not None:
+            self.sink.quarantine(entry)
+        else:
+            self.quarantined.append(entry)
 
     @property
     def rows_loaded(self) -> int:
-        return sum(len(rows) for table, rows in self.tables.items()
-                   if table not in BOOKKEEPING_TABLES)
+        return sum(n for table, n in self.counts.items() if table not in BOOKKEEPING_TABLES)
 
 
 BOOKKEEPING_TABLES = frozenset({"raw.district_returns"})
 
 
 def parser_for(feed: str):
-    """The parse function of a feed: ``parse(path: Path, *, pii_key: bytes) -> ParsedFile``."""
+    """The parse function of a feed: ``parse(path, *, pii_key, sink=None) -> ParsedFile``."""
     from corridor.feeds import bank, district, hr, techmarket
 
     return {"district": district.parse, "techmarket": techmarket.parse,
             "bank": bank.parse, "hr": hr.parse}[feed]
 
 
-__all__ = ["RULES", "FileRejected", "Quarantined", "ParsedFile", "parser_for", "Path"]
+__all__ = ["RULES", "FileRejected", "Quarantined", "ParsedFile", "Sink", "parser_for", "Path"]

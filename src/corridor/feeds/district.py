@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import openpyxl
 import openpyxl.xml
@@ -27,9 +27,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.workbook.workbook import Workbook
 
 from corridor import config
+from corridor.config import Limits
 from corridor.feeds import FileMeta
-from corridor.feeds._rows import Check, Field, Layout, RowLoader, load_table, meta_for
-from corridor.feeds.base import FileRejected, ParsedFile
+from corridor.feeds._rows import Check, Field, Layout, RowLoader, load_table, meta_for, open_regular
+from corridor.feeds.base import FileRejected, ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
     as_text,
@@ -145,14 +146,10 @@ SHEETS = (
 
 # -- opening the workbook safely -----------------------------------------------------
 
-def _check_archive(path: Path, max_bytes: int) -> None:
+def _check_archive(path: Path, fh: BinaryIO) -> None:
     """Size limits before any XML is parsed (the declared sizes bind: zipfile reads no further)."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise FileRejected(f"{path.name} is {size:,} bytes, over the limit of {max_bytes:,} "
-                           "(CORRIDOR_MAX_XLSX_BYTES)")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(fh) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise FileRejected(f"{path.name} is not a readable xlsx workbook: {exc}") from None
@@ -166,11 +163,12 @@ def _check_archive(path: Path, max_bytes: int) -> None:
                            f"over the limit of {MAX_COMPRESSION_RATIO}:1 (a zip bomb?)")
 
 
-def _open(path: Path) -> Workbook:
+def _open(path: Path, fh: BinaryIO) -> Workbook:
     if not openpyxl.xml.DEFUSEDXML:
         raise RuntimeError("defusedxml is not installed: refusing to parse untrusted xlsx files")
     try:
-        return openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
+        fh.seek(0)
+        return openpyxl.load_workbook(fh, read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises anything from KeyError to XML errors on a broken file
         raise FileRejected(f"{path.name} is not a readable xlsx workbook: {_root_cause(exc)}") from None
 
@@ -247,7 +245,7 @@ def _cover(wb: Workbook, file_name: str, meta: FileMeta, parsed: ParsedFile) -> 
 
 
 def _load_sheet(parsed: ParsedFile, wb: Workbook, sheet: Sheet, meta: FileMeta,
-                constants: dict[str, Any], file_name: str) -> None:
+                constants: dict[str, Any], file_name: str, limits: Limits) -> None:
     where = f"{file_name} {sheet.name}"
     rows = _rows(_sheet(wb, sheet.name, file_name), where)
     header_cells = next((cells for row_no, cells in rows if row_no == HEADER_ROW), None)
@@ -257,21 +255,24 @@ def _load_sheet(parsed: ParsedFile, wb: Workbook, sheet: Sheet, meta: FileMeta,
     layout = Layout.from_header(header_cells, fields, f"{where} row {HEADER_ROW}",
                                 name_of=lambda i: get_column_letter(i + 1))
     loader = RowLoader(parsed, sheet.table, fields, where=where, constants=constants,
-                       record=layout.record, check=sheet.check, sheet=sheet.name)
+                       record=layout.record, check=sheet.check, sheet=sheet.name, limits=limits, keys=layout.key)
     load_table(loader, layout, rows)
 
 
-def parse(path: Path, *, pii_key: bytes) -> ParsedFile:
+def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
     meta = meta_for("district", path)
-    _check_archive(path, config.load().max_xlsx_bytes)
-    wb = _open(path)
-    try:
-        parsed = ParsedFile("district", path.name, file_version=meta.version)
-        constants = {"area_code": meta.area_code, "report_month": meta.period_start,
-                     "file_version": meta.version}
-        parsed.add("raw.district_returns", {**_cover(wb, path.name, meta, parsed), **constants})
-        for sheet in SHEETS:
-            _load_sheet(parsed, wb, sheet, meta, constants, path.name)
-    finally:
-        wb.close()
+    settings = config.load()
+    limits = limits or settings.limits
+    with open_regular(path, max_bytes=settings.max_xlsx_bytes, limit_name="CORRIDOR_MAX_XLSX_BYTES") as fh:
+        _check_archive(path, fh)
+        wb = _open(path, fh)
+        try:
+            parsed = ParsedFile("district", path.name, file_version=meta.version, sink=sink)
+            constants = {"area_code": meta.area_code, "report_month": meta.period_start,
+                         "file_version": meta.version}
+            parsed.add("raw.district_returns", {**_cover(wb, path.name, meta, parsed), **constants})
+            for sheet in SHEETS:
+                _load_sheet(parsed, wb, sheet, meta, constants, path.name, limits)
+        finally:
+            wb.close()
     return parsed

@@ -9,14 +9,26 @@ Nothing of either reaches the ParsedFile in clear.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from corridor.feeds._rows import Check, Field, RowLoader, meta_for, read_text
-from corridor.feeds.base import ParsedFile
+from corridor import config
+from corridor.config import Limits
+from corridor.feeds._rows import (
+    BoundedLines,
+    Check,
+    Field,
+    RecordTooLong,
+    RowLoader,
+    meta_for,
+    open_regular,
+    too_long_record,
+)
+from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
     area_code,
@@ -102,35 +114,61 @@ def masked(obj: Any) -> dict[str, Any]:
     return out
 
 
-def _lines(content: str) -> list[str]:
-    """Lines split on \\n only (a JSON string may hold U+2028); no phantom line after the last \\n."""
-    lines = content.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+_TRAILING_DIGITS = re.compile(r"[0-9]{6,17}$")
 
 
-def parse(path: Path, *, pii_key: bytes) -> ParsedFile:
+def _masked_head(head: str) -> str:
+    """The first KB of a line, masked; an ID number cut short at the end is masked too."""
+    return _TRAILING_DIGITS.sub(lambda m: m[0][:6] + "*" * (len(m[0]) - 6), mask_json_text(head))
+
+
+def _no_constants(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259), though Python's json reads them."""
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
+def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
+    """Read the file one line at a time (lines split on \\n only: a JSON string may hold U+2028)."""
+    limits = limits or config.load().limits
     meta = meta_for("hr", path)
-    parsed = ParsedFile("hr", path.name)
+    parsed = ParsedFile("hr", path.name, sink=sink)
     loader = RowLoader(parsed, TABLE, fields(meta.period_end, pii_key), where=path.name, row_word="line",
                        constants={"file_month": meta.period_start, "file_version": 1},
-                       record=masked, check=_unique_record_id())
+                       record=masked, check=_unique_record_id(), limits=limits)
     skipped = 0
-    for line_no, line in enumerate(_lines(read_text(path, "utf-8-sig")), start=1):
-        if not line.strip():
-            skipped += 1
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            loader.refuse(line_no, "invalid_json", f"the line is not valid JSON ({reason})", line)
-            continue
-        if not isinstance(obj, dict):
-            loader.refuse(line_no, "invalid_json",
-                          f"the line is a JSON {_JSON_TYPES.get(type(obj), 'value')}, not an object", line)
-            continue
-        loader.take(line_no, obj, obj)
+    with open_regular(path, max_bytes=limits.file_bytes) as fh:
+        lines = BoundedLines(fh, path.name, "utf-8-sig", limits.record_bytes)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                break
+            except RecordTooLong as exc:
+                head = _masked_head(exc.head.decode("utf-8", errors="ignore"))
+                message, record = too_long_record(exc, head, limits.record_bytes, "line")
+                loader.refuse_record(exc.line, "record_too_long", message, record)
+                continue
+            lines.record_done()
+            line_no = lines.line_no
+            line = line.removesuffix("\n").removesuffix("\r")
+            if not line.strip():
+                skipped += 1
+                continue
+            try:
+                obj = json.loads(line, parse_constant=_no_constants)
+            except (ValueError, RecursionError) as exc:
+                reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                loader.refuse(line_no, "invalid_json", f"the line is not valid JSON ({reason})", line)
+                continue
+            if not isinstance(obj, dict):
+                loader.refuse(line_no, "invalid_json",
+                              f"the line is a JSON {_JSON_TYPES.get(type(obj), 'value')}, not an object", line)
+                continue
+            if len(obj) > limits.fields:
+                loader.refuse_record(line_no, "too_many_fields",
+                                     f"has {len(obj):,} keys, over the limit of {limits.fields:,} (CORRIDOR_MAX_FIELDS)",
+                                     {"record_head": _masked_head(line[:4096]), "record_bytes": len(line.encode())})
+                continue
+            loader.take(line_no, obj, obj)
     loader.note_skipped(skipped)
     return parsed

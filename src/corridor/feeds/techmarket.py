@@ -16,8 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from corridor import config
+from corridor.config import Limits
 from corridor.feeds._rows import Check, Field, load_csv, meta_for
-from corridor.feeds.base import ParsedFile
+from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
     area_code,
@@ -96,11 +98,11 @@ def _contract_check(columns: tuple[str, ...]) -> Check:
     return check
 
 
-def parse(path: Path, *, pii_key: bytes) -> ParsedFile:
+def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
     meta = meta_for("techmarket", path)
-    parsed = ParsedFile("techmarket", path.name)
+    parsed = ParsedFile("techmarket", path.name, sink=sink)
     table_fields = fields(meta.period_end)
     load_csv(parsed, path, encoding="utf-8-sig", table=TABLE, fields=table_fields,
              constants={"export_date": meta.period_start, "file_version": 1},
-             check=_contract_check(tuple(f.column for f in table_fields)))
+             check=_contract_check(tuple(f.column for f in table_fields)), limits=limits or config.load().limits)
     return parsed
