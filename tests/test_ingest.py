@@ -202,3 +202,22 @@ def test_restated_workbook_keeps_both_versions_on_record(warehouse_url, landing)
     assert versions, "the demo generator plants at least one restated area-month"
     for _, _, vs in versions:
         assert vs[0] == 1 and vs[-1] >= 2
+
+
+def test_an_unchanged_file_is_not_reread_but_a_changed_one_is(warehouse_url, landing, monkeypatch):
+    from corridor import ingest
+
+    ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    hashed = []
+    real = ingest.sha256_of
+    monkeypatch.setattr(ingest, "sha256_of", lambda p: hashed.append(p.name) or real(p))
+    again = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert hashed == [] and again.count("unchanged") == len(again.files) > 0  # name, size, mtime unchanged
+
+    victim = sorted((landing / "bank").iterdir())[0]
+    stat = victim.stat()
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: re-read, same bytes
+    touched = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert hashed == [victim.name] and touched.count("unchanged") == len(touched.files)
+    ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert hashed == [victim.name]  # its new mtime is remembered

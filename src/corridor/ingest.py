@@ -169,6 +169,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
+def _mtime(st: os.stat_result) -> datetime:
+    """A file's modification time, at the microsecond PostgreSQL keeps."""
+    return datetime.fromtimestamp(st.st_mtime_ns // 1000 / 1e6, UTC).replace(
+        microsecond=(st.st_mtime_ns // 1000) % 1_000_000)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -285,18 +291,20 @@ class Loader:
         self.landing_dir = landing_dir
         self._columns: dict[str, list[str]] = {}
         self._touched: set[str] = set()
+        self._stamps: dict[str, tuple[int, datetime, str, int]] = {}  # file name -> size, mtime, sha, ledger
 
     # -- ledger look-ups ---------------------------------------------------
     def _loaded(self) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[str, int]]]:
         rows = self.conn.execute(
-            "select file_name, sha256, ledger_id from ops.load_ledger "
+            "select file_name, sha256, ledger_id, bytes, mtime from ops.load_ledger "
             "where feed = %s and status = 'loaded' order by ledger_id",
             (self.feed,),
         ).fetchall()
-        by_name = {name: (sha, lid) for name, sha, lid in rows}
+        by_name = {name: (sha, lid) for name, sha, lid, _, _ in rows}
         by_sha: dict[str, tuple[str, int]] = {}
-        for name, sha, lid in rows:
+        for name, sha, lid, _, _ in rows:
             by_sha.setdefault(sha, (name, lid))
+        self._stamps = {name: (size, mtime, sha, lid) for name, sha, lid, size, mtime in rows if mtime is not None}
         return by_name, by_sha
 
     def load_all(self, files: Iterable[Path]) -> FeedSummary:
@@ -331,6 +339,11 @@ class Loader:
             file_meta(self.feed, path.name)
         except BadFileName as exc:
             return self._reject(path, "", str(exc))
+        st = os.lstat(path)
+        stamp = self._stamps.get(path.name)
+        if stamp and stamp[0] == st.st_size and stamp[1] == _mtime(st):
+            # Same name, size and modification time as when it was loaded: not re-read.
+            return FileOutcome(path.name, "unchanged", stamp[3], message="already loaded", sha256=stamp[2])
         try:
             sha = sha256_of(path)
         except FileRejected as exc:  # swapped for a link or a FIFO since it was looked at
@@ -339,7 +352,8 @@ class Loader:
             return self._reject(path, "", f"{path.name} cannot be read: {exc.strerror}")
         if path.name in by_name:
             known_sha, lid = by_name[path.name]
-            if known_sha == sha:
+            if known_sha == sha:  # touched, or loaded before mtimes were kept: remember it as it is now
+                self.conn.execute("update ops.load_ledger set mtime = %s where ledger_id = %s", (_mtime(st), lid))
                 return FileOutcome(path.name, "unchanged", lid, message="already loaded", sha256=sha)
             return self._reject(path, sha, (
                 f"{path.name} was already loaded (ledger {lid}) with different content; "
@@ -386,10 +400,11 @@ class Loader:
                     " and (file_name = %s or sha256 = %s)", (self.feed, path.name, sha)).fetchone():
                     return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run",
                                        sha256=sha)
+                st = os.lstat(path)
                 ledger_id = self.conn.execute(
-                    "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at)"
-                    " values (%s, %s, %s, %s, 'loaded', %s, %s) returning ledger_id",
-                    (self.feed, path.name, sha, path.stat().st_size, started_at, started_at),
+                    "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
+                    " finished_at) values (%s, %s, %s, %s, %s, 'loaded', %s, %s) returning ledger_id",
+                    (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at),
                 ).fetchone()[0]
                 sink = CopySink(self, ledger_id)
                 try:
@@ -443,11 +458,12 @@ class Loader:
     def _record_duplicate(self, path: Path, sha: str, original: str, original_id: int) -> FileOutcome:
         now = datetime.now(UTC)
         message = f"identical bytes to {original} (ledger {original_id}), already loaded: nothing loaded"
+        st = os.lstat(path)
         with self.conn.transaction():
             ledger_id = self.conn.execute(
-                "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at,"
-                " finished_at, message) values (%s, %s, %s, %s, 'loaded', %s, %s, %s) returning ledger_id",
-                (self.feed, path.name, sha, path.stat().st_size, now, now, message),
+                "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
+                " finished_at, message) values (%s, %s, %s, %s, %s, 'loaded', %s, %s, %s) returning ledger_id",
+                (self.feed, path.name, sha, st.st_size, _mtime(st), now, now, message),
             ).fetchone()[0]
         return FileOutcome(path.name, "duplicate", ledger_id, message=message, sha256=sha)
 

@@ -193,19 +193,22 @@ def storable(raw: Any, limits: Limits, keys: Callable[[int], str] | None = None)
     A NUL or an unpaired surrogate -> invalid_character; a field longer than
     ``limits.field_chars`` -> field_too_long; a float NaN/Infinity (an xlsx
     cell) -> invalid_number. ``keys`` names a position of a row of cells.
+    Cheap for the common case (one join and one regex search per record);
+    the names are worked out only when something is wrong.
     """
     if isinstance(raw, list | tuple):
-        cells = [(keys(i) if keys else column_number(i), c) for i, c in enumerate(raw)]
-        strings = [(k, c) for k, c in cells if isinstance(c, str)]
-        for k, c in cells:
+        joined = "".join([c for c in raw if isinstance(c, str)])
+        if (not _UNSTORABLE.search(joined) and len(joined) <= limits.field_chars
+                and not any(isinstance(c, float) and not math.isfinite(c) for c in raw)):
+            return None
+        strings = [(keys(i) if keys else column_number(i), c) for i, c in enumerate(raw) if isinstance(c, str)]
+        for i, c in enumerate(raw):
             if isinstance(c, float) and not math.isfinite(c):
-                return "invalid_number", f"{k} is {c}, not a number"
+                return "invalid_number", f"{keys(i) if keys else column_number(i)} is {c}, not a number"
     else:
         strings: list[tuple[str | None, str]] = []
         _strings(raw, None, strings)
-    if not strings:
-        return None
-    joined = "".join(s for _, s in strings)
+        joined = "".join(s for _, s in strings)
     if _UNSTORABLE.search(joined):
         for k, s in strings:
             m = _UNSTORABLE.search(s)
@@ -213,11 +216,10 @@ def storable(raw: Any, limits: Limits, keys: Callable[[int], str] | None = None)
                 what = "a NUL byte (U+0000)" if m.group() == "\x00" else f"an unpaired surrogate U+{ord(m.group()):04X}"
                 return "invalid_character", (f"{k or 'a key'} holds {what} at character {m.start() + 1}, "
                                              "which cannot be stored as text")
-    if len(joined) > limits.field_chars:
-        for k, s in strings:
-            if len(s) > limits.field_chars:
-                return "field_too_long", (f"{k or 'a key'} is {len(s):,} characters, over the limit of "
-                                          f"{limits.field_chars:,} (CORRIDOR_MAX_FIELD_CHARS)")
+    for k, s in strings:
+        if len(s) > limits.field_chars:
+            return "field_too_long", (f"{k or 'a key'} is {len(s):,} characters, over the limit of "
+                                      f"{limits.field_chars:,} (CORRIDOR_MAX_FIELD_CHARS)")
     return None
 
 

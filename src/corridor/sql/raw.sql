@@ -33,6 +33,17 @@ create table if not exists ops.load_ledger (
 create unique index if not exists load_ledger_loaded_file
     on ops.load_ledger (feed, file_name) where status = 'loaded';
 create index if not exists load_ledger_feed_sha256 on ops.load_ledger (feed, sha256);
+-- The file's modification time when it was read: a file still under the same
+-- name, size and mtime as a loaded one is not re-read (nor re-hashed) by later runs.
+-- (Altered only when missing: ALTER TABLE would lock the ledger on every start.)
+do $$
+begin
+    if not exists (select 1 from information_schema.columns
+                   where table_schema = 'ops' and table_name = 'load_ledger' and column_name = 'mtime') then
+        alter table ops.load_ledger add column mtime timestamptz;
+    end if;
+end
+$$;
 
 create table if not exists ops.quarantine (
     quarantine_id  bigserial primary key,
