@@ -16,7 +16,7 @@ areas as (
 ),
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 expected as (

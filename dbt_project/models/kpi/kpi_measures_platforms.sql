@@ -7,17 +7,17 @@
 --   K09  孵化面积 of 孵化器 and 加速器 in force on d, in 万平方米
 --   K13  高校协同创新中心 in force on d
 --   K14  产教融合示范基地 in force on d
--- "In force on d": a state of int_platform_states_windowed with
+-- "In force on d": a state of fct_platform_states with
 -- valid_from ≤ d ≤ valid_to (null = open) that is in force.
 
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 platform_states as (
-    select * from {{ ref('int_platform_states_windowed') }}
+    select * from {{ ref('fct_platform_states') }}
 ),
 
 month_ends as (
