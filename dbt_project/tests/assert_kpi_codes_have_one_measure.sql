@@ -27,20 +27,15 @@ kpi_catalogue as (
 ),
 
 declared_codes as (
-    {%- for code, model_name in declared %}
     select
-        '{{ code }}'::text as kpi_code,
-        '{{ model_name }}'::text as measure_model
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-    {%- if not declared %}
-    select
-        null::text as kpi_code,
-        null::text as measure_model
-    where false
-    {%- endif %}
+        declared.kpi_code,
+        declared.measure_model
+    from (
+        values
+        {%- for code, model_name in declared or [('none', 'none')] %}
+            ('{{ code }}', '{{ model_name }}'){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as declared (kpi_code, measure_model)
 ),
 
 problems as (

@@ -38,8 +38,8 @@ in_force as (
     inner join platform_states
         on
             platform_states.is_in_force
-            and platform_states.valid_from <= month_ends.month_end_date
-            and (platform_states.valid_to is null or platform_states.valid_to >= month_ends.month_end_date)
+            and month_ends.month_end_date >= platform_states.valid_from
+            and (platform_states.valid_to is null or month_ends.month_end_date <= platform_states.valid_to)
 ),
 
 {%- set platform_counts = [
@@ -52,15 +52,15 @@ in_force as (
 
 measures as (
     {%- for kpi_code, condition in platform_counts %}
-    select
-        '{{ kpi_code }}'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct platform_key)::numeric as actual_value
-    from in_force
-    where {{ condition }}
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
-    union all
+        select
+            '{{ kpi_code }}'::text as kpi_code,
+            {{ area_or_all('area_code') }} as area_code,
+            month_end_date,
+            count(distinct platform_key)::numeric as actual_value
+        from in_force
+        where {{ condition }}
+        group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        union all
     {%- endfor %}
     select
         'K09'::text as kpi_code,

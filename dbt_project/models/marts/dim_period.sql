@@ -19,13 +19,13 @@ as_of as (
 ),
 
 months as (
-    select month_start::date as month_start
+    select
+        generate_series(
+            date_trunc('month', date '{{ var("kpi_window_start") }}'),
+            date_trunc('month', as_of_date),
+            interval '1 month'
+        )::date as month_start
     from as_of
-    cross join lateral generate_series(
-        date_trunc('month', date '{{ var("kpi_window_start") }}'),
-        date_trunc('month', as_of.as_of_date),
-        interval '1 month'
-    ) as month_start
 ),
 
 periods as (

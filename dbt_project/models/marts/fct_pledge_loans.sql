@@ -18,15 +18,15 @@
 
 with
 
-loan_rows as (
-    select * from {{ ref('stg_bank__loans') }}
-),
-
 loans_resolved as (
     select * from {{ ref('int_pledge_loans_resolved') }}
 ),
 
 {% if is_incremental() %}
+loan_rows as (
+    select * from {{ ref('stg_bank__loans') }}
+),
+
 watermark as (
     select coalesce(max(max_ledger_id), 0) as max_ledger_id
     from {{ this }}

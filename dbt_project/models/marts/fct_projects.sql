@@ -57,7 +57,7 @@ final as (
         project_states.cumulative_investment_10k_yuan,
         project_states.progress_pct,
         project_states.report_month as state_report_month,
-        snapshot_months.snapshot_month = (select date_trunc('month', as_of_date)::date from as_of)
+        snapshot_months.snapshot_month = (select date_trunc('month', as_of.as_of_date)::date from as_of)
             as is_current,
         (
             project_states.project_status in ('谋划', '在建')

@@ -23,15 +23,15 @@
 
 with
 
-contract_rows as (
-    select * from {{ ref('stg_techmarket__contracts') }}
-),
-
 contracts_resolved as (
     select * from {{ ref('int_tech_contracts_resolved') }}
 ),
 
 {% if is_incremental() %}
+contract_rows as (
+    select * from {{ ref('stg_techmarket__contracts') }}
+),
+
 watermark as (
     select coalesce(max(max_ledger_id), 0) as max_ledger_id
     from {{ this }}

@@ -22,7 +22,7 @@ grants as (
     select distinct on (certification_type, certificate_no, uscc) *
     from certification_events
     where change_type = '新增' and granted_date is not null
-    order by certification_type, certificate_no, uscc, report_month desc, ledger_id desc, source_row desc
+    order by certification_type asc, certificate_no asc, uscc asc, report_month desc, ledger_id desc, source_row desc
 ),
 
 revocations as (
@@ -49,7 +49,7 @@ first_revocations as (
             and grants.uscc = revocations.uscc
             and grants.certification_type = revocations.certification_type
             and grants.certificate_no = revocations.certificate_no
-            and revocations.revoked_date >= grants.granted_date
+            and grants.granted_date <= revocations.revoked_date
     group by grants.certification_type, grants.certificate_no, grants.uscc
 ),
 
