@@ -7,6 +7,9 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_bank__loans') }}
+-- (the incremental branch reads the raw records to find the changed keys)
+
 -- One row per pledge loan (bank + 贷款编号): its disbursement and its
 -- current status (the latest 报告期).
 --

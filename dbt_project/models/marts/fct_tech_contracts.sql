@@ -7,6 +7,9 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_techmarket__contracts') }}
+-- (the incremental branch reads the raw records to find the changed keys)
+
 -- One row per technology contract (合同登记号) in its current state,
 -- cancelled ones included: a contract whose latest record is 撤销 stays,
 -- with is_cancelled (the KPIs leave cancelled contracts out in one place,
