@@ -15,7 +15,7 @@ help:
 	@echo "make test   - the test suite (real PostgreSQL, Airflow, dbt, GX)"
 	@echo "make publish - the publish DAG alone: quality gate, then scorecards"
 	@echo "make docs   - dbt docs generate (dbt_project/target/index.html)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and sqlfluff (postgres, dbt templater; .sqlfluff); make test runs it first"
 	@echo "make lock   - recompile requirements.lock from requirements.in"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -33,7 +33,8 @@ system-deps:
 run: $(STAMP) system-deps
 	$(BIN)/corridor run
 
-test: $(STAMP) system-deps
+# CI runs exactly `make test`: the lint runs first, so a lint violation fails CI.
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest
 
 publish: $(STAMP) system-deps
@@ -44,7 +45,8 @@ docs: $(STAMP)
 	@echo "dbt docs: dbt_project/target/index.html"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src dags tests
+	$(BIN)/ruff check src dags tests scripts
+	$(BIN)/python scripts/lint_sql.py lint
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock

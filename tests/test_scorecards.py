@@ -264,9 +264,11 @@ def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy
         conn.execute(
             """
             insert into marts.fct_certifications
-                (certificate_no, uscc, enterprise_name, area_code, certification_type, granted_date, valid_until,
-                 revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id, source_row)
-            values ('TEST-FORMULA-1', '91330300TESTFORMUL', %s, 'LW', '高新技术企业', date '2022-06-15',
+                (certificate_key, certificate_no, uscc, enterprise_name, area_code, certification_type, granted_date,
+                 valid_until, revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id,
+                 source_row)
+            values ('高新技术企业:TEST-FORMULA-1:91330300TESTFORMUL', 'TEST-FORMULA-1', '91330300TESTFORMUL', %s, 'LW',
+                    '高新技术企业', date '2022-06-15',
                     date '2025-06-14', null, false, date '2022-06-15', date '2025-06-14', false,
                     date '2022-06-01', 0, 0)
             """, (FORMULA_NAME,))

@@ -18,7 +18,10 @@ def test_dbt_build_ran_every_model_test_and_unit_test(built_warehouse):
     for resource_type, _, status in built_warehouse.dbt_results:
         kinds.setdefault(resource_type, []).append(status)
     statuses = {(kind, status) for kind, found in kinds.items() for status in found}
-    assert {s for _, s in statuses} <= {"success", "pass", "no-op"}, sorted(statuses)
+    assert {s for _, s in statuses} <= {"success", "pass", "no-op", "warn"}, sorted(statuses)
+    # Only the warning-level checks may warn (on the demo set: the unreported active projects).
+    warned = {uid.split(".")[2] for _, uid, status in built_warehouse.dbt_results if status == "warn"}
+    assert warned <= {"assert_active_projects_reported", "assert_certificate_numbers_unique_per_scheme"}, warned
     assert len(kinds["model"]) >= 35
     assert len(kinds["test"]) >= 250
     assert len(kinds["unit_test"]) >= 15

@@ -12,8 +12,7 @@ expected as (
 ),
 
 final as (
-    select
-        coalesce(expected.kpi_code, kpi_catalogue.kpi_code) as kpi_code
+    select coalesce(expected.kpi_code, kpi_catalogue.kpi_code) as kpi_code
     from expected
     full outer join kpi_catalogue
         on expected.kpi_code = kpi_catalogue.kpi_code

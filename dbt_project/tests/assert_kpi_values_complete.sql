@@ -16,7 +16,13 @@ areas as (
 ),
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
+),
+
+scopes as (
+    select area_code from areas
+    union all
+    select 'ALL' as area_code
 ),
 
 expected as (
@@ -26,11 +32,7 @@ expected as (
         periods.grain,
         periods.period_start
     from kpi_catalogue
-    cross join (
-        select area_code from areas
-        union all
-        select 'ALL' as area_code
-    ) as scopes
+    cross join scopes
     cross join periods
 ),
 

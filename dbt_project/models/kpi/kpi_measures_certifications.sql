@@ -11,7 +11,7 @@
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 certifications as (
@@ -33,8 +33,8 @@ valid_certificates as (
     from month_ends
     inner join certifications
         on
-            certifications.valid_from <= month_ends.month_end_date
-            and (certifications.valid_to is null or certifications.valid_to >= month_ends.month_end_date)
+            month_ends.month_end_date >= certifications.valid_from
+            and (certifications.valid_to is null or month_ends.month_end_date <= certifications.valid_to)
 ),
 
 new_recognitions as (
@@ -47,20 +47,20 @@ new_recognitions as (
         on
             certifications.certification_type in ('瞪羚企业', '创新型领军企业')
             and certifications.granted_date >= date '{{ var("kpi_window_start") }}'
-            and certifications.granted_date <= month_ends.month_end_date
+            and month_ends.month_end_date >= certifications.granted_date
 ),
 
 measures as (
     {%- for kpi_code, certification_type in [('K04', '高新技术企业'), ('K05', '省级科技型中小企业')] %}
-    select
-        '{{ kpi_code }}'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct uscc)::numeric as actual_value
-    from valid_certificates
-    where certification_type = '{{ certification_type }}'
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
-    union all
+        select
+            '{{ kpi_code }}'::text as kpi_code,
+            {{ area_or_all('area_code') }} as area_code,
+            month_end_date,
+            count(distinct uscc)::numeric as actual_value
+        from valid_certificates
+        where certification_type = '{{ certification_type }}'
+        group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        union all
     {%- endfor %}
     select
         'K10'::text as kpi_code,

@@ -8,7 +8,7 @@
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 tech_contracts as (
@@ -56,8 +56,8 @@ span_sums as (
     from spans
     inner join daily_values
         on
-            daily_values.registration_date >= spans.prior_year_start_date
-            and daily_values.registration_date <= spans.month_end_date
+            spans.prior_year_start_date <= daily_values.registration_date
+            and spans.month_end_date >= daily_values.registration_date
     group by {{ group_by_area_and_corridor('spans.month_end_date', 'daily_values.area_code') }}
 ),
 

@@ -7,7 +7,7 @@
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 pledge_loans as (
@@ -32,7 +32,7 @@ year_to_date_loans as (
     inner join pledge_loans
         on
             pledge_loans.disbursed_date >= date_trunc('year', month_ends.month_end_date)::date
-            and pledge_loans.disbursed_date <= month_ends.month_end_date
+            and month_ends.month_end_date >= pledge_loans.disbursed_date
 ),
 
 measures as (

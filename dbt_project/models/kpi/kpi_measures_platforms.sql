@@ -7,17 +7,17 @@
 --   K09  孵化面积 of 孵化器 and 加速器 in force on d, in 万平方米
 --   K13  高校协同创新中心 in force on d
 --   K14  产教融合示范基地 in force on d
--- "In force on d": a state of int_platform_states_windowed with
+-- "In force on d": a state of fct_platform_states with
 -- valid_from ≤ d ≤ valid_to (null = open) that is in force.
 
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 platform_states as (
-    select * from {{ ref('int_platform_states_windowed') }}
+    select * from {{ ref('fct_platform_states') }}
 ),
 
 month_ends as (
@@ -38,8 +38,8 @@ in_force as (
     inner join platform_states
         on
             platform_states.is_in_force
-            and platform_states.valid_from <= month_ends.month_end_date
-            and (platform_states.valid_to is null or platform_states.valid_to >= month_ends.month_end_date)
+            and month_ends.month_end_date >= platform_states.valid_from
+            and (platform_states.valid_to is null or month_ends.month_end_date <= platform_states.valid_to)
 ),
 
 {%- set platform_counts = [
@@ -52,15 +52,15 @@ in_force as (
 
 measures as (
     {%- for kpi_code, condition in platform_counts %}
-    select
-        '{{ kpi_code }}'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct platform_key)::numeric as actual_value
-    from in_force
-    where {{ condition }}
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
-    union all
+        select
+            '{{ kpi_code }}'::text as kpi_code,
+            {{ area_or_all('area_code') }} as area_code,
+            month_end_date,
+            count(distinct platform_key)::numeric as actual_value
+        from in_force
+        where {{ condition }}
+        group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        union all
     {%- endfor %}
     select
         'K09'::text as kpi_code,

@@ -9,7 +9,7 @@
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 projects as (
@@ -46,17 +46,17 @@ project_states as (
 
 measures as (
     {%- for kpi_code, condition in project_counts %}
-    select
-        '{{ kpi_code }}'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct project_key)::numeric as actual_value
-    from project_states
-    where {{ condition }}
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select
+            '{{ kpi_code }}'::text as kpi_code,
+            {{ area_or_all('area_code') }} as area_code,
+            month_end_date,
+            count(distinct project_key)::numeric as actual_value
+        from project_states
+        where {{ condition }}
+        group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 ),
 

@@ -12,7 +12,7 @@
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 talent_intake as (
@@ -37,8 +37,8 @@ counting_records as (
     from month_ends
     inner join talent_intake
         on
-            talent_intake.intake_date <= month_ends.month_end_date
-            and (talent_intake.withdrawn_date is null or talent_intake.withdrawn_date > month_ends.month_end_date)
+            month_ends.month_end_date >= talent_intake.intake_date
+            and (talent_intake.withdrawn_date is null or month_ends.month_end_date < talent_intake.withdrawn_date)
 ),
 
 persons as (

@@ -33,7 +33,7 @@
 with
 
 periods as (
-    select * from {{ ref('kpi_periods') }}
+    select * from {{ ref('dim_period') }}
 ),
 
 kpi_targets as (
@@ -219,9 +219,10 @@ rounded as (
         grain,
         period_start,
         period_end,
-        {%- for column in ['actual_value', 'target_value', 'paced_target_value', 'completion_ratio'] %}
-        trim_scale(round({{ column }}, {{ var('kpi_value_scale') }})) as {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        trim_scale(round(actual_value, {{ var('kpi_value_scale') }})) as actual_value,
+        trim_scale(round(target_value, {{ var('kpi_value_scale') }})) as target_value,
+        trim_scale(round(paced_target_value, {{ var('kpi_value_scale') }})) as paced_target_value,
+        trim_scale(round(completion_ratio, {{ var('kpi_value_scale') }})) as completion_ratio
     from completed
 ),
 

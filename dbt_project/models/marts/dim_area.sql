@@ -1,3 +1,12 @@
+{{
+    config(
+        post_hook=["{{ create_area_roles() }}"],
+    )
+}}
+
+-- One row per area; its post-hook creates the area's NOLOGIN role
+-- area_<code> (row security, macros/bi_access.sql).
+
 with
 
 corridor_areas as (

@@ -29,7 +29,7 @@ talents as (
 observations as (
     select
         uscc,
-        enterprise_name as enterprise_name,
+        enterprise_name,
         area_code,
         report_month_end_date as observed_date,
         'certified' as enterprise_role
@@ -85,7 +85,7 @@ latest_names as (
         enterprise_name
     from observations
     where enterprise_name is not null
-    order by uscc, observed_date desc, enterprise_role
+    order by uscc asc, observed_date desc, enterprise_role asc
 ),
 
 latest_areas as (
@@ -94,7 +94,7 @@ latest_areas as (
         area_code
     from observations
     where area_code is not null
-    order by uscc, observed_date desc, enterprise_role
+    order by uscc asc, observed_date desc, enterprise_role asc
 ),
 
 roles as (

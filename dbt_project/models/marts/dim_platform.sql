@@ -17,7 +17,8 @@ first_recognitions as (
 ),
 
 current_states as (
-    select * from platform_states where is_current
+    select * from platform_states
+    where is_current
 ),
 
 final as (

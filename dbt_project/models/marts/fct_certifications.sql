@@ -1,5 +1,7 @@
--- One row per enterprise certificate (证书编号) with its validity window:
--- valid on d when valid_from ≤ d ≤ valid_to (valid_to null = open-ended).
+-- One row per enterprise certificate (认定类别 + 证书编号 + 统一社会信用代码:
+-- a number is unique only within its scheme and enterprise) with its
+-- validity window: valid on d when valid_from ≤ d ≤ valid_to (valid_to
+-- null = open-ended).
 
 with
 
@@ -9,6 +11,7 @@ certificates as (
 
 final as (
     select
+        certificate_key,
         certificate_no,
         uscc,
         enterprise_name,

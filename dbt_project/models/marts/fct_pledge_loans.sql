@@ -7,6 +7,9 @@
     )
 }}
 
+-- depends_on: {{ ref('stg_bank__loans') }}
+-- (the incremental branch reads the raw records to find the changed keys)
+
 -- One row per pledge loan (bank + 贷款编号): its disbursement and its
 -- current status (the latest 报告期).
 --
@@ -18,15 +21,15 @@
 
 with
 
-loan_rows as (
-    select * from {{ ref('stg_bank__loans') }}
-),
-
 loans_resolved as (
     select * from {{ ref('int_pledge_loans_resolved') }}
 ),
 
 {% if is_incremental() %}
+loan_rows as (
+    select * from {{ ref('stg_bank__loans') }}
+),
+
 watermark as (
     select coalesce(max(max_ledger_id), 0) as max_ledger_id
     from {{ this }}

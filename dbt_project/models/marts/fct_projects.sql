@@ -2,6 +2,15 @@
 -- project's first report month to the warehouse's as-of month, holding the
 -- project's state as of that month end (its row in the latest report month
 -- up to it). is_current marks the as-of month: the current state.
+--
+-- Unreported projects: 完成 and 终止 are final (such a project is not
+-- expected in later returns). A project whose state is active (谋划 or
+-- 在建) and that is absent from its area's return for a month in which the
+-- area did report (its state comes from an earlier report month) is
+-- is_unreported in that month: it keeps its last reported state (the KPIs
+-- count it as last reported), and it is named by the warning-level test
+-- assert_active_projects_reported and counted in the scorecard's
+-- data-quality box.
 
 with
 
@@ -11,6 +20,10 @@ project_states as (
 
 feed_periods as (
     select * from {{ ref('int_feed_periods_delivered') }}
+),
+
+district_returns as (
+    select * from {{ ref('int_district_returns_versioned') }}
 ),
 
 as_of as (
@@ -44,8 +57,13 @@ final as (
         project_states.cumulative_investment_10k_yuan,
         project_states.progress_pct,
         project_states.report_month as state_report_month,
-        snapshot_months.snapshot_month = (select date_trunc('month', as_of_date)::date from as_of)
+        snapshot_months.snapshot_month = (select date_trunc('month', as_of.as_of_date)::date from as_of)
             as is_current,
+        (
+            project_states.project_status in ('谋划', '在建')
+            and project_states.report_month < snapshot_months.snapshot_month
+            and district_returns.area_code is not null
+        ) as is_unreported,
         project_states.ledger_id,
         project_states.source_row
     from snapshot_months
@@ -53,6 +71,10 @@ final as (
         on
             snapshot_months.snapshot_month >= project_states.valid_from
             and (project_states.valid_to is null or snapshot_months.snapshot_month <= project_states.valid_to)
+    left join district_returns
+        on
+            project_states.area_code = district_returns.area_code
+            and snapshot_months.snapshot_month = district_returns.report_month
 )
 
 select * from final

@@ -27,17 +27,19 @@ final as (
         latest_action,
         is_withdrawn,
         withdrawn_date,
-        case when not is_withdrawn then
-            row_number() over (
-                partition by person_key, is_withdrawn
-                order by intake_date, record_id
-            )
+        case
+            when not is_withdrawn then
+                row_number() over (
+                    partition by person_key, is_withdrawn
+                    order by intake_date, record_id
+                )
         end as person_intake_seq,
-        case when not is_withdrawn and team_id is not null then
-            row_number() over (
-                partition by team_id, is_withdrawn
-                order by intake_date, record_id
-            )
+        case
+            when not is_withdrawn and team_id is not null then
+                row_number() over (
+                    partition by team_id, is_withdrawn
+                    order by intake_date, record_id
+                )
         end as team_member_seq,
         first_file_month,
         last_file_month,

@@ -4,33 +4,37 @@
         unique_key='registration_no',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="delete from {{ this }} where is_cancelled",
     )
 }}
 
--- One row per valid technology contract (合同登记号) in its current state.
+-- depends_on: {{ ref('stg_techmarket__contracts') }}
+-- (the incremental branch reads the raw records to find the changed keys)
+
+-- One row per technology contract (合同登记号) in its current state,
+-- cancelled ones included: a contract whose latest record is 撤销 stays,
+-- with is_cancelled (the KPIs leave cancelled contracts out in one place,
+-- kpi_measures_contracts).
 --
 -- Incremental: a run recomputes, from all their records, every contract
 -- with a record loaded after the watermark (the highest ledger_id already
 -- processed, kept per contract as max_ledger_id), and replaces them
--- (delete+insert on registration_no). A contract whose current state is
--- 撤销 is written and then deleted by the post-hook, which also removes a
--- contract cancelled after it was first loaded. An incremental run thus
--- gives the same table as a full refresh, provided ledger ids are committed
--- in order (one loader at a time) and raw rows are never deleted (after a
--- purge of raw rows, run --full-refresh).
+-- (delete+insert on registration_no), so a later cancellation replaces the
+-- contract's row. An incremental run thus gives the same table as a full
+-- refresh, provided ledger ids are committed in order (one loader at a
+-- time) and raw rows are never deleted (after a purge of raw rows, run
+-- --full-refresh).
 
 with
-
-contract_rows as (
-    select * from {{ ref('stg_techmarket__contracts') }}
-),
 
 contracts_resolved as (
     select * from {{ ref('int_tech_contracts_resolved') }}
 ),
 
 {% if is_incremental() %}
+contract_rows as (
+    select * from {{ ref('stg_techmarket__contracts') }}
+),
+
 watermark as (
     select coalesce(max(max_ledger_id), 0) as max_ledger_id
     from {{ this }}

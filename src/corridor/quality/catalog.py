@@ -677,11 +677,18 @@ def mart_suites() -> list[SuiteSpec]:
     s.between("incubation_area_m2", 0)
     s.not_null("is_active")
 
-    s = suite("fct_tech_contracts", "Valid technology contracts in their current state.")
+    s = suite("fct_tech_contracts", "Technology contracts in their current state, cancelled ones with is_cancelled.")
     s.row_count(1)
     s.not_null("registration_no", why="primary key")
     s.unique("registration_no", what="primary key")
-    s.in_set("registration_status", ("有效", "变更"), what="states of a valid contract")
+    s.in_set("registration_status", ("有效", "变更", "撤销"), what="登记状态 of the latest record")
+    s.not_null("is_cancelled")
+    s.rows("is_cancelled_means_revoked", """
+        select *
+        from batch_rows
+        where is_cancelled is distinct from (registration_status = '撤销')
+        """, what="is_cancelled is true exactly when the latest 登记状态 is 撤销",
+           columns=("registration_no", "registration_status", "is_cancelled"))
     s.in_set("contract_type", CONTRACT_TYPES, what="contract types")
     s.in_set("seller_area_code", AREAS, what="six areas")
     s.between("tech_value_10k_yuan", 0)
@@ -698,13 +705,34 @@ def mart_suites() -> list[SuiteSpec]:
     s.in_set("loan_status", LOAN_STATUSES, what="loan states")
     s.between("loan_amount_yuan", 0, strict_min=True)
 
-    s = suite("fct_certifications", "Enterprise certificates with their validity windows.")
+    s = suite("fct_certifications", "Enterprise certificates (scheme + number + enterprise) with their validity windows.")
     s.row_count(1)
-    s.not_null("certificate_no", why="primary key")
-    s.unique("certificate_no", what="primary key")
+    s.not_null("certificate_key", why="primary key")
+    s.unique("certificate_key", what="primary key")
+    s.not_null("certificate_no")
+    s.unique("certification_type", "certificate_no", "uscc",
+             what="a certificate is its number within its scheme and its enterprise")
     s.in_set("certification_type", CERTIFICATION_TYPES, what="certification types")
     s.in_set("area_code", AREAS, what="six areas")
     s.a_ge_b("valid_until", "granted_date", what="有效期至 (valid_until) is not before 认定日期 (granted_date)")
+
+    s = suite("fct_platform_states", "Platform validity windows (one row per state of a platform).")
+    s.row_count(1)
+    s.not_null("platform_state_id", why="primary key")
+    s.unique("platform_state_id", what="primary key")
+    s.unique("platform_key", "valid_from", what="one state per platform and first day")
+    s.in_set("area_code", AREAS, what="six areas")
+    s.in_set("platform_category", PLATFORM_CATEGORIES, what="platform categories")
+    s.a_ge_b("valid_to", "valid_from", what="a state ends (valid_to) on or after its first day (valid_from)")
+    s.not_null("is_in_force")
+
+    s = suite("dim_period", "The reporting periods with the data's as-of date.")
+    s.row_count(1)
+    s.not_null("period_id", why="primary key")
+    s.unique("period_id", what="primary key")
+    s.unique("grain", "period_start", what="one period per grain and start")
+    s.in_set("grain", ("month", "quarter", "year"), what="grains")
+    s.a_ge_b("as_of_date", "period_end", what="no period ends after the as-of date")
 
     s = suite("fct_talent_intake", "Talent intake records in their latest state (person_key only).")
     s.row_count(1)

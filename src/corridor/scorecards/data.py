@@ -122,6 +122,8 @@ class Scorecard:
     gate: dict | None
     status_thresholds: tuple[Decimal, Decimal]  # ahead ≥ x, on track ≥ y
     edition_no: int | None = None
+    # active projects missing from their area's return at the period end (fct_projects.is_unreported)
+    unreported_projects: int = 0
 
     # -- labels -----------------------------------------------------------------------
     @property
@@ -189,6 +191,7 @@ class Scorecard:
             "projects": [_plain(r) for r in self.projects],
             "completeness": {"publishable": self.completeness.publishable, "missing": self.completeness.missing},
             "status_thresholds": [_num(t) for t in self.status_thresholds],
+            "unreported_projects": self.unreported_projects,
         }
 
     def canonical_json(self) -> str:
@@ -315,12 +318,24 @@ def load_scorecard(url: str, edition_code: str, period_start: date, area: str, g
         certifications = _certifications(conn, period_start, period_end, area_filter, names)
         projects = _projects(conn, period_start, period_end, area_filter, names)
         thresholds = _status_thresholds(conn)
+        unreported = _unreported_projects(conn, period_end, area_filter)
     comp = completeness(url, ed.grain, period_start, area, names)
     return Scorecard(
         edition=ed, period_start=period_start, period_end=period_end, area_code=area,
         area_name=ALL_NAME if area == ALL else names[area], as_of=as_of, kpis=kpis, ranking=ranking,
         platforms=platforms, certifications=certifications, projects=projects, completeness=comp,
-        gate=normalise_gate(gate), status_thresholds=thresholds, edition_no=edition_no)
+        gate=normalise_gate(gate), status_thresholds=thresholds, edition_no=edition_no,
+        unreported_projects=unreported)
+
+
+def _unreported_projects(conn, period_end: date, area: str | None) -> int:
+    """Active (谋划/在建) projects absent from their area's return for the period's last month."""
+    return conn.execute(
+        """
+        select count(distinct project_key) from marts.fct_projects
+        where is_unreported and snapshot_date = %(end)s
+          and (%(area)s::text is null or area_code = %(area)s::text)
+        """, {"end": period_end, "area": area}).fetchone()[0]
 
 
 def _kpis(conn, ed: Edition, period_start: date, period_end: date, area: str) -> list[Kpi]:

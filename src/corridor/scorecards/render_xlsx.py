@@ -298,6 +298,9 @@ def _quality_sheet(wb, f: _Formats, sc: Scorecard) -> None:
         s.text(r, 0, "缺报", "label")
         s.text(r, 1, item, "wrap")
     r += 1
+    s.text(r, 0, "项目漏报", "label")
+    s.number(r, 1, sc.unreported_projects, "0", align="left")
+    r += 1
     s.text(r, 0, "数据截至", "label")
     s.day(r, 1, sc.as_of)
     r += 1

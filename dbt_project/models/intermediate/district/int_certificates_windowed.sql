@@ -1,9 +1,16 @@
--- Certificate validity. A certificate (证书编号) is valid on d when
--- 认定日期 ≤ d ≤ 有效期至 (null = open-ended) and it is not revoked by d.
--- A 撤销 revokes the one certificate it names, from the last day of the
--- report month of the workbook carrying it (the earliest such day on or
--- after the grant). If a certificate is reported as 新增 more than once, the
--- latest report counts. Intervals are inclusive: [valid_from, valid_to].
+-- Certificate validity. A certificate is identified as the source
+-- identifies it: its number (证书编号) within its scheme (认定类别) and its
+-- enterprise (统一社会信用代码). Numbers are issued per scheme and per
+-- issuing office, so one number granted to two enterprises is two
+-- certificates (a warning-level test lists such collisions,
+-- assert_certificate_numbers_unique_per_scheme).
+-- A certificate is valid on d when 认定日期 ≤ d ≤ 有效期至 (null =
+-- open-ended) and it is not revoked by d. A 撤销 revokes the one certificate
+-- it names within the same area and enterprise (same number and scheme),
+-- from the last day of the report month of the workbook carrying it (the
+-- earliest such day on or after the grant). If a certificate is reported as
+-- 新增 more than once, the latest report counts. Intervals are inclusive:
+-- [valid_from, valid_to].
 
 with
 
@@ -12,14 +19,17 @@ certification_events as (
 ),
 
 grants as (
-    select distinct on (certificate_no) *
+    select distinct on (certification_type, certificate_no, uscc) *
     from certification_events
     where change_type = '新增' and granted_date is not null
-    order by certificate_no, report_month desc, ledger_id desc, source_row desc
+    order by certification_type asc, certificate_no asc, uscc asc, report_month desc, ledger_id desc, source_row desc
 ),
 
 revocations as (
     select
+        area_code,
+        uscc,
+        certification_type,
         certificate_no,
         report_month_end_date as revoked_date
     from certification_events
@@ -28,18 +38,24 @@ revocations as (
 
 first_revocations as (
     select
+        grants.certification_type,
         grants.certificate_no,
+        grants.uscc,
         min(revocations.revoked_date) as revoked_date
     from grants
     inner join revocations
         on
-            grants.certificate_no = revocations.certificate_no
-            and revocations.revoked_date >= grants.granted_date
-    group by grants.certificate_no
+            grants.area_code = revocations.area_code
+            and grants.uscc = revocations.uscc
+            and grants.certification_type = revocations.certification_type
+            and grants.certificate_no = revocations.certificate_no
+            and grants.granted_date <= revocations.revoked_date
+    group by grants.certification_type, grants.certificate_no, grants.uscc
 ),
 
 final as (
     select
+        grants.certification_type || ':' || grants.certificate_no || ':' || grants.uscc as certificate_key,
         grants.certificate_no,
         grants.uscc,
         grants.enterprise_name,
@@ -57,7 +73,10 @@ final as (
         grants.source_row
     from grants
     left join first_revocations
-        on grants.certificate_no = first_revocations.certificate_no
+        on
+            grants.certification_type = first_revocations.certification_type
+            and grants.certificate_no = first_revocations.certificate_no
+            and grants.uscc = first_revocations.uscc
 )
 
 select * from final

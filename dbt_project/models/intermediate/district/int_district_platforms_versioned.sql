@@ -13,7 +13,24 @@ returns_versioned as (
 ),
 
 final as (
-    select district_platforms.*
+    select
+        district_platforms.platform_event_id,
+        district_platforms.area_code,
+        district_platforms.report_month,
+        district_platforms.report_month_end_date,
+        district_platforms.file_version,
+        district_platforms.platform_id,
+        district_platforms.platform_key,
+        district_platforms.platform_name,
+        district_platforms.platform_category,
+        district_platforms.platform_level,
+        district_platforms.recognised_date,
+        district_platforms.host_name,
+        district_platforms.host_uscc,
+        district_platforms.change_type,
+        district_platforms.incubation_area_m2,
+        district_platforms.ledger_id,
+        district_platforms.source_row
     from district_platforms
     inner join returns_versioned
         on district_platforms.ledger_id = returns_versioned.ledger_id

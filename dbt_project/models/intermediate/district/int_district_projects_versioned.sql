@@ -13,7 +13,24 @@ returns_versioned as (
 ),
 
 final as (
-    select district_projects.*
+    select
+        district_projects.project_row_id,
+        district_projects.area_code,
+        district_projects.report_month,
+        district_projects.report_month_end_date,
+        district_projects.file_version,
+        district_projects.project_id,
+        district_projects.project_key,
+        district_projects.project_name,
+        district_projects.project_category,
+        district_projects.block_name,
+        district_projects.start_date,
+        district_projects.planned_completion_date,
+        district_projects.project_status,
+        district_projects.cumulative_investment_10k_yuan,
+        district_projects.progress_pct,
+        district_projects.ledger_id,
+        district_projects.source_row
     from district_projects
     inner join returns_versioned
         on district_projects.ledger_id = returns_versioned.ledger_id

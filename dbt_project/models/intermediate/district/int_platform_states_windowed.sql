@@ -63,10 +63,12 @@ carried as (
         first_value(change_type) over by_standing as standing_change_type,
         first_value(recognised_date) over by_standing as standing_recognised_date,
         first_value(effective_date) over by_standing as standing_started_date,
-        {%- for attribute in ['platform_name', 'platform_category', 'platform_level', 'host_name', 'host_uscc', 'incubation_area_m2'] %}
-        (array_agg({{ attribute }}) filter (where {{ attribute }} is not null) over up_to_event)[
-            count({{ attribute }}) over up_to_event
-        ] as {{ attribute }},
+        {%- for attribute in [
+            'platform_name', 'platform_category', 'platform_level', 'host_name', 'host_uscc', 'incubation_area_m2'
+        ] %}
+            (array_agg({{ attribute }}) filter (where {{ attribute }} is not null) over up_to_event)[
+                count({{ attribute }}) over up_to_event
+            ] as {{ attribute }},
         {%- endfor %}
         lead(effective_date) over by_platform as next_effective_date
     from standings

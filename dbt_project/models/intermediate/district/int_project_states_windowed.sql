@@ -13,7 +13,7 @@ project_rows as (
 monthly as (
     select distinct on (project_key, report_month) *
     from project_rows
-    order by project_key, report_month, ledger_id desc, source_row desc
+    order by project_key asc, report_month asc, ledger_id desc, source_row desc
 ),
 
 final as (

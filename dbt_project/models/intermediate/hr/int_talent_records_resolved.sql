@@ -29,11 +29,13 @@ ranked as (
 ),
 
 latest_actions as (
-    select * from ranked where action_rank = 1
+    select * from ranked
+    where action_rank = 1
 ),
 
 latest_attributes as (
-    select * from ranked where attribute_rank = 1
+    select * from ranked
+    where attribute_rank = 1
 ),
 
 final as (
