@@ -109,3 +109,52 @@ def test_the_deadline_alert_fires_on_the_triggerer_when_the_scorecards_are_late(
     stack.wait_until("the callback to be recorded done", lambda: stack.query(
         "select 1 from callback where state = 'success'"), timeout=60)
     print(f"deadline {deadline_time.astimezone(SHANGHAI)} missed; callback {callback_state} -> success")
+
+
+def _editions(url: str, period: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        if conn.execute("select to_regclass('ops.scorecard_editions')").fetchone()[0] is None:
+            return []  # created by the first publication
+        return conn.execute(
+            "select area_code, edition_no, format, sha256 from ops.scorecard_editions"
+            " where edition = 'monthly' and period_start = %s order by area_code, format", (period,)).fetchall()
+
+
+def _backfill(stack: AirflowStack, *extra: str) -> tuple[str, float]:
+    """`airflow backfill create` of June 2022 (its 12th publishes May); wait for it; (run state, seconds)."""
+    started = datetime.now(UTC)
+    stack.airflow("backfill", "create", "--dag-id", "publish_scorecards", "--from-date", "2022-06-01",
+                  "--to-date", "2022-06-30", *extra)
+    [(backfill_id,)] = stack.query("select max(id) from backfill where dag_id = 'publish_scorecards'")
+    stack.wait_until(f"backfill {backfill_id} to complete", lambda: stack.query(
+        "select 1 from backfill where id = %s and completed_at is not null", (backfill_id,)), timeout=600, poll=2)
+    [(state, end)] = stack.query(
+        "select state, end_date from dag_run where dag_id = 'publish_scorecards' and run_type = 'backfill'")
+    assert end > started
+    return state, (end - started).total_seconds()
+
+
+def test_a_backfill_publishes_a_past_months_missing_edition_and_a_second_records_nothing_new(stack, inbox):
+    stack.airflow("dags", "unpause", "publish_scorecards")
+    assert _editions(stack.warehouse_url, "2022-05-01") == []
+
+    state, seconds = _backfill(stack)
+    assert state == "success", stack.log("scheduler")[-3000:]
+    first = _editions(stack.warehouse_url, "2022-05-01")
+    print(f"first backfill: {state} in {seconds:.0f} s, {len(first)} edition files recorded")
+    assert {(area, no) for area, no, _, _ in first} == {(a, 1) for a in ("ALL", "LW", "OH", "YQ", "RA", "ZN", "OJK")}
+    assert {fmt for _, _, fmt, _ in first} == {"pdf", "xlsx", "html"}
+    may = [m for m in inbox.messages() if "2022年5月月度例会" in m["Subject"]]
+    assert len(may) == 7  # each area's scorecard mailed once (config/recipients.yml)
+
+    # the same month again, re-running the completed run: the frozen edition stays, nothing is recorded or re-sent
+    state, seconds = _backfill(stack, "--reprocess-behavior", "completed")
+    assert state == "success"
+    print(f"second backfill: {state} in {seconds:.0f} s, editions unchanged")
+    assert _editions(stack.warehouse_url, "2022-05-01") == first
+    assert len([m for m in inbox.messages() if "2022年5月月度例会" in m["Subject"]]) == 7
+    # a backfill run is late by definition: its deadline passed and its callback ran, quietly
+    assert stack.query(
+        "select c.state from deadline d join dag_run r on r.id = d.dagrun_id join callback c on c.id = d.callback_id"
+        " where r.run_type = 'backfill'") in ([("success",)], [("success",), ("success",)])
+    assert not [m for m in inbox.messages() if m["Subject"].startswith("[corridor] LATE: 2022-05")]
