@@ -85,7 +85,11 @@ def _latest_scheduled_time(now: datetime) -> datetime:
 
 
 def test_the_deadline_alert_fires_on_the_triggerer_when_the_scorecards_are_late(stack, inbox):
-    """Unpaused, the DAG's latest scheduled run (a past 12th) is created with its deadline already passed."""
+    """Unpaused, the DAG's latest scheduled run (a past 12th) is created with its deadline already passed.
+
+    (Between 09:00 and 12:00 on a 12th, Shanghai time, that deadline is still ahead and this test waits
+    for it in vain: three hours a month.)
+    """
     scheduled = _latest_scheduled_time(datetime.now(UTC))
     stack.airflow("dags", "unpause", "publish_scorecards")
 
