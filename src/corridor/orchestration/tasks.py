@@ -109,7 +109,9 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     Returns the PublishResults; logs what each edition did (``published``, or
     ``unchanged``/``restated``: nothing new recorded, see ``ops.scorecard_editions``).
     """
-    from corridor.scorecards import format_publish_result
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from corridor.scorecards import PeriodNotAvailable, format_publish_result
     from corridor.scorecards import publish as publish_scorecards
 
     due = editions_for_run(run_type, data_interval_end)
@@ -120,7 +122,14 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     url = db.warehouse_url(settings)
     results = []
     for edition, period_start in due:
-        result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition, period_start=period_start)
+        try:
+            result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition,
+                                        period_start=period_start)
+        except PeriodNotAvailable as exc:
+            # A retry minutes later finds the same data: fail now, in one line, and say how to catch up.
+            raise AirflowFailException(
+                f"{run_type} run: {exc}; when the data is in, re-run this run (clear it, or "
+                f"`airflow backfill create ... --reprocess-behavior failed`)") from None
         log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
         results.append(result)
     return results
