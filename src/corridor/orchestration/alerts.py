@@ -212,7 +212,7 @@ async def scorecards_late(context=None, **kwargs) -> None:
         f"DAG:       {dag_id}",
         f"Run:       {run_id} ({run_type or 'unknown'}), state {run.get('state') or 'unknown'}",
         f"Deadline:  {_shanghai(deadline)} Asia/Shanghai",
-        f"Started:   {_shanghai(run.get('start_date')) if run.get('start_date') else 'not started'}",
+        f"Started:   {_shanghai(run.get('start_date')) + ' Asia/Shanghai' if run.get('start_date') else 'not started'}",
         f"Log:       {_run_url(dag_id, run_id)}",
         "",
         "The run has not succeeded: see its failed task's alert, or whether it is still queued.",
