@@ -20,7 +20,8 @@ PARSE_BOUND = 0.5
 # A file that does not meet the bound yet, with the bound it does meet and why (say so in the README).
 PARSE_EXCEPTIONS = {
     "build_warehouse.py": (3.0, "cosmos renders the dbt manifest's 364 nodes into 86 tasks at every parse "
-                                "(about 1.3 s here); the build DAG's rework (issue 8, item 4) owns it"),
+                                "(0.2 s idle, 1-1.3 s on this shared machine under load, 0.56 s for a first "
+                                "parse); the build DAG's rework (issue 8, item 4) owns it"),
 }
 
 
