@@ -27,6 +27,7 @@ from airflow.sdk import task
 from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
+from corridor.orchestration import alerts
 from corridor.orchestration.assets import FEED_ASSETS, WAREHOUSE_ASSET
 from corridor.orchestration.watcher import consumers_after_producer
 
@@ -39,7 +40,7 @@ with DbtDag(
     catchup=False,
     max_active_runs=1,
     tags=["corridor", "dbt", "build"],
-    default_args={"owner": "corridor-data", "retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    default_args=alerts.default_args(retries=1, retry_delay=pendulum.duration(minutes=2)),
     doc_md=__doc__,
     project_config=ProjectConfig(
         dbt_project_path=DBT_PROJECT,

@@ -12,9 +12,15 @@ delivers (Asia/Shanghai):
 | `ingest_hr`          | `hr/`          | daily 07:30 in the first ten days of the month |
 
 Each run loads every file not yet in `ops.load_ledger` (idempotent: bytes
-already loaded are a no-op), publishes the feed's Asset, and then fails if
-any file was rejected, naming the files and the reasons. The logic lives in
-`corridor.ingest`; this file is wiring only.
+already loaded are a no-op). Then, side by side:
+
+- `announce` publishes the feed's Asset (and so a rebuild) only when the run
+  loaded a new file; a run that loaded nothing skips it: no Asset event;
+- `check_rejections` fails the run if any file was rejected, naming the files
+  and the reasons (the failure alert mails them to the data team).
+
+The logic lives in `corridor.ingest` and `corridor.orchestration.tasks`;
+alerts in `corridor.orchestration.alerts`. This file is wiring only.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, task
 
+from corridor.orchestration import alerts
 from corridor.orchestration.assets import FEED_ASSETS
 
 SCHEDULES = {
@@ -31,7 +38,7 @@ SCHEDULES = {
     "hr": "30 7 1-10 * *",
 }
 
-DEFAULT_ARGS = {"owner": "corridor-data", "retries": 2, "retry_delay": pendulum.duration(minutes=5)}
+DEFAULT_ARGS = alerts.default_args(retries=2, retry_delay=pendulum.duration(minutes=5))
 
 
 def ingest_dag(feed: str, schedule: str, asset: Asset):
@@ -43,15 +50,23 @@ def ingest_dag(feed: str, schedule: str, asset: Asset):
         max_active_runs=1,
         tags=["corridor", "ingest", feed],
         default_args=DEFAULT_ARGS,
+        **alerts.DAG_CALLBACKS,
         doc_md=__doc__,
     )
     def ingest():
-        @task(outlets=[asset])
+        @task
         def load() -> dict:
-            """Load new files of the feed; publish the feed's Asset."""
+            """Load the feed's new files; return the run's summary."""
             from corridor.orchestration.tasks import load_feed
 
             return load_feed(feed)
+
+        @task(outlets=[asset])
+        def announce(summary: dict) -> None:
+            """Publish the feed's Asset when a new file was loaded; skip (no event) otherwise."""
+            from corridor.orchestration.tasks import announce_new_data
+
+            announce_new_data(summary)
 
         @task(retries=0)
         def check_rejections(summary: dict) -> None:
@@ -60,7 +75,9 @@ def ingest_dag(feed: str, schedule: str, asset: Asset):
 
             fail_on_rejections(summary)
 
-        check_rejections(load())
+        summary = load()
+        announce(summary)
+        check_rejections(summary)
 
     return ingest()
 

@@ -13,9 +13,16 @@ Two triggers (Asia/Shanghai):
   (`corridor.scorecards.editions_due`).
 
 A manual run (`make publish`, `make run`) publishes every edition at its latest
-complete period.
+complete period. A backfill run (`airflow backfill create`) publishes what the
+scheduled run of its date would have: backfill the 12th of month M+1 to
+publish month M's edition if it is missing; an edition already published is
+frozen, nothing new is recorded (see README, "Backfills and reruns").
 
-1. `quality_gate` runs the Great Expectations checkpoints `corridor_raw` →
+Alerts: a failed task mails the data team (`corridor.orchestration.alerts`);
+a **deadline alert** fires when the scheduled run of the 12th has not
+succeeded by 12:00 Asia/Shanghai (the month's scorecards are late).
+
+1. `quality_gate` fails in one line on a warehouse dbt has never built; else runs the Great Expectations checkpoints `corridor_raw` →
    `corridor_marts` → `corridor_kpi` (file context in `expectations/`,
    validated in PostgreSQL). An **error**-level failure fails the task, and so
    the run, with a message naming each failed expectation, its table and
@@ -34,6 +41,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from corridor.orchestration import alerts
 from corridor.orchestration.assets import WAREHOUSE_ASSET
 
 
@@ -45,44 +53,25 @@ from corridor.orchestration.assets import WAREHOUSE_ASSET
     catchup=False,
     max_active_runs=1,
     tags=["corridor", "quality", "publish"],
-    default_args={"owner": "corridor-data", "retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    default_args=alerts.default_args(retries=1, retry_delay=pendulum.duration(minutes=2)),
+    **alerts.DAG_CALLBACKS,
+    deadline=alerts.scorecards_deadline(),
     doc_md=__doc__,
 )
 def publish_scorecards():
     @task
     def quality_gate() -> dict:
-        """Run the GX checkpoints; fail (no retry) on an error-level failure; return the gate summary."""
-        from airflow.sdk.exceptions import AirflowFailException
+        """One line on a never-built warehouse; else the GX checkpoints; fail (no retry) on an error-level failure."""
+        from corridor.orchestration.tasks import run_quality_gate
 
-        from corridor.quality import QualityGateFailed
-        from corridor.quality import quality_gate as run_gate
-
-        try:
-            return run_gate()
-        except QualityGateFailed as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return run_quality_gate()
 
     @task
     def publish(gate: dict, dag_run=None, data_interval_end=None) -> None:
-        """Write (and mail) the scorecards due, with the gate's attestation."""
-        import logging
+        """Write (and mail) the scorecards the run is due, with the gate's attestation."""
+        from corridor.orchestration.tasks import publish_for_run
 
-        from corridor import config, db
-        from corridor.scorecards import editions_due, format_publish_result
-        from corridor.scorecards import publish as publish_scorecards_files
-
-        log = logging.getLogger(__name__)
-        run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
-        if run_type == "asset_triggered":
-            log.info("warehouse rebuilt: checks passed; scorecards go out on the plan's rhythm")
-            return
-        settings = config.load()
-        url = db.warehouse_url(settings)
-        due = editions_due(data_interval_end) if run_type == "scheduled" else [(None, None)]
-        for edition, period_start in due:
-            result = publish_scorecards_files(url, settings.output_dir, gate=gate, edition=edition,
-                                              period_start=period_start)
-            log.info("%s", format_publish_result(result, settings.root))
+        publish_for_run(gate, str(getattr(dag_run.run_type, "value", dag_run.run_type)), data_interval_end)
 
     publish(quality_gate())
 

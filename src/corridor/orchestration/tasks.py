@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from corridor import config, db
-from corridor.ingest import ingest_feed
 
 log = logging.getLogger(__name__)
 
+# The relation a built warehouse always has: the KPI layer's contract model.
+BUILT_MARKER = "kpi.kpi_values"
+
+
+class WarehouseNotBuilt(RuntimeError):
+    pass
+
+
+# -- ingest ------------------------------------------------------------------------------------
 
 def load_feed(feed: str) -> dict:
+    from corridor.ingest import ingest_feed
+
     settings = config.load()
     url = db.warehouse_url(settings)
     db.ensure_schema(url)
@@ -22,6 +33,15 @@ def load_feed(feed: str) -> dict:
     return result
 
 
+def announce_new_data(summary: dict) -> None:
+    """The outlet task's body: skip (no Asset event, no rebuild) when the run loaded no new file."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not summary["files_loaded"]:
+        raise AirflowSkipException(f"{summary['feed']}: no new file loaded: no Asset event, no rebuild")
+    log.info("%s: %d new file(s) loaded: Asset event for the build", summary["feed"], summary["files_loaded"])
+
+
 def fail_on_rejections(summary: dict) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -29,3 +49,87 @@ def fail_on_rejections(summary: dict) -> None:
         lines = [f"{summary['feed']}: {len(summary['rejected'])} file(s) rejected (see ops.load_ledger):"]
         lines += [f"  - {r['file']}: {r['reason']}" for r in summary["rejected"]]
         raise AirflowFailException("\n".join(lines))
+
+
+# -- publish -----------------------------------------------------------------------------------
+
+def check_warehouse_built(url: str) -> None:
+    """Raise WarehouseNotBuilt, in one line, unless dbt has built the KPI layer in this database."""
+    with db.connect(url) as conn:
+        built = conn.execute("select to_regclass(%s) is not null", (BUILT_MARKER,)).fetchone()[0]
+    if not built:
+        name = db.libpq_params(url).get("dbname", "?")
+        raise WarehouseNotBuilt(
+            f"warehouse {name!r} has never been built (no {BUILT_MARKER}): run build_warehouse "
+            f"(or `make run`) before publishing")
+
+
+def run_quality_gate() -> dict:
+    """The quality_gate task: one line on a never-built warehouse, else the GX checkpoints."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    url = db.warehouse_url(config.load())
+    try:
+        check_warehouse_built(url)
+    except WarehouseNotBuilt as exc:
+        raise AirflowFailException(str(exc)) from None
+
+    from corridor.quality import QualityGateFailed, quality_gate
+
+    try:
+        return quality_gate(url)
+    except QualityGateFailed as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def editions_for_run(run_type: str, data_interval_end) -> list[tuple[str | None, date | None]] | None:
+    """What a publish run publishes, by its run type; None: nothing (checks only).
+
+    - ``asset_triggered`` (the warehouse was rebuilt): nothing, the checks are the point;
+    - ``scheduled`` and ``backfill``: the editions due on the run's date
+      (``editions_due(data_interval_end)``: the 12th of month M+1 publishes month
+      M, and in Jan/Apr/Jul/Oct the quarter, in January the year). A backfill
+      re-runs past 12ths exactly as their scheduled runs would have;
+    - ``manual``: every edition at its latest complete period.
+    """
+    from corridor.scorecards.editions import editions_due
+
+    if run_type == "asset_triggered":
+        return None
+    if run_type in ("scheduled", "backfill"):
+        if data_interval_end is None:
+            raise ValueError(f"a {run_type} run without a data interval cannot name its month")
+        return list(editions_due(data_interval_end))
+    return [(None, None)]
+
+
+def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
+    """The publish task: write (and mail) the scorecards the run is due; a frozen edition is not re-recorded.
+
+    Returns the PublishResults; logs what each edition did (``published``, or
+    ``unchanged``/``restated``: nothing new recorded, see ``ops.scorecard_editions``).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from corridor.scorecards import PeriodNotAvailable, format_publish_result
+    from corridor.scorecards import publish as publish_scorecards
+
+    due = editions_for_run(run_type, data_interval_end)
+    if due is None:
+        log.info("warehouse rebuilt: checks passed; scorecards go out on the plan's rhythm")
+        return []
+    settings = config.load()
+    url = db.warehouse_url(settings)
+    results = []
+    for edition, period_start in due:
+        try:
+            result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition,
+                                        period_start=period_start)
+        except PeriodNotAvailable as exc:
+            # A retry minutes later finds the same data: fail now, in one line, and say how to catch up.
+            raise AirflowFailException(
+                f"{run_type} run: {exc}; when the data is in, re-run this run (clear it, or "
+                f"`airflow backfill create ... --reprocess-behavior failed`)") from None
+        log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
+        results.append(result)
+    return results

@@ -1,0 +1,47 @@
+"""What a publish run publishes, by its run type (the task logic behind backfills; the real backfill is in
+test_scheduler.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from corridor.orchestration.tasks import editions_for_run
+
+
+def test_a_backfill_run_publishes_what_the_scheduled_run_of_its_date_would_have():
+    june_12 = datetime(2022, 6, 12, 1, 0, tzinfo=UTC)  # 09:00 Asia/Shanghai
+    assert editions_for_run("backfill", june_12) == [("monthly", date(2022, 5, 1))]
+    assert editions_for_run("backfill", june_12) == editions_for_run("scheduled", june_12)
+    jan_12 = datetime(2023, 1, 12, 1, 0, tzinfo=UTC)
+    assert editions_for_run("backfill", jan_12) == [("monthly", date(2022, 12, 1)), ("quarterly", date(2022, 10, 1)),
+                                                    ("year_end", date(2022, 1, 1))]
+
+
+def test_a_check_run_publishes_nothing_and_a_manual_run_publishes_the_latest_periods():
+    assert editions_for_run("asset_triggered", None) is None
+    assert editions_for_run("manual", datetime(2022, 6, 12, tzinfo=UTC)) == [(None, None)]
+
+
+def test_a_backfill_run_without_a_data_interval_is_refused():
+    with pytest.raises(ValueError, match="a backfill run without a data interval cannot name its month"):
+        editions_for_run("backfill", None)
+
+
+def test_a_scheduled_run_for_a_month_not_yet_in_the_warehouse_fails_in_one_line_without_retry(
+        warehouse_copy, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from corridor.orchestration.tasks import publish_for_run
+
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
+    monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
+    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
+            "data_docs": None}
+    with pytest.raises(AirflowFailException) as failed:
+        publish_for_run(gate, "scheduled", datetime(2026, 11, 12, 1, 0, tzinfo=UTC))  # month 2026-10: no data
+    message = str(failed.value)
+    assert message.startswith("scheduled run: 2026年10月 (month from 2026-10-01) is not complete in the warehouse")
+    assert "--reprocess-behavior failed" in message and "\n" not in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pdf"))
