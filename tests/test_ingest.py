@@ -122,16 +122,16 @@ def test_unreadable_files_are_rejected_and_the_others_still_load(warehouse_url, 
     assert "ICBC_202102.csv" in summaries["bank"].rejection_message()
 
 
-def _run_and_kill(url: str, landing: Path, feed: str, *, after_files: int, after_rows: int) -> None:
-    """Load ``feed`` in a child process and SIGKILL it after ``after_files`` committed files,
-    ``after_rows`` rows into the next file's COPY."""
+def _run_and_kill(url: str, landing: Path, feed: str, *, after_files: int, workers: int = 1) -> None:
+    """Load ``feed`` in a child process and SIGKILL it once ``after_files`` files are committed,
+    after the next file's first COPY and before its commit."""
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
         from corridor import ingest
 
         committed = 0
-        load_file, add = ingest.Loader.load_file, ingest.CopySink.add
+        load_file, copy_spool = ingest.Loader.load_file, ingest.Loader._copy_spool
 
         def counting_load_file(self, *args, **kwargs):
             global committed
@@ -139,21 +139,22 @@ def _run_and_kill(url: str, landing: Path, feed: str, *, after_files: int, after
             committed += outcome.status == "loaded"
             return outcome
 
-        def add_then_die(self, table, row):
-            add(self, table, row)
-            self.rows = getattr(self, "rows", 0) + 1
-            if committed >= {after_files} and self.rows >= {after_rows}:
-                os.kill(os.getpid(), signal.SIGKILL)  # mid-COPY, before the file's commit
+        def copy_then_die(self, *args, **kwargs):
+            copy_spool(self, *args, **kwargs)
+            if committed >= {after_files}:
+                os.kill(os.getpid(), signal.SIGKILL)  # mid-file, before its commit
 
-        ingest.Loader.load_file, ingest.CopySink.add = counting_load_file, add_then_die
+        ingest.Loader.load_file, ingest.Loader._copy_spool = counting_load_file, copy_then_die
+        ingest.PARALLEL_MIN_BYTES = 0
         ingest.ingest_feed({url!r}, {feed!r}, Path({str(landing)!r}), pii_key={TEST_PII_KEY!r})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
+    env = {**os.environ, "CORRIDOR_INGEST_WORKERS": str(workers)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
 def test_a_file_killed_mid_load_leaves_nothing_and_loads_fully_next_run(warehouse_url, landing):
-    _run_and_kill(warehouse_url, landing, "district", after_files=0, after_rows=3)
+    _run_and_kill(warehouse_url, landing, "district", after_files=0)
     assert ledger(warehouse_url) == []
     assert raw_row_count(warehouse_url) == 0
     assert scalar(warehouse_url, "select count(*) from ops.quarantine") == 0
@@ -163,9 +164,10 @@ def test_a_file_killed_mid_load_leaves_nothing_and_loads_fully_next_run(warehous
     assert summary.rows_received == summary.rows_loaded + summary.rows_quarantined > 0
 
 
-def test_a_kill_mid_feed_keeps_every_file_committed_before_it(warehouse_url, landing):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_kill_mid_feed_keeps_every_file_committed_before_it(warehouse_url, landing, workers):
     files = discover(landing, "techmarket")
-    _run_and_kill(warehouse_url, landing, "techmarket", after_files=5, after_rows=2)
+    _run_and_kill(warehouse_url, landing, "techmarket", after_files=5, workers=workers)
     committed = ledger(warehouse_url)
     assert [r[1] for r in committed] == [p.name for p in files[:5]]  # each file committed on its own
     assert all(r[2] == "loaded" and r[3] == r[4] + r[5] for r in committed)
@@ -221,3 +223,29 @@ def test_an_unchanged_file_is_not_reread_but_a_changed_one_is(warehouse_url, lan
     assert hashed == [victim.name] and touched.count("unchanged") == len(touched.files)
     ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
     assert hashed == [victim.name]  # its new mtime is remembered
+
+
+def test_parsing_in_worker_processes_loads_exactly_what_one_process_loads(pg_admin_url, landing, monkeypatch):
+    from corridor import ingest
+    from tests.conftest import _new_database
+
+    def load(workers: int) -> list[tuple]:
+        url = _new_database(pg_admin_url)
+        from corridor import db
+
+        db.ensure_schema(url)
+        monkeypatch.setenv("CORRIDOR_INGEST_WORKERS", str(workers))
+        monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+        summaries = ingest_all(url, landing)
+        assert all(not s.rejected for s in summaries.values())
+        with psycopg.connect(url) as conn:
+            led = conn.execute("select feed, file_name, status, rows_received, rows_loaded, rows_quarantined"
+                               " from ops.load_ledger order by ledger_id").fetchall()
+            raw = conn.execute("select md5(string_agg(t::text, '|' order by t::text)) from ("
+                               " select registration_no, source_row, row_hash, l.file_name from raw.techmarket_contracts"
+                               " join ops.load_ledger l using (ledger_id)) t").fetchone()
+            quarantine = conn.execute("select feed, file_name, source_row, rule_code, message, record"
+                                      " from ops.quarantine order by 1, 2, 3, 4").fetchall()
+        return [led, raw, quarantine]
+
+    assert load(2) == load(1)  # same ledger order, same rows, same quarantine

@@ -114,6 +114,10 @@ class FeedSummary:
         return "\n".join(lines)
 
 
+class ParseFailed(RuntimeError):
+    """The parser broke on a file (a bug, not the file's fault): the file is rejected naming the error."""
+
+
 class ReconciliationError(RuntimeError):
     """rows_received != rows_loaded + rows_quarantined: never commit that."""
 
@@ -200,76 +204,191 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-class CopySink:
-    """Streams a file's rows into the raw tables (one COPY at a time) as the parser produces them.
+class SpoolSink:
+    """Takes a file's rows as its parser produces them and writes them as COPY data to disk.
 
-    Quarantined records are spooled to a temporary file and copied into
-    ``ops.quarantine`` at the end, so memory does not grow with the file
-    however many of its rows are bad.
+    One spool file per raw table (PostgreSQL COPY text format, psycopg's own
+    formatting, without the ``ledger_id`` column, which is only known when the
+    file's ledger row is written) and one for the quarantined records (JSON
+    lines). Memory does not grow with the file however many rows it has, and
+    a file can be parsed in another process while the loader commits the
+    previous one.
     """
 
-    def __init__(self, loader: Loader, ledger_id: int) -> None:
-        self.loader = loader
-        self.conn = loader.conn
-        self.ledger_id = ledger_id
-        self._stack = contextlib.ExitStack()
+    def __init__(self, columns: dict[str, list[str]], spool_dir: str | None = None) -> None:
+        from psycopg._copy_base import TextFormatter
+        from psycopg.adapt import Transformer
+
+        self.columns = columns          # raw table -> its columns, ledger_id excluded
+        self.spool_dir = spool_dir
+        self._formatter = TextFormatter(Transformer())
         self._table: str | None = None
-        self._copy: Any = None
-        self._columns: list[str] = []
-        self._spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self._fh: Any = None
+        self._order: list[str] = []     # column list per table
+        self.tables: list[tuple[str, list[str], str]] = []  # (table, columns, spool path), in order
+        self._quarantine: Any = None
+        self.quarantine_path: str | None = None
         self.quarantined = 0
+
+    def _new_file(self, mode: str) -> tuple[Any, str]:
+        fd, path = tempfile.mkstemp(prefix="corridor-spool-", dir=self.spool_dir)
+        return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})), path
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         if table != self._table:
             self._start(table, row)
-        self._copy.write_row([*(row[c] for c in self._columns), self.ledger_id])
+        data = self._formatter.write_row([row[c] for c in self._order])
+        if data:
+            self._fh.write(data)
 
     def _start(self, table: str, first: dict[str, Any]) -> None:
         self._finish()
-        columns = [c for c in self.loader._table_columns(table) if c != "ledger_id"]
+        columns = self.columns.get(table)
+        if columns is None:
+            raise KeyError(f"no table {table}")
         missing = set(columns) - set(first)
         if missing:
-            raise KeyError(f"parser of {self.loader.feed} gives no {sorted(missing)} for {table}")
-        schema, name = table.split(".")
-        stmt = sql.SQL("copy {} ({}) from stdin").format(
-            sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
-        cur = self._stack.enter_context(self.conn.cursor())
-        self._copy = self._stack.enter_context(cur.copy(stmt))
-        self._table, self._columns = table, columns
-        self.loader._touched.add(table)
+            raise KeyError(f"the parser gives no {sorted(missing)} for {table}")
+        self._fh, path = self._new_file("wb")
+        self._table, self._order = table, columns
+        self.tables.append((table, columns, path))
 
     def _finish(self) -> None:
-        self._stack.close()
-        self._stack = contextlib.ExitStack()
-        self._table, self._copy = None, None
+        if self._fh is not None:
+            self._fh.write(self._formatter.end())
+            self._fh.close()
+        self._table, self._fh = None, None
 
     def quarantine(self, entry: Quarantined) -> None:
-        self._spool.write(json.dumps([entry.sheet, entry.source_row, entry.rule_code,
-                                      escape_unstorable(entry.message), quarantine_json(entry.record)],
-                                     ensure_ascii=False))
-        self._spool.write("\n")
+        if self._quarantine is None:
+            self._quarantine, self.quarantine_path = self._new_file("w")
+        self._quarantine.write(json.dumps([entry.sheet, entry.source_row, entry.rule_code,
+                                           escape_unstorable(entry.message), quarantine_json(entry.record)],
+                                          ensure_ascii=False))
+        self._quarantine.write("\n")
         self.quarantined += 1
 
-    def close(self, feed: str, file_name: str) -> int:
-        """Finish the raw COPY and copy the spooled quarantine; return the number quarantined."""
+    def close(self) -> None:
         self._finish()
-        if self.quarantined:
-            self._spool.seek(0)
-            stmt = ("copy ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message,"
-                    " record) from stdin")
-            with self.conn.cursor() as cur, cur.copy(stmt) as copy:
-                for line in self._spool:
-                    sheet, source_row, rule_code, message, record = json.loads(line)
-                    copy.write_row([self.ledger_id, feed, file_name, sheet, source_row, rule_code, message, record])
-        self._spool.close()
-        return self.quarantined
+        if self._quarantine is not None:
+            self._quarantine.close()
+            self._quarantine = None
 
-    def abort(self, exc: BaseException) -> None:
-        """End a COPY in progress with the error (psycopg sends CopyFail), drop the spool."""
-        stack, self._stack = self._stack, contextlib.ExitStack()
+    def paths(self) -> list[str]:
+        return [p for _, _, p in self.tables] + ([self.quarantine_path] if self.quarantine_path else [])
+
+
+@dataclass
+class Spooled:
+    """A parsed file waiting on disk for its transaction (picklable: it may come from a worker process)."""
+
+    file_name: str
+    rows_received: int = 0
+    rows_loaded: int = 0
+    notes: list[str] = field(default_factory=list)
+    tables: list[tuple[str, list[str], str]] = field(default_factory=list)
+    quarantine_path: str | None = None
+    quarantined: int = 0
+    rejected: str | None = None  # the file cannot be read: why
+    failed: str | None = None    # the parser broke on it: what happened
+
+    def remove(self) -> None:
+        for path in [p for _, _, p in self.tables] + [self.quarantine_path]:
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+
+def spool_file(feed: str, path: Path, pii_key: bytes, columns: dict[str, list[str]],
+               parse: Callable[..., ParsedFile] | None = None, spool_dir: str | None = None) -> Spooled:
+    """Parse one landing file into spool files; never raises for the file (the outcome says what happened)."""
+    sink = SpoolSink(columns, spool_dir)
+    try:
+        parsed = (parse or parser_for(feed))(path, pii_key=pii_key, sink=sink)
+        sink.close()
+    except (FileRejected, BadFileName) as exc:
+        sink.close()
+        Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
+        return Spooled(path.name, rejected=str(exc))
+    except Exception as exc:  # a parser bug must not hide the file, nor stop the others
+        log.exception("parsing %s/%s failed", feed, path.name)
         with contextlib.suppress(Exception):
-            stack.__exit__(type(exc), exc, exc.__traceback__)
-        self._spool.close()
+            sink.close()
+        Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
+        return Spooled(path.name, failed=_one_line(exc))
+    return Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes), sink.tables,
+                   sink.quarantine_path, sink.quarantined)
+
+
+def _die_with_parent() -> None:
+    """A parsing worker ends when its loader does, even on SIGKILL (Linux: PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the loader died before the call above
+        os._exit(1)
+
+
+class Prefetcher:
+    """Parses the files to load ahead of the loader in worker processes (both cores), a few at a time.
+
+    The loader still commits file after file in delivery order, one
+    transaction each; only parsing (the Python-heavy part) runs in parallel.
+    Used when there is enough to parse to pay for starting the workers.
+    """
+
+    def __init__(self, loader: Loader, paths: list[Path], workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.loader = loader
+        self.pending = list(paths)
+        self.window = 2 * workers
+        self.futures: dict[str, Any] = {}
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_die_with_parent)
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.pending and len(self.futures) < self.window:
+            path = self.pending.pop(0)
+            self.futures[path.name] = self.pool.submit(
+                spool_file, self.loader.feed, path, self.loader.pii_key, self.loader.raw_columns(),
+                None, self.loader.spool_dir)
+
+    def take(self, path: Path) -> Spooled | None:
+        """The spooled parse of ``path`` if it was prefetched (waiting for it), else None."""
+        future = self.futures.pop(path.name, None)
+        if future is None:
+            self.pending = [p for p in self.pending if p.name != path.name]
+            return None
+        try:
+            return future.result()
+        finally:
+            self._fill()
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        for future in self.futures.values():
+            with contextlib.suppress(Exception):
+                if not future.cancelled():
+                    future.result().remove()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ingest_workers() -> int:
+    """Worker processes that parse ahead of the loader (CORRIDOR_INGEST_WORKERS; default: the cores, at most 4)."""
+    raw = os.environ.get("CORRIDOR_INGEST_WORKERS")
+    if raw:
+        return max(1, int(raw))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# Parse in worker processes only when a run has this much to parse: starting them costs about a second.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 
 
 class Loader:
@@ -281,15 +400,19 @@ class Loader:
     """
 
     def __init__(self, conn: psycopg.Connection, feed: str, *, pii_key: bytes,
-                 parse: Callable[..., ParsedFile] | None = None, landing_dir: Path | None = None) -> None:
+                 parse: Callable[..., ParsedFile] | None = None, landing_dir: Path | None = None,
+                 workers: int | None = None, spool_dir: str | None = None) -> None:
         if not conn.autocommit:
             raise ValueError("Loader needs an autocommit connection: each file commits on its own")
         self.conn = conn
         self.feed = feed
         self.pii_key = pii_key
-        self.parse = parse or parser_for(feed)
+        self.parse = parse  # None: the feed's own parser (which worker processes can run too)
         self.landing_dir = landing_dir
-        self._columns: dict[str, list[str]] = {}
+        self.workers = workers or ingest_workers()
+        self.spool_dir = spool_dir
+        self._raw_columns: dict[str, list[str]] | None = None
+        self._prefetcher: Prefetcher | None = None
         self._touched: set[str] = set()
         self._stamps: dict[str, tuple[int, datetime, str, int]] = {}  # file name -> size, mtime, sha, ledger
 
@@ -311,17 +434,47 @@ class Loader:
         started = time.perf_counter()
         summary = FeedSummary(self.feed)
         by_name, by_sha = self._loaded()
-        for path in files:
-            outcome = self._one(path, by_name, by_sha)
-            if outcome.status in ("loaded", "duplicate"):
-                sha = outcome.sha256
-                by_name[path.name] = (sha, outcome.ledger_id)
-                by_sha.setdefault(sha, (path.name, outcome.ledger_id))
-            summary.files.append(outcome)
+        files = list(files)
+        candidates = [p for p in files if self._worth_parsing(p)]
+        if (self.parse is None and self.workers > 1 and len(candidates) > 1
+                and sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES):
+            self._prefetcher = Prefetcher(self, candidates, self.workers)
+        try:
+            for path in files:
+                outcome = self._one(path, by_name, by_sha)
+                if outcome.status in ("loaded", "duplicate"):
+                    sha = outcome.sha256
+                    by_name[path.name] = (sha, outcome.ledger_id)
+                    by_sha.setdefault(sha, (path.name, outcome.ledger_id))
+                summary.files.append(outcome)
+        finally:
+            if self._prefetcher is not None:
+                self._prefetcher.close()
+                self._prefetcher = None
         if self._touched:
             self._analyze()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _worth_parsing(self, path: Path) -> bool:
+        """A regular file with a good name that is not already loaded as it is (a guess, for prefetching)."""
+        try:
+            st = os.lstat(path)
+            file_meta(self.feed, path.name)
+        except (OSError, BadFileName):
+            return False
+        stamp = self._stamps.get(path.name)
+        return stat.S_ISREG(st.st_mode) and not (stamp and stamp[:2] == (st.st_size, _mtime(st)))
+
+    def raw_columns(self) -> dict[str, list[str]]:
+        """Every raw table's columns in order, ledger_id excluded (what a parser's rows must give)."""
+        if self._raw_columns is None:
+            rows = self.conn.execute(
+                "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
+                " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
+                " group by 1").fetchall()
+            self._raw_columns = dict(rows)
+        return self._raw_columns
 
     def _one(self, path: Path, by_name: dict, by_sha: dict) -> FileOutcome:
         """One directory entry: checked, hashed, then loaded, skipped or rejected; never raises for the file."""
@@ -406,15 +559,24 @@ class Loader:
                     " finished_at) values (%s, %s, %s, %s, %s, 'loaded', %s, %s) returning ledger_id",
                     (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at),
                 ).fetchone()[0]
-                sink = CopySink(self, ledger_id)
+                spooled = self._prefetcher.take(path) if self._prefetcher else None
+                if spooled is None:
+                    spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
+                                         self.spool_dir)
                 try:
-                    parsed = self.parse(path, pii_key=self.pii_key, sink=sink)
-                    moved = self._quarantine_cross_file_duplicates(ledger_id, path.name, sink)
-                    quarantined = sink.close(self.feed, path.name) + moved
-                except BaseException as exc:
-                    sink.abort(exc)  # end a COPY in progress before the transaction rolls back
-                    raise
-                loaded = parsed.rows_loaded - moved
+                    if spooled.rejected:
+                        raise FileRejected(spooled.rejected)
+                    if spooled.failed:
+                        raise ParseFailed(f"{path.name}: could not be parsed ({spooled.failed}); "
+                                          "nothing of it was loaded")
+                    for table, columns, spool in spooled.tables:
+                        self._copy_spool(table, columns, spool, ledger_id)
+                    moved = self._quarantine_cross_file_duplicates(ledger_id, path.name)
+                    quarantined = self._copy_quarantine(spooled, ledger_id, path.name) + moved
+                finally:
+                    spooled.remove()
+                loaded = spooled.rows_loaded - moved
+                parsed = spooled
                 if parsed.rows_received != loaded + quarantined:
                     raise ReconciliationError(
                         f"{path.name}: received {parsed.rows_received} rows but loaded {loaded} "
@@ -425,7 +587,7 @@ class Loader:
                     " finished_at = %s, message = %s where ledger_id = %s",
                     (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id),
                 )
-        except (FileRejected, BadFileName) as exc:
+        except (FileRejected, BadFileName, ParseFailed) as exc:
             return self._reject(path, sha, str(exc), started_at)
         except Exception as exc:
             if self.conn.broken or self.conn.closed:
@@ -468,19 +630,36 @@ class Loader:
         return FileOutcome(path.name, "duplicate", ledger_id, message=message, sha256=sha)
 
     # -- COPY ----------------------------------------------------------------
-    def _table_columns(self, table: str) -> list[str]:
-        if table not in self._columns:
-            schema, name = table.split(".")
-            rows = self.conn.execute(
-                "select column_name from information_schema.columns where table_schema = %s"
-                " and table_name = %s order by ordinal_position", (schema, name)).fetchall()
-            if not rows:
-                raise KeyError(f"no table {table}")
-            self._columns[table] = [r[0] for r in rows]
-        return self._columns[table]
+    def _copy_spool(self, table: str, columns: list[str], spool: str, ledger_id: int) -> None:
+        """COPY a spooled table into ``table``, adding the file's ledger_id to every row.
+
+        In COPY text format a newline byte only ever ends a row (one inside a
+        value is written as ``\\n``), so the ledger_id is appended by a byte
+        replace, chunk by chunk.
+        """
+        schema, name = table.split(".")
+        stmt = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
+        suffix = f"\t{ledger_id}\n".encode()
+        with open(spool, "rb") as fh, self.conn.cursor() as cur, cur.copy(stmt) as copy:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                copy.write(chunk.replace(b"\n", suffix))
+        self._touched.add(table)
+
+    def _copy_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> int:
+        if not spooled.quarantine_path:
+            return 0
+        stmt = ("copy ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record)"
+                " from stdin")
+        with open(spooled.quarantine_path, encoding="utf-8") as fh, self.conn.cursor() as cur, \
+                cur.copy(stmt) as copy:
+            for line in fh:
+                sheet, source_row, rule_code, message, record = json.loads(line)
+                copy.write_row([ledger_id, self.feed, file_name, sheet, source_row, rule_code, message, record])
+        return spooled.quarantined
 
     # -- feed-specific rule needing the warehouse ------------------------------
-    def _quarantine_cross_file_duplicates(self, ledger_id: int, file_name: str, sink: CopySink) -> int:
+    def _quarantine_cross_file_duplicates(self, ledger_id: int, file_name: str) -> int:
         """A contract row identical to that contract's latest loaded row is a duplicate: move it to quarantine.
 
         Only the *latest* state counts: a row repeating an older state after a
@@ -489,7 +668,6 @@ class Loader:
         """
         if self.feed != "techmarket":
             return 0
-        sink._finish()
         return self.conn.execute(
             """
             with latest as (
