@@ -3,16 +3,12 @@ published into a private copy of the warehouse, mailed to a real SMTP server (ai
 
 from __future__ import annotations
 
-import email
 import html
-import json
 import re
 import shutil
-import socket
 import subprocess
 import zipfile
 from datetime import UTC, date, datetime
-from email import policy
 from pathlib import Path
 
 import psycopg
@@ -28,6 +24,7 @@ from corridor.scorecards import (
     publish,
     render,
 )
+from tests.mailbox import Inbox, free_port, smtp_connection_json
 
 PASSED = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
           "data_docs": None}
@@ -80,25 +77,7 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-# -- a real SMTP server ------------------------------------------------------------------------
-
-class Inbox:
-    def __init__(self) -> None:
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+# -- a real SMTP server (tests/mailbox.py) ----------------------------------------------------
 
 @pytest.fixture
 def smtp_server(monkeypatch, tmp_path):
@@ -107,13 +86,10 @@ def smtp_server(monkeypatch, tmp_path):
     from aiosmtpd.controller import Controller
 
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "scorecards@corridor.example",
-                  "timeout": 10, "retry_limit": 0}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(port, "scorecards@corridor.example"))
     monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
     recipients = tmp_path / "recipients.yml"
     recipients.write_text(
