@@ -337,6 +337,9 @@ class Prefetcher:
     The loader still commits file after file in delivery order, one
     transaction each; only parsing (the Python-heavy part) runs in parallel.
     Used when there is enough to parse to pay for starting the workers.
+    Workers are started with ``spawn`` (no fork of a threaded Airflow
+    process), so a script that loads feeds needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(self, loader: Loader, paths: list[Path], workers: int) -> None:
@@ -354,20 +357,34 @@ class Prefetcher:
     def _fill(self) -> None:
         while self.pending and len(self.futures) < self.window:
             path = self.pending.pop(0)
-            self.futures[path.name] = self.pool.submit(
-                spool_file, self.loader.feed, path, self.loader.pii_key, self.loader.raw_columns(),
-                None, self.loader.spool_dir)
+            try:
+                self.futures[path.name] = self.pool.submit(
+                    spool_file, self.loader.feed, path, self.loader.pii_key, self.loader.raw_columns(),
+                    None, self.loader.spool_dir)
+            except Exception as exc:  # a broken pool: the loader parses the rest itself
+                log.warning("parsing workers unavailable (%s): parsing in the loader", _one_line(exc))
+                self.pending, self.window = [], 0
 
     def take(self, path: Path) -> Spooled | None:
-        """The spooled parse of ``path`` if it was prefetched (waiting for it), else None."""
+        """The spooled parse of ``path`` if it was prefetched (waiting for it), else None.
+
+        ``spool_file`` never raises for a file, so an exception here is the
+        pool's (a worker killed, out of memory): the prefetcher stops and the
+        loader parses the remaining files itself; no file is lost to it.
+        """
         future = self.futures.pop(path.name, None)
         if future is None:
             self.pending = [p for p in self.pending if p.name != path.name]
             return None
         try:
-            return future.result()
-        finally:
-            self._fill()
+            result = future.result()
+        except Exception as exc:
+            log.warning("parsing workers failed (%s): the loader parses the remaining files itself",
+                        _one_line(exc))
+            self.pending, self.window = [], 0
+            return None
+        self._fill()
+        return result
 
     def close(self) -> None:
         for future in self.futures.values():

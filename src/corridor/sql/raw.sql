@@ -148,6 +148,9 @@ create table if not exists raw.techmarket_contracts (
 );
 create index if not exists techmarket_contracts_regno
     on raw.techmarket_contracts (registration_no);
+-- The loader's cross-file duplicate check reads one file's rows (and moves its duplicates).
+create index if not exists techmarket_contracts_ledger
+    on raw.techmarket_contracts (ledger_id);
 
 -- 3. Bank pledge-financing loans (知识产权质押等融资), monthly per bank.
 create table if not exists raw.bank_loans (
