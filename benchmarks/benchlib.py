@@ -128,7 +128,7 @@ def _cpu_self_and_children() -> float:
 class Server:
     """The PostgreSQL the benchmark runs on, and a fresh database on it."""
 
-    def __init__(self, admin_url: str | None, work: Path) -> None:
+    def __init__(self, admin_url: str | None, work: Path, template: str | None = None) -> None:
         import psycopg
         from psycopg import sql
 
@@ -141,7 +141,11 @@ class Server:
         self.admin_url = admin_url
         self.dbname = f"bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.dbname)))
+            if template:
+                conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(self.dbname),
+                                                                             sql.Identifier(template)))
+            else:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.dbname)))
         from corridor.db import with_database
 
         self.url = with_database(admin_url, self.dbname)
@@ -476,6 +480,9 @@ def main(scale: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--dump-kpi", type=Path,
                         help="write kpi.kpi_values at the end (sorted CSV, gzip) to this file, e.g. as a reference")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and work folder")
+    parser.add_argument("--publish-only", metavar="DATABASE",
+                        help="only gate + publish, on a copy of DATABASE (a kept benchmark database on --url's"
+                             " server) without its published editions: publication figures of the code now")
     args = parser.parse_args(argv)
 
     import logging
@@ -491,9 +498,12 @@ def main(scale: str, argv: list[str] | None = None) -> int:
         return 0
 
     work = Path(tempfile.mkdtemp(prefix=f"corridor-bench-{scale}-"))
-    server = Server(args.url, work)
+    server = Server(args.url, work, template=args.publish_only)
     try:
-        report = _run(scale, server, work, landing, args, echo)
+        if args.publish_only:
+            report = _run_publish_only(scale, server, work, args, echo)
+        else:
+            report = _run(scale, server, work, landing, args, echo)
     finally:
         if not args.keep:
             server.drop()
@@ -574,6 +584,22 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
     echo("")
     echo(markdown(report))
     return report
+
+
+def _run_publish_only(scale: str, server: Server, work: Path, args, echo) -> dict:
+    info = server.describe()
+    conditions = machine_conditions()
+    echo(f"publish only, on a copy of {args.publish_only}: {info['version'].split(',')[0]}; machine load "
+         f"{conditions['load']}; other busy processes: {conditions['busy'] or 'none'}")
+    with server.connect() as conn:
+        conn.execute("drop table if exists ops.scorecard_editions, ops.scorecard_deliveries cascade")
+    bench = Bench(server, work, echo)
+    bench.gate("gate")
+    bench.publish("publish", work / "gate.json")
+    kpi = bench.kpi_checksum()
+    echo(f"kpi.kpi_values: {kpi['rows']:,} rows, md5 {kpi['md5']}")
+    return {"scale": scale, "server": info, "conditions": conditions, "kpi_values": kpi,
+            "steps": [asdict(s) | {"rate": s.rate} for s in bench.steps], "ok": all(s.ok for s in bench.steps)}
 
 
 def compare_kpi_values(url: str, reference: Path) -> dict | None:
