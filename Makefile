@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SYSDEPS := scripts/install-system-deps.sh
 
-.PHONY: run test publish install system-deps docs lint lock clean-state help
+.PHONY: run test publish install system-deps docs lint lock clean-state help bench-city bench-province bench-national
 
 help:
 	@echo "make run    - the whole pipeline on the demo data (or CORRIDOR_LANDING_DIR)"
@@ -17,6 +17,7 @@ help:
 	@echo "make docs   - dbt docs generate (dbt_project/target/index.html)"
 	@echo "make lint   - ruff and sqlfluff (postgres, dbt templater; .sqlfluff); make test runs it first"
 	@echo "make lock   - recompile requirements.lock from requirements.in"
+	@echo "make bench-city|bench-province|bench-national - the benchmark (benchmarks/README.md; landing areas cached)"
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ lint: $(STAMP)
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
+
+bench-city bench-province bench-national: bench-%: $(STAMP) system-deps
+	$(BIN)/python benchmarks/$*.py $(BENCH_ARGS)
 
 clean-state:
 	rm -rf .corridor out

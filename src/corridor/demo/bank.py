@@ -150,7 +150,7 @@ class BankGenerator:
         for idx in range(max(ctx.start_idx - 40, 2015 * 12), ctx.start_idx):
             for bank in BANKS:
                 self._disburse(idx, bank)
-        for idx in range(ctx.start_idx, ctx.end_idx + 1):
+        for idx in ctx.months():
             pending = self.pending.pop(idx, {})
             for bank in BANKS:
                 new = self._disburse(idx, bank)

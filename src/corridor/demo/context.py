@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,13 @@ class Context:
     kpi: dict[str, object] = field(default_factory=dict)
     feed_rows: Counter = field(default_factory=Counter)
     feed_files: Counter = field(default_factory=Counter)
+    tick: Callable[[], None] = field(default=lambda: None, repr=False)  # one month of the feed done
+
+    def months(self) -> Iterator[int]:
+        """The period's month indexes; ``tick`` is called as each month's work is finished."""
+        for idx in range(self.start_idx, self.end_idx + 1):
+            yield idx
+            self.tick()
 
     def rng(self, *label: object) -> random.Random:
         return random.Random(":".join(str(x) for x in (self.seed, *label)))

@@ -431,7 +431,7 @@ class DistrictGenerator:
         for idx in range(max(ctx.start_idx - 3, 2015 * 12), ctx.start_idx):  # reported late, in the period
             self._grant_certificates(idx)
             self._recognise_platforms(idx)
-        for idx in range(ctx.start_idx, ctx.end_idx + 1):
+        for idx in ctx.months():
             self._grant_certificates(idx)
             self._recognise_platforms(idx)
             self._start_projects(idx)

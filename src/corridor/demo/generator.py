@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import os
 import shutil
+import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +21,9 @@ from corridor.demo.hr import HrGenerator
 from corridor.demo.master import Enterprises
 from corridor.demo.periods import month_index, parse_month
 from corridor.demo.techmarket import TechmarketGenerator
+from corridor.progress import Progress
+
+log = logging.getLogger(__name__)
 
 FEED_ORDER = ("district", "techmarket", "bank", "hr")
 DEMO_DIR = "_demo"
@@ -54,12 +61,27 @@ class DemoSummary:
         return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
+# Progress of the current process's feed generation: one call per feed-month done. In a worker
+# process it puts a unit on the parent's queue (set by _init_worker); in-process, generate() sets it.
+_TICK: Callable[[], None] = lambda: None  # noqa: E731
+
+
+def _init_worker(queue) -> None:
+    global _TICK
+    _TICK = lambda: queue.put(1)  # noqa: E731
+
+
+def _drain(queue, progress: Progress) -> None:
+    while queue.get() is not None:
+        progress.advance(1)
+
+
 def _run_feed(feed: str, landing: str, seed: int, scale: str, start_idx: int, end_idx: int) -> dict:
     """Generate one feed (in this process or a worker): its files and its part of the manifest."""
     landing_dir = Path(landing)
     manifest = Manifest(landing_dir / DEMO_DIR / f".manifest.{feed}.part")
     ctx = Context(landing=landing_dir, seed=seed, scale=scale, factor=SCALES[scale], start_idx=start_idx,
-                  end_idx=end_idx, manifest=manifest, enterprises=Enterprises(seed))
+                  end_idx=end_idx, manifest=manifest, enterprises=Enterprises(seed), tick=_TICK)
     try:
         GENERATORS[feed](ctx).run()
     finally:
@@ -77,7 +99,8 @@ GENERATORS = {"district": DistrictGenerator, "techmarket": TechmarketGenerator, 
 
 def generate(landing_dir: Path | str, *, seed: int = 20200305, scale: str = "city",
              start: str = "2019-01", end: str = "2022-12", feeds: tuple[str, ...] = FEED_ORDER,
-             overwrite: bool = False, workers: int | None = None) -> DemoSummary:
+             overwrite: bool = False, workers: int | None = None,
+             progress: Progress | None = None) -> DemoSummary:
     """Write the demo landing area under ``landing_dir`` and return what was written.
 
     ``scale``: ``city`` (the corridor's real magnitudes), ``province`` (×20 rows) or ``national``
@@ -89,6 +112,8 @@ def generate(landing_dir: Path | str, *, seed: int = 20200305, scale: str = "cit
     generation refuses to touch them unless ``overwrite`` is set. Other content of
     ``landing_dir`` is left alone. ``feeds``: a subset (for timing). ``workers``: feeds generated
     in parallel processes (default: 1 at city scale, else up to 4 or the CPU count).
+    ``progress``: where feed-months done are counted (default: a :class:`corridor.progress.Progress`
+    on stderr when it is a terminal, and a log line per ~5 % on this module's logger).
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r} (expected one of {', '.join(SCALES)})")
@@ -108,13 +133,20 @@ def generate(landing_dir: Path | str, *, seed: int = 20200305, scale: str = "cit
     if workers is None:
         workers = 1 if scale == "city" else min(4, os.cpu_count() or 1)
     args = [(feed, str(landing), seed, scale, start_idx, end_idx) for feed in feeds]
-    if workers > 1 and len(feeds) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(feeds))) as pool:
-            # the big feeds first, so that the small ones fill the gaps
-            futures = {a[0]: pool.submit(_run_feed, *a) for a in sorted(args, key=lambda a: _WEIGHT[a[0]])}
-            results = {feed: futures[feed].result() for feed in feeds}
+    own_progress = progress is None
+    if progress is None:
+        progress = Progress(f"generate {scale}", total=len(feeds) * (end_idx - start_idx + 1),
+                            unit="feed-months", log=log)
     else:
-        results = {a[0]: _run_feed(*a) for a in args}
+        progress.set_total(len(feeds) * (end_idx - start_idx + 1))
+    try:
+        results = _run_feeds(args, workers, progress)
+    except BaseException:
+        if own_progress:
+            progress.close(failed=True)
+        raise
+    if own_progress:
+        progress.close()
     with (landing / DEMO_DIR / "manifest.jsonl").open("wb") as out:
         for feed in feeds:
             part = landing / DEMO_DIR / f".manifest.{feed}.part"
@@ -148,6 +180,28 @@ def generate(landing_dir: Path | str, *, seed: int = 20200305, scale: str = "cit
 
 
 _WEIGHT = {"district": 0, "techmarket": 1, "bank": 2, "hr": 3}
+
+
+def _run_feeds(args: list[tuple], workers: int, progress: Progress) -> dict[str, dict]:
+    global _TICK
+    if workers > 1 and len(args) > 1:
+        queue = multiprocessing.get_context().Queue()
+        drainer = threading.Thread(target=_drain, args=(queue, progress), daemon=True)
+        drainer.start()
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(args)), initializer=_init_worker,
+                                     initargs=(queue,)) as pool:
+                # the big feeds first, so that the small ones fill the gaps
+                futures = {a[0]: pool.submit(_run_feed, *a) for a in sorted(args, key=lambda a: _WEIGHT[a[0]])}
+                return {a[0]: futures[a[0]].result() for a in args}
+        finally:
+            queue.put(None)
+            drainer.join(timeout=10)
+    previous, _TICK = _TICK, (lambda: progress.advance(1))
+    try:
+        return {a[0]: _run_feed(*a) for a in args}
+    finally:
+        _TICK = previous
 
 
 def _clear(landing: Path, overwrite: bool) -> None:

@@ -93,7 +93,7 @@ class HrGenerator:
         ctx = self.ctx
         for y in ctx.years:
             self._plan_teams(y)
-        for idx in range(ctx.start_idx, ctx.end_idx + 1):
+        for idx in ctx.months():
             self._month(idx)
         ctx.kpi["K06_distinct_talents_since_2020"] = sum(1 for v in self.persons.values() if v > 0)
         years: dict[str, int] = {}

@@ -79,7 +79,7 @@ class TechmarketGenerator:
 
     def run(self) -> None:
         ctx = self.ctx
-        for idx in range(ctx.start_idx, ctx.end_idx + 1):
+        for idx in ctx.months():
             y, m = index_month(idx)
             for day in business_days(idx):
                 self.day_no += 1

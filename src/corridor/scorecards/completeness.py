@@ -129,12 +129,20 @@ def describe(gaps: list[Gap], area_names: dict[str, str]) -> list[str]:
 def completeness(url: str, grain: str, period_start: date, area: str = "ALL",
                  area_names: dict[str, str] | None = None) -> Completeness:
     """Completeness of the period for ``area`` (or ``ALL``): publishable, and who is missing."""
+    return completeness_by_area(url, grain, period_start, [area], area_names)[area]
+
+
+def completeness_by_area(url: str, grain: str, period_start: date, areas: list[str],
+                         area_names: dict[str, str] | None = None) -> dict[str, Completeness]:
+    """:func:`completeness` for several areas (and/or ``ALL``), the deliveries read once."""
     months = months_of(grain, period_start)
     with psycopg.connect(url) as conn:
         gaps = _gaps_from_quality(conn, months)
         source = "corridor.quality"
         if gaps is None:
             gaps, source = _gaps_own(conn, months), "corridor.scorecards"
-    if area != "ALL":
-        gaps = [g for g in gaps if g.feed != "district" or g.source_code == area]
-    return Completeness(publishable=not gaps, missing=describe(gaps, area_names or {}), source=source)
+    out = {}
+    for area in areas:
+        mine = gaps if area == "ALL" else [g for g in gaps if g.feed != "district" or g.source_code == area]
+        out[area] = Completeness(publishable=not mine, missing=describe(mine, area_names or {}), source=source)
+    return out

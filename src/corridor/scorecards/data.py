@@ -1,10 +1,13 @@
 """What a scorecard shows, read from the warehouse (marts and kpi schemas only).
 
-`load_scorecard` gathers, for one edition × period × area (or ``ALL``): each
+`load_scorecards` gathers, for one edition × period and every area asked for
+(``ALL`` and areas), in one connection and one query per kind of data: each
 KPI's values and monthly series (kpi.kpi_values with kpi.kpi_catalogue), the
 year-end ranking (kpi.area_ranking), the period's detail (marts.dim_platform,
-marts.fct_certifications, marts.fct_projects), the completeness of the
-period's deliveries and the quality gate's outcome.
+marts.fct_certifications, marts.fct_projects: fetched once for the corridor,
+an area's rows are its subset, the same row objects), the completeness of the
+period's deliveries and the quality gate's outcome. `load_scorecard` is the
+same for one area.
 
 `Scorecard.data_sha256` hashes a canonical JSON of the *data* only (values,
 series, ranking, detail, catalogue wording, completeness), not the data's
@@ -26,8 +29,9 @@ from importlib import resources
 
 import psycopg
 import yaml
+from psycopg import sql
 
-from corridor.scorecards.completeness import Completeness, completeness
+from corridor.scorecards.completeness import Completeness, completeness_by_area
 from corridor.scorecards.editions import Edition, add_months, edition
 from corridor.scorecards.gate import normalise_gate
 
@@ -296,13 +300,27 @@ def _status_thresholds(conn: psycopg.Connection) -> tuple[Decimal, Decimal]:
 
 def load_scorecard(url: str, edition_code: str, period_start: date, area: str, gate: dict | None,
                    edition_no: int | None = None) -> Scorecard:
+    """One scorecard (area or ``ALL``); see :func:`load_scorecards`."""
+    sc = load_scorecards(url, edition_code, period_start, [area], gate)[area.upper()]
+    sc.edition_no = edition_no
+    return sc
+
+
+def load_scorecards(url: str, edition_code: str, period_start: date, areas: list[str],
+                    gate: dict | None) -> dict[str, Scorecard]:
+    """The scorecards of one edition × period for ``areas`` (``ALL`` and/or area codes), data fetched once.
+
+    {area: Scorecard}, in the order asked. The corridor's detail rows are fetched once (also when only
+    areas are asked) and each area's lists are its subset, in the same order as a query per area gives.
+    """
     ed = edition(edition_code)
     ed.check_start(period_start)
-    area = area.upper()
+    wanted = list(dict.fromkeys(a.upper() for a in areas))
     with psycopg.connect(url) as conn:
         names = area_names(conn)
-        if area != ALL and area not in names:
-            raise ValueError(f"unknown area {area!r} (expected ALL or one of {', '.join(sorted(names))})")
+        unknown = [a for a in wanted if a != ALL and a not in names]
+        if unknown:
+            raise ValueError(f"unknown area {unknown[0]!r} (expected ALL or one of {', '.join(sorted(names))})")
         period = conn.execute(
             "select period_end, as_of_date from kpi.kpi_periods where grain = %s and period_start = %s",
             (ed.grain, period_start)).fetchone()
@@ -311,21 +329,26 @@ def load_scorecard(url: str, edition_code: str, period_start: date, area: str, g
                 f"{ed.period_label(period_start)} ({ed.grain} from {period_start}) is not complete in the "
                 f"warehouse: the data's as-of month has not reached its end")
         period_end, as_of = period
-        kpis = _kpis(conn, ed, period_start, period_end, area)
+        kpis = _kpis(conn, ed, period_start, period_end, wanted)
         ranking = _ranking(conn, period_start.year, names) if ed.code == "year_end" else None
-        area_filter = None if area == ALL else area
-        platforms = _platforms(conn, period_start, period_end, area_filter, names)
-        certifications = _certifications(conn, period_start, period_end, area_filter, names)
-        projects = _projects(conn, period_start, period_end, area_filter, names)
+        platforms = _platforms(conn, period_start, period_end, names)
+        certifications = _certifications(conn, period_start, period_end, names)
+        projects = _projects(conn, period_start, period_end, names, by_area=any(a != ALL for a in wanted))
         thresholds = _status_thresholds(conn)
-        unreported = _unreported_projects(conn, period_end, area_filter)
-    comp = completeness(url, ed.grain, period_start, area, names)
-    return Scorecard(
-        edition=ed, period_start=period_start, period_end=period_end, area_code=area,
-        area_name=ALL_NAME if area == ALL else names[area], as_of=as_of, kpis=kpis, ranking=ranking,
-        platforms=platforms, certifications=certifications, projects=projects, completeness=comp,
-        gate=normalise_gate(gate), status_thresholds=thresholds, edition_no=edition_no,
-        unreported_projects=unreported)
+        unreported = {a: _unreported_projects(conn, period_end, None if a == ALL else a) for a in wanted}
+    comps = completeness_by_area(url, ed.grain, period_start, wanted, names)
+    normal_gate = normalise_gate(gate)
+    out = {}
+    for area in wanted:
+        mine = (lambda rows: rows) if area == ALL else (lambda rows, a=area: [r for r in rows if r["area_code"] == a])
+        out[area] = Scorecard(
+            edition=ed, period_start=period_start, period_end=period_end, area_code=area,
+            area_name=ALL_NAME if area == ALL else names[area], as_of=as_of, kpis=kpis[area],
+            ranking=ranking, platforms=mine(platforms), certifications=mine(certifications),
+            projects=projects[ALL] if area == ALL else projects.get(area, []), completeness=comps[area],
+            gate=None if normal_gate is None else dict(normal_gate), status_thresholds=thresholds,
+            unreported_projects=unreported[area])
+    return out
 
 
 def _unreported_projects(conn, period_end: date, area: str | None) -> int:
@@ -338,34 +361,37 @@ def _unreported_projects(conn, period_end: date, area: str | None) -> int:
         """, {"end": period_end, "area": area}).fetchone()[0]
 
 
-def _kpis(conn, ed: Edition, period_start: date, period_end: date, area: str) -> list[Kpi]:
+def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[str]) -> dict[str, list[Kpi]]:
     rows = conn.execute(
         """
-        select c.kpi_code, c.indicator_name, c.unit, c.measure_type, c.target_kind, c.has_target,
+        select a.area_code, c.kpi_code, c.indicator_name, c.unit, c.measure_type, c.target_kind, c.has_target,
                c.target_text, c.definition, v.actual_value, v.target_value, v.paced_target_value,
                v.completion_ratio, v.status
         from kpi.kpi_catalogue as c
+        cross join unnest(%s::text[]) as a (area_code)
         left join kpi.kpi_values as v
-            on v.kpi_code = c.kpi_code and v.area_code = %s and v.grain = %s and v.period_start = %s
-        order by c.kpi_code
-        """, (area, ed.grain, period_start)).fetchall()
+            on v.kpi_code = c.kpi_code and v.area_code = a.area_code and v.grain = %s and v.period_start = %s
+        order by a.area_code, c.kpi_code
+        """, (areas, ed.grain, period_start)).fetchall()
     first_month = max(date(2020, 1, 1), add_months(date(period_end.year, period_end.month, 1), 1 - SERIES_MONTHS))
-    series: dict[str, list] = {}
-    for code, month, actual, paced in conn.execute(
+    series: dict[tuple[str, str], list] = {}
+    for area, code, month, actual, paced in conn.execute(
             """
-            select kpi_code, period_start, actual_value, paced_target_value
+            select area_code, kpi_code, period_start, actual_value, paced_target_value
             from kpi.kpi_values
-            where area_code = %s and grain = 'month' and period_start between %s and %s
-            order by kpi_code, period_start
-            """, (area, first_month, period_end)).fetchall():
-        series.setdefault(code, []).append((month, actual, paced))
-    return [
-        Kpi(code=code, name=name, unit=unit or "", measure_type=mtype, target_kind=kind, has_target=bool(has_target),
-            target_text=target_text_zh(ttext, unit or "", mtype), definition=definition_zh(code, definition),
-            actual=actual, target=target, paced_target=paced, completion=ratio, status=status,
-            series=series.get(code, []))
-        for code, name, unit, mtype, kind, has_target, ttext, definition, actual, target, paced, ratio, status in rows
-    ]
+            where area_code = any(%s) and grain = 'month' and period_start between %s and %s
+            order by area_code, kpi_code, period_start
+            """, (areas, first_month, period_end)).fetchall():
+        series.setdefault((area, code), []).append((month, actual, paced))
+    out: dict[str, list[Kpi]] = {a: [] for a in areas}
+    for (area, code, name, unit, mtype, kind, has_target, ttext, definition, actual, target, paced, ratio,
+         status) in rows:
+        out[area].append(Kpi(
+            code=code, name=name, unit=unit or "", measure_type=mtype, target_kind=kind,
+            has_target=bool(has_target), target_text=target_text_zh(ttext, unit or "", mtype),
+            definition=definition_zh(code, definition), actual=actual, target=target, paced_target=paced,
+            completion=ratio, status=status, series=series.get((area, code), [])))
+    return out
 
 
 def _ranking(conn, year: int, names: dict[str, str]) -> list[Rank]:
@@ -382,7 +408,17 @@ def _area_sort(row: dict) -> int:
     return AREA_ORDER.index(row["area_code"]) if row["area_code"] in AREA_ORDER else len(AREA_ORDER)
 
 
-def _platforms(conn, start: date, end: date, area: str | None, names: dict[str, str]) -> list[dict]:
+def _dicts(cursor, names: dict[str, str]) -> list[dict]:
+    cols = [d.name for d in cursor.description]
+    out = []
+    for r in cursor:
+        row = dict(zip(cols, r, strict=True))
+        row["area_name"] = names.get(row["area_code"], row["area_code"])
+        out.append(row)
+    return out
+
+
+def _platforms(conn, start: date, end: date, names: dict[str, str]) -> list[dict]:
     rows = conn.execute(
         """
         select area_code, platform_id, platform_name, platform_category, platform_level, host_name,
@@ -391,17 +427,12 @@ def _platforms(conn, start: date, end: date, area: str | None, names: dict[str, 
                    as standing
         from marts.dim_platform
         where first_recognised_date between %(start)s and %(end)s
-          and (%(area)s::text is null or area_code = %(area)s::text)
         order by area_code, first_recognised_date, platform_id
-        """, {"start": start, "end": end, "area": area})
-    cols = [d.name for d in rows.description]
-    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
-    for r in out:
-        r["area_name"] = names.get(r["area_code"], r["area_code"])
-    return sorted(out, key=_area_sort)
+        """, {"start": start, "end": end})
+    return sorted(_dicts(rows, names), key=_area_sort)
 
 
-def _certifications(conn, start: date, end: date, area: str | None, names: dict[str, str]) -> list[dict]:
+def _certifications(conn, start: date, end: date, names: dict[str, str]) -> list[dict]:
     rows = conn.execute(
         """
         select area_code, enterprise_name, uscc, certification_type, certificate_no, granted_date,
@@ -410,35 +441,40 @@ def _certifications(conn, start: date, end: date, area: str | None, names: dict[
                    as standing
         from marts.fct_certifications
         where granted_date between %(start)s and %(end)s
-          and (%(area)s::text is null or area_code = %(area)s::text)
         order by area_code, certification_type, granted_date, enterprise_name, certificate_no
-        """, {"start": start, "end": end, "area": area})
-    cols = [d.name for d in rows.description]
-    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
-    for r in out:
-        r["area_name"] = names.get(r["area_code"], r["area_code"])
-    return sorted(out, key=_area_sort)
+        """, {"start": start, "end": end})
+    return sorted(_dicts(rows, names), key=_area_sort)
 
 
-def _projects(conn, start: date, end: date, area: str | None, names: dict[str, str]) -> list[dict]:
-    # The project's state as of the period end: its latest snapshot up to the period's last
-    # month (or its first snapshot, when it was first reported later).
-    rows = conn.execute(
-        """
-        select distinct on (project_key)
+_PROJECTS = sql.SQL("""
+        select distinct on ({key})
                area_code, project_id, project_name, project_category, block_name, start_date,
                planned_completion_date, project_status, cumulative_investment_10k_yuan, progress_pct
         from marts.fct_projects
         where start_date between %(start)s and %(end)s
-          and (%(area)s::text is null or area_code = %(area)s::text)
-        order by project_key,
+        order by {key},
                  snapshot_month <= date_trunc('month', %(end)s::date) desc,
                  case when snapshot_month <= date_trunc('month', %(end)s::date) then snapshot_month end
                      desc nulls last,
                  snapshot_month
-        """, {"start": start, "end": end, "area": area})
-    cols = [d.name for d in rows.description]
-    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
-    for r in out:
-        r["area_name"] = names.get(r["area_code"], r["area_code"])
-    return sorted(out, key=lambda r: (_area_sort(r), r["start_date"], r["project_id"]))
+""")
+
+
+def _projects(conn, start: date, end: date, names: dict[str, str], by_area: bool) -> dict[str, list[dict]]:
+    """{ALL: the corridor's projects, area: the area's} (an area's projects: its own snapshots only).
+
+    The project's state as of the period end: its latest snapshot up to the period's last month (or
+    its first snapshot, when it was first reported later). For the corridor, one row per project; for
+    an area, one per project among the snapshots reported by that area (``distinct on (area_code,
+    project_key)``), as a query filtered on the area gives.
+    """
+    def key(r):
+        return (_area_sort(r), r["start_date"], r["project_id"])
+
+    params = {"start": start, "end": end}
+    out = {ALL: sorted(_dicts(conn.execute(_PROJECTS.format(key=sql.SQL("project_key")), params), names), key=key)}
+    if by_area:
+        for row in sorted(_dicts(conn.execute(_PROJECTS.format(key=sql.SQL("area_code, project_key")), params), names),
+                          key=key):
+            out.setdefault(row["area_code"], []).append(row)
+    return out

@@ -5,9 +5,10 @@ publication step of the plan's rhythm:
 
 1. refuses (raises `GateBlocked`) when the quality gate blocks: no file is
    written, nothing is recorded or sent;
-2. per area (``ALL`` and the six), loads the scorecard's data and compares its
-   canonical sha256 with the latest recorded edition of the same edition ×
-   period × area:
+2. per edition × period, loads the data of every area once (``ALL`` and the
+   six: one query per kind of data, `load_scorecards`), then per area compares
+   the scorecard's canonical sha256 with the latest recorded edition of the
+   same edition × period × area:
    - none recorded: renders edition 1, records it (`published`);
    - same data: records nothing, reuses the published files (`unchanged`;
      a published file that has gone missing is restored when a re-render
@@ -15,6 +16,7 @@ publication step of the plan's rhythm:
    - other data (a restatement): leaves the published edition alone
      (`restated`, logged) unless ``republish=True``, which renders and
      records edition_no + 1 with new files (`republished`);
+   (progress: a terminal line and a log line per scorecard, `corridor.progress`);
 3. e-mails each area's current edition (PDF and XLSX attached) to its
    recipients, once per edition, when an SMTP connection is configured.
 
@@ -37,8 +39,16 @@ from pathlib import Path
 
 import psycopg
 
+from corridor.progress import Progress
 from corridor.scorecards import delivery, registry
-from corridor.scorecards.data import ALL, AREA_ORDER, Scorecard, latest_period, load_scorecard
+from corridor.scorecards.data import (
+    ALL,
+    AREA_ORDER,
+    Scorecard,
+    latest_period,
+    load_scorecard,
+    load_scorecards,
+)
 from corridor.scorecards.editions import EDITIONS
 from corridor.scorecards.editions import edition as edition_of
 from corridor.scorecards.gate import check_gate
@@ -176,9 +186,8 @@ def _restore_missing_files(sc: Scorecard, rec: registry.RecordedEdition) -> None
                       "(recorded sha256 %s); re-publish the period to issue a new edition", path, sha)
 
 
-def _publish_one(url: str, out_dir: Path, edition: str, period_start: date, area: str, gate: dict,
-                 republish: bool) -> PublishedScorecard:
-    sc = load_scorecard(url, edition, period_start, area, gate)
+def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool) -> PublishedScorecard:
+    edition, period_start, area = sc.edition.code, sc.period_start, sc.area_code
     with psycopg.connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"scorecard:{edition}:{period_start}:{area}",))
         rec = registry.latest_edition(conn, edition, period_start, area)
@@ -279,10 +288,17 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     registry.ensure_registry(url)
     result = PublishResult()
     wanted = [ALL, *AREA_ORDER] if areas is None else [a.upper() for a in areas]
-    for ed in [edition_of(edition).code] if edition else list(EDITIONS):
-        period = period_start or latest_period(url, ed)
-        for area in wanted:
-            result.scorecards.append(_publish_one(url, Path(out_dir), ed, period, area, gate, republish))
+    editions = [edition_of(edition).code] if edition else list(EDITIONS)
+    with Progress("publish scorecards", total=len(editions) * len(wanted), unit="scorecards", log=log,
+                  every=1) as progress:
+        for ed in editions:
+            # one edition × period at a time: its data fetched once for every area, each area rendered once
+            period = period_start or latest_period(url, ed)
+            cards = load_scorecards(url, ed, period, wanted, gate)
+            for area in wanted:
+                result.scorecards.append(_publish_one(url, Path(out_dir), cards.pop(area), republish))
+                progress.advance(1)
+            del cards
     if send:
         _deliver(url, result, recipients_file)
     result.seconds = time.perf_counter() - started

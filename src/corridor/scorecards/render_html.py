@@ -7,9 +7,11 @@ media. Jinja2 autoescapes every value, so a name such as ``<script>`` or
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
+from itertools import islice
 
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
@@ -46,17 +48,49 @@ def stylesheet(medium: str = "html") -> str:
     return _template_text("scorecard.css") + "\n" + _template_text("print.css" if medium == "pdf" else "screen.css")
 
 
-def certification_groups(sc: Scorecard) -> list[tuple[str, list[tuple[str, list[str], int]]]]:
-    """[(area name, [(certification type, [enterprise names], count of enterprises)])] in the plan's order."""
-    areas: dict[str, dict[str, list[str]]] = {}
+# What a page shows of the appendices (HTML and PDF). Past these limits the page lists the first rows
+# (names) and says how many there are in all, by area; the XLSX always has every row. So the time and
+# memory of laying out a scorecard do not grow with the number of detail rows.
+APPENDIX_ROWS = 200        # rows of the platforms and projects tables
+NAMES_PER_GROUP = 100      # enterprise names per area × certification type
+
+
+@dataclass(frozen=True)
+class Appendix:
+    rows: list[dict]                   # what the page lists
+    total: int                         # rows in all (the XLSX has them)
+    by_area: list[tuple[str, int]]     # (area name, rows) in the plan's order, when truncated
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.rows)
+
+
+def appendix(rows: list[dict], limit: int | None = None) -> Appendix:
+    """What the page shows of an appendix: at most ``limit`` (default APPENDIX_ROWS) rows, counts by area."""
+    limit = APPENDIX_ROWS if limit is None else limit
+    if len(rows) <= limit:
+        return Appendix(rows, len(rows), [])
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["area_name"]] = counts.get(row["area_name"], 0) + 1
+    return Appendix(rows[:limit], len(rows), list(counts.items()))
+
+
+def certification_groups(sc: Scorecard, limit: int | None = None
+                         ) -> list[tuple[str, list[tuple[str, list[str], int]]]]:
+    """[(area name, [(certification type, [enterprise names], count of enterprises)])] in the plan's order.
+
+    At most ``limit`` (default NAMES_PER_GROUP) names per group; the count is always of every enterprise."""
+    limit = NAMES_PER_GROUP if limit is None else limit
+    areas: dict[str, dict[str, dict[str, None]]] = {}
     for row in sc.certifications:
         name = row["enterprise_name"] or row["uscc"]
         if row["standing"] != "有效":
             name = f"{name}（{row['standing']}）"
-        names = areas.setdefault(row["area_name"], {}).setdefault(row["certification_type"], [])
-        if name not in names:
-            names.append(name)
-    return [(area, [(ctype, names, len(names)) for ctype, names in types.items()]) for area, types in areas.items()]
+        areas.setdefault(row["area_name"], {}).setdefault(row["certification_type"], {})[name] = None
+    return [(area, [(ctype, list(islice(names, limit)), len(names)) for ctype, names in types.items()])
+            for area, types in areas.items()]
 
 
 def _rank_width(score) -> str:
@@ -71,4 +105,5 @@ def render_html(sc: Scorecard, medium: str = "html") -> str:
               for k in sc.kpis}
     return _template().render(
         sc=sc, medium=medium, css=Markup(stylesheet(medium)), charts=charts, office=OFFICE, status_order=STATUS_ORDER,
-        certification_groups=certification_groups(sc), rank_width=_rank_width)
+        certification_groups=certification_groups(sc), rank_width=_rank_width,
+        platforms=appendix(sc.platforms), projects=appendix(sc.projects))
