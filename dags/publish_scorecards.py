@@ -34,7 +34,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from corridor.orchestration.assets import WAREHOUSE_ASSET
+from corridor.orchestration.assets import WAREHOUSE_ASSET, WAREHOUSE_POOL
 
 
 @dag(
@@ -49,7 +49,7 @@ from corridor.orchestration.assets import WAREHOUSE_ASSET
     doc_md=__doc__,
 )
 def publish_scorecards():
-    @task
+    @task(pool=WAREHOUSE_POOL)  # never while dbt rebuilds the warehouse
     def quality_gate() -> dict:
         """Run the GX checkpoints; fail (no retry) on an error-level failure; return the gate summary."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -62,7 +62,7 @@ def publish_scorecards():
         except QualityGateFailed as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def publish(gate: dict, dag_run=None, data_interval_end=None) -> None:
         """Write (and mail) the scorecards due, with the gate's attestation."""
         import logging

@@ -36,7 +36,6 @@ def publish_cmd() -> None:
     url = database.warehouse_url(settings)
     database.ensure_schema(url)
     transform.set_dbt_env(url)
-    transform.ensure_manifest(settings.dbt_project_dir)
     prepare_airflow(settings, url)
     result = pipeline.publish(settings, url, click.echo)
     click.echo(f"DAG {result.dag_id}: {result.state} ({result.seconds:.1f} s)")
