@@ -134,6 +134,43 @@ def ingest(feeds: tuple[str, ...]) -> None:
     sys.exit(0 if all(r.state == "success" for r in results) else 1)
 
 
+@main.group()
+def stack() -> None:
+    """The native production stack (the topology of docker-compose.yml): `make stack`, `make stack-down`."""
+
+
+@stack.command("up")
+@click.option("--workers", default=2, show_default=True, type=int, help="Celery workers to start.")
+@click.option("--port", type=int, default=None, help="API server port (default 8080, or a free one).")
+def stack_up(workers: int, port: int | None) -> None:
+    """Start Redis, the SMTP catcher, the Airflow services and N Celery workers; wait until healthy."""
+    from corridor import stack as native
+
+    try:
+        native.up(workers=workers, api_port=port, echo=click.echo)
+    except (RuntimeError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop every process `corridor stack up` started."""
+    from corridor import stack as native
+
+    native.down(echo=click.echo)
+
+
+@stack.command("init")
+def stack_init() -> None:
+    """The airflow-init step (compose and native): migrate, create the warehouse pool and schemas."""
+    from corridor import stack as native
+
+    try:
+        native.init(echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _register_subcommands() -> None:
     from corridor.scorecards.cli import scorecards
 

@@ -26,8 +26,6 @@ from cosmos.operators.local import DbtBuildLocalOperator
 
 log = logging.getLogger(__name__)
 
-from corridor.orchestration.assets import WAREHOUSE_POOL, WAREHOUSE_POOL_DESCRIPTION  # noqa: F401
-
 
 def warehouse_dbt_env() -> dict[str, str]:
     """Point dbt's profile at the configured warehouse in this process; return the settings' state dir."""
