@@ -144,10 +144,14 @@ def stack() -> None:
 @click.option("--port", type=int, default=None, help="API server port (default 8080, or a free one).")
 def stack_up(workers: int, port: int | None) -> None:
     """Start Redis, the SMTP catcher, the Airflow services and N Celery workers; wait until healthy."""
+    from corridor import config, pipeline
     from corridor import stack as native
 
+    settings = config.load()
+    if settings.landing_is_demo:
+        pipeline.ensure_demo_landing(settings, click.echo)
     try:
-        native.up(workers=workers, api_port=port, echo=click.echo)
+        native.up(settings, workers=workers, api_port=port, echo=click.echo)
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
 
