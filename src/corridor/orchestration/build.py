@@ -71,15 +71,14 @@ def source_freshness() -> dict:
     Returns ``{"checked": n, "warnings": [...], "errors": [...]}`` (each a line naming the
     feed, the source table, its latest loaded-at and the threshold).
     """
-    import tempfile
-
     from corridor import config, transform
 
     warehouse_dbt_env()
     settings = config.load()
-    with tempfile.TemporaryDirectory(prefix="corridor-freshness-") as target:
-        result = transform.dbt(["source", "freshness", "--quiet", "--target-path", target],
-                               settings.dbt_project_dir, check=False)
+    # A target folder of its own, kept: dbt's partial parse makes the next run's parse cheap.
+    target = settings.state_dir / "dbt" / "freshness"
+    result = transform.dbt(["source", "freshness", "--quiet", "--target-path", str(target)],
+                           settings.dbt_project_dir, check=False)
     lines = {"warn": [], "error": []}
     checked = 0
     for r in getattr(result.result, "results", None) or []:
