@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -53,7 +54,7 @@ def _tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def _can_mount_read_only(tmp: Path) -> bool:
     probe = tmp / "ro-probe"
-    probe.mkdir()
+    probe.mkdir(exist_ok=True)
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                            f'mount --bind -o ro "{probe}" "{probe}" && ! touch "{probe}/x"'],
                           capture_output=True)
@@ -69,7 +70,7 @@ class Running:
         return self.api.get(f"/dags/{dag_id}/dagRuns?order_by=start_date&limit=100")["dag_runs"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return self.api.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")["task_instances"]
 
     def trigger(self, dag_id: str) -> str:
         return self.api.post(f"/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
@@ -77,7 +78,7 @@ class Running:
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            run = self.api.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
             if run["state"] in ("success", "failed"):
                 return run
             time.sleep(3)
