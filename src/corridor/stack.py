@@ -303,7 +303,8 @@ def up(settings: Settings | None = None, *, workers: int = 2, api_port: int | No
     env = stack_env(stack, settings)
     stack.airflow_home.mkdir(parents=True, exist_ok=True)
     (stack.home / "passwords.json").write_text(json.dumps({ADMIN_USER: stack.admin_password()}))
-    stack.maildir.mkdir(parents=True, exist_ok=True)
+    for sub in ("tmp", "new", "cur"):  # a Maildir (aiosmtpd's Mailbox handler writes into it)
+        (stack.maildir / sub).mkdir(parents=True, exist_ok=True)
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     try:
         init(env, echo)
