@@ -76,7 +76,8 @@ def sync_context(source: Path, target: Path) -> None:
     if target.is_dir():
         for path in target.rglob("*"):
             rel = path.relative_to(target)
-            if path.is_file() and "uncommitted" not in rel.parts and rel not in wanted:
+            if (path.is_file() and "uncommitted" not in rel.parts and rel not in wanted
+                    and not path.name.endswith(".tmp")):  # another process's copy in flight
                 path.unlink()
 
 
