@@ -8,13 +8,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SYSDEPS := scripts/install-system-deps.sh
 
-.PHONY: run test publish install system-deps docs lint lock clean-state help bench-city bench-province bench-national
+.PHONY: run test publish install system-deps docs lint lock clean-state help stack stack-down bench-city bench-province bench-national
 
 help:
 	@echo "make run    - the whole pipeline on the demo data (or CORRIDOR_LANDING_DIR)"
 	@echo "make test   - the test suite (real PostgreSQL, Airflow, dbt, GX)"
 	@echo "make publish - the publish DAG alone: quality gate, then scorecards"
-	@echo "make docs   - dbt docs generate (dbt_project/target/index.html)"
+	@echo "make stack  - the production topology natively: Redis, Airflow api-server, scheduler,"
+	@echo "              dag-processor, triggerer, 2 Celery workers, SMTP catcher (prints URL, login)"
+	@echo "make stack-down - stop every process make stack started"
+	@echo "make docs   - dbt docs generate (under .corridor/dbt/target/)"
 	@echo "make lint   - ruff and sqlfluff (postgres, dbt templater; .sqlfluff); make test runs it first"
 	@echo "make lock   - recompile requirements.lock from requirements.in"
 	@echo "make bench-city|bench-province|bench-national - the benchmark (benchmarks/README.md; landing areas cached)"
@@ -43,7 +46,13 @@ publish: $(STAMP) system-deps
 
 docs: $(STAMP)
 	$(BIN)/corridor dbt docs generate
-	@echo "dbt docs: dbt_project/target/index.html"
+	@echo "dbt docs: $${CORRIDOR_STATE_DIR:-.corridor}/dbt/target/index.html"
+
+stack: $(STAMP) system-deps
+	$(BIN)/corridor stack up --workers $${CORRIDOR_STACK_WORKERS:-2}
+
+stack-down: $(STAMP)
+	$(BIN)/corridor stack down
 
 lint: $(STAMP)
 	$(BIN)/ruff check src dags tests scripts

@@ -2,38 +2,51 @@
 ### Build the warehouse with dbt (staging → marts → KPI layer)
 
 Scheduled on the four feed Assets: any newly loaded feed triggers a rebuild.
-Rendered by astronomer-cosmos from the prebuilt `dbt_project/target/manifest.json`
-(`LoadMode.DBT_MANIFEST`: dbt is never invoked at parse time; `corridor run`
-and CI build the manifest with `dbt parse` first).
 
-Execution: `ExecutionMode.WATCHER`: one `dbt build` of the whole project (one
-dbt start-up, dbt's own threads) in the producer task, and one light task per
-dbt node reporting that node's outcome, instead of one dbt process per node
-(about 1 s each: cosmos issues #840, #1950). See
-`corridor.orchestration.watcher` for why the node tasks follow the producer.
+- `dbt_build`: one `dbt build` of the whole project through astronomer-cosmos
+  (`DbtBuildLocalOperator`, dbt in-process, dbt's own threads): every model,
+  seed, data test and unit test. A failed model fails this task, and its error
+  names each failed node with dbt's message; the log counts every node's
+  status. Runs in the pool `corridor_warehouse` (one slot), which the publish
+  DAG's readers share: publication never reads a warehouse dbt is rebuilding.
+  Publishes the `corridor_kpi` Asset when the build passed.
+- `source_freshness`: `dbt source freshness` of every feed, alongside the
+  build. An error-level result (e.g. no file loaded for a week) fails the
+  run, naming the feed that stopped; warnings (a feed late) are logged.
 
-Connection: `dbt_project/profiles.yml` reads `CORRIDOR_PGHOST`, `CORRIDOR_PGPORT`,
-`CORRIDOR_PGUSER`, `CORRIDOR_PGPASSWORD`, `CORRIDOR_PGDATABASE` from the
-worker's environment. Publishes the `corridor_kpi` Asset when the build passed.
+**Why one build task, not one task per dbt node.** Under a real executor every
+task instance pays 6-12 s of start-up. With cosmos's watcher mode (one
+producer `dbt build`, one consumer task per node) that was 86 task instances:
+109-197 s under Celery against ~30 s for the build itself. Cosmos 1.15's
+consumers are deferrable, but they still start on a worker before deferring
+to the triggerer, so the start-ups remain; node groups (a task per layer) pay
+a dbt start-up and a task start-up per group, serially. One coarse task costs
+one start-up over a plain `dbt build`; the per-node view is dbt's own (task
+log, `run_results.json`, `corridor dbt docs`). No serial-runner workaround is
+needed any more: the DAG runs the same under `dag.test()` and under Celery.
+
+Connection: `CORRIDOR_WAREHOUSE_URL`, the one setting of every component;
+`corridor.orchestration.build` derives dbt's profile variables from it on the
+worker. Nothing is parsed or read at import time (no manifest needed).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import task
-from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from airflow.sdk import dag, task
+from cosmos import ProfileConfig
+from cosmos.constants import InvocationMode
 
 from corridor.orchestration import alerts
-from corridor.orchestration.assets import FEED_ASSETS, WAREHOUSE_ASSET
-from corridor.orchestration.watcher import consumers_after_producer
+from corridor.orchestration.assets import FEED_ASSETS, WAREHOUSE_ASSET, WAREHOUSE_POOL
+from corridor.orchestration.build import WarehouseBuildOperator
 
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
-with DbtDag(
+
+@dag(
     dag_id="build_warehouse",
     schedule=FEED_ASSETS["district"] | FEED_ASSETS["techmarket"] | FEED_ASSETS["bank"] | FEED_ASSETS["hr"],
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
@@ -41,28 +54,38 @@ with DbtDag(
     max_active_runs=1,
     tags=["corridor", "dbt", "build"],
     default_args=alerts.default_args(retries=1, retry_delay=pendulum.duration(minutes=2)),
+    **alerts.DAG_CALLBACKS,
     doc_md=__doc__,
-    project_config=ProjectConfig(
-        dbt_project_path=DBT_PROJECT,
-        manifest_path=DBT_PROJECT / "target" / "manifest.json",
-        project_name="corridor",
-    ),
-    profile_config=ProfileConfig(
-        profile_name="corridor", target_name="warehouse", profiles_yml_filepath=DBT_PROJECT / "profiles.yml"),
-    execution_config=ExecutionConfig(
-        execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.SUBPROCESS,
-        dbt_executable_path=Path(sys.executable).with_name("dbt")),
-    render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH),
-    # Per-node cosmos Assets would name the database by host, which a Unix
-    # socket does not have; this DAG publishes one Asset of its own instead.
-    operator_args={"install_deps": False, "emit_datasets": False},
-) as build_warehouse:
+)
+def build_warehouse():
+    WarehouseBuildOperator(
+        task_id="dbt_build",
+        project_dir=DBT_PROJECT,
+        profile_config=ProfileConfig(
+            profile_name="corridor", target_name="warehouse", profiles_yml_filepath=DBT_PROJECT / "profiles.yml"),
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        install_deps=False,
+        # Per-node cosmos Assets would name the database by host, which a Unix
+        # socket does not have; this task publishes one Asset of its own instead.
+        emit_datasets=False,
+        outlets=[WAREHOUSE_ASSET],
+        pool=WAREHOUSE_POOL,
+    )
 
-    @task(outlets=[WAREHOUSE_ASSET])
-    def warehouse_built() -> None:
-        """Publish `corridor_kpi`: the marts and KPI layer are rebuilt and tested."""
+    @task(retries=0)
+    def source_freshness() -> dict:
+        """`dbt source freshness`: fail naming the feed that stopped; report the late ones."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-    leaves = [t for t in build_warehouse.tasks if not t.downstream_task_ids]
-    leaves >> warehouse_built()
+        from corridor.orchestration.build import FreshnessFailed
+        from corridor.orchestration.build import source_freshness as check
 
-consumers_after_producer(build_warehouse)
+        try:
+            return check()
+        except FreshnessFailed as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    source_freshness()
+
+
+build_warehouse()

@@ -42,7 +42,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from corridor.orchestration import alerts
-from corridor.orchestration.assets import WAREHOUSE_ASSET
+from corridor.orchestration.assets import WAREHOUSE_ASSET, WAREHOUSE_POOL
 
 
 @dag(
@@ -59,14 +59,14 @@ from corridor.orchestration.assets import WAREHOUSE_ASSET
     doc_md=__doc__,
 )
 def publish_scorecards():
-    @task
+    @task(pool=WAREHOUSE_POOL)  # never while dbt rebuilds the warehouse
     def quality_gate() -> dict:
         """One line on a never-built warehouse; else the GX checkpoints; fail (no retry) on an error-level failure."""
         from corridor.orchestration.tasks import run_quality_gate
 
         return run_quality_gate()
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def publish(gate: dict, dag_run=None, data_interval_end=None) -> None:
         """Write (and mail) the scorecards the run is due, with the gate's attestation."""
         from corridor.orchestration.tasks import publish_for_run

@@ -6,6 +6,7 @@
 #   libharfbuzz-subset0  lets WeasyPrint subset that font in well under a second
 #                        (without it: fontTools, 20-40 s per PDF)
 #   poppler-utils        pdftotext / pdffonts / pdftoppm: the tests read the PDFs back
+#   redis-server         the Celery broker of the native stack (`make stack`, the stack test)
 #
 # As root: installs only what is missing (at most one apt-get update).
 # Not root: prints what to install; exits non-zero only when the fonts are
@@ -26,9 +27,12 @@ if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdffonts >/dev/null 2>
         || ! command -v pdftoppm >/dev/null 2>&1; then
     missing="$missing poppler-utils"
 fi
+if ! command -v redis-server >/dev/null 2>&1; then
+    missing="$missing redis-server"
+fi
 
 if [ -z "$missing" ]; then
-    echo "system dependencies present: fonts-noto-cjk libharfbuzz-subset0 poppler-utils"
+    echo "system dependencies present: fonts-noto-cjk libharfbuzz-subset0 poppler-utils redis-server"
     exit 0
 fi
 

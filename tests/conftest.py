@@ -68,14 +68,6 @@ def warehouse_url(pg_admin_url) -> str:
     return url
 
 
-@pytest.fixture(scope="session", autouse=True)
-def dbt_manifest() -> Path:
-    """The prebuilt manifest the build DAG renders from (as `corridor run` makes it)."""
-    from corridor import transform
-
-    return transform.ensure_manifest(ROOT / "dbt_project")
-
-
 @pytest.fixture
 def pii_key() -> bytes:
     return TEST_PII_KEY

@@ -49,7 +49,6 @@ def publish_cmd() -> None:
     url = database.warehouse_url(settings)
     database.ensure_schema(url)
     transform.set_dbt_env(url)
-    transform.ensure_manifest(settings.dbt_project_dir)
     prepare_airflow(settings, url)
     result = pipeline.publish(settings, url, click.echo)
     click.echo(f"DAG {result.dag_id}: {result.state} ({result.seconds:.1f} s)")
@@ -146,6 +145,47 @@ def ingest(feeds: tuple[str, ...]) -> None:
     for r in results:
         click.echo(f"{r.dag_id}: {r.state} ({r.seconds:.1f} s)")
     sys.exit(0 if all(r.state == "success" for r in results) else 1)
+
+
+@main.group()
+def stack() -> None:
+    """The native production stack (the topology of docker-compose.yml): `make stack`, `make stack-down`."""
+
+
+@stack.command("up")
+@click.option("--workers", default=2, show_default=True, type=int, help="Celery workers to start.")
+@click.option("--port", type=int, default=None, help="API server port (default 8080, or a free one).")
+def stack_up(workers: int, port: int | None) -> None:
+    """Start Redis, the SMTP catcher, the Airflow services and N Celery workers; wait until healthy."""
+    from corridor import config, pipeline
+    from corridor import stack as native
+
+    settings = config.load()
+    if settings.landing_is_demo:
+        pipeline.ensure_demo_landing(settings, click.echo)
+    try:
+        native.up(settings, workers=workers, api_port=port, echo=click.echo)
+    except (RuntimeError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop every process `corridor stack up` started."""
+    from corridor import stack as native
+
+    native.down(echo=click.echo)
+
+
+@stack.command("init")
+def stack_init() -> None:
+    """The airflow-init step (compose and native): migrate, create the warehouse pool and schemas."""
+    from corridor import stack as native
+
+    try:
+        native.init(echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _register_subcommands() -> None:

@@ -220,7 +220,6 @@ def run(settings: Settings | None = None, echo=print) -> int:
 
     since = max_ledger_id(url)
     transform.set_dbt_env(url)
-    transform.ensure_manifest(settings.dbt_project_dir)
     prepare_airflow(settings, url)
     ingest_started = time.perf_counter()
     results = run_dags(INGEST_DAGS, settings.dags_dir)

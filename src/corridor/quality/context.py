@@ -40,8 +40,45 @@ DOCS_SITE = "local_site"
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
 
 
-def expectations_dir() -> Path:
+def committed_dir() -> Path:
+    """The committed GX file context in the code tree (``expectations/``): read, never written at run time."""
     return project_root() / "expectations"
+
+
+def expectations_dir() -> Path:
+    """The working GX context: ``CORRIDOR_STATE_DIR/gx``, a copy of the committed one kept in step.
+
+    Validation results, data docs and the lock (``uncommitted/``) are written
+    there, never into the code tree, so a read-only checkout runs the checks.
+    Committed files that changed are copied over (atomically, file by file);
+    files no longer committed are removed. ``setup(url, committed_dir())``
+    rewrites the committed context itself (a developer's step).
+    """
+    from corridor import config
+
+    work = config.load().state_dir / "gx"
+    sync_context(committed_dir(), work)
+    return work
+
+
+def sync_context(source: Path, target: Path) -> None:
+    wanted = {p.relative_to(source): p for p in source.rglob("*")
+              if p.is_file() and "uncommitted" not in p.relative_to(source).parts}
+    for rel, path in wanted.items():
+        dest = target / rel
+        data = path.read_bytes()
+        if dest.is_file() and dest.read_bytes() == data:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    if target.is_dir():
+        for path in target.rglob("*"):
+            rel = path.relative_to(target)
+            if (path.is_file() and "uncommitted" not in rel.parts and rel not in wanted
+                    and not path.name.endswith(".tmp")):  # another process's copy in flight
+                path.unlink()
 
 
 def sqlalchemy_url(url: str) -> str:
