@@ -65,6 +65,11 @@ class AirflowStack:
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate", timeout=300)
+        # The pool build and publication share (as `corridor stack init` creates it): tasks of a
+        # pool that does not exist are never scheduled.
+        from corridor.orchestration.assets import WAREHOUSE_POOL, WAREHOUSE_POOL_DESCRIPTION
+
+        self.airflow("pools", "set", WAREHOUSE_POOL, "1", WAREHOUSE_POOL_DESCRIPTION)
         for component in COMPONENTS:
             log = open(self.home / f"{component}.log", "wb")  # noqa: SIM115 (closed with the process)
             self.processes[component] = subprocess.Popen(
