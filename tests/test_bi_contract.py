@@ -54,7 +54,7 @@ def area_lw_login(built_warehouse, pg_admin_url):
 
 
 def _public_models() -> set[str]:
-    manifest = json.loads((ROOT / "dbt_project" / "target" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((transform.dbt_state_dir() / "target" / "manifest.json").read_text(encoding="utf-8"))
     return {f"{n['schema']}.{n['alias']}" for n in manifest["nodes"].values()
             if n["resource_type"] == "model" and n.get("access") == "public"}
 
@@ -81,7 +81,7 @@ def test_bi_reader_can_select_exactly_the_public_models(bi_reader_login):
 
 
 def test_every_public_model_has_an_enforced_contract_a_database_key_and_documented_columns(built_warehouse):
-    manifest = json.loads((ROOT / "dbt_project" / "target" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((transform.dbt_state_dir() / "target" / "manifest.json").read_text(encoding="utf-8"))
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
     with psycopg.connect(built_warehouse.url) as conn:
         keys = {(r[0], r[1]) for r in conn.execute(
@@ -312,7 +312,7 @@ def test_one_certificate_number_granted_to_two_enterprises_is_two_certificates_a
             (number,)).fetchall()
         listed = conn.execute(
             "select * from ({}) as collisions".format(
-                (ROOT / "dbt_project" / "target" / "compiled" / "corridor" / "tests"
+                (transform.dbt_state_dir() / "target" / "compiled" / "corridor" / "tests"
                  / "assert_certificate_numbers_unique_per_scheme.sql").read_text(encoding="utf-8"))).fetchall()
     assert len(holders) == 2 and uscc in {h[0] for h in holders}
     assert [(row[0], row[1], row[2]) for row in listed] == [("瞪羚企业", number, 2)]
@@ -328,10 +328,11 @@ def test_a_kpi_target_without_a_measure_fails_the_build(built_warehouse, warehou
     with (project / "seeds" / "kpi_targets.csv").open("a", encoding="utf-8") as fh:
         fh.write('K19,新指标,个,district,count,annual,5,5 every year,year_linear,allocated,higher_is_better,'
                  '"A KPI with a target but no SQL."\n')
+    target = tmp_path / "target"  # not the state folder's: the shared manifest stays the real project's
     with pytest.raises(RuntimeError, match="failed"):
-        transform.dbt(["build", "--select", "kpi_targets", "assert_kpi_codes_have_one_measure", "--quiet"],
-                      project)
-    results = json.loads((project / "target" / "run_results.json").read_text(encoding="utf-8"))["results"]
+        transform.dbt(["build", "--select", "kpi_targets", "assert_kpi_codes_have_one_measure", "--quiet",
+                       "--target-path", str(target)], project)
+    results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))["results"]
     guard = [r for r in results if r["unique_id"].startswith("test.corridor.assert_kpi_codes_have_one_measure")]
     assert [(r["status"], r["failures"]) for r in guard] == [("fail", 1)]
 
