@@ -480,8 +480,12 @@ class Loader:
             file_meta(self.feed, path.name)
         except (OSError, BadFileName):
             return False
-        stamp = self._stamps.get(path.name)
-        return stat.S_ISREG(st.st_mode) and not (stamp and stamp[:2] == (st.st_size, _mtime(st)))
+        return stat.S_ISREG(st.st_mode) and not self._unchanged(path.name, st)
+
+    def _unchanged(self, name: str, st: os.stat_result) -> bool:
+        """Loaded before under this name with this size and modification time."""
+        stamp = self._stamps.get(name)
+        return bool(stamp) and stamp[:2] == (st.st_size, _mtime(st))
 
     def raw_columns(self) -> dict[str, list[str]]:
         """Every raw table's columns in order, ledger_id excluded (what a parser's rows must give)."""
@@ -496,11 +500,11 @@ class Loader:
     def _one(self, path: Path, by_name: dict, by_sha: dict) -> FileOutcome:
         """One directory entry: checked, hashed, then loaded, skipped or rejected; never raises for the file."""
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except OSError as exc:
             return self._reject(path, "", f"{path.name} cannot be read: {exc.strerror}")
-        if not stat.S_ISREG(mode):
-            return self._reject(path, "", f"{path.name} is {kind_of(mode)}, not a regular file: "
+        if not stat.S_ISREG(st.st_mode):
+            return self._reject(path, "", f"{path.name} is {kind_of(st.st_mode)}, not a regular file: "
                                           "not followed, not read")
         folder = self.landing_dir / FEEDS[self.feed].folder if self.landing_dir else path.parent
         if not _inside(path, folder):
@@ -509,9 +513,8 @@ class Loader:
             file_meta(self.feed, path.name)
         except BadFileName as exc:
             return self._reject(path, "", str(exc))
-        st = os.lstat(path)
         stamp = self._stamps.get(path.name)
-        if stamp and stamp[0] == st.st_size and stamp[1] == _mtime(st):
+        if self._unchanged(path.name, st):
             # Same name, size and modification time as when it was loaded: not re-read.
             return FileOutcome(path.name, "unchanged", stamp[3], message="already loaded", sha256=stamp[2])
         try:
