@@ -480,6 +480,8 @@ def main(scale: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--dump-kpi", type=Path,
                         help="write kpi.kpi_values at the end (sorted CSV, gzip) to this file, e.g. as a reference")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and work folder")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only ingest, the COPY reference and the no-op ingest (the loader's figures)")
     parser.add_argument("--publish-only", metavar="DATABASE",
                         help="only gate + publish, on a copy of DATABASE (a kept benchmark database on --url's"
                              " server) without its published editions: publication figures of the code now")
@@ -532,19 +534,20 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
     ingest = bench.ingest("ingest", landing["held"])
     copy = bench.copy_reference(list(FEED_ORDER))
     bench.ingest("no-op ingest", landing["held"])
-    bench.build("full build")
-    kpi_held = bench.kpi_checksum()
-    inc_ingest = bench.ingest("increment: ingest", landing["full"])
-    inc_build = bench.build("increment: build")
-    inc_gate = bench.gate("increment: gate")
-    bench.combine("increment", [inc_ingest, inc_build, inc_gate])
-    kpi_full = bench.kpi_checksum()
-    bench.build("no-op build")
-    bench.gate("gate")
-    gate_file = work / "gate.json"
-    bench.publish("publish", gate_file)
-    kpi_refresh = None
-    if not args.no_refresh_check:
+    kpi_held = kpi_full = kpi_refresh = None
+    if not args.ingest_only:
+        bench.build("full build")
+        kpi_held = bench.kpi_checksum()
+        inc_ingest = bench.ingest("increment: ingest", landing["full"])
+        inc_build = bench.build("increment: build")
+        inc_gate = bench.gate("increment: gate")
+        bench.combine("increment", [inc_ingest, inc_build, inc_gate])
+        kpi_full = bench.kpi_checksum()
+        bench.build("no-op build")
+        bench.gate("gate")
+        gate_file = work / "gate.json"
+        bench.publish("publish", gate_file)
+    if not args.no_refresh_check and not args.ingest_only:
         bench.build("full-refresh build", "--full-refresh")
         kpi_refresh = bench.kpi_checksum()
 
@@ -567,10 +570,11 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
     total_loader = sum(f["loader_seconds"] or 0 for f in feeds)
     total_copy = sum(f["copy_seconds"] or 0 for f in feeds)
 
-    kpi = {"after full build (all months but the last)": kpi_held, "after increment (all months)": kpi_full}
-    if kpi_refresh:
-        kpi["after --full-refresh (all months)"] = kpi_refresh
-    reference = compare_kpi_values(server.url, args.kpi_reference or HERE / "kpi_reference" / f"{scale}-{args.seed}.csv.gz")
+    kpi = {"after full build (all months but the last)": kpi_held, "after increment (all months)": kpi_full,
+           "after --full-refresh (all months)": kpi_refresh}
+    kpi = {k: v for k, v in kpi.items() if v}
+    reference = None if args.ingest_only else compare_kpi_values(
+        server.url, args.kpi_reference or HERE / "kpi_reference" / f"{scale}-{args.seed}.csv.gz")
     report = {
         "scale": scale, "seed": args.seed, "months": [args.start, args.end], "server": info,
         "conditions": conditions, "generated": landing["generated"], "raw_rows_loaded": raw_rows,
@@ -678,8 +682,9 @@ def markdown(report: dict) -> str:
         lines.append(f"| all | | | {ct['loader_seconds']:.1f} | {ct['copy_seconds']:.2f} | "
                      f"{ct['ratio']:.3f} (1/{1 / ct['ratio']:.0f}) |")
     lines.append("")
-    lines.append("kpi.kpi_values: " + "; ".join(f"{k}: {v['rows']:,} rows, md5 `{v['md5']}`"
-                                                for k, v in report["kpi_values"].items()))
+    if report["kpi_values"]:
+        lines.append("kpi.kpi_values: " + "; ".join(f"{k}: {v['rows']:,} rows, md5 `{v['md5']}`"
+                                                    for k, v in report["kpi_values"].items()))
     ref = report.get("kpi_reference")
     if ref:
         lines.append(f"kpi.kpi_values at the end, row for row against {ref['source']} ({ref['rows']:,} rows): "
