@@ -482,6 +482,8 @@ def main(scale: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and work folder")
     parser.add_argument("--ingest-only", action="store_true",
                         help="only ingest, the COPY reference and the no-op ingest (the loader's figures)")
+    parser.add_argument("--through-increment", action="store_true",
+                        help="stop after the increment (ingest, no-op ingest, full build, increment): national's figures")
     parser.add_argument("--publish-only", metavar="DATABASE",
                         help="only gate + publish, on a copy of DATABASE (a kept benchmark database on --url's"
                              " server) without its published editions: publication figures of the code now")
@@ -543,11 +545,12 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
         inc_gate = bench.gate("increment: gate")
         bench.combine("increment", [inc_ingest, inc_build, inc_gate])
         kpi_full = bench.kpi_checksum()
+    if not args.ingest_only and not args.through_increment:
         bench.build("no-op build")
         bench.gate("gate")
         gate_file = work / "gate.json"
         bench.publish("publish", gate_file)
-    if not args.no_refresh_check and not args.ingest_only:
+    if not args.no_refresh_check and not args.ingest_only and not args.through_increment:
         bench.build("full-refresh build", "--full-refresh")
         kpi_refresh = bench.kpi_checksum()
 
