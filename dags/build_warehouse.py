@@ -3,6 +3,12 @@
 
 Scheduled on the four feed Assets: any newly loaded feed triggers a rebuild.
 
+- `changes_since_last_build`: skips `dbt_build` (short circuit) when nothing
+  was loaded since the last successful build and the dbt project is the same:
+  each successful build records the load ledger's position it started from
+  (highest ledger_id, number of files) and the project's digest in
+  `ops.dbt_builds`. A run with nothing new costs a query, not a build.
+
 - `dbt_build`: one `dbt build` of the whole project through astronomer-cosmos
   (`DbtBuildLocalOperator`, dbt in-process, dbt's own threads): every model,
   seed, data test and unit test. A failed model fails this task, and its error
@@ -58,7 +64,14 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
     doc_md=__doc__,
 )
 def build_warehouse():
-    WarehouseBuildOperator(
+    @task.short_circuit(retries=0)
+    def changes_since_last_build() -> bool:
+        """Skip the build when nothing was loaded (and dbt_project is unchanged) since the last good one."""
+        from corridor.orchestration.build import changes_since_last_build as changed
+
+        return changed(DBT_PROJECT)
+
+    build = WarehouseBuildOperator(
         task_id="dbt_build",
         project_dir=DBT_PROJECT,
         profile_config=ProfileConfig(
@@ -71,6 +84,7 @@ def build_warehouse():
         outlets=[WAREHOUSE_ASSET],
         pool=WAREHOUSE_POOL,
     )
+    changes_since_last_build() >> build
 
     @task(retries=0)
     def source_freshness() -> dict:

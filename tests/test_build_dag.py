@@ -45,5 +45,52 @@ def test_build_dag_in_a_fresh_state_folder_writes_nothing_into_the_dbt_project(a
         monkeypatch.delenv(var, raising=False)
     run = _build_dag().test()
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
-    assert states == {"dbt_build": "success", "source_freshness": "success"}
+    assert states == {"changes_since_last_build": "success", "dbt_build": "success", "source_freshness": "success"}
     assert sorted(p.relative_to(ROOT) for p in (ROOT / "dbt_project").rglob("*")) == before
+
+
+def _states(run) -> dict[str, str]:
+    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+
+
+def test_build_dag_skips_dbt_when_nothing_was_loaded_since_the_last_successful_build(
+        airflow_db, warehouse_copy, monkeypatch):
+    from corridor import transform
+    from corridor.orchestration.build import changes_since_last_build
+
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
+    for var in DBT_ENV:
+        monkeypatch.delenv(var, raising=False)
+    # no build recorded yet in this database: the build runs, and records the ledger it started from
+    assert _states(_build_dag().test())["dbt_build"] == "success"
+    with psycopg.connect(warehouse_copy) as conn:
+        recorded = conn.execute("select ledger_max_id, ledger_rows from ops.dbt_builds").fetchall()
+        ledger = conn.execute("select max(ledger_id), count(*) from ops.load_ledger").fetchone()
+        conn.execute("create table public.kpi_before as select * from kpi.kpi_values")
+    assert recorded == [ledger]
+    # nothing new: dbt is skipped entirely (kpi_values not even rebuilt), freshness still checked
+    assert _states(_build_dag().test()) == {
+        "changes_since_last_build": "success", "dbt_build": "skipped", "source_freshness": "success"}
+    with psycopg.connect(warehouse_copy) as conn:
+        assert conn.execute("select count(*) from ops.dbt_builds").fetchone()[0] == 1
+        assert conn.execute("select count(*) from (select * from kpi.kpi_values except all"
+                            " select * from public.kpi_before) as d").fetchone()[0] == 0
+    assert transform.unchanged_since_last_build(warehouse_copy, ROOT / "dbt_project")
+    # a file loaded since (a ledger row, even with an id below the recorded maximum): it runs again
+    with psycopg.connect(warehouse_copy) as conn:
+        conn.execute(
+            "insert into ops.load_ledger (ledger_id, feed, file_name, sha256, bytes, status, started_at,"
+            " finished_at, message) values (0, 'hr', 'late.xlsx', 'x', 0, 'rejected', now(), now(), 'late')")
+    assert changes_since_last_build(ROOT / "dbt_project") is True
+    assert transform.unchanged_since_last_build(warehouse_copy, ROOT / "dbt_project") is None
+
+
+def test_only_a_whole_project_build_is_recorded_or_skipped():
+    from corridor.transform import is_whole_build
+
+    assert is_whole_build(["build"])
+    assert is_whole_build(["build", "--target-path", "/tmp/t", "--quiet"])
+    assert is_whole_build(["build", "--full-refresh"])
+    for args in (["build", "-s", "kpi"], ["build", "--select=kpi"], ["build", "--exclude", "x"],
+                 ["build", "--vars", "{a: 1}"], ["run"], ["test"], []):
+        assert not is_whole_build(args), args

@@ -83,7 +83,12 @@ def _snapshot(url: str, table: str, key: str) -> list[tuple]:
 
 def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, monkeypatch):
     """Hold back the last two months of contract and loan files, build, add them back, run incrementally."""
-    facts = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id"}
+    # every incremental model: the facts and the contract resolution under them
+    facts = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
+             "intermediate.int_tech_contracts_resolved": "registration_no"}
+    incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
+                   if "materialized='incremental'" in p.read_text(encoding="utf-8")}
+    assert incremental == {t.split(".")[1] for t in facts}, "every incremental model must be compared here"
     full = {t: _snapshot(built_warehouse.url, t, k) for t, k in facts.items()}
     url = warehouse_copy
     for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()

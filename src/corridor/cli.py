@@ -114,7 +114,12 @@ def db_url() -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def dbt(args: tuple[str, ...]) -> None:
-    """Run dbt against the warehouse, e.g. `corridor dbt docs generate`, `corridor dbt build -s kpi`."""
+    """Run dbt against the warehouse, e.g. `corridor dbt docs generate`, `corridor dbt build -s kpi`.
+
+    `corridor dbt build` of the whole project is skipped when nothing was loaded and the dbt
+    project did not change since the last successful one (ops.dbt_builds); a selection,
+    --full-refresh or `corridor dbt build --force` always runs.
+    """
     from corridor import config, transform
     from corridor import db as database
 
@@ -122,8 +127,12 @@ def dbt(args: tuple[str, ...]) -> None:
     url = database.warehouse_url(settings)
     database.ensure_schema(url)
     transform.set_dbt_env(url)
+    arguments = list(args)
+    force = "--force" in arguments
+    if force:
+        arguments.remove("--force")
     try:
-        transform.dbt(list(args), settings.dbt_project_dir)
+        transform.dbt_recorded(url, arguments, settings.dbt_project_dir, log=click.echo, skip_unchanged=not force)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -20,9 +20,19 @@ PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_DIRS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
 
 
+# work_mem of dbt's sessions (PGOPTIONS, read by libpq): the server default (4MB) spills the
+# sorts and hashes of a province build to disk; CORRIDOR_DBT_WORK_MEM="" keeps the server's.
+DBT_WORK_MEM = "64MB"
+
+
 def set_dbt_env(url: str) -> None:
-    """Point dbt_project/profiles.yml at the warehouse for this process and its children."""
+    """Point dbt_project/profiles.yml at the warehouse for this process and its children, and set
+    the sessions' work_mem (``CORRIDOR_DBT_WORK_MEM``, default 64MB) through PGOPTIONS."""
     os.environ.update(db.dbt_env(url))
+    work_mem = os.environ.get("CORRIDOR_DBT_WORK_MEM", DBT_WORK_MEM).strip()
+    options = os.environ.get("PGOPTIONS", "")
+    if work_mem and "work_mem=" not in options:
+        os.environ["PGOPTIONS"] = f"{options} -c work_mem={work_mem}".strip()
 
 
 def dbt_state_dir() -> Path:
@@ -86,3 +96,100 @@ def ensure_manifest(project_dir: Path) -> Path:
     dbt(["parse", "--quiet"], project_dir)
     stamp.write_text(digest)
     return manifest
+
+
+# --- skipping a build when nothing changed (issue 11) -------------------------------------------
+#
+# A successful build of the whole project records where the load ledger stood when it started
+# (its highest ledger_id and its number of rows: a lower id committed late still changes the
+# count) and the digest of the dbt project, in ops.dbt_builds. A later whole-project build with
+# the same ledger position and the same project has nothing to do: every model would compute the
+# same rows and every test would see the data it already passed on. `corridor dbt build` and the
+# build DAG then skip dbt entirely. Selections, --full-refresh, --vars and the like always run.
+
+BUILDS_DDL = """
+create schema if not exists ops;
+create table if not exists ops.dbt_builds (
+    build_id        bigserial primary key,
+    ledger_max_id   bigint not null,
+    ledger_rows     bigint not null,
+    project_digest  text not null,
+    is_full_refresh boolean not null,
+    started_at      timestamptz not null,
+    finished_at     timestamptz not null default now()
+)
+"""
+
+# dbt build flags after which the build is not "the whole project as configured": it runs always
+# and is not recorded (a --full-refresh build runs always, and is recorded).
+PARTIAL_BUILD_FLAGS = frozenset({
+    "-s", "--select", "-m", "--models", "--exclude", "--selector", "--resource-type", "--resource-types",
+    "--exclude-resource-type", "--exclude-resource-types", "--empty", "--defer", "--state", "--vars",
+    "--favor-state", "--sample", "--event-time-start", "--event-time-end", "--inline",
+})
+
+
+def is_whole_build(args: list[str]) -> bool:
+    """`dbt build` of the whole project (flags such as --quiet or --target-path allowed)."""
+    return bool(args) and args[0] == "build" and not any(
+        a.split("=", 1)[0] in PARTIAL_BUILD_FLAGS for a in args[1:])
+
+
+def ledger_position(url: str) -> tuple[int, int]:
+    """(highest ledger_id, number of ledger rows) of ops.load_ledger now."""
+    with db.connect(url) as conn:
+        row = conn.execute("select coalesce(max(ledger_id), 0), count(*) from ops.load_ledger").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def last_build(url: str) -> tuple[int, int, str] | None:
+    """(ledger max id, ledger rows, project digest) of the last recorded successful whole build."""
+    with db.connect(url) as conn:
+        if conn.execute("select to_regclass('ops.dbt_builds')").fetchone()[0] is None:
+            return None
+        row = conn.execute("select ledger_max_id, ledger_rows, project_digest from ops.dbt_builds"
+                           " order by build_id desc limit 1").fetchone()
+    return (int(row[0]), int(row[1]), row[2]) if row else None
+
+
+def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
+    """Why a whole build has nothing to do (a sentence), or None when something changed."""
+    last = last_build(url)
+    if last is None:
+        return None
+    max_id, rows = ledger_position(url)
+    if (max_id, rows) != last[:2] or project_digest(project_dir) != last[2]:
+        return None
+    return (f"nothing loaded since the last successful build (load ledger at id {max_id}, {rows} files)"
+            " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")
+
+
+def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool) -> None:
+    """Record a successful whole build that started with the ledger at ``position``."""
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute(BUILDS_DDL)
+        conn.execute("insert into ops.dbt_builds (ledger_max_id, ledger_rows, project_digest, is_full_refresh,"
+                     " started_at) values (%s, %s, %s, %s, %s)", (*position, digest, full_refresh, started_at))
+
+
+def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_unchanged: bool = True):
+    """Run dbt ``args``; a successful whole-project build is recorded (ops.dbt_builds) with the
+    ledger position it started from, and skipped (unless ``skip_unchanged`` is false, or with
+    --full-refresh) when nothing changed since the last one. Returns dbt's result, None if skipped.
+    """
+    from datetime import UTC, datetime
+
+    whole = is_whole_build(args)
+    full_refresh = "--full-refresh" in args
+    if whole and skip_unchanged and not full_refresh:
+        reason = unchanged_since_last_build(url, project_dir)
+        if reason:
+            log(reason)
+            return None
+    position = ledger_position(url) if whole else None
+    digest = project_digest(project_dir) if whole else None
+    started_at = datetime.now(UTC)
+    result = dbt(args, project_dir)
+    if whole:
+        record_build(url, position, digest, started_at, full_refresh)
+    return result

@@ -7,6 +7,15 @@
 -- Valid on d: 认定日期 ≤ d ≤ 有效期至 and not revoked by d, i.e.
 -- valid_from ≤ d ≤ valid_to (fct_certifications; null = open-ended): a
 -- certificate is still valid on its 有效期至 day, not the day after.
+--
+-- How it is counted (issue 11: no month × certificate fan-out, no distinct
+-- count over grouping sets): per enterprise and scope (its area, and 'ALL'),
+-- the windows of its certificates of a type are merged into disjoint spans
+-- (overlapping or adjacent windows join), so an enterprise is in at most
+-- one span on any day. The count on d is then the spans started by d minus
+-- the spans ended before d: +1 at a span's first day, -1 the day after its
+-- last, summed per month end. K10 is the number of enterprises whose first
+-- qualifying 认定日期 is on or before d.
 
 with
 
@@ -24,51 +33,137 @@ month_ends as (
     where grain = 'month'
 ),
 
-valid_certificates as (
+-- each certificate once in its area and once in the corridor
+scoped_certificates as (
     select
-        month_ends.month_end_date,
-        certifications.uscc,
-        certifications.area_code,
-        certifications.certification_type
-    from month_ends
-    inner join certifications
-        on
-            month_ends.month_end_date >= certifications.valid_from
-            and (certifications.valid_to is null or month_ends.month_end_date <= certifications.valid_to)
+        area_code as scope_code,
+        uscc,
+        certification_type,
+        granted_date,
+        valid_from,
+        valid_to
+    from certifications
+    union all
+    select
+        'ALL' as scope_code,
+        uscc,
+        certification_type,
+        granted_date,
+        valid_from,
+        valid_to
+    from certifications
 ),
 
-new_recognitions as (
+validity_windows as (
     select
-        month_ends.month_end_date,
-        certifications.uscc,
-        certifications.area_code
-    from month_ends
-    inner join certifications
-        on
-            certifications.certification_type in ('瞪羚企业', '创新型领军企业')
-            and certifications.granted_date >= date '{{ var("kpi_window_start") }}'
-            and month_ends.month_end_date >= certifications.granted_date
+        case certification_type when '高新技术企业' then 'K04' else 'K05' end as kpi_code,
+        scope_code,
+        uscc,
+        valid_from,
+        coalesce(valid_to, 'infinity'::date) as valid_to
+    from scoped_certificates
+    where
+        certification_type in ('高新技术企业', '省级科技型中小企业')
+        and (valid_to is null or valid_to >= valid_from)
+),
+
+window_openings as (
+    select
+        *,
+        -- a window opens a new span unless an earlier window of the same
+        -- enterprise reaches the day before it or later
+        coalesce(
+            valid_from > max(valid_to) over (
+                partition by kpi_code, scope_code, uscc
+                order by valid_from, valid_to
+                rows between unbounded preceding and 1 preceding
+            ) + 1,
+            true
+        ) as opens_span
+    from validity_windows
+),
+
+window_spans as (
+    select
+        *,
+        count(*) filter (where opens_span) over (
+            partition by kpi_code, scope_code, uscc
+            order by valid_from, valid_to
+            rows between unbounded preceding and current row
+        ) as span_no
+    from window_openings
+),
+
+spans as (
+    select
+        kpi_code,
+        scope_code,
+        uscc,
+        min(valid_from) as span_from,
+        max(valid_to) as span_to
+    from window_spans
+    group by kpi_code, scope_code, uscc, span_no
+),
+
+first_recognitions as (
+    select
+        scope_code,
+        uscc,
+        min(granted_date) as recognised_date
+    from scoped_certificates
+    where
+        certification_type in ('瞪羚企业', '创新型领军企业')
+        and granted_date >= date '{{ var("kpi_window_start") }}'
+    group by scope_code, uscc
+),
+
+-- +1 from the month end on or after a start, -1 from the month end on or
+-- after the day after an end
+changes as (
+    select
+        kpi_code,
+        scope_code,
+        span_from as change_date,
+        1 as change_count
+    from spans
+    union all
+    select
+        kpi_code,
+        scope_code,
+        span_to + 1 as change_date,
+        -1 as change_count
+    from spans
+    where span_to < 'infinity'::date
+    union all
+    select
+        'K10' as kpi_code,
+        scope_code,
+        recognised_date as change_date,
+        1 as change_count
+    from first_recognitions
+),
+
+monthly_changes as (
+    select
+        kpi_code,
+        scope_code,
+        {{ month_end('change_date') }} as change_month_end_date,
+        sum(change_count) as change_count
+    from changes
+    group by kpi_code, scope_code, {{ month_end('change_date') }}
 ),
 
 measures as (
-    {%- for kpi_code, certification_type in [('K04', '高新技术企业'), ('K05', '省级科技型中小企业')] %}
-        select
-            '{{ kpi_code }}'::text as kpi_code,
-            {{ area_or_all('area_code') }} as area_code,
-            month_end_date,
-            count(distinct uscc)::numeric as actual_value
-        from valid_certificates
-        where certification_type = '{{ certification_type }}'
-        group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
-        union all
-    {%- endfor %}
     select
-        'K10'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct uscc)::numeric as actual_value
-    from new_recognitions
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        monthly_changes.kpi_code::text as kpi_code,
+        monthly_changes.scope_code::text as area_code,
+        month_ends.month_end_date,
+        sum(monthly_changes.change_count)::numeric as actual_value
+    from month_ends
+    inner join monthly_changes
+        on month_ends.month_end_date >= monthly_changes.change_month_end_date
+    group by monthly_changes.kpi_code, monthly_changes.scope_code, month_ends.month_end_date
+    having sum(monthly_changes.change_count) > 0
 ),
 
 final as (

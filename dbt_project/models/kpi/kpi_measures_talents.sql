@@ -8,6 +8,15 @@
 --   K12  distinct teams whose first member counting on d (earliest
 --        intake_date, ties: lowest record_id) arrived from 1 January of d's
 --        year to d; a team counts in its first member's area.
+--
+-- How it is counted (issue 11: no month × record fan-out, no distinct count
+-- over grouping sets): the records of a person (K06) or team (K12) change
+-- which of them count only on their intake and withdrawal dates. Between
+-- two such consecutive dates of one person or team, the same records count,
+-- so the same earliest one decides its area: one segment per such interval
+-- (none where no record counts). A segment counts on d when it started by d
+-- and ends after d (for K12 also before the first member's next 1 January):
+-- +1 at the segment's start, -1 at its end, summed up to each month end.
 
 with
 
@@ -25,62 +34,139 @@ month_ends as (
     where grain = 'month'
 ),
 
-counting_records as (
+entity_records as (
     select
-        month_ends.month_end_date,
-        talent_intake.record_id,
-        talent_intake.person_key,
-        talent_intake.talent_category,
-        talent_intake.area_code,
-        talent_intake.intake_date,
-        talent_intake.team_id
-    from month_ends
-    inner join talent_intake
-        on
-            month_ends.month_end_date >= talent_intake.intake_date
-            and (talent_intake.withdrawn_date is null or month_ends.month_end_date < talent_intake.withdrawn_date)
-),
-
-persons as (
-    select distinct on (month_end_date, person_key)
-        month_end_date,
-        person_key,
-        area_code
-    from counting_records
-    where
-        talent_category in ('A', 'B', 'C', 'D', 'E')
-        and intake_date >= date '{{ var("kpi_window_start") }}'
-    order by month_end_date, person_key, intake_date, record_id
-),
-
-teams as (
-    select distinct on (month_end_date, team_id)
-        month_end_date,
-        team_id,
+        'K06' as kpi_code,
+        person_key as entity_key,
+        record_id,
         area_code,
-        intake_date as first_member_intake_date
-    from counting_records
-    where team_id is not null
-    order by month_end_date, team_id, intake_date, record_id
+        intake_date,
+        withdrawn_date
+    from talent_intake
+    where
+        person_key is not null
+        and talent_category in ('A', 'B', 'C', 'D', 'E')
+        and intake_date >= date '{{ var("kpi_window_start") }}'
+    union all
+    select
+        'K12' as kpi_code,
+        team_id as entity_key,
+        record_id,
+        area_code,
+        intake_date,
+        withdrawn_date
+    from talent_intake
+    where team_id is not null and intake_date is not null
+),
+
+-- the days on which the records that count for an entity can change
+entity_events as (
+    select
+        kpi_code,
+        entity_key,
+        intake_date as event_date
+    from entity_records
+    union
+    select
+        kpi_code,
+        entity_key,
+        withdrawn_date as event_date
+    from entity_records
+    where withdrawn_date is not null
+),
+
+intervals as (
+    select
+        kpi_code,
+        entity_key,
+        event_date as interval_from,
+        lead(event_date) over (partition by kpi_code, entity_key order by event_date) as interval_to
+    from entity_events
+),
+
+-- per interval, the earliest record counting in it (intake_date, then record_id)
+segments as (
+    select distinct on (intervals.kpi_code, intervals.entity_key, intervals.interval_from)
+        intervals.kpi_code,
+        intervals.interval_from as segment_from,
+        case
+            when intervals.kpi_code = 'K12'
+                then least(
+                    intervals.interval_to,
+                    (date_trunc('year', entity_records.intake_date) + interval '1 year')::date
+                )
+            else intervals.interval_to
+        end as segment_to,
+        entity_records.area_code
+    from intervals
+    inner join entity_records
+        on
+            intervals.kpi_code = entity_records.kpi_code
+            and intervals.entity_key = entity_records.entity_key
+            and intervals.interval_from >= entity_records.intake_date
+            and (entity_records.withdrawn_date is null or intervals.interval_from < entity_records.withdrawn_date)
+    order by
+        intervals.kpi_code, intervals.entity_key, intervals.interval_from,
+        entity_records.intake_date, entity_records.record_id
+),
+
+scoped_segments as (
+    select
+        kpi_code,
+        area_code as scope_code,
+        segment_from,
+        segment_to
+    from segments
+    union all
+    select
+        kpi_code,
+        'ALL' as scope_code,
+        segment_from,
+        segment_to
+    from segments
+),
+
+-- +1 from the month end on or after a start, -1 from the month end on or
+-- after an end (an end is the first day the segment no longer counts)
+changes as (
+    select
+        kpi_code,
+        scope_code,
+        segment_from as change_date,
+        1 as change_count
+    from scoped_segments
+    where segment_to is null or segment_to > segment_from
+    union all
+    select
+        kpi_code,
+        scope_code,
+        segment_to as change_date,
+        -1 as change_count
+    from scoped_segments
+    where segment_to > segment_from
+),
+
+monthly_changes as (
+    select
+        kpi_code,
+        scope_code,
+        {{ month_end('change_date') }} as change_month_end_date,
+        sum(change_count) as change_count
+    from changes
+    group by kpi_code, scope_code, {{ month_end('change_date') }}
 ),
 
 measures as (
     select
-        'K06'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct person_key)::numeric as actual_value
-    from persons
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
-    union all
-    select
-        'K12'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
-        month_end_date,
-        count(distinct team_id)::numeric as actual_value
-    from teams
-    where first_member_intake_date >= date_trunc('year', month_end_date)::date
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        monthly_changes.kpi_code::text as kpi_code,
+        monthly_changes.scope_code::text as area_code,
+        month_ends.month_end_date,
+        sum(monthly_changes.change_count)::numeric as actual_value
+    from month_ends
+    inner join monthly_changes
+        on month_ends.month_end_date >= monthly_changes.change_month_end_date
+    group by monthly_changes.kpi_code, monthly_changes.scope_code, month_ends.month_end_date
+    having sum(monthly_changes.change_count) > 0
 ),
 
 final as (

@@ -14,7 +14,7 @@ platforms as (
     select * from {{ ref('int_district_platforms_versioned') }}
 ),
 
-contracts as (
+contracts as not materialized (
     select * from {{ ref('stg_techmarket__contracts') }}
 ),
 
@@ -32,7 +32,8 @@ observations as (
         enterprise_name,
         area_code,
         report_month_end_date as observed_date,
-        'certified' as enterprise_role
+        'certified' as enterprise_role,
+        '6' as role_rank
     from certifications
     union all
     select
@@ -40,7 +41,8 @@ observations as (
         host_name as enterprise_name,
         area_code,
         report_month_end_date as observed_date,
-        'platform_host' as enterprise_role
+        'platform_host' as enterprise_role,
+        '5' as role_rank
     from platforms
     where host_uscc is not null
     union all
@@ -49,7 +51,8 @@ observations as (
         seller_name as enterprise_name,
         seller_area_code as area_code,
         export_date as observed_date,
-        'tech_seller' as enterprise_role
+        'tech_seller' as enterprise_role,
+        '1' as role_rank
     from contracts
     union all
     select
@@ -57,7 +60,8 @@ observations as (
         buyer_name as enterprise_name,
         null::text as area_code,
         export_date as observed_date,
-        'tech_buyer' as enterprise_role
+        'tech_buyer' as enterprise_role,
+        '2' as role_rank
     from contracts
     where buyer_uscc is not null
     union all
@@ -66,7 +70,8 @@ observations as (
         borrower_name as enterprise_name,
         area_code,
         {{ month_end('report_month') }} as observed_date,
-        'pledge_borrower' as enterprise_role
+        'pledge_borrower' as enterprise_role,
+        '4' as role_rank
     from loans
     union all
     select
@@ -74,32 +79,25 @@ observations as (
         employer_name as enterprise_name,
         area_code,
         file_month_end_date as observed_date,
-        'talent_employer' as enterprise_role
+        'talent_employer' as enterprise_role,
+        '3' as role_rank
     from talents
     where employer_uscc is not null
 ),
 
-latest_names as (
-    select distinct on (uscc)
-        uscc,
-        enterprise_name
-    from observations
-    where enterprise_name is not null
-    order by uscc asc, observed_date desc, enterprise_role asc
-),
-
-latest_areas as (
-    select distinct on (uscc)
-        uscc,
-        area_code
-    from observations
-    where area_code is not null
-    order by uscc asc, observed_date desc, enterprise_role asc
-),
-
-roles as (
+-- One hash aggregate over the observations, no sort (issue 11: it sorted
+-- them three times): the latest name and area are the greatest
+-- (observed date, role rank, value) arrays, compared in the C collation;
+-- role_rank inverts the role's alphabetical order, so that on the same
+-- date the first role alphabetically wins, as before (then the greatest
+-- value, where the old sort left the choice open).
+enterprises as (
     select
         uscc,
+        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, enterprise_name] collate "C")
+        filter (where enterprise_name is not null) as latest_name,
+        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, area_code] collate "C")
+        filter (where area_code is not null) as latest_area,
         min(observed_date) as first_seen_date,
         max(observed_date) as last_seen_date,
         bool_or(enterprise_role = 'certified') as has_certification,
@@ -114,23 +112,19 @@ roles as (
 
 final as (
     select
-        roles.uscc,
-        latest_names.enterprise_name,
-        latest_areas.area_code,
-        latest_areas.area_code is not null as is_in_corridor,
-        roles.has_certification,
-        roles.is_platform_host,
-        roles.is_tech_seller,
-        roles.is_tech_buyer,
-        roles.is_pledge_borrower,
-        roles.is_talent_employer,
-        roles.first_seen_date,
-        roles.last_seen_date
-    from roles
-    left join latest_names
-        on roles.uscc = latest_names.uscc
-    left join latest_areas
-        on roles.uscc = latest_areas.uscc
+        uscc,
+        latest_name[3]::text as enterprise_name,
+        latest_area[3]::text as area_code,
+        latest_area is not null as is_in_corridor,
+        has_certification,
+        is_platform_host,
+        is_tech_seller,
+        is_tech_buyer,
+        is_pledge_borrower,
+        is_talent_employer,
+        first_seen_date,
+        last_seen_date
+    from enterprises
 )
 
 select * from final

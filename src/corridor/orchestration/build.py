@@ -1,5 +1,9 @@
 """The build DAG's tasks: one `dbt build` through cosmos, and `dbt source freshness`.
 
+The build is skipped (a short-circuit task before it) when nothing was loaded and the dbt
+project did not change since the last successful build: the build records the load ledger's
+position it started from in ops.dbt_builds (corridor.transform).
+
 Why one coarse build task and not one task per dbt node (see the DAG's doc):
 under a real executor every task instance pays 6-12 s of start-up (a worker
 slot, a fresh interpreter, the DAG file parsed again). Cosmos 1.15's watcher
@@ -41,14 +45,25 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
     """``dbt build`` of the whole project (cosmos), connected through ``CORRIDOR_WAREHOUSE_URL``."""
 
     def execute(self, context: Any, **kwargs: Any) -> None:
+        from datetime import UTC, datetime
         from pathlib import Path
+
+        from corridor import config, db, transform
 
         state = warehouse_dbt_env()["state_dir"]
         # cosmos keeps dbt's partial-parse file here between runs (never in the code tree).
         self.cache_dir = Path(state) / "cosmos"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        url = db.warehouse_url(config.load())
+        # where the ledger stands before the build: what this build includes
+        position = transform.ledger_position(url)
+        digest = transform.project_digest(Path(self.project_dir))
+        started_at = datetime.now(UTC)
         result = self.build_and_run_cmd(context=context, cmd_flags=self.add_cmd_flags(), **kwargs)
         log_node_summary(result)
+        # only reached when dbt succeeded (cosmos raises on a failed node)
+        full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
+        transform.record_build(url, position, digest, started_at, full_refresh=full_refresh)
 
 
 def log_node_summary(result: Any) -> None:
@@ -59,6 +74,23 @@ def log_node_summary(result: Any) -> None:
         counts.setdefault(str(r.node.resource_type), Counter())[str(r.status)] += 1
     for kind, c in sorted(counts.items()):
         log.info("dbt build: %s %s", kind, ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
+
+
+def changes_since_last_build(project_dir) -> bool:
+    """False (skip dbt) when nothing was loaded and the dbt project is unchanged since the last
+    successful whole build recorded in ops.dbt_builds; True otherwise."""
+    from pathlib import Path
+
+    from corridor import config, db, transform
+
+    warehouse_dbt_env()
+    url = db.warehouse_url(config.load())
+    reason = transform.unchanged_since_last_build(url, Path(project_dir))
+    if reason:
+        log.info("%s", reason)
+        return False
+    log.info("new loads or a changed dbt project since the last successful build: dbt build runs")
+    return True
 
 
 class FreshnessFailed(Exception):

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='registration_no',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
 -- The current state of every contract (合同登记号). The latest record wins:
 -- latest export_date, then the later load, then the later line in the file.
 -- 变更 supersedes earlier records; 撤销 cancels the contract
@@ -5,16 +14,34 @@
 -- business content, whether in the same file or a later one) is harmless:
 -- only its first occurrence counts, so a re-sent old record never undoes a
 -- later amendment.
+--
+-- Incremental (issue 11): a run resolves again, from all their records,
+-- only the contracts with a record loaded after the watermark (the highest
+-- ledger_id already resolved) and replaces their rows (delete+insert on
+-- registration_no): the same table as a full refresh, given ledger ids
+-- committed in order and raw rows never deleted (else --full-refresh).
 
 with
 
-contract_rows as (
+contract_rows as not materialized (
     select * from {{ ref('stg_techmarket__contracts') }}
+),
+
+contracts_in_scope as not materialized (
+    select contract_rows.*
+    from contract_rows
+    {%- if is_incremental() %}
+        where contract_rows.registration_no in (
+            select changed_rows.registration_no
+            from contract_rows as changed_rows
+            where changed_rows.ledger_id > (select coalesce(max(resolved.max_ledger_id), 0) from {{ this }} as resolved)
+        )
+    {%- endif %}
 ),
 
 first_occurrences as (
     select distinct on (registration_no, record_fingerprint) *
-    from contract_rows
+    from contracts_in_scope
     order by registration_no, record_fingerprint, export_date, ledger_id, source_row
 ),
 
@@ -39,7 +66,7 @@ history as (
         max(export_date) as last_export_date,
         count(*) as records_received,
         max(ledger_id) as max_ledger_id
-    from contract_rows
+    from contracts_in_scope
     group by registration_no
 ),
 
