@@ -50,6 +50,7 @@ from corridor import db
 from corridor.feeds import FEEDS, BadFileName, file_meta
 from corridor.feeds._rows import HEAD_BYTES, escape_unstorable, kind_of, open_regular
 from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, parser_for
+from corridor.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -529,6 +530,9 @@ def ingest_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+# A progress line in the log every this many files (and every 30 s, and at the end); see corridor.progress.
+PROGRESS_EVERY = 100
+
 # Parse in worker processes only when a run has this much to parse: starting them costs about a second.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 
@@ -543,7 +547,7 @@ class Loader:
 
     def __init__(self, conn: psycopg.Connection, feed: str, *, pii_key: bytes,
                  parse: Callable[..., ParsedFile] | None = None, landing_dir: Path | None = None,
-                 workers: int | None = None, spool_dir: str | None = None) -> None:
+                 workers: int | None = None, spool_dir: str | None = None, progress_stream: Any = None) -> None:
         if not conn.autocommit:
             raise ValueError("Loader needs an autocommit connection: each file commits on its own")
         self.conn = conn
@@ -553,6 +557,7 @@ class Loader:
         self.landing_dir = landing_dir
         self.workers = workers or ingest_workers()
         self.spool_dir = spool_dir
+        self.progress_stream = progress_stream  # where the live progress line goes (a terminal); None: stderr
         self._raw_columns: dict[str, list[str]] | None = None
         self._prefetcher: Prefetcher | None = None
         self._touched: set[str] = set()
@@ -581,14 +586,18 @@ class Loader:
         if self.parse is None and len(candidates) > 1:
             parallel = (self.workers > 1 and sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES)
             self._prefetcher = Prefetcher(self, candidates, self.workers if parallel else 0)
+        progress = Progress(f"ingest {self.feed}", total=len(files), unit="files", log=log,
+                            every=PROGRESS_EVERY, stream=self.progress_stream)
         try:
-            for path in files:
-                outcome = self._one(path, by_name, by_sha)
-                if outcome.status in ("loaded", "duplicate"):
-                    sha = outcome.sha256
-                    by_name[path.name] = (sha, outcome.ledger_id)
-                    by_sha.setdefault(sha, (path.name, outcome.ledger_id))
-                summary.files.append(outcome)
+            with progress:
+                for path in files:
+                    outcome = self._one(path, by_name, by_sha)
+                    if outcome.status in ("loaded", "duplicate"):
+                        sha = outcome.sha256
+                        by_name[path.name] = (sha, outcome.ledger_id)
+                        by_sha.setdefault(sha, (path.name, outcome.ledger_id))
+                    summary.files.append(outcome)
+                    progress.advance(1, rows=outcome.rows_received)
         finally:
             if self._prefetcher is not None:
                 self._prefetcher.close()
