@@ -147,7 +147,7 @@ def test_fast_path_equals_per_row_path_on_edge_cases(columns, monkeypatch, tmp_p
         write_csv(landing / "tech_contracts_20210304.csv", clean + [contract(400)[:-1]]),  # a short row
     ]
     stray = landing / "tech_contracts_20210305.csv"  # a quote inside an unquoted field: streams per row
-    stray.write_bytes(files[0].read_bytes() + '20213303000009,x"y,z\r\n'.encode())
+    stray.write_bytes(files[0].read_bytes() + b'20213303000009,x"y,z\r\n')
     bad = landing / "tech_contracts_20210308.csv"  # not UTF-8: rejected by both paths with the same message
     bad.write_bytes(files[0].read_bytes() + "\"海\"\r\n".encode("gb18030"))
     empty = landing / "tech_contracts_20210309.csv"
