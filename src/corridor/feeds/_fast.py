@@ -37,7 +37,7 @@ import polars as pl
 from corridor.feeds.base import ParsedFile
 from corridor.normalize import _AREAS, _STRIP, EARLIEST, USCC_ALPHABET, _squash
 
-MAX_BYTES = 64 * 1024 * 1024  # a larger file streams per row (memory stays bounded)
+MAX_BYTES = 8 * 1024 * 1024  # a larger file streams per row (memory stays bounded; polars needs a few times it)
 ENABLED = os.environ.get("CORRIDOR_INGEST_FAST", "1") != "0"
 
 _ASCII_CODE = r"^[!-~]+$"  # printable ASCII without space: NFKC-stable, no whitespace
