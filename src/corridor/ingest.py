@@ -350,11 +350,15 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
     """
-    from corridor.feeds import bank, techmarket
+    from corridor.feeds import bank, hr, techmarket
 
-    module = {"techmarket": techmarket, "bank": bank}.get(feed)
+    module = {"techmarket": techmarket, "bank": bank, "hr": hr}.get(feed)
     if module is None or len(paths) < 2:
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
+    if module is hr:
+        sinks = [SpoolSink(columns, spool_dir) for _ in paths]
+        return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
+                in zip(paths, sinks, hr.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
     from corridor.feeds._rows import run_csv_jobs
 
     outcomes: list[Spooled | None] = [None] * len(paths)
@@ -550,6 +554,10 @@ class Loader:
                  workers: int | None = None, spool_dir: str | None = None, progress_stream: Any = None) -> None:
         if not conn.autocommit:
             raise ValueError("Loader needs an autocommit connection: each file commits on its own")
+        # A file's commit does not wait for the WAL flush (thousands of small files: one fsync each
+        # otherwise). Still one atomic transaction per file: a server crash may lose the last few
+        # commits, ledger row and rows together, and the next run loads those files again.
+        conn.execute("set synchronous_commit = off")
         self.conn = conn
         self.feed = feed
         self.pii_key = pii_key
@@ -700,11 +708,11 @@ class Loader:
             return self._reject(path, sha, str(exc), started_at)
         try:
             with self.conn.transaction():
-                self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
-                # Another loader may have taken the file meanwhile.
+                # The feed's lock, then: has another loader taken the file meanwhile? (one round trip)
                 if self.conn.execute(
-                    "select 1 from ops.load_ledger where feed = %s and status = 'loaded'"
-                    " and (file_name = %s or sha256 = %s)", (self.feed, path.name, sha)).fetchone():
+                    "select exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
+                    " and (file_name = %s or sha256 = %s)) from (select pg_advisory_xact_lock(hashtext(%s))) as l",
+                        (self.feed, path.name, sha, f"corridor.ingest.{self.feed}")).fetchone()[0]:
                     return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run",
                                        sha256=sha)
                 st = os.lstat(path)

@@ -24,6 +24,7 @@ straight as COPY text (psycopg's escaping) to the loader's spool.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,11 +32,22 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import numpy as np
-import polars as pl
-
 from corridor.feeds.base import ParsedFile
 from corridor.normalize import _AREAS, _STRIP, EARLIEST, USCC_ALPHABET, _squash
+
+
+class _OnFirstUse:
+    """A module imported when first used: a run with nothing to parse (a no-op ingest) never pays for polars."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+pl: Any = _OnFirstUse("polars")
+np: Any = _OnFirstUse("numpy")
 
 MAX_BYTES = 8 * 1024 * 1024  # a larger file streams per row (memory stays bounded; polars needs a few times it)
 ENABLED = os.environ.get("CORRIDOR_INGEST_FAST", "1") != "0"
@@ -149,6 +161,8 @@ def convert(e: pl.Expr, kind: Kind, required: bool) -> Col:
             e.str.strip_chars_end("0").str.strip_chars_end(".")).otherwise(e)
     elif kind.name == "month":
         copy, ok = pl.col("_p_month_iso"), e == pl.col("_p_month")  # the file's month only
+    elif kind.name == "bool":  # already "t" / "f" (a JSON true / false); anything else goes per row
+        copy, ok = e, e.is_in(["t", "f"])
     elif kind.name == "ip":  # 知识产权编号: ASCII numbers with a digit each, split on ; or ；
         part = r"[A-Za-z.]*[0-9][A-Za-z0-9.]*"
         copy = pl.concat_str(pl.lit("{"), e.str.replace_all("[;；]", ","), pl.lit("}"))
@@ -261,6 +275,26 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
         ((pl.col("cells").list.len() == pl.col("_width")) & ~pl.col("line").str.contains("计", literal=True)
          & (pl.col("line").str.replace_all('[",]', "").str.strip_chars(_STRIP) != "")).alias("_candidate"),
         *[pl.col("cells").list.get(index[f.source], null_on_oob=True).alias(f.source) for f in fields])
+    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), ["cells"])
+    fast_of = out.partition_by("_file", as_dict=True, include_key=False)
+    slow_of: dict[int, list[tuple[int, list[str]]]] = {}
+    for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
+        slow_of.setdefault(f, []).append((r, c))
+    ok_files = set(pl.Series(out["_file"]).unique().to_list()) | set(slow_of) | {
+        i for i, f in enumerate(files) if not f.lines}
+    empty = out.clear().drop("_file")
+    return [Result(fast_of.get((i,), empty), slow_of.get(i, [])) if i in ok_files else None
+            for i in range(len(files))]
+
+
+def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Sequence[str],
+             constants: Sequence[str], keep_slow: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the accepted rows as COPY text lines: _file, source_row, line, _key; the others: _file, source_row, …).
+
+    ``lf`` holds _file, source_row, _candidate, _file_ok, one string column
+    per field source, the spec's parameters (_p_*) and the constants as COPY
+    text (_c_*).
+    """
     cols = {f.column: convert(pl.col(f.source), spec.kinds[f.source], f.required) for f in fields}
     ok = pl.col("_candidate")
     for c in cols.values():
@@ -268,13 +302,13 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
     if spec.row_ok is not None:
         ok = ok & spec.row_ok(cols).fill_null(False)
     exprs = [pl.col("_file"), pl.col("source_row"), pl.col("_file_ok"), ok.fill_null(False).alias("_ok"),
-             pl.col("cells")]
+             *[pl.col(c) for c in keep_slow]]
     exprs += [c.copy.alias(name) for name, c in cols.items()]
-    exprs += [pl.col(f"_c_{k}") for k in files[0].constants]
+    exprs += [pl.col(f"_c_{k}") for k in constants]
     if spec.row_hash:
         exprs.append(pl.concat_str([c.canon for c in cols.values()], separator="\x1f").alias("_canon"))
     out = lf.select(exprs).filter(pl.col("_file_ok")).collect()
-    slow = out.filter(~pl.col("_ok")).select("_file", "source_row", "cells")
+    slow = out.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
     out = out.filter(pl.col("_ok"))
     extra: dict[str, pl.Series] = {}
     if spec.row_hash:
@@ -295,16 +329,45 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
     keep = [pl.col("_file"), pl.col("source_row"), pl.concat_str(parts, separator="\t").alias("line")]
     if spec.dedup:
         keep.append(pl.col(spec.dedup).alias("_key"))
-    out = out.select(keep)
+    return out.select(keep), slow
+
+
+@dataclass
+class JsonFile:
+    """A JSON Lines file's candidate records (already decoded), its values and constants."""
+
+    rows: list[int]                  # line numbers of the candidate records
+    values: dict[str, list[Any]]     # field source -> value per candidate (str or None; bool for "bool" kinds)
+    params: dict[str, Any]
+    constants: dict[str, str]
+
+
+def fast_json(files: Sequence[JsonFile], fields: Sequence[Any], spec: Spec,
+              columns: Sequence[str]) -> list[tuple[pl.DataFrame, list[int]]]:
+    """The vectorised pass over the candidate records of several JSON Lines files: (fast rows, refused lines)."""
+    sizes = [len(f.rows) for f in files]
+    data: dict[str, Any] = {
+        "_file": pl.Series(np.repeat(np.arange(len(files), dtype=np.int32), sizes)),
+        "source_row": pl.Series([r for f in files for r in f.rows], dtype=pl.Int32)}
+    for fld in fields:
+        values = [v for f in files for v in f.values[fld.source]]
+        if spec.kinds[fld.source].name == "bool":
+            values = [None if v is None else ("t" if v else "f") for v in values]
+        data[fld.source] = pl.Series(values, dtype=pl.String)
+    frame = pl.DataFrame(data)
+    per_file = pl.DataFrame(
+        {"_file": pl.Series(range(len(files)), dtype=pl.Int32),
+         **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
+         **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+        pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
+    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), [])
     fast_of = out.partition_by("_file", as_dict=True, include_key=False)
-    slow_of: dict[int, list[tuple[int, list[str]]]] = {}
-    for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
-        slow_of.setdefault(f, []).append((r, c))
-    ok_files = set(pl.Series(out["_file"]).unique().to_list()) | set(slow_of) | {
-        i for i, f in enumerate(files) if not f.lines}
+    slow_of: dict[int, list[int]] = {}
+    for f, r in zip(*slow.to_dict(as_series=False).values(), strict=True):
+        slow_of.setdefault(f, []).append(r)
     empty = out.clear().drop("_file")
-    return [Result(fast_of.get((i,), empty), slow_of.get(i, [])) if i in ok_files else None
-            for i in range(len(files))]
+    return [(fast_of.get((i,), empty), slow_of.get(i, [])) for i in range(len(files))]
 
 
 def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: ParsedFile, spec: Spec,
@@ -380,5 +443,5 @@ def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
     return lines
 
 
-__all__ = ["ENABLED", "MAX_BYTES", "CsvFile", "Kind", "NoDedup", "Result", "Spec", "convert", "csv_lines", "fast_csv",
-           "merge", "safe_line", "usable"]
+__all__ = ["ENABLED", "MAX_BYTES", "CsvFile", "JsonFile", "Kind", "NoDedup", "Result", "Spec", "convert", "csv_lines", "fast_csv",
+           "fast_json", "merge", "safe_line", "usable"]
