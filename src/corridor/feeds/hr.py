@@ -132,12 +132,16 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON value")
 
 
+# json.loads(line, parse_constant=_no_constants), without building a decoder per line
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _take_line(loader: RowLoader, line_no: int, line: str, limits: Limits) -> bool:
     """One line (its end stripped) to the loader: loaded or quarantined; False when it is blank (skipped)."""
     if not line.strip():
         return False
     try:
-        obj = json.loads(line, parse_constant=_no_constants)
+        obj = _DECODER.decode(line)
     except (ValueError, RecursionError) as exc:
         reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
         loader.refuse(line_no, "invalid_json", f"the line is not valid JSON ({reason})", line)
@@ -278,7 +282,7 @@ def _prepare(path: Path, sink: Any, limits: Limits):
         obj = None
         if "\\u" not in line and line.strip():  # an escape may make a NUL or a lone surrogate: per row
             try:
-                obj = json.loads(line, parse_constant=_no_constants)
+                obj = _DECODER.decode(line)
             except (ValueError, RecursionError):
                 obj = None
         if (type(obj) is not dict or len(obj) > limits.fields
