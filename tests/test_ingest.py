@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import signal
@@ -249,3 +251,32 @@ def test_parsing_in_worker_processes_loads_exactly_what_one_process_loads(pg_adm
         return [led, raw, quarantine]
 
     assert load(2) == load(1)  # same ledger order, same rows, same quarantine
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_ingest_shows_progress_on_a_terminal_and_logs_every_n_files(warehouse_url, landing, monkeypatch, caplog):
+    from corridor import db, ingest
+
+    monkeypatch.setattr(ingest, "PROGRESS_EVERY", 3)
+    files = discover(landing, "bank")
+    assert len(files) >= 6
+    terminal = _Terminal()
+    caplog.set_level(logging.INFO, logger="corridor.ingest")
+    with db.connect(warehouse_url, autocommit=True) as conn:
+        summary = ingest.Loader(conn, "bank", pii_key=TEST_PII_KEY, landing_dir=landing,
+                                progress_stream=terminal).load_all(files)
+    total = len(files)
+    shown = terminal.getvalue()
+    # the live line: files done / total, rows and their rate, time left; the last line the totals
+    assert "\r" in shown and f"/{total} files" in shown and "rows (" in shown and " left" in shown
+    assert shown.rstrip("\n").rsplit("\r\x1b[2K", 1)[-1].startswith(f"ingest bank  {total}/{total} files  100 %")
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest bank")]
+    # a line every 3 files (and one every 30 s, should the machine be that slow)
+    assert {m.split()[2] for m in logged} >= {f"{n}/{total}" for n in range(3, total + 1, 3)}
+    done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: ingest bank")]
+    assert len(done) == 1 and f"{total}/{total} files" in done[0]
+    assert f"{summary.rows_received:,} rows" in done[0]

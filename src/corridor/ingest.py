@@ -50,6 +50,7 @@ from corridor import db
 from corridor.feeds import FEEDS, BadFileName, file_meta
 from corridor.feeds._rows import HEAD_BYTES, escape_unstorable, kind_of, open_regular
 from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, parser_for
+from corridor.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +242,34 @@ class SpoolSink:
         if data:
             self._fh.write(data)
 
-    def _start(self, table: str, first: dict[str, Any]) -> None:
-        self._finish()
+    def columns_of(self, table: str) -> list[str]:
         columns = self.columns.get(table)
         if columns is None:
             raise KeyError(f"no table {table}")
-        missing = set(columns) - set(first)
+        return columns
+
+    def format_row(self, table: str, row: dict[str, Any]) -> str:
+        """One row as a line of COPY text (without its newline), as :meth:`add` writes it."""
+        formatter = type(self._formatter)(self._formatter.transformer)
+        formatter.write_row([row[c] for c in self.columns_of(table)])
+        return bytes(formatter.end()).decode("utf-8")[:-1]
+
+    def format_value(self, value: Any) -> str:
+        """One value as COPY text writes it."""
+        formatter = type(self._formatter)(self._formatter.transformer)
+        formatter.write_row([value])
+        return bytes(formatter.end()).decode("utf-8")[:-1]
+
+    def add_block(self, table: str, data: bytes) -> None:
+        """Rows already formatted as COPY text, in this sink's column order (the parsers' fast path)."""
+        if table != self._table:
+            self._start(table, None)
+        self._fh.write(data)
+
+    def _start(self, table: str, first: dict[str, Any] | None) -> None:
+        self._finish()
+        columns = self.columns_of(table)
+        missing = set(columns) - set(first) if first is not None else set()
         if missing:
             raise KeyError(f"the parser gives no {sorted(missing)} for {table}")
         self._fh, path = self._new_file("wb")
@@ -320,6 +343,55 @@ def spool_file(feed: str, path: Path, pii_key: bytes, columns: dict[str, list[st
                    sink.quarantine_path, sink.quarantined)
 
 
+def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str, list[str]],
+                spool_dir: str | None = None) -> list[Spooled]:
+    """Parse several landing files into spool files, the CSV ones vectorised together (feeds/_fast.py).
+
+    Each file keeps its own outcome, exactly as :func:`spool_file` gives it
+    (one file's rejection or failure costs that file only).
+    """
+    from corridor.feeds import bank, hr, techmarket
+
+    module = {"techmarket": techmarket, "bank": bank, "hr": hr}.get(feed)
+    if module is None or len(paths) < 2:
+        return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
+    if module is hr:
+        sinks = [SpoolSink(columns, spool_dir) for _ in paths]
+        return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
+                in zip(paths, sinks, hr.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
+    from corridor.feeds._rows import run_csv_jobs
+
+    outcomes: list[Spooled | None] = [None] * len(paths)
+    jobs, sinks = [], []
+    for i, path in enumerate(paths):
+        sink = SpoolSink(columns, spool_dir)
+        try:
+            jobs.append((i, module.csv_job(path, pii_key=pii_key, sink=sink)))
+            sinks.append(sink)
+        except (FileRejected, BadFileName) as exc:
+            outcomes[i] = Spooled(path.name, rejected=str(exc))
+    run_csv_jobs([job for _, job in jobs])
+    for (i, job), sink in zip(jobs, sinks, strict=True):
+        outcomes[i] = _spooled(feed, job.path, sink, job.parsed, job.error)
+    return outcomes
+
+
+def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: BaseException | None) -> Spooled:
+    """The outcome of a parse into ``sink``: what spool_file returns."""
+    try:
+        sink.close()
+    except Exception as exc:
+        error = error or exc
+    if error is None:
+        return Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes), sink.tables,
+                       sink.quarantine_path, sink.quarantined)
+    Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
+    if isinstance(error, FileRejected | BadFileName):
+        return Spooled(path.name, rejected=str(error))
+    log.error("parsing %s/%s failed: %s", feed, path.name, _one_line(error), exc_info=error)
+    return Spooled(path.name, failed=_one_line(error))
+
+
 def _die_with_parent() -> None:
     """A parsing worker ends when its loader does, even on SIGKILL (Linux: PR_SET_PDEATHSIG)."""
     import ctypes
@@ -332,59 +404,91 @@ def _die_with_parent() -> None:
 
 
 class Prefetcher:
-    """Parses the files to load ahead of the loader in worker processes (both cores), a few at a time.
+    """Parses the files to load ahead of the loader, in batches, in worker processes (both cores) or in-process.
 
     The loader still commits file after file in delivery order, one
-    transaction each; only parsing (the Python-heavy part) runs in parallel.
-    Used when there is enough to parse to pay for starting the workers.
-    Workers are started with ``spawn`` (no fork of a threaded Airflow
+    transaction each; only parsing runs ahead. Files are parsed a batch at a
+    time (:func:`spool_batch`: the CSV feeds' vectorised path costs per call,
+    not per row, so many small files are converted together). With
+    ``workers`` > 0 the batches run in worker processes while the loader
+    COPYs; with 0 the loader parses a batch itself when it needs its first
+    file. Workers are started with ``spawn`` (no fork of a threaded Airflow
     process), so a script that loads feeds needs the usual
     ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(self, loader: Loader, paths: list[Path], workers: int) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         self.loader = loader
-        self.pending = list(paths)
+        self.batches = _batches(paths)
         self.window = 2 * workers
-        self.futures: dict[str, Any] = {}
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_die_with_parent)
-        self._fill()
+        self.futures: dict[int, Any] = {}          # batch number -> future of its Spooled list
+        self.batch_of = {p.name: i for i, batch in enumerate(self.batches) for p in batch}
+        self.ready: dict[str, Spooled] = {}
+        self.next_batch = 0
+        self.pool = None
+        if workers > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_die_with_parent)
+            self._fill()
+
+    def _args(self, batch: list[Path]) -> tuple:
+        return (self.loader.feed, batch, self.loader.pii_key, self.loader.raw_columns(), self.loader.spool_dir)
 
     def _fill(self) -> None:
-        while self.pending and len(self.futures) < self.window:
-            path = self.pending.pop(0)
+        while self.pool is not None and self.next_batch < len(self.batches) and len(self.futures) < self.window:
             try:
-                self.futures[path.name] = self.pool.submit(
-                    spool_file, self.loader.feed, path, self.loader.pii_key, self.loader.raw_columns(),
-                    None, self.loader.spool_dir)
+                self.futures[self.next_batch] = self.pool.submit(spool_batch, *self._args(self.batches[self.next_batch]))
             except Exception as exc:  # a broken pool: the loader parses the rest itself
                 log.warning("parsing workers unavailable (%s): parsing in the loader", _one_line(exc))
-                self.pending, self.window = [], 0
+                self._stop_pool()
+                return
+            self.next_batch += 1
+
+    def _stop_pool(self) -> None:
+        self.window = 0
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def take(self, path: Path) -> Spooled | None:
-        """The spooled parse of ``path`` if it was prefetched (waiting for it), else None.
+        """The spooled parse of ``path`` (parsing its batch if no worker has), or None if it is not in a batch.
 
-        ``spool_file`` never raises for a file, so an exception here is the
-        pool's (a worker killed, out of memory): the prefetcher stops and the
-        loader parses the remaining files itself; no file is lost to it.
+        ``spool_batch`` never raises for a file, so an exception of a future
+        is the pool's (a worker killed, out of memory): the prefetcher stops
+        using workers and the loader parses the remaining batches itself; no
+        file is lost to it.
         """
-        future = self.futures.pop(path.name, None)
-        if future is None:
-            self.pending = [p for p in self.pending if p.name != path.name]
+        if path.name in self.ready:
+            return self.ready.pop(path.name)
+        number = self.batch_of.get(path.name)
+        if number is None:
             return None
-        try:
-            result = future.result()
-        except Exception as exc:
-            log.warning("parsing workers failed (%s): the loader parses the remaining files itself",
-                        _one_line(exc))
-            self.pending, self.window = [], 0
-            return None
+        future = self.futures.pop(number, None)
+        results = None
+        if future is not None:
+            try:
+                results = future.result()
+            except Exception as exc:
+                log.warning("parsing workers failed (%s): the loader parses the remaining files itself",
+                            _one_line(exc))
+                self._stop_pool()
+        if results is None:
+            batch = [p for p in self.batches[number] if p.name not in self.ready]
+            for p in self.batches[number]:
+                self.batch_of.pop(p.name, None)
+            if number >= self.next_batch:
+                self.next_batch = number + 1
+            results = spool_batch(*self._args(batch))
+        else:
+            for p in self.batches[number]:
+                self.batch_of.pop(p.name, None)
+        for spooled in results:
+            self.ready[spooled.file_name] = spooled
         self._fill()
-        return result
+        return self.ready.pop(path.name, None)
 
     def close(self) -> None:
         for future in self.futures.values():
@@ -392,8 +496,34 @@ class Prefetcher:
         for future in self.futures.values():
             with contextlib.suppress(Exception):
                 if not future.cancelled():
-                    future.result().remove()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+                    for spooled in future.result():
+                        spooled.remove()
+        for spooled in self.ready.values():
+            spooled.remove()
+        self.ready.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# A batch of files parsed together: up to this many bytes or files (memory: a few times the bytes).
+BATCH_BYTES = 4 * 1024 * 1024
+BATCH_FILES = 200
+
+
+def _batches(paths: list[Path]) -> list[list[Path]]:
+    batches: list[list[Path]] = []
+    size = 0
+    for path in paths:
+        try:
+            n = os.lstat(path).st_size
+        except OSError:
+            n = 0
+        if not batches or size + n > BATCH_BYTES or len(batches[-1]) >= BATCH_FILES:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += n
+    return batches
 
 
 def ingest_workers() -> int:
@@ -403,6 +533,9 @@ def ingest_workers() -> int:
         return max(1, int(raw))
     return max(1, min(4, os.cpu_count() or 1))
 
+
+# A progress line in the log every this many files (and every 30 s, and at the end); see corridor.progress.
+PROGRESS_EVERY = 100
 
 # Parse in worker processes only when a run has this much to parse: starting them costs about a second.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
@@ -418,9 +551,13 @@ class Loader:
 
     def __init__(self, conn: psycopg.Connection, feed: str, *, pii_key: bytes,
                  parse: Callable[..., ParsedFile] | None = None, landing_dir: Path | None = None,
-                 workers: int | None = None, spool_dir: str | None = None) -> None:
+                 workers: int | None = None, spool_dir: str | None = None, progress_stream: Any = None) -> None:
         if not conn.autocommit:
             raise ValueError("Loader needs an autocommit connection: each file commits on its own")
+        # A file's commit does not wait for the WAL flush (thousands of small files: one fsync each
+        # otherwise). Still one atomic transaction per file: a server crash may lose the last few
+        # commits, ledger row and rows together, and the next run loads those files again.
+        conn.execute("set synchronous_commit = off")
         self.conn = conn
         self.feed = feed
         self.pii_key = pii_key
@@ -428,6 +565,7 @@ class Loader:
         self.landing_dir = landing_dir
         self.workers = workers or ingest_workers()
         self.spool_dir = spool_dir
+        self.progress_stream = progress_stream  # where the live progress line goes (a terminal); None: stderr
         self._raw_columns: dict[str, list[str]] | None = None
         self._prefetcher: Prefetcher | None = None
         self._touched: set[str] = set()
@@ -453,17 +591,21 @@ class Loader:
         by_name, by_sha = self._loaded()
         files = list(files)
         candidates = [p for p in files if self._worth_parsing(p)]
-        if (self.parse is None and self.workers > 1 and len(candidates) > 1
-                and sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES):
-            self._prefetcher = Prefetcher(self, candidates, self.workers)
+        if self.parse is None and len(candidates) > 1:
+            parallel = (self.workers > 1 and sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES)
+            self._prefetcher = Prefetcher(self, candidates, self.workers if parallel else 0)
+        progress = Progress(f"ingest {self.feed}", total=len(files), unit="files", log=log,
+                            every=PROGRESS_EVERY, stream=self.progress_stream)
         try:
-            for path in files:
-                outcome = self._one(path, by_name, by_sha)
-                if outcome.status in ("loaded", "duplicate"):
-                    sha = outcome.sha256
-                    by_name[path.name] = (sha, outcome.ledger_id)
-                    by_sha.setdefault(sha, (path.name, outcome.ledger_id))
-                summary.files.append(outcome)
+            with progress:
+                for path in files:
+                    outcome = self._one(path, by_name, by_sha)
+                    if outcome.status in ("loaded", "duplicate"):
+                        sha = outcome.sha256
+                        by_name[path.name] = (sha, outcome.ledger_id)
+                        by_sha.setdefault(sha, (path.name, outcome.ledger_id))
+                    summary.files.append(outcome)
+                    progress.advance(1, rows=outcome.rows_received)
         finally:
             if self._prefetcher is not None:
                 self._prefetcher.close()
@@ -566,11 +708,11 @@ class Loader:
             return self._reject(path, sha, str(exc), started_at)
         try:
             with self.conn.transaction():
-                self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
-                # Another loader may have taken the file meanwhile.
+                # The feed's lock, then: has another loader taken the file meanwhile? (one round trip)
                 if self.conn.execute(
-                    "select 1 from ops.load_ledger where feed = %s and status = 'loaded'"
-                    " and (file_name = %s or sha256 = %s)", (self.feed, path.name, sha)).fetchone():
+                    "select exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
+                    " and (file_name = %s or sha256 = %s)) from (select pg_advisory_xact_lock(hashtext(%s))) as l",
+                        (self.feed, path.name, sha, f"corridor.ingest.{self.feed}")).fetchone()[0]:
                     return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run",
                                        sha256=sha)
                 st = os.lstat(path)

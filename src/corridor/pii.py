@@ -7,7 +7,6 @@ the ID number or the name; a quarantined record keeps them masked.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -22,7 +21,7 @@ def person_key(id_number: str, key: bytes) -> str:
     """The pseudonym of a person: hex HMAC-SHA256 of the *normalised* ID number."""
     if not key:
         raise ValueError("the PII key is empty: set CORRIDOR_PII_KEY")
-    return hmac.new(key, id_number.encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, id_number.encode("ascii"), "sha256").hex()
 
 
 def mask_id(value: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import logging
 import math
 import os
 import re
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from corridor.config import Limits
-from corridor.feeds import BadFileName, FileMeta, file_meta
-from corridor.feeds.base import FileRejected, ParsedFile
+from corridor.feeds import BadFileName, FileMeta, _fast, file_meta
+from corridor.feeds.base import FileRejected, ParsedFile, Quarantined
 from corridor.normalize import MISSING, NormalizeError, as_text, header, is_blank, text
+
+log = logging.getLogger(__name__)
 
 Converter = Callable[[Any], Any]
 # A rule across fields, run on a converted row (before the constant columns
@@ -310,6 +313,11 @@ class RowLoader:
         if count:
             self.parsed.notes.append(f"{self.where}: skipped {count} empty row{'s' * (count != 1)}")
 
+    def dup_entry(self, source_row: int, rule_code: str, message: str, raw: Any) -> Quarantined:
+        """The quarantine entry of a repeated record found after the fact (the fast path's dedup)."""
+        return Quarantined(source_row, rule_code, f"{self.where} {self.row_word} {source_row}: {message}",
+                           self.record(raw), self.sheet)
+
     def _quarantine(self, source_row: int, rule_code: str, message: str, raw: Any) -> None:
         self.parsed.quarantine(source_row, rule_code, f"{self.where} {self.row_word} {source_row}: {message}",
                                self.record(raw), self.sheet)
@@ -403,17 +411,95 @@ class Refused:
     record: dict[str, Any]
 
 
+@dataclass
+class CsvJob:
+    """One CSV file to load into ``parsed``: what :func:`load_csv` takes, kept so that files can be batched."""
+
+    parsed: ParsedFile
+    path: Path
+    encoding: str
+    table: str
+    fields: Sequence[Field]
+    constants: Mapping[str, Any]
+    check: Check | None = None
+    limits: Limits | None = None
+    fast: _fast.Spec | None = None
+    fast_check: Callable[[dict], Check | None] | None = None
+    params: Mapping[str, Any] | None = None   # the file's values the fast spec refers to (hi, month)
+    error: BaseException | None = None        # what loading this file raised
+
+
+# One file alone takes the fast path only when it is this large: polars costs some 0.1 s per call,
+# which pays from a few thousand rows; many files take it together (run_csv_jobs, the loader's batches).
+SINGLE_FAST_BYTES = 4 * 1024 * 1024
+
+
 def load_csv(parsed: ParsedFile, path: Path, *, encoding: str, table: str, fields: Sequence[Field],
-             constants: Mapping[str, Any], check: Check | None = None, limits: Limits | None = None) -> None:
+             constants: Mapping[str, Any], check: Check | None = None, limits: Limits | None = None,
+             fast: _fast.Spec | None = None, fast_check: Callable[[dict], Check | None] | None = None,
+             params: Mapping[str, Any] | None = None) -> None:
     """Load a comma-separated, quoted CSV file with one header line (= row 1), streaming.
 
     Memory stays bounded whatever the file holds: records are read one at a
     time under the record, field and field-count limits; a record breaking
     one is quarantined (an over-long one with its first bytes and length).
+
+    With ``fast`` (the table's :class:`_fast.Spec`) a file of the safe shape
+    is read whole and its clean rows converted vectorised (see
+    :func:`run_csv_jobs`); ``fast_check(seen)`` makes the row check with the
+    given duplicate memory (``_fast.NoDedup``).
     """
-    limits = limits or Limits()
+    job = CsvJob(parsed, path, encoding, table, fields, constants, check, limits, fast, fast_check, params)
+    run_csv_jobs([job], min_fast_bytes=SINGLE_FAST_BYTES)
+    if job.error is not None:
+        raise job.error
+
+
+def run_csv_jobs(jobs: Sequence[CsvJob], *, min_fast_bytes: int = 0) -> None:
+    """Load CSV files, the ones of the safe shape vectorised together; each job's failure lands on its ``error``.
+
+    A file not of the safe shape (or under ``min_fast_bytes``, or without a
+    fast spec, or without a sink taking COPY text) streams per row as
+    always. Should the vectorised batch itself fail (a bug), its files are
+    loaded per row instead: nothing of them was filed yet.
+    """
+    prepared: list[_Prepared] = []
+    for job in jobs:
+        job.limits = job.limits or Limits()
+        try:
+            prep = (_prepare_fast(job, min_fast_bytes)
+                    if job.fast is not None and _fast.usable(job.parsed) else None)
+            if prep is None:
+                _stream_csv(job)
+            else:
+                prepared.append(prep)
+        except Exception as exc:
+            job.error = exc
+    groups: dict[tuple, list[_Prepared]] = {}
+    for prep in prepared:  # files whose fields sit alike are converted together
+        groups.setdefault((id(prep.job.fast), tuple(prep.file.index.items())), []).append(prep)
+    for group in groups.values():
+        first = group[0].job
+        try:
+            results = _fast.fast_csv([p.file for p in group], first.fields, first.fast,
+                                     first.parsed.sink.columns_of(first.table), first.limits)
+        except Exception:
+            log.exception("the vectorised parse of %d file(s) failed: parsing them per row", len(group))
+            results = [None] * len(group)
+        for prep, result in zip(group, results, strict=True):
+            try:
+                if result is None:
+                    _stream_csv(prep.job)
+                else:
+                    _finish_fast(prep, result)
+            except Exception as exc:
+                prep.job.error = exc
+
+
+def _stream_csv(job: CsvJob) -> None:
+    parsed, path, limits = job.parsed, job.path, job.limits
     with open_regular(path, max_bytes=limits.file_bytes) as fh:
-        lines = BoundedLines(fh, path.name, encoding, limits.record_bytes)
+        lines = BoundedLines(fh, path.name, job.encoding, limits.record_bytes)
         rows = _csv_rows(lines, path.name, limits)
         try:
             _, header_cells = next(rows)
@@ -421,10 +507,54 @@ def load_csv(parsed: ParsedFile, path: Path, *, encoding: str, table: str, field
             raise FileRejected(f"{path.name} is empty: no header line") from None
         if isinstance(header_cells, Refused):
             raise FileRejected(f"{path.name} row 1: the header line cannot be read ({header_cells.message})")
-        layout = Layout.from_header(header_cells, fields, path.name)
-        loader = RowLoader(parsed, table, fields, where=path.name, constants=constants,
-                           record=layout.record, check=check, limits=limits, keys=layout.key)
+        layout = Layout.from_header(header_cells, job.fields, path.name)
+        loader = RowLoader(parsed, job.table, job.fields, where=path.name, constants=job.constants,
+                           record=layout.record, check=job.check, limits=limits, keys=layout.key)
         load_table(loader, layout, rows, exact_width=True)
+
+
+@dataclass
+class _Prepared:
+    job: CsvJob
+    file: _fast.CsvFile
+    layout: Layout
+
+
+def _prepare_fast(job: CsvJob, min_bytes: int) -> _Prepared | None:
+    """Read a file of the safe shape whole, its header matched; None (nothing read into it) otherwise."""
+    path, limits = job.path, job.limits
+    with open_regular(path, max_bytes=limits.file_bytes) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > _fast.MAX_BYTES or size < min_bytes:
+            return None
+        data = fh.read()
+    lines = _fast.csv_lines(data, job.encoding, limits)
+    if lines is None or not _fast.safe_line(lines[0]):
+        return None
+    header_cells = next(csv.reader([lines[0]]))
+    if len(header_cells) > limits.fields:
+        return None
+    layout = Layout.from_header(header_cells, job.fields, path.name)
+    sink = job.parsed.sink
+    constants = {k: sink.format_value(v) for k, v in job.constants.items()}
+    return _Prepared(job, _fast.CsvFile(lines[1:], len(layout.keys), layout.index, dict(job.params or {}),
+                                        constants), layout)
+
+
+def _finish_fast(prep: _Prepared, result: _fast.Result) -> None:
+    job, layout, lines = prep.job, prep.layout, prep.file.lines
+    sink = job.parsed.sink
+    slow = ParsedFile(job.parsed.feed, job.parsed.file_name, job.parsed.file_version)
+    loader = RowLoader(slow, job.table, job.fields, where=job.path.name, constants=job.constants,
+                       record=layout.record, check=job.fast_check(_fast.NoDedup()) if job.fast_check else None,
+                       limits=job.limits, keys=layout.key)
+    load_table(loader, layout, result.slow, exact_width=True)
+
+    def record_of(source_row: int) -> list[str]:  # a safe line: csv reads it as the fast path split it
+        return next(csv.reader([lines[source_row - 2]]))
+
+    _fast.merge(job.parsed, loader, job.table, result, slow, job.fast, record_of,
+                lambda r: sink.format_row(job.table, r), slow.rows_received + result.fast.height)
 
 
 def _csv_rows(lines: BoundedLines, file_name: str, limits: Limits) -> Iterator[tuple[int, list[str] | Refused]]:

@@ -16,7 +16,8 @@ from typing import Any
 
 from corridor import config
 from corridor.config import Limits
-from corridor.feeds._rows import Field, load_csv, meta_for
+from corridor.feeds import _fast
+from corridor.feeds._rows import SINGLE_FAST_BYTES, CsvJob, Field, meta_for, run_csv_jobs
 from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
@@ -76,10 +77,42 @@ def _empty_ip_numbers(row: dict[str, Any], _source_row: int) -> None:
         row["ip_numbers"] = []
 
 
-def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
+def fast_spec() -> _fast.Spec:
+    """The vectorised path's view of the fields (feeds/_fast.py): only values it is sure of."""
+    return _fast.Spec(kinds={
+        "贷款编号": _fast.Kind("code"),
+        "借款人名称": _fast.Kind("text"),
+        "借款人统一社会信用代码": _fast.Kind("uscc"),
+        "所属片区": _fast.Kind("area"),
+        "质押物类型": _fast.Kind("choice", COLLATERAL_TYPES),
+        "质押登记号": _fast.Kind("code"),
+        "知识产权编号": _fast.Kind("ip"),
+        "贷款金额（元）": _fast.Kind("number"),
+        "放款日期": _fast.Kind("date", hi="file"),
+        "到期日期": _fast.Kind("date"),
+        "年利率（%）": _fast.Kind("number"),
+        "贷款状态": _fast.Kind("choice", LOAN_STATUSES),
+        "报告期": _fast.Kind("month"),
+    })
+
+
+FAST = fast_spec()
+
+
+def csv_job(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> CsvJob:
+    """The file as a CSV job (several can be parsed together: ``_rows.run_csv_jobs``)."""
     meta = meta_for("bank", path)
     parsed = ParsedFile("bank", path.name, sink=sink)
-    load_csv(parsed, path, encoding="gb18030", table=TABLE, fields=fields(meta.period_start, meta.period_end),
-             constants={"bank_code": meta.bank_code, "file_version": 1},
-             check=_empty_ip_numbers, limits=limits or config.load().limits)
-    return parsed
+    return CsvJob(parsed, path, "gb18030", TABLE, fields(meta.period_start, meta.period_end),
+                  {"bank_code": meta.bank_code, "file_version": 1}, _empty_ip_numbers,
+                  limits or config.load().limits, FAST, lambda _seen: _empty_ip_numbers,
+                  {"hi": meta.period_end, "month": f"{meta.period_start:%Y%m}",
+                   "month_iso": meta.period_start.isoformat()})
+
+
+def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
+    job = csv_job(path, pii_key=pii_key, sink=sink, limits=limits)
+    run_csv_jobs([job], min_fast_bytes=SINGLE_FAST_BYTES)
+    if job.error is not None:
+        raise job.error
+    return job.parsed

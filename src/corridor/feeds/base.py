@@ -98,6 +98,11 @@ class ParsedFile:
         else:
             self.tables.setdefault(table, []).append(row)
 
+    def add_block(self, table: str, data: bytes, count: int) -> None:
+        """``count`` rows already written as COPY text (the fast path; only with a sink that takes them)."""
+        self.counts[table] = self.counts.get(table, 0) + count
+        self.sink.add_block(table, data)
+
     def quarantine(self, source_row: int, rule_code: str, message: str,
                    record: dict[str, Any], sheet: str | None = None) -> None:
         entry = Quarantined(source_row, rule_code, message, record, sheet)

@@ -9,6 +9,8 @@ Nothing of either reaches the ParsedFile in clear.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 from collections.abc import Callable
 from datetime import date
@@ -18,6 +20,7 @@ from typing import Any
 
 from corridor import config
 from corridor.config import Limits
+from corridor.feeds import _fast
 from corridor.feeds._rows import (
     BoundedLines,
     Check,
@@ -42,6 +45,8 @@ from corridor.normalize import (
     uscc,
 )
 from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key
+
+log = logging.getLogger(__name__)
 
 TABLE = "raw.hr_talents"
 CATEGORIES = ("A", "B", "C", "D", "E")
@@ -82,8 +87,8 @@ def fields(period_end: date, pii_key: bytes) -> tuple[Field, ...]:
     )
 
 
-def _unique_record_id() -> Check:
-    seen: dict[str, int] = {}  # record_id -> line of its first loaded occurrence
+def _unique_record_id(seen: dict[str, int] | None = None) -> Check:
+    seen = {} if seen is None else seen  # record_id -> line of its first loaded occurrence
 
     def check(row: dict[str, Any], line: int) -> None:
         first = seen.setdefault(row["record_id"], line)
@@ -127,14 +132,45 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON value")
 
 
+# json.loads(line, parse_constant=_no_constants), without building a decoder per line
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def _take_line(loader: RowLoader, line_no: int, line: str, limits: Limits) -> bool:
+    """One line (its end stripped) to the loader: loaded or quarantined; False when it is blank (skipped)."""
+    if not line.strip():
+        return False
+    try:
+        obj = _DECODER.decode(line)
+    except (ValueError, RecursionError) as exc:
+        reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        loader.refuse(line_no, "invalid_json", f"the line is not valid JSON ({reason})", line)
+        return True
+    if not isinstance(obj, dict):
+        loader.refuse(line_no, "invalid_json",
+                      f"the line is a JSON {_JSON_TYPES.get(type(obj), 'value')}, not an object", line)
+        return True
+    if len(obj) > limits.fields:
+        loader.refuse_record(line_no, "too_many_fields",
+                             f"has {len(obj):,} keys, over the limit of {limits.fields:,} (CORRIDOR_MAX_FIELDS)",
+                             {"record_head": _masked_head(line[:4096]), "record_bytes": len(line.encode())})
+        return True
+    loader.take(line_no, obj, obj)
+    return True
+
+
+def _loader(parsed: ParsedFile, path: Path, meta: Any, pii_key: bytes, limits: Limits, seen: dict | None = None):
+    return RowLoader(parsed, TABLE, fields(meta.period_end, pii_key), where=path.name, row_word="line",
+                     constants={"file_month": meta.period_start, "file_version": 1},
+                     record=masked, check=_unique_record_id(seen), limits=limits)
+
+
 def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
     """Read the file one line at a time (lines split on \\n only: a JSON string may hold U+2028)."""
     limits = limits or config.load().limits
     meta = meta_for("hr", path)
     parsed = ParsedFile("hr", path.name, sink=sink)
-    loader = RowLoader(parsed, TABLE, fields(meta.period_end, pii_key), where=path.name, row_word="line",
-                       constants={"file_month": meta.period_start, "file_version": 1},
-                       record=masked, check=_unique_record_id(), limits=limits)
+    loader = _loader(parsed, path, meta, pii_key, limits)
     skipped = 0
     with open_regular(path, max_bytes=limits.file_bytes) as fh:
         lines = BoundedLines(fh, path.name, "utf-8-sig", limits.record_bytes)
@@ -149,26 +185,113 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
                 loader.refuse_record(exc.line, "record_too_long", message, record)
                 continue
             lines.record_done()
-            line_no = lines.line_no
-            line = line.removesuffix("\n").removesuffix("\r")
-            if not line.strip():
+            if not _take_line(loader, lines.line_no, line.removesuffix("\n").removesuffix("\r"), limits):
                 skipped += 1
-                continue
-            try:
-                obj = json.loads(line, parse_constant=_no_constants)
-            except (ValueError, RecursionError) as exc:
-                reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                loader.refuse(line_no, "invalid_json", f"the line is not valid JSON ({reason})", line)
-                continue
-            if not isinstance(obj, dict):
-                loader.refuse(line_no, "invalid_json",
-                              f"the line is a JSON {_JSON_TYPES.get(type(obj), 'value')}, not an object", line)
-                continue
-            if len(obj) > limits.fields:
-                loader.refuse_record(line_no, "too_many_fields",
-                                     f"has {len(obj):,} keys, over the limit of {limits.fields:,} (CORRIDOR_MAX_FIELDS)",
-                                     {"record_head": _masked_head(line[:4096]), "record_bytes": len(line.encode())})
-                continue
-            loader.take(line_no, obj, obj)
     loader.note_skipped(skipped)
     return parsed
+
+
+# -- the fast path (feeds/_fast.py): many files' clean records converted together ------------------
+
+def fast_spec(pii_key: bytes) -> _fast.Spec:
+    return _fast.Spec(
+        kinds={"record_id": _fast.Kind("code"), "id_number": _fast.Kind("id"),
+               "category": _fast.Kind("choice", CATEGORIES), "title": _fast.Kind("text"),
+               "employer_name": _fast.Kind("text"), "employer_uscc": _fast.Kind("uscc"),
+               "area": _fast.Kind("area"), "intake_date": _fast.Kind("date", hi="file"),
+               "intake_type": _fast.Kind("choice", INTAKE_TYPES), "overseas": _fast.Kind("bool"),
+               "team_id": _fast.Kind("code"), "action": _fast.Kind("choice", ACTIONS)},
+        dedup="record_id", dedup_rule="duplicate_record_id",
+        dedup_message=lambda key, first: f"record_id {key!r} was already received on line {first}",
+        python_columns={"person_key": lambda ids: [person_key(i, pii_key) for i in ids]})
+
+
+_SOURCES = ("record_id", "id_number", "category", "title", "employer_name", "employer_uscc", "area",
+            "intake_date", "intake_type", "overseas", "team_id", "action")
+
+
+def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: Limits | None = None
+              ) -> list[tuple[ParsedFile | None, BaseException | None]]:
+    """Parse several files, their clean records vectorised together; (parsed, error) per file."""
+    limits = limits or config.load().limits
+    out: list[tuple[ParsedFile | None, BaseException | None]] = [(None, None)] * len(paths)
+    ready = []
+    for i, (path, sink) in enumerate(zip(paths, sinks, strict=True)):
+        try:
+            prep = _prepare(path, sink, limits) if _fast.usable(ParsedFile("hr", path.name, sink=sink)) else None
+            if prep is None:
+                out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
+            else:
+                ready.append((i, path, sink, *prep))
+        except Exception as exc:
+            out[i] = (None, exc)
+    if not ready:
+        return out
+    spec = fast_spec(pii_key)
+    table_fields = fields(date.today(), pii_key)
+    try:
+        results = _fast.fast_json([r[4] for r in ready], table_fields, spec, ready[0][2].columns_of(TABLE))
+    except Exception:
+        log.exception("the vectorised parse of %d file(s) failed: parsing them per row", len(ready))
+        results = None
+    for n, (i, path, sink, meta, _jfile, lines, slow_lines) in enumerate(ready):
+        try:
+            if results is None:
+                out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
+                continue
+            fast, refused = results[n]
+            parsed = ParsedFile("hr", path.name, sink=sink)
+            slow = ParsedFile("hr", path.name)
+            loader = _loader(slow, path, meta, pii_key, limits, _fast.NoDedup())
+            skipped = 0
+            for line_no in sorted(set(refused) | set(slow_lines)):
+                if not _take_line(loader, line_no, lines[line_no - 1], limits):
+                    skipped += 1
+            loader.note_skipped(skipped)
+            _fast.merge(parsed, loader, TABLE, _fast.Result(fast, []), slow, spec,
+                        lambda line_no, lines=lines: json.loads(lines[line_no - 1]),
+                        lambda r, sink=sink: sink.format_row(TABLE, r), slow.rows_received + fast.height)
+            out[i] = (parsed, None)
+        except Exception as exc:
+            out[i] = (None, exc)
+    return out
+
+
+def _prepare(path: Path, sink: Any, limits: Limits):
+    """(meta, the candidate records, the lines, the lines for the per-row path), or None: stream it."""
+    meta = meta_for("hr", path)
+    with open_regular(path, max_bytes=limits.file_bytes) as fh:
+        if os.fstat(fh.fileno()).st_size > _fast.MAX_BYTES:
+            return None
+        data = fh.read()
+    if b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if lines and (4 * max(map(len, lines)) + 2 > limits.record_bytes or max(map(len, lines)) > limits.field_chars):
+        return None
+    lines = [line.removesuffix("\r") for line in lines]
+    rows, slow_lines = [], []
+    values: dict[str, list[Any]] = {k: [] for k in _SOURCES}
+    for n, line in enumerate(lines, 1):
+        obj = None
+        if "\\u" not in line and line.strip():  # an escape may make a NUL or a lone surrogate: per row
+            try:
+                obj = _DECODER.decode(line)
+            except (ValueError, RecursionError):
+                obj = None
+        if (type(obj) is not dict or len(obj) > limits.fields
+                or not all(type(v) is str or v is None for k, v in obj.items() if k != "overseas")
+                or type(obj.get("overseas")) not in (bool, type(None))):
+            slow_lines.append(n)
+            continue
+        rows.append(n)
+        for k in _SOURCES:
+            values[k].append(obj.get(k))
+    constants = {"file_month": sink.format_value(meta.period_start), "file_version": sink.format_value(1)}
+    return meta, _fast.JsonFile(rows, values, {"hi": meta.period_end}, constants), lines, slow_lines

@@ -18,7 +18,8 @@ from typing import Any
 
 from corridor import config
 from corridor.config import Limits
-from corridor.feeds._rows import Check, Field, load_csv, meta_for
+from corridor.feeds import _fast
+from corridor.feeds._rows import SINGLE_FAST_BYTES, Check, CsvJob, Field, meta_for, run_csv_jobs
 from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
@@ -81,8 +82,8 @@ def row_hash(row: dict[str, Any], columns: tuple[str, ...]) -> str:
     return hashlib.md5(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def _contract_check(columns: tuple[str, ...]) -> Check:
-    seen: dict[str, int] = {}  # row_hash -> first row carrying it
+def _contract_check(columns: tuple[str, ...], seen: dict[str, int] | None = None) -> Check:
+    seen = {} if seen is None else seen  # row_hash -> first row carrying it
 
     def check(row: dict[str, Any], source_row: int) -> None:
         tech, total = row["tech_value_10k_yuan"], row["contract_value_10k_yuan"]
@@ -98,11 +99,48 @@ def _contract_check(columns: tuple[str, ...]) -> Check:
     return check
 
 
-def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
+def fast_spec() -> _fast.Spec:
+    """The vectorised path's view of the fields (feeds/_fast.py): only values it is sure of."""
+    amount = _fast.Kind("number")
+    return _fast.Spec(
+        kinds={
+            "合同登记号": _fast.Kind("code", pattern=r"^[0-9]{16}$"),
+            "登记日期": _fast.Kind("date", hi="file"),
+            "合同名称": _fast.Kind("text"),
+            "合同类型": _fast.Kind("choice", CONTRACT_TYPES),
+            "技术领域": _fast.Kind("text"),
+            "卖方名称": _fast.Kind("text"),
+            "卖方统一社会信用代码": _fast.Kind("uscc"),
+            "卖方所属片区": _fast.Kind("area"),
+            "买方名称": _fast.Kind("text"),
+            "买方统一社会信用代码": _fast.Kind("uscc"),
+            "买方所在地": _fast.Kind("text"),
+            "合同成交额（万元）": amount,
+            "技术交易额（万元）": amount,
+            "登记状态": _fast.Kind("choice", REGISTRATION_STATUSES),
+        },
+        row_ok=lambda c: c["tech_value_10k_yuan"].num <= c["contract_value_10k_yuan"].num,
+        row_hash=True, dedup="row_hash", dedup_rule="duplicate_row",
+        dedup_message=lambda _key, first: f"an exact duplicate of row {first}")
+
+
+FAST = fast_spec()
+
+
+def csv_job(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> CsvJob:
+    """The file as a CSV job (several can be parsed together: ``_rows.run_csv_jobs``)."""
     meta = meta_for("techmarket", path)
     parsed = ParsedFile("techmarket", path.name, sink=sink)
     table_fields = fields(meta.period_end)
-    load_csv(parsed, path, encoding="utf-8-sig", table=TABLE, fields=table_fields,
-             constants={"export_date": meta.period_start, "file_version": 1},
-             check=_contract_check(tuple(f.column for f in table_fields)), limits=limits or config.load().limits)
-    return parsed
+    columns = tuple(f.column for f in table_fields)
+    return CsvJob(parsed, path, "utf-8-sig", TABLE, table_fields, {"export_date": meta.period_start, "file_version": 1},
+                  _contract_check(columns), limits or config.load().limits, FAST, partial(_contract_check, columns),
+                  {"hi": meta.period_end})
+
+
+def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
+    job = csv_job(path, pii_key=pii_key, sink=sink, limits=limits)
+    run_csv_jobs([job], min_fast_bytes=SINGLE_FAST_BYTES)
+    if job.error is not None:
+        raise job.error
+    return job.parsed

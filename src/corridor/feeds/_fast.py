@@ -1,0 +1,447 @@
+"""The vectorised fast path of the parsers: the common clean shape, many rows at once (polars).
+
+The per-row path (``_rows.RowLoader`` and the feeds' converters) stays the
+rule. This module only *accepts* a value when it is certain the per-row rule
+gives the same result (a plain decimal, an ISO date within range, an ASCII
+code, a USCC passing GB 32100 computed with expressions …); every row with a
+value it does not accept goes through the per-row code unchanged, so rule
+codes, messages, masking, ``row_hash`` values and duplicate detection stay
+exactly what they were. ``tests/test_fast_path.py`` holds the two paths to
+the same COPY bytes, quarantine entries and counts for every demo and
+fixture file.
+
+What a file must be to take the fast path at all (else it streams, per row,
+with the size, record-length, NUL and encoding guards of ``_rows``): under
+:data:`MAX_BYTES`, strictly decodable, without NUL, every line well under
+the record and field limits, and (CSV) every line either all fields quoted
+without a quote inside, or no quote at all: a shape whose split on ``","``
+or ``,`` is exactly what Python's csv module reads. Clean rows are written
+straight as COPY text (psycopg's escaping) to the loader's spool.
+
+``CORRIDOR_INGEST_FAST=0`` turns the fast path off (everything per row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from corridor.feeds.base import ParsedFile
+from corridor.normalize import _AREAS, _STRIP, EARLIEST, USCC_ALPHABET, _squash
+
+
+class _OnFirstUse:
+    """A module imported when first used: a run with nothing to parse (a no-op ingest) never pays for polars."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+pl: Any = _OnFirstUse("polars")
+np: Any = _OnFirstUse("numpy")
+
+MAX_BYTES = 8 * 1024 * 1024  # a larger file streams per row (memory stays bounded; polars needs a few times it)
+ENABLED = os.environ.get("CORRIDOR_INGEST_FAST", "1") != "0"
+
+_ASCII_CODE = r"^[!-~]+$"  # printable ASCII without space: NFKC-stable, no whitespace
+# str(Decimal(s without commas)) == s without commas; at most 15 characters is checked apart
+_PLAIN_DECIMAL = r"^(0|[1-9][0-9]*|[1-9][0-9]{0,2}(,[0-9]{3})+)(\.[0-9]{1,6})?$"
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def usable(parsed: ParsedFile) -> bool:
+    """The fast path writes COPY text: only into a sink that takes it (the loader's spool)."""
+    return ENABLED and parsed.sink is not None and hasattr(parsed.sink, "add_block")
+
+
+# -- vectorised converters ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    """How one field is converted on the fast path."""
+
+    name: str                      # text | code | choice | area | uscc | id | date | number | month | ip | bool
+    accepted: tuple[str, ...] = ()
+    lo: date | None = EARLIEST
+    hi: date | str | None = None   # "file": the file's own bound (its _p_hi parameter)
+    check: Callable[[pl.Expr], pl.Expr] | None = None  # an extra range test of a number (as Float64)
+    pattern: str | None = None     # code: the shape it must have (default: printable ASCII, no space)
+
+
+@dataclass
+class Col:
+    copy: pl.Expr   # the value as COPY text would hold it before escaping (null: NULL)
+    canon: pl.Expr  # as row_hash canonicalises it (null: "\x00")
+    ok: pl.Expr     # the per-row rule certainly gives ``copy``
+    num: pl.Expr | None = None
+
+
+def _blank(e: pl.Expr) -> pl.Expr:
+    return e.is_null() | (e.str.strip_chars(_STRIP) == "")
+
+
+def _weighted_check(e: pl.Expr, alphabet: str, weights: Sequence[int]) -> pl.Expr:
+    values = {ch: i for i, ch in enumerate(alphabet)}
+    total = pl.lit(0, pl.Int64)
+    for i, w in enumerate(weights):
+        total = total + e.str.slice(i, 1).replace_strict(values, default=0, return_dtype=pl.Int64) * w
+    return total
+
+
+def _uscc_ok(e: pl.Expr) -> pl.Expr:
+    shape = e.str.contains(f"^[{USCC_ALPHABET}]{{18}}$")
+    total = _weighted_check(e, USCC_ALPHABET, _USCC_WEIGHTS)
+    expected = ((31 - total % 31) % 31).replace_strict(dict(enumerate(USCC_ALPHABET)), return_dtype=pl.String)
+    return shape & (e.str.slice(17, 1) == expected)
+
+
+def _id_ok(e: pl.Expr) -> pl.Expr:
+    shape = e.str.contains(r"^[0-9]{17}[0-9X]$")
+    total = _weighted_check(e, "0123456789", _ID_WEIGHTS)
+    expected = (total % 11).replace_strict(dict(enumerate("10X98765432")), return_dtype=pl.String)
+    return shape & (e.str.slice(17, 1) == expected)
+
+
+def _self_stable(values: Sequence[str]) -> None:
+    for v in values:
+        if _squash(v) != v:  # the fast path compares raw values with these: they must be their own normal form
+            raise ValueError(f"{v!r} is not in normal form")
+
+
+def convert(e: pl.Expr, kind: Kind, required: bool) -> Col:
+    """The fast conversion of a string column ``e`` by ``kind``."""
+    blank = _blank(e)
+    null = pl.lit(None, pl.String)
+    num = None
+    if kind.name == "text":
+        v = e.str.strip_chars(_STRIP)
+        copy, ok = pl.when(v == "").then(null).otherwise(v), pl.lit(True)
+    elif kind.name == "code":
+        copy, ok = e, e.str.contains(_ASCII_CODE)
+        if kind.pattern:
+            ok = ok & e.str.contains(kind.pattern)
+    elif kind.name == "choice":
+        _self_stable(kind.accepted)
+        copy, ok = e, e.is_in(list(kind.accepted))
+    elif kind.name == "area":
+        keys = [k for k in _AREAS if _squash(k).upper() == k]
+        copy, ok = e.replace_strict({k: _AREAS[k] for k in keys}, default=None), e.is_in(keys)
+    elif kind.name == "uscc":
+        copy, ok = e, _uscc_ok(e)
+    elif kind.name == "id":
+        copy, ok = e, _id_ok(e)
+    elif kind.name == "date":
+        d = e.str.to_date("%Y-%m-%d", strict=False)
+        ok = e.str.contains(_ISO_DATE) & d.is_not_null() & (d.dt.strftime("%Y-%m-%d") == e)
+        if kind.lo is not None:
+            ok = ok & (d >= kind.lo)
+        if kind.hi is not None:
+            ok = ok & (d <= (pl.col("_p_hi") if kind.hi == "file" else kind.hi))
+        copy = e
+    elif kind.name == "number":
+        ok = e.str.contains(_PLAIN_DECIMAL)
+        e = e.str.replace_all(",", "", literal=True)
+        num = e.cast(pl.Float64, strict=False)
+        ok = ok & (e.str.len_bytes() <= 15)  # <= 14 significant digits: Float64 compares them exactly
+        if kind.check is not None:
+            ok = ok & kind.check(num)
+        copy = e
+        canon = pl.when(e.str.contains(".", literal=True)).then(
+            e.str.strip_chars_end("0").str.strip_chars_end(".")).otherwise(e)
+    elif kind.name == "month":
+        copy, ok = pl.col("_p_month_iso"), e == pl.col("_p_month")  # the file's month only
+    elif kind.name == "bool":  # already "t" / "f" (a JSON true / false); anything else goes per row
+        copy, ok = e, e.is_in(["t", "f"])
+    elif kind.name == "ip":  # 知识产权编号: ASCII numbers with a digit each, split on ; or ；
+        part = r"[A-Za-z.]*[0-9][A-Za-z0-9.]*"
+        copy = pl.concat_str(pl.lit("{"), e.str.replace_all("[;；]", ","), pl.lit("}"))
+        ok = e.str.contains(f"^{part}([;；]{part})*$")
+    else:
+        raise ValueError(f"unknown fast kind {kind.name}")
+    if kind.name != "number":
+        canon = copy
+    if kind.name == "ip":  # blank: the feed's check makes it an empty array
+        return Col(pl.when(blank).then(pl.lit("{}")).otherwise(copy), canon, pl.when(blank).then(True).otherwise(ok))
+    if required:
+        return Col(copy, canon, ~blank & ok.fill_null(False), num)
+    return Col(pl.when(blank).then(null).otherwise(copy), pl.when(blank).then(pl.lit("\x00")).otherwise(canon),
+               (blank | ok).fill_null(False), num)
+
+
+def copy_escape(e: pl.Expr) -> pl.Expr:
+    """A value as COPY text writes it (psycopg's escapes), NULL as \\N."""
+    for char, esc in (("\\", "\\\\"), ("\b", "\\b"), ("\t", "\\t"), ("\n", "\\n"), ("\v", "\\v"),
+                      ("\f", "\\f"), ("\r", "\\r")):
+        e = e.str.replace_all(char, esc, literal=True)
+    return e.fill_null("\\N")
+
+
+# -- a table's fast rows and its merge with the per-row path ----------------------------------
+
+@dataclass
+class Spec:
+    """What the fast path needs to know of a table beyond its fields."""
+
+    kinds: Mapping[str, Kind]                     # field source -> kind
+    row_ok: Callable[[dict[str, Col]], pl.Expr] | None = None  # rules across fields (column -> Col)
+    row_hash: bool = False                        # add row_hash (techmarket)
+    dedup: str | None = None                      # the column whose repeats the check quarantines
+    dedup_rule: str = "duplicate_row"
+    dedup_message: Callable[[Any, int], str] | None = None
+    # a per-row value computed in Python from the accepted rows' column (hr: person_key from id_number)
+    python_columns: Mapping[str, Callable[[list[str]], list[str]]] = field(default_factory=dict)
+
+
+class NoDedup(dict):
+    """A ``seen`` dict for the per-row check that never finds a repeat (the fast path dedups after)."""
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        return default
+
+
+@dataclass
+class Result:
+    """One file's outcome of the vectorised pass: its fast rows, and the rows for the per-row path."""
+
+    fast: pl.DataFrame            # source_row, line (COPY text), and _key (the dedup key) if any
+    slow: list[tuple[int, list[str]]]  # (source_row, cells) of the rows the fast path did not take
+
+
+@dataclass
+class CsvFile:
+    """A CSV file ready for the vectorised pass: its data lines (from line 2), where its fields sit, its values."""
+
+    lines: list[str]
+    width: int                     # fields in the header
+    index: dict[str, int]          # field source -> position
+    params: dict[str, Any]         # the spec's per-file values (hi, month …)
+    constants: dict[str, str]      # constant columns, as COPY text
+
+
+# A field: quoted without a quote inside, or unquoted without a quote or comma (QUOTE_MINIMAL's output for
+# clean values). A line of such fields is read by Python's csv module exactly as split here.
+_FIELD = r'(?:"[^"]*"|[^",]*)'
+_SAFE_LINE = f"^{_FIELD}(?:,{_FIELD})*$"
+
+
+def _cells_of(line: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(is the line of the safe shape, its cells)."""
+    cells = pl.concat_str(pl.lit(","), line).str.extract_all(f",{_FIELD}").list.eval(
+        pl.element().str.strip_prefix(",").pipe(
+            lambda e: pl.when(e.str.starts_with('"')).then(e.str.slice(1, e.str.len_chars() - 2)).otherwise(e)))
+    return line.str.contains(_SAFE_LINE), cells
+
+
+def safe_line(line: str) -> bool:
+    """:func:`_cells_of`'s shape test for one line (the header)."""
+    return re.fullmatch(_SAFE_LINE[1:-1], line) is not None
+
+
+def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, columns: Sequence[str],
+             limits: Any) -> list[Result | None]:
+    """The vectorised pass over the data lines of several CSV files at once (polars costs per call).
+
+    A file with a line of an unsafe shape, or more fields than the limit,
+    gets None (it streams per row instead). The files must share the field
+    positions (``index``).
+    """
+    sizes = [len(f.lines) for f in files]
+    frame = pl.DataFrame({
+        "_file": pl.Series(np.repeat(np.arange(len(files), dtype=np.int32), sizes)),
+        "source_row": pl.Series(np.concatenate([np.arange(2, n + 2, dtype=np.int32) for n in sizes])
+                                if files else np.zeros(0, np.int32)),
+        "line": pl.Series([line for f in files for line in f.lines], dtype=pl.String)})
+    per_file = pl.DataFrame(
+        {"_file": pl.Series(range(len(files)), dtype=pl.Int32), "_width": [f.width for f in files],
+         **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
+         **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
+    safe, cells = _cells_of(pl.col("line"))
+    index = files[0].index
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+        safe.alias("_safe"), cells.alias("cells"))
+    lf = lf.with_columns(
+        (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)).over("_file").alias("_file_ok"),
+        ((pl.col("cells").list.len() == pl.col("_width")) & ~pl.col("line").str.contains("计", literal=True)
+         & (pl.col("line").str.replace_all('[",]', "").str.strip_chars(_STRIP) != "")).alias("_candidate"),
+        *[pl.col("cells").list.get(index[f.source], null_on_oob=True).alias(f.source) for f in fields])
+    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), ["cells"])
+    fast_of = out.partition_by("_file", as_dict=True, include_key=False)
+    slow_of: dict[int, list[tuple[int, list[str]]]] = {}
+    for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
+        slow_of.setdefault(f, []).append((r, c))
+    ok_files = set(pl.Series(out["_file"]).unique().to_list()) | set(slow_of) | {
+        i for i, f in enumerate(files) if not f.lines}
+    empty = out.clear().drop("_file")
+    return [Result(fast_of.get((i,), empty), slow_of.get(i, [])) if i in ok_files else None
+            for i in range(len(files))]
+
+
+def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Sequence[str],
+             constants: Sequence[str], keep_slow: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the accepted rows as COPY text lines: _file, source_row, line, _key; the others: _file, source_row, …).
+
+    ``lf`` holds _file, source_row, _candidate, _file_ok, one string column
+    per field source, the spec's parameters (_p_*) and the constants as COPY
+    text (_c_*).
+    """
+    cols = {f.column: convert(pl.col(f.source), spec.kinds[f.source], f.required) for f in fields}
+    ok = pl.col("_candidate")
+    for c in cols.values():
+        ok = ok & c.ok
+    if spec.row_ok is not None:
+        ok = ok & spec.row_ok(cols).fill_null(False)
+    exprs = [pl.col("_file"), pl.col("source_row"), pl.col("_file_ok"), ok.fill_null(False).alias("_ok"),
+             *[pl.col(c) for c in keep_slow]]
+    exprs += [c.copy.alias(name) for name, c in cols.items()]
+    exprs += [pl.col(f"_c_{k}") for k in constants]
+    if spec.row_hash:
+        exprs.append(pl.concat_str([c.canon for c in cols.values()], separator="\x1f").alias("_canon"))
+    out = lf.select(exprs).filter(pl.col("_file_ok")).collect()
+    slow = out.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
+    out = out.filter(pl.col("_ok"))
+    extra: dict[str, pl.Series] = {}
+    if spec.row_hash:
+        extra["row_hash"] = pl.Series([hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()
+                                       for s in out["_canon"].to_list()], dtype=pl.String)
+    for name, fn in spec.python_columns.items():
+        extra[name] = pl.Series(fn(out[name].to_list()), dtype=pl.String)
+    if extra:
+        out = out.with_columns(**extra)
+    parts = []
+    for name in columns:
+        if name == "source_row":
+            parts.append(pl.col("source_row").cast(pl.String))
+        elif f"_c_{name}" in out.columns:
+            parts.append(pl.col(f"_c_{name}"))
+        else:
+            parts.append(copy_escape(pl.col(name)))
+    keep = [pl.col("_file"), pl.col("source_row"), pl.concat_str(parts, separator="\t").alias("line")]
+    if spec.dedup:
+        keep.append(pl.col(spec.dedup).alias("_key"))
+    return out.select(keep), slow
+
+
+@dataclass
+class JsonFile:
+    """A JSON Lines file's candidate records (already decoded), its values and constants."""
+
+    rows: list[int]                  # line numbers of the candidate records
+    values: dict[str, list[Any]]     # field source -> value per candidate (str or None; bool for "bool" kinds)
+    params: dict[str, Any]
+    constants: dict[str, str]
+
+
+def fast_json(files: Sequence[JsonFile], fields: Sequence[Any], spec: Spec,
+              columns: Sequence[str]) -> list[tuple[pl.DataFrame, list[int]]]:
+    """The vectorised pass over the candidate records of several JSON Lines files: (fast rows, refused lines)."""
+    sizes = [len(f.rows) for f in files]
+    data: dict[str, Any] = {
+        "_file": pl.Series(np.repeat(np.arange(len(files), dtype=np.int32), sizes)),
+        "source_row": pl.Series([r for f in files for r in f.rows], dtype=pl.Int32)}
+    for fld in fields:
+        values = [v for f in files for v in f.values[fld.source]]
+        if spec.kinds[fld.source].name == "bool":
+            values = [None if v is None else ("t" if v else "f") for v in values]
+        data[fld.source] = pl.Series(values, dtype=pl.String)
+    frame = pl.DataFrame(data)
+    per_file = pl.DataFrame(
+        {"_file": pl.Series(range(len(files)), dtype=pl.Int32),
+         **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
+         **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+        pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
+    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), [])
+    fast_of = out.partition_by("_file", as_dict=True, include_key=False)
+    slow_of: dict[int, list[int]] = {}
+    for f, r in zip(*slow.to_dict(as_series=False).values(), strict=True):
+        slow_of.setdefault(f, []).append(r)
+    empty = out.clear().drop("_file")
+    return [(fast_of.get((i,), empty), slow_of.get(i, [])) for i in range(len(files))]
+
+
+def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: ParsedFile, spec: Spec,
+          record_of: Callable[[int], Any], format_row: Callable[[dict[str, Any]], str],
+          received: int) -> None:
+    """File the fast rows and the per-row path's output (``slow``) in source order, duplicates resolved.
+
+    The per-row check ran without duplicate memory (:class:`NoDedup`): a
+    repeat is found here over the rows both paths accepted, in source
+    order, the first occurrence kept, exactly as the per-row check does.
+    """
+    fast_rows = result.fast["source_row"].to_list()
+    fast_lines = result.fast["line"].to_list()
+    slow_rows = slow.tables.get(table, [])
+    rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
+    rows += [(r["source_row"], r, False) for r in slow_rows]
+    quarantined = list(slow.quarantined)
+    if slow_rows:
+        rows.sort(key=lambda t: t[0])
+    if spec.dedup:
+        fast_keys = iter(result.fast["_key"].to_list())
+        keys = {r: next(fast_keys) for r in fast_rows}
+        keys |= {r["source_row"]: r[spec.dedup] for r in slow_rows}
+        first: dict[Any, int] = {}
+        kept = []
+        for item in rows:
+            key = keys[item[0]]
+            earlier = first.setdefault(key, item[0])
+            if earlier == item[0]:
+                kept.append(item)
+            else:
+                quarantined.append(loader.dup_entry(item[0], spec.dedup_rule, spec.dedup_message(key, earlier),
+                                                    record_of(item[0])))
+        rows = kept
+    parsed.rows_received += received
+    if rows:
+        data = "".join(f"{x}\n" if is_fast else f"{format_row(x)}\n" for _, x, is_fast in rows).encode("utf-8")
+        parsed.add_block(table, data, len(rows))
+    for entry in sorted(quarantined, key=lambda q: q.source_row):
+        parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
+    parsed.notes.extend(slow.notes)
+
+
+# -- CSV ------------------------------------------------------------------------------------
+
+def _decode(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode("utf-8" if encoding == "utf-8-sig" else encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
+    """The file's physical lines (without their ends) when it is fit for the fast path, else None."""
+    if len(data) > MAX_BYTES or b"\x00" in data:
+        return None
+    text = _decode(data, encoding)
+    if text is None:
+        return None
+    text = text.removeprefix("\ufeff")  # as BoundedLines: one BOM at the start
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return None
+    longest = max(map(len, lines))
+    if 4 * longest + 2 > limits.record_bytes or longest > limits.field_chars:
+        return None
+    return lines
+
+
+__all__ = ["ENABLED", "MAX_BYTES", "CsvFile", "JsonFile", "Kind", "NoDedup", "Result", "Spec", "convert", "csv_lines", "fast_csv",
+           "fast_json", "merge", "safe_line", "usable"]
