@@ -409,3 +409,26 @@ def test_the_packages_own_completeness_rule_agrees_with_the_quality_gates(wareho
     assert {(g.feed, g.source_code, g.month) for g in own} >= {
         ("district", "OH", date(2022, 5, 1)), ("bank", "WZB", date(2022, 6, 1)), ("hr", "hr", date(2022, 4, 1))}
     assert [(g.feed, g.source_code, g.month) for g in own] == [(g.feed, g.source_code, g.month) for g in quality]
+
+
+def test_publishing_in_worker_processes_gives_the_bytes_of_a_render_here_and_logs_each_scorecard(
+        warehouse_copy, tmp_path, caplog):
+    import logging
+
+    from corridor.scorecards.publish import render_bytes
+
+    caplog.set_level(logging.INFO, logger="corridor.scorecards.publish")
+    result = publish(warehouse_copy, tmp_path / "out", gate=PASSED, edition="year_end", period_start=YEAR_2022,
+                     areas=["ALL", "LW", "OJK"], send=False, workers=2)
+    assert [s.area_code for s in result.scorecards] == ["ALL", "LW", "OJK"]
+    for item in result.scorecards:
+        here = render_bytes(load_scorecard(warehouse_copy, "year_end", YEAR_2022, item.area_code, PASSED,
+                                           edition_no=1))
+        for fmt, content in here.items():
+            assert item.files[fmt].read_bytes() == content, (item.area_code, fmt)
+        assert item.data_sha256 == load_scorecard(warehouse_copy, "year_end", YEAR_2022, item.area_code,
+                                                  PASSED).data_sha256
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("publish scorecards")]
+    assert [line.split()[2] for line in lines] == ["1/3", "2/3", "3/3"]   # one line per scorecard
+    done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: publish scorecards")]
+    assert len(done) == 1 and "3/3 scorecards" in done[0]

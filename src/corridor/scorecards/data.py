@@ -203,7 +203,17 @@ class Scorecard:
 
     @property
     def data_sha256(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+        """sha256 of `canonical_json`, computed once per scorecard (publishing and every format use it).
+
+        The data is fixed once loaded; the cache is keyed on the detail lists' lengths (and survives
+        pickling to a rendering worker), so a scorecard whose lists are replaced by longer or shorter
+        ones is hashed again. The fields outside the hash (as-of, gate, edition number) may change."""
+        key = (len(self.kpis), len(self.platforms), len(self.certifications), len(self.projects))
+        cached = self.__dict__.get("_sha256_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest())
+            self.__dict__["_sha256_cache"] = cached
+        return cached[1]
 
 
 def _num(value) -> str | None:

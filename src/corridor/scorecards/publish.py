@@ -30,9 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import logging.handlers
+import multiprocessing
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -103,6 +108,68 @@ def write_scorecard(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, st
         _write_atomic(path, content)
         out[fmt] = (path, _sha256(content), len(content))
     return out
+
+
+# -- rendering in worker processes ------------------------------------------------------------
+#
+# WeasyPrint and xlsxwriter are pure-Python CPU work: `publish` renders the scorecards in
+# ``workers`` spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else min(2, CPUs)), one
+# scorecard per task, while the parent keeps the registry work (lock, check, record) in one thread
+# per worker. A worker holds one scorecard at a time, so memory per process stays bounded by the
+# largest scorecard. Workers' log records are forwarded to the parent's loggers.
+
+def publish_workers() -> int:
+    """Rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else min(2, CPUs) (1: render inline)."""
+    value = os.environ.get("CORRIDOR_PUBLISH_WORKERS", "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be a whole number, not {value!r}") from None
+        if n < 1:
+            raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be at least 1, not {n}")
+        return n
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _worker_init(queue) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.INFO)
+
+
+def _worker_write(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
+    return write_scorecard(sc, target_dir)
+
+
+class _Renderers:
+    """A pool of rendering processes with their log forwarding; ``write(sc, dir)`` blocks until written."""
+
+    def __init__(self, workers: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.queue = ctx.Queue()
+        self.listener = threading.Thread(target=self._forward, name="publish-log-forwarder", daemon=True)
+        self.listener.start()
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                        initargs=(self.queue,))
+
+    def _forward(self) -> None:
+        while True:
+            record = self.queue.get()
+            if record is None:
+                return
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+
+    def write(self, sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
+        return self.pool.submit(_worker_write, sc, target_dir).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.queue.put(None)
+        self.listener.join(timeout=10)
+        self.queue.close()
 
 
 def render(url: str, *, edition: str, period_start: date, area: str, gate: dict | None, out_dir: Path,
@@ -186,7 +253,8 @@ def _restore_missing_files(sc: Scorecard, rec: registry.RecordedEdition) -> None
                       "(recorded sha256 %s); re-publish the period to issue a new edition", path, sha)
 
 
-def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool) -> PublishedScorecard:
+def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool,
+                 write: Callable[[Scorecard, Path], dict] = write_scorecard) -> PublishedScorecard:
     edition, period_start, area = sc.edition.code, sc.period_start, sc.area_code
     with psycopg.connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"scorecard:{edition}:{period_start}:{area}",))
@@ -206,7 +274,7 @@ def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool) -> Pub
                 rec.checkpoint_outcome, rec.provisional, rec.missing,
                 scorecard=_as_published(sc, rec) if status == "unchanged" else None)
         sc.edition_no = 1 if rec is None else rec.edition_no + 1
-        files = write_scorecard(sc, edition_dir(out_dir, edition, period_start, area))
+        files = write(sc, edition_dir(out_dir, edition, period_start, area))
         registry.record_edition(
             conn, edition=edition, period_start=period_start, period_end=sc.period_end, area=area,
             edition_no=sc.edition_no, files=files, data_sha256=sc.data_sha256, data_as_of=sc.as_of,
@@ -271,7 +339,7 @@ def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> N
 
 def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period_start: date | None = None,
             areas: list[str] | None = None, republish: bool = False, send: bool = True,
-            recipients_file: Path | None = None) -> PublishResult:
+            recipients_file: Path | None = None, workers: int | None = None) -> PublishResult:
     """Publish the scorecards of ``edition`` for ``period_start`` (default: the latest complete period).
 
     ``edition=None`` publishes every edition (monthly, quarterly, year_end) at
@@ -279,7 +347,8 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     Raises GateBlocked (nothing written, recorded or sent) when the gate
     blocks, PeriodNotAvailable when the period is not complete in the
     warehouse. Sending failures are collected in ``send_failures`` and raised
-    as RuntimeError after everything else is done (a rerun sends what is left).
+    as RuntimeError after everything else is done (a rerun sends what is left). ``workers``: rendering
+    processes (default `publish_workers`; 1 renders in this process).
     """
     gate = check_gate(gate)
     if period_start is not None and edition is None:
@@ -289,16 +358,40 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     result = PublishResult()
     wanted = [ALL, *AREA_ORDER] if areas is None else [a.upper() for a in areas]
     editions = [edition_of(edition).code] if edition else list(EDITIONS)
-    with Progress("publish scorecards", total=len(editions) * len(wanted), unit="scorecards", log=log,
-                  every=1) as progress:
-        for ed in editions:
-            # one edition × period at a time: its data fetched once for every area, each area rendered once
-            period = period_start or latest_period(url, ed)
-            cards = load_scorecards(url, ed, period, wanted, gate)
-            for area in wanted:
-                result.scorecards.append(_publish_one(url, Path(out_dir), cards.pop(area), republish))
-                progress.advance(1)
-            del cards
+    total = len(editions) * len(wanted)
+    n_workers = min(publish_workers() if workers is None else workers, total)
+    renderers = _Renderers(n_workers) if n_workers > 1 else None
+    try:
+        with Progress("publish scorecards", total=total, unit="scorecards", log=log, every=1) as progress:
+            if renderers is None:
+                for ed in editions:
+                    # one edition × period at a time: its data fetched once for every area, each rendered once
+                    period = period_start or latest_period(url, ed)
+                    cards = load_scorecards(url, ed, period, wanted, gate)
+                    for area in wanted:
+                        result.scorecards.append(_publish_one(url, Path(out_dir), cards.pop(area), republish))
+                        progress.advance(1)
+                    del cards
+            else:
+                # the same, with the rendering in the worker processes: one registry thread per worker
+                # (each holds its scorecard's advisory lock while a worker renders it); one edition's
+                # data in memory at a time; results in the same order
+                def one(sc: Scorecard) -> PublishedScorecard:
+                    item = _publish_one(url, Path(out_dir), sc, republish, renderers.write)
+                    progress.advance(1)
+                    return item
+
+                with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="publish") as threads:
+                    for ed in editions:
+                        period = period_start or latest_period(url, ed)
+                        cards = load_scorecards(url, ed, period, wanted, gate)
+                        futures: list[Future] = [threads.submit(one, cards.pop(area)) for area in wanted]
+                        del cards
+                        result.scorecards += [f.result() for f in futures]
+                        del futures
+    finally:
+        if renderers is not None:
+            renderers.close()
     if send:
         _deliver(url, result, recipients_file)
     result.seconds = time.perf_counter() - started

@@ -11,6 +11,11 @@
 - Trend charts are native Excel line charts over the 月度走势 sheet.
 - Deterministic: fixed document dates (the data's as-of day) and zip
   timestamps, so the same scorecard gives the same bytes.
+- Memory: xlsxwriter's ``constant_memory`` mode writes each row out when the
+  next one starts (every sheet is written strictly row by row, the trend
+  sheet included), so a workbook of 30,000 detail rows does not hold them as
+  cells; the detail sheets write their cells with formats resolved once per
+  column (the time of a province workbook is mostly these rows).
 """
 
 from __future__ import annotations
@@ -72,6 +77,15 @@ class _Formats:
 
     def num(self, num_format: str, **extra):
         return self.get("num:" + num_format, num_format=num_format, **extra)
+
+
+_EXCEL_EPOCH = date(1899, 12, 31).toordinal()
+
+
+def _excel_serial(value: date) -> float:
+    """The serial number ``write_datetime`` stores for a date (1900 system, Excel's phantom 1900-02-29 included)."""
+    days = float(value.toordinal() - _EXCEL_EPOCH)
+    return days + 1 if days > 59 else days
 
 
 class _Sheet:
@@ -175,14 +189,16 @@ def _trend_sheets(wb, f: _Formats, sc: Scorecard) -> None:
         data.text(0, 1 + 2 * i, f"{k.code} 实际值", "head")
         data.text(0, 2 + 2 * i, f"{k.code} 进度目标", "head")
         data.ws.set_column(1 + 2 * i, 2 + 2 * i, 12)
-    row_of = {m: 1 + j for j, m in enumerate(months)}
-    for m, r in row_of.items():
+    # row by row (constant_memory): a month's row has each KPI's pair where its series has the month
+    by_month = [({m: (actual, paced) for m, actual, paced in k.series},
+                 "0.0%" if k.measure_type == "rate" else "#,##0.00") for k in sc.kpis]
+    for r, m in enumerate(months, start=1):
         data.day(r, 0, m, "month")
-    for i, k in enumerate(sc.kpis):
-        num_format = "0.0%" if k.measure_type == "rate" else "#,##0.00"
-        for m, actual, paced in k.series:
-            data.number(row_of[m], 1 + 2 * i, actual, num_format)
-            data.number(row_of[m], 2 + 2 * i, paced, num_format)
+        for i, (values, num_format) in enumerate(by_month):
+            if m in values:
+                actual, paced = values[m]
+                data.number(r, 1 + 2 * i, actual, num_format)
+                data.number(r, 2 + 2 * i, paced, num_format)
     data.ws.freeze_panes(1, 1)
 
     charts = _Sheet(wb.add_worksheet("走势图"), f)
@@ -243,17 +259,33 @@ def _detail_sheet(wb, f: _Formats, name: str, title: str, columns: list[tuple[st
     s = _Sheet(wb.add_worksheet(name), f)
     s.text(0, 0, f"{title}（{len(rows)}条）", "subtitle")
     s.header(2, [c[0] for c in columns], [c[3] for c in columns])
+    # the cells as `_Sheet.text` / `number` / `day` write them, with each column's formats looked up once
+    ws = s.ws
+    write_string, write_number, write_blank = ws.write_string, ws.write_number, ws.write_blank
+    plan = []
+    for col, (_, key, kind, _) in enumerate(columns):
+        if kind == "date":
+            plan.append((col, key, kind, f.get("date"), None))
+        elif kind in ("int", "dec2"):
+            plan.append((col, key, "number", f.num("#,##0" if kind == "int" else "#,##0.00"), None))
+        else:
+            plan.append((col, key, "text", f.get("text"), f.get("text", quote=True)))
+    serials: dict[date, float] = {}
     for i, row in enumerate(rows, start=3):
-        for col, (_, key, kind, _) in enumerate(columns):
+        for col, key, kind, fmt, quoted in plan:
             value = row.get(key)
-            if kind == "date":
-                s.day(i, col, value)
-            elif kind == "int":
-                s.number(i, col, value, "#,##0")
-            elif kind == "dec2":
-                s.number(i, col, value, "#,##0.00")
+            if value is None:
+                write_blank(i, col, None, fmt)
+            elif kind == "text":
+                text = value if isinstance(value, str) else str(value)
+                write_string(i, col, text, quoted if text.startswith(FORMULA_TRIGGERS) else fmt)
+            elif kind == "number":
+                write_number(i, col, float(value), fmt)
             else:
-                s.text(i, col, value)
+                serial = serials.get(value)
+                if serial is None:
+                    serial = serials[value] = _excel_serial(value)
+                write_number(i, col, serial, fmt)
     if rows:
         s.ws.autofilter(2, 0, 2 + len(rows), len(columns) - 1)
         s.ws.freeze_panes(3, 0)
@@ -332,8 +364,10 @@ PROJECT_COLUMNS = [("片区", "area_name", "text", 16), ("项目编号", "projec
 
 def render_xlsx(sc: Scorecard) -> bytes:
     buffer = io.BytesIO()
-    wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-                                      "strings_to_numbers": False, "default_date_format": "yyyy-mm-dd"})
+    # constant_memory: rows go to temporary files as they are completed (it excludes in_memory)
+    wb = xlsxwriter.Workbook(buffer, {"constant_memory": True, "strings_to_formulas": False,
+                                      "strings_to_urls": False, "strings_to_numbers": False,
+                                      "default_date_format": "yyyy-mm-dd"})
     fixed = datetime(sc.as_of.year, sc.as_of.month, sc.as_of.day)
     wb.set_properties({"title": sc.full_title, "author": OFFICE, "company": OFFICE, "created": fixed,
                        "comments": f"data sha256 {sc.data_sha256}"})
