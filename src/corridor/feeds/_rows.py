@@ -449,10 +449,15 @@ def load_csv(parsed: ParsedFile, path: Path, *, encoding: str, table: str, field
     :func:`run_csv_jobs`); ``fast_check(seen)`` makes the row check with the
     given duplicate memory (``_fast.NoDedup``).
     """
-    job = CsvJob(parsed, path, encoding, table, fields, constants, check, limits, fast, fast_check, params)
+    parse_job(CsvJob(parsed, path, encoding, table, fields, constants, check, limits, fast, fast_check, params))
+
+
+def parse_job(job: CsvJob) -> ParsedFile:
+    """One file alone (the fast path only from SINGLE_FAST_BYTES on); its failure raised."""
     run_csv_jobs([job], min_fast_bytes=SINGLE_FAST_BYTES)
     if job.error is not None:
         raise job.error
+    return job.parsed
 
 
 def run_csv_jobs(jobs: Sequence[CsvJob], *, min_fast_bytes: int = 0) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from corridor import config
 from corridor.config import Limits
 from corridor.feeds import _fast
-from corridor.feeds._rows import SINGLE_FAST_BYTES, CsvJob, Field, meta_for, run_csv_jobs
+from corridor.feeds._rows import CsvJob, Field, meta_for, parse_job
 from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
@@ -111,8 +111,4 @@ def csv_job(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Lim
 
 
 def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
-    job = csv_job(path, pii_key=pii_key, sink=sink, limits=limits)
-    run_csv_jobs([job], min_fast_bytes=SINGLE_FAST_BYTES)
-    if job.error is not None:
-        raise job.error
-    return job.parsed
+    return parse_job(csv_job(path, pii_key=pii_key, sink=sink, limits=limits))
