@@ -146,28 +146,7 @@ changes as (
     where segment_to > segment_from
 ),
 
-monthly_changes as (
-    select
-        kpi_code,
-        scope_code,
-        {{ month_end('change_date') }} as change_month_end_date,
-        sum(change_count) as change_count
-    from changes
-    group by kpi_code, scope_code, {{ month_end('change_date') }}
-),
-
-measures as (
-    select
-        monthly_changes.kpi_code::text as kpi_code,
-        monthly_changes.scope_code::text as area_code,
-        month_ends.month_end_date,
-        sum(monthly_changes.change_count)::numeric as actual_value
-    from month_ends
-    inner join monthly_changes
-        on month_ends.month_end_date >= monthly_changes.change_month_end_date
-    group by monthly_changes.kpi_code, monthly_changes.scope_code, month_ends.month_end_date
-    having sum(monthly_changes.change_count) > 0
-),
+{{ running_totals_at_month_ends() }},
 
 final as (
     select
