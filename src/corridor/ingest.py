@@ -392,17 +392,6 @@ def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: 
     return Spooled(path.name, failed=_one_line(error))
 
 
-def _die_with_parent() -> None:
-    """A parsing worker ends when its loader does, even on SIGKILL (Linux: PR_SET_PDEATHSIG)."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the loader died before the call above
-        os._exit(1)
-
-
 class Prefetcher:
     """Parses the files to load ahead of the loader, in batches, in worker processes (both cores) or in-process.
 
@@ -427,11 +416,9 @@ class Prefetcher:
         self.next_batch = 0
         self.pool = None
         if workers > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from corridor.workers import process_pool
 
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_die_with_parent)
+            self.pool = process_pool(workers)
             self._fill()
 
     def _args(self, batch: list[Path]) -> tuple:

@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -60,6 +60,7 @@ from corridor.scorecards.gate import check_gate
 from corridor.scorecards.render_html import render_html
 from corridor.scorecards.render_pdf import render_pdf
 from corridor.scorecards.render_xlsx import render_xlsx
+from corridor.workers import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,7 @@ class _Renderers:
         self.queue = ctx.Queue()
         self.listener = threading.Thread(target=self._forward, name="publish-log-forwarder", daemon=True)
         self.listener.start()
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                        initargs=(self.queue,))
+        self.pool = process_pool(workers, initializer=_worker_init, initargs=(self.queue,))
 
     def _forward(self) -> None:
         while True:
