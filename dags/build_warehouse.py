@@ -8,6 +8,8 @@ Scheduled on the four feed Assets: any newly loaded feed triggers a rebuild.
   each successful build records the load ledger's position it started from
   (highest ledger_id, number of files) and the project's digest in
   `ops.dbt_builds`. A run with nothing new costs a query, not a build.
+  Trigger with the param `force` (conf `{"force": true}`, or the checkbox in
+  the trigger form) to build regardless, e.g. after repairing a table by hand.
 
 - `dbt_build`: one `dbt build` of the whole project through astronomer-cosmos
   (`DbtBuildLocalOperator`, dbt in-process, dbt's own threads): every model,
@@ -41,7 +43,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
 
@@ -61,15 +63,17 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
     tags=["corridor", "dbt", "build"],
     default_args=alerts.default_args(retries=1, retry_delay=pendulum.duration(minutes=2)),
     **alerts.DAG_CALLBACKS,
+    params={"force": Param(False, type="boolean", title="Build even if nothing new was loaded",
+                           description="Run dbt build although nothing was loaded since the last good build.")},
     doc_md=__doc__,
 )
 def build_warehouse():
     @task.short_circuit(retries=0)
-    def changes_since_last_build() -> bool:
+    def changes_since_last_build(params=None) -> bool:
         """Skip the build when nothing was loaded (and dbt_project is unchanged) since the last good one."""
         from corridor.orchestration.build import changes_since_last_build as changed
 
-        return changed(DBT_PROJECT)
+        return changed(DBT_PROJECT, force=bool((params or {}).get("force")))
 
     build = WarehouseBuildOperator(
         task_id="dbt_build",

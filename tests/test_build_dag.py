@@ -76,6 +76,10 @@ def test_build_dag_skips_dbt_when_nothing_was_loaded_since_the_last_successful_b
         assert conn.execute("select count(*) from (select * from kpi.kpi_values except all"
                             " select * from public.kpi_before) as d").fetchone()[0] == 0
     assert transform.unchanged_since_last_build(warehouse_copy, ROOT / "dbt_project")
+    # a person asks for a build anyway (the DAG's param force): it runs, and is recorded
+    assert _states(_build_dag().test(run_conf={"force": True}))["dbt_build"] == "success"
+    with psycopg.connect(warehouse_copy) as conn:
+        assert conn.execute("select count(*) from ops.dbt_builds").fetchone()[0] == 2
     # a file loaded since (a ledger row, even with an id below the recorded maximum): it runs again
     with psycopg.connect(warehouse_copy) as conn:
         conn.execute(

@@ -76,13 +76,17 @@ def log_node_summary(result: Any) -> None:
         log.info("dbt build: %s %s", kind, ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
 
 
-def changes_since_last_build(project_dir) -> bool:
+def changes_since_last_build(project_dir, *, force: bool = False) -> bool:
     """False (skip dbt) when nothing was loaded and the dbt project is unchanged since the last
-    successful whole build recorded in ops.dbt_builds; True otherwise."""
+    successful whole build recorded in ops.dbt_builds; True otherwise, and always when ``force``
+    (the DAG's param of that name)."""
     from pathlib import Path
 
     from corridor import config, db, transform
 
+    if force:
+        log.info("the run asks for a build (param force): dbt build runs whatever was loaded")
+        return True
     warehouse_dbt_env()
     url = db.warehouse_url(config.load())
     reason = transform.unchanged_since_last_build(url, Path(project_dir))
