@@ -7,15 +7,22 @@ import os
 import signal
 import time
 
+import pytest
+
 
 def _pid() -> int:
     return os.getpid()
 
 
-def _pool_in_a_daemon(queue, hold: bool) -> None:
+def _pool_in_a_daemon(queue, hold: bool, like_celery: bool = False) -> None:
     from corridor.workers import process_pool
 
-    flagged = bool(multiprocessing.current_process()._config.get("daemon"))
+    current = multiprocessing.current_process()
+    if like_celery:  # a Celery prefork child carries billiard's key, unpicklable outside billiard
+        import billiard.process
+
+        current._config["authkey"] = billiard.process.AuthenticationString(bytes(current.authkey))
+    flagged = bool(current._config.get("daemon"))
     try:
         pool = process_pool(2)
         pids = {pool.submit(_pid).result(timeout=60) for _ in range(4)}
@@ -37,10 +44,11 @@ def _alive(pid: int) -> bool:
         return f.read().split(") ", 1)[1][0] != "Z"
 
 
-def test_a_daemonic_process_like_a_celery_task_can_start_worker_processes():
+@pytest.mark.parametrize("like_celery", [False, True], ids=["daemonic", "daemonic-with-billiards-authkey"])
+def test_a_daemonic_process_like_a_celery_task_can_start_worker_processes(like_celery):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_pool_in_a_daemon, args=(queue, False), daemon=True)
+    proc = ctx.Process(target=_pool_in_a_daemon, args=(queue, False, like_celery), daemon=True)
     proc.start()
     status, flagged, detail = queue.get(timeout=120)
     proc.join(60)

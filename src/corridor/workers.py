@@ -13,6 +13,8 @@ One factory, ``process_pool``, so that every pool of the warehouse starts the sa
   their parent: each sets PR_SET_PDEATHSIG (Linux) before it takes work, and
   the pool is shut down when its step ends. So the flag is cleared in the
   task process (a process that runs one task and exits) before the pool starts.
+  Its authentication key, billiard's (Celery's multiprocessing fork) there,
+  becomes the standard library's, which spawning can pass on.
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ log = logging.getLogger(__name__)
 def allow_children() -> bool:
     """Let this process start worker processes even when it was started as a daemonic one.
 
-    Returns True when the daemon flag was set (and is now cleared).
+    Under Celery the process also carries billiard's authentication key, which
+    refuses to be pickled outside billiard's own spawning (and a spawned child
+    inherits the key by pickling): it is replaced by the standard library's
+    kind, same bytes. Returns True when the daemon flag was set (and is now cleared).
     """
     current = multiprocessing.current_process()
+    authkey = current._config.get("authkey")
+    if authkey is not None and type(authkey) is not multiprocessing.process.AuthenticationString:
+        current._config["authkey"] = multiprocessing.process.AuthenticationString(bytes(authkey))
     if not current._config.get("daemon"):
         return False
     current._config["daemon"] = False
