@@ -19,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime
+from email.header import decode_header, make_header
 from pathlib import Path
 from urllib.parse import quote
 
@@ -201,8 +202,9 @@ def test_manual_publish_writes_scorecards_and_the_mail_catcher_receives_them(run
     files = sorted(p for p in (running.output / "scorecards").rglob("*") if p.is_file())
     assert {p.suffix for p in files} >= {".pdf", ".xlsx", ".html"}
     messages = list(mailbox.Maildir(str(running.stack.maildir), create=False))
+    subject = str(make_header(decode_header(messages[0]["Subject"]))) if messages else ""
     print(f"{len(files)} scorecard files; {len(messages)} e-mail(s) caught, e.g. To: {messages[0]['To']}"
-          f" Subject: {messages[0]['Subject']}" if messages else "no e-mail caught")
+          f" Subject: {subject}" if messages else "no e-mail caught")
     assert messages, "the mail catcher received nothing"
     assert any(part.get_filename() and part.get_filename().endswith(".pdf")
                for part in messages[0].walk())
