@@ -90,7 +90,10 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
     """
     # every incremental model, with its key
     models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
-              "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc"}
+              "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
+              "intermediate.int_district_platforms_versioned": "platform_event_id",
+              "intermediate.int_district_certifications_versioned": "certification_event_id",
+              "intermediate.int_district_projects_versioned": "project_row_id"}
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
     assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
@@ -117,7 +120,8 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
                 sql.Identifier("public", f"held_{table}"), sql.Identifier("raw", table)), (held + restated,))
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
-    selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise", "--quiet"]
+    selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
+                 "+int_district_projects_versioned", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
     before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
