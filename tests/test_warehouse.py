@@ -82,19 +82,27 @@ def _snapshot(url: str, table: str, key: str) -> list[tuple]:
 
 
 def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, monkeypatch):
-    """Hold back the last two months of contract and loan files, build, add them back, run incrementally."""
-    # every incremental model: the facts and the contract resolution under them
-    facts = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
-             "intermediate.int_tech_contracts_resolved": "registration_no"}
+    """Hold back files, build, deliver them, run incrementally: the same rows as a full refresh.
+
+    Held back: the last two months of contract and loan files, and the latest version of every
+    restated district area-month (late restatements that re-open old months), then delivered as
+    files loaded after everything else (new ledger ids, in their order).
+    """
+    # every incremental model, with its key
+    models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
+              "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
+              "intermediate.int_district_platforms_versioned": "platform_event_id",
+              "intermediate.int_district_certifications_versioned": "certification_event_id",
+              "intermediate.int_district_projects_versioned": "project_row_id"}
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
-    assert incremental == {t.split(".")[1] for t in facts}, "every incremental model must be compared here"
-    full = {t: _snapshot(built_warehouse.url, t, k) for t, k in facts.items()}
+    assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
     url = warehouse_copy
     for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
                        if k in ("host", "port", "user", "password")}.items():
         monkeypatch.setenv(var, value)
     monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    district = ("district_returns", "district_certifications", "district_platforms", "district_projects")
     with psycopg.connect(url) as conn:
         held = conn.execute(
             "select ledger_id from ops.load_ledger where feed = 'techmarket'"
@@ -102,24 +110,36 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             " union select ledger_id from ops.load_ledger where feed = 'bank' and file_name ~ '_2022(11|12)'").fetchall()
         held = [h[0] for h in held]
         assert len(held) > 40
-        for table in ("techmarket_contracts", "bank_loans"):
+        restated = [r[0] for r in conn.execute(
+            "select max(ledger_id) from raw.district_returns group by area_code, report_month"
+            " having count(*) > 1").fetchall()]
+        assert len(restated) >= 3, "the demo set restates some area-months"
+        last_id = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
+        for table in ("techmarket_contracts", "bank_loans", *district):
             conn.execute(sql.SQL("create table {} as select * from {} where ledger_id = any(%s)").format(
-                sql.Identifier("public", f"held_{table}"), sql.Identifier("raw", table)), (held,))
+                sql.Identifier("public", f"held_{table}"), sql.Identifier("raw", table)), (held + restated,))
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
-                sql.Identifier("raw", table)), (held,))
-    selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "--quiet"]
+                sql.Identifier("raw", table)), (held + restated,))
+    selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
+                 "+int_district_projects_versioned", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
-    before = {t: _snapshot(url, t, k) for t, k in facts.items()}
-    assert all(before[t] != full[t] for t in facts), "holding back files must change the facts"
+    before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
-        for table in ("techmarket_contracts", "bank_loans"):
+        # delivered now: ledger ids after every file loaded so far, in their order (the watermark
+        # of dim_enterprise spans the feeds)
+        for table in ("techmarket_contracts", "bank_loans", *district):
+            conn.execute(sql.SQL("update {} set ledger_id = %s + ledger_id").format(
+                sql.Identifier("public", f"held_{table}")), (last_id,))
             conn.execute(sql.SQL("insert into {} select * from {}").format(
                 sql.Identifier("raw", table), sql.Identifier("public", f"held_{table}")))
     transform.dbt(["run", *selection], ROOT / "dbt_project")
-    after = {t: _snapshot(url, t, k) for t, k in facts.items()}
-    for table in facts:
-        assert len(after[table]) == len(full[table]), table
-        assert after[table] == full[table], table
+    after = {t: _snapshot(url, t, k) for t, k in models.items()}
+    transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
+    refreshed = {t: _snapshot(url, t, k) for t, k in models.items()}
+    for table in models:
+        assert before[table] != refreshed[table], f"holding back files must change {table}"
+        assert len(after[table]) == len(refreshed[table]), table
+        assert after[table] == refreshed[table], table
 
 
 @pytest.fixture

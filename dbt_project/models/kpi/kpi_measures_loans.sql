@@ -20,38 +20,92 @@ month_ends as (
     where grain = 'month'
 ),
 
-year_to_date_loans as (
+-- each loan once in its area and once in the corridor, with the month end
+-- and the year of its disbursement
+scoped_loans as (
     select
+        area_code as scope_code,
+        borrower_uscc,
+        is_ip_pledge,
+        loan_amount_yuan,
+        disbursed_date,
+        {{ month_end('disbursed_date') }} as disbursed_month_end_date
+    from pledge_loans
+    union all
+    select
+        'ALL' as scope_code,
+        borrower_uscc,
+        is_ip_pledge,
+        loan_amount_yuan,
+        disbursed_date,
+        {{ month_end('disbursed_date') }} as disbursed_month_end_date
+    from pledge_loans
+),
+
+-- the month of each borrower's first loan of a year, per scope
+first_loans_of_year as (
+    select
+        scope_code,
+        min(disbursed_month_end_date) as first_month_end_date
+    from scoped_loans
+    group by scope_code, borrower_uscc, date_trunc('year', disbursed_date)
+),
+
+-- How it is counted (issue 11: no month × loan fan-out, no distinct count
+-- over grouping sets): per scope and month, the IP pledge amount and count
+-- disbursed, and the borrowers whose first loan of that year it is; the
+-- value at d sums the months of d's year up to d.
+monthly_changes as (
+    select
+        scope_code,
+        disbursed_month_end_date as change_month_end_date,
+        sum(loan_amount_yuan) filter (where is_ip_pledge) as ip_amount_yuan,
+        count(*) filter (where is_ip_pledge) as ip_loans,
+        0 as new_borrowers
+    from scoped_loans
+    group by scope_code, disbursed_month_end_date
+    union all
+    select
+        scope_code,
+        first_month_end_date as change_month_end_date,
+        null::numeric as ip_amount_yuan,
+        0 as ip_loans,
+        count(*) as new_borrowers
+    from first_loans_of_year
+    group by scope_code, first_month_end_date
+),
+
+year_to_date as (
+    select
+        monthly_changes.scope_code,
         month_ends.month_end_date,
-        pledge_loans.pledge_loan_id,
-        pledge_loans.borrower_uscc,
-        pledge_loans.area_code,
-        pledge_loans.is_ip_pledge,
-        pledge_loans.loan_amount_yuan
+        sum(monthly_changes.ip_amount_yuan) as ip_amount_yuan,
+        sum(monthly_changes.ip_loans) as ip_loans,
+        sum(monthly_changes.new_borrowers) as borrowers
     from month_ends
-    inner join pledge_loans
+    inner join monthly_changes
         on
-            pledge_loans.disbursed_date >= date_trunc('year', month_ends.month_end_date)::date
-            and month_ends.month_end_date >= pledge_loans.disbursed_date
+            month_ends.month_end_date >= monthly_changes.change_month_end_date
+            and date_trunc('year', month_ends.month_end_date)::date <= monthly_changes.change_month_end_date
+    group by monthly_changes.scope_code, month_ends.month_end_date
 ),
 
 measures as (
     select
         'K17'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
+        scope_code::text as area_code,
         month_end_date,
-        trim_scale(sum(loan_amount_yuan) / 100000000)::numeric as actual_value
-    from year_to_date_loans
-    where is_ip_pledge
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        trim_scale(ip_amount_yuan / 100000000)::numeric as actual_value
+    from year_to_date
+    where ip_loans > 0
     union all
     select
         'K18'::text as kpi_code,
-        {{ area_or_all('area_code') }} as area_code,
+        scope_code::text as area_code,
         month_end_date,
-        count(distinct borrower_uscc)::numeric as actual_value
-    from year_to_date_loans
-    group by {{ group_by_area_and_corridor('month_end_date', 'area_code') }}
+        borrowers::numeric as actual_value
+    from year_to_date
+    where borrowers > 0
 ),
 
 final as (

@@ -1,8 +1,35 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='uscc',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where uscc in ("
+            ~ "{{ enterprises_changed_since(this) }}){% endif %}",
+    )
+}}
+
+-- depends_on: {{ ref('stg_district__certifications') }}
+-- depends_on: {{ ref('stg_district__platforms') }}
+-- depends_on: {{ ref('stg_district__returns') }}
+-- (the incremental branch reads the raw district rows to find the changed enterprises)
+
 -- One row per enterprise (统一社会信用代码) seen in any feed, in any role:
 -- certified enterprise, platform host, contract seller or buyer, pledge
 -- borrower, talent employer. Name = the latest name reported; area = the
 -- latest corridor area reported (buyers carry no area; a buyer outside the
 -- corridor has none). District rows count in their version that counts.
+--
+-- Incremental (issue 11): a run recomputes, from all their observations,
+-- only the enterprises that macros/enterprises_changed_since.sql lists
+-- (named in a record loaded after the watermark, the highest max_ledger_id
+-- in the table, or in any version of a district area-month that received a
+-- workbook since), and replaces them (delete+insert on uscc). The pre-hook
+-- first deletes that list, so an enterprise that a restatement leaves with
+-- no observation at all disappears as in a full refresh. If the watermark
+-- falls by that deletion, the run recomputes a few more enterprises: the
+-- same rows. Ledger ids committed in order and raw rows never deleted (else
+-- --full-refresh), as for the incremental facts.
 
 with
 
@@ -33,7 +60,8 @@ observations as (
         area_code,
         report_month_end_date as observed_date,
         'certified' as enterprise_role,
-        '6' as role_rank
+        '6' as role_rank,
+        ledger_id
     from certifications
     union all
     select
@@ -42,7 +70,8 @@ observations as (
         area_code,
         report_month_end_date as observed_date,
         'platform_host' as enterprise_role,
-        '5' as role_rank
+        '5' as role_rank,
+        ledger_id
     from platforms
     where host_uscc is not null
     union all
@@ -52,7 +81,8 @@ observations as (
         seller_area_code as area_code,
         export_date as observed_date,
         'tech_seller' as enterprise_role,
-        '1' as role_rank
+        '1' as role_rank,
+        ledger_id
     from contracts
     union all
     select
@@ -61,7 +91,8 @@ observations as (
         null::text as area_code,
         export_date as observed_date,
         'tech_buyer' as enterprise_role,
-        '2' as role_rank
+        '2' as role_rank,
+        ledger_id
     from contracts
     where buyer_uscc is not null
     union all
@@ -71,7 +102,8 @@ observations as (
         area_code,
         {{ month_end('report_month') }} as observed_date,
         'pledge_borrower' as enterprise_role,
-        '4' as role_rank
+        '4' as role_rank,
+        ledger_id
     from loans
     union all
     select
@@ -80,9 +112,23 @@ observations as (
         area_code,
         file_month_end_date as observed_date,
         'talent_employer' as enterprise_role,
-        '3' as role_rank
+        '3' as role_rank,
+        ledger_id
     from talents
     where employer_uscc is not null
+),
+
+{% if is_incremental() %}
+changed_enterprises as (
+    {{ enterprises_changed_since(this) }}
+),
+{% endif %}
+
+observations_in_scope as (
+    select * from observations
+    {%- if is_incremental() %}
+        where observations.uscc in (select changed_enterprises.uscc from changed_enterprises)
+    {%- endif %}
 ),
 
 -- One hash aggregate over the observations, no sort (issue 11: it sorted
@@ -105,8 +151,9 @@ enterprises as (
         bool_or(enterprise_role = 'tech_seller') as is_tech_seller,
         bool_or(enterprise_role = 'tech_buyer') as is_tech_buyer,
         bool_or(enterprise_role = 'pledge_borrower') as is_pledge_borrower,
-        bool_or(enterprise_role = 'talent_employer') as is_talent_employer
-    from observations
+        bool_or(enterprise_role = 'talent_employer') as is_talent_employer,
+        max(ledger_id) as max_ledger_id
+    from observations_in_scope
     group by uscc
 ),
 
@@ -123,7 +170,8 @@ final as (
         is_pledge_borrower,
         is_talent_employer,
         first_seen_date,
-        last_seen_date
+        last_seen_date,
+        max_ledger_id
     from enterprises
 )
 

@@ -27,54 +27,59 @@ district_returns as (
 ),
 
 as_of as (
-    select max(latest_complete_month_end_date) as as_of_date
+    select date_trunc('month', max(latest_complete_month_end_date))::date as as_of_month
     from feed_periods
 ),
 
-snapshot_months as (
-    select generate_series(
-        (select min(report_month) from project_states),
-        (select date_trunc('month', as_of_date)::date from as_of),
-        interval '1 month'
-    )::date as snapshot_month
+-- each state once per month it holds, up to the as-of month (a series per
+-- state: issue 11, no join of every month with every state)
+snapshot_states as (
+    select
+        project_states.*,
+        snapshot_months.snapshot_month::date as snapshot_month,
+        snapshot_months.snapshot_month::date = as_of.as_of_month as is_current
+    from project_states
+    cross join as_of
+    cross join
+        lateral generate_series(
+            project_states.valid_from::timestamp,
+            least(coalesce(project_states.valid_to, as_of.as_of_month), as_of.as_of_month)::timestamp,
+            interval '1 month'
+        ) as snapshot_months (snapshot_month)
+    where as_of.as_of_month is not null
 ),
 
 final as (
     select
-        project_states.project_key || ':' || to_char(snapshot_months.snapshot_month, 'YYYY-MM')
+        snapshot_states.project_key || ':' || to_char(snapshot_states.snapshot_month, 'YYYY-MM')
             as project_snapshot_id,
-        snapshot_months.snapshot_month,
-        {{ month_end('snapshot_months.snapshot_month') }} as snapshot_date,
-        project_states.project_key,
-        project_states.area_code,
-        project_states.project_id,
-        project_states.project_name,
-        project_states.project_category,
-        project_states.block_name,
-        project_states.start_date,
-        project_states.planned_completion_date,
-        project_states.project_status,
-        project_states.cumulative_investment_10k_yuan,
-        project_states.progress_pct,
-        project_states.report_month as state_report_month,
-        snapshot_months.snapshot_month = (select date_trunc('month', as_of.as_of_date)::date from as_of)
-            as is_current,
+        snapshot_states.snapshot_month,
+        {{ month_end('snapshot_states.snapshot_month') }} as snapshot_date,
+        snapshot_states.project_key,
+        snapshot_states.area_code,
+        snapshot_states.project_id,
+        snapshot_states.project_name,
+        snapshot_states.project_category,
+        snapshot_states.block_name,
+        snapshot_states.start_date,
+        snapshot_states.planned_completion_date,
+        snapshot_states.project_status,
+        snapshot_states.cumulative_investment_10k_yuan,
+        snapshot_states.progress_pct,
+        snapshot_states.report_month as state_report_month,
+        snapshot_states.is_current,
         (
-            project_states.project_status in ('谋划', '在建')
-            and project_states.report_month < snapshot_months.snapshot_month
+            snapshot_states.project_status in ('谋划', '在建')
+            and snapshot_states.report_month < snapshot_states.snapshot_month
             and district_returns.area_code is not null
         ) as is_unreported,
-        project_states.ledger_id,
-        project_states.source_row
-    from snapshot_months
-    inner join project_states
-        on
-            snapshot_months.snapshot_month >= project_states.valid_from
-            and (project_states.valid_to is null or snapshot_months.snapshot_month <= project_states.valid_to)
+        snapshot_states.ledger_id,
+        snapshot_states.source_row
+    from snapshot_states
     left join district_returns
         on
-            project_states.area_code = district_returns.area_code
-            and snapshot_months.snapshot_month = district_returns.report_month
+            snapshot_states.area_code = district_returns.area_code
+            and snapshot_states.snapshot_month = district_returns.report_month
 )
 
 select * from final
