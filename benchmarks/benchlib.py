@@ -17,7 +17,8 @@ that its CPU time and peak RSS are its own):
 
 Per step it prints rows, wall and CPU seconds (the step's process, and the
 PostgreSQL server's when it runs on this machine), rows/s, peak RSS of the
-step's process, and the PostgreSQL temp files written (pg_stat_database
+step's largest process and of its whole process tree (sampled: RSS and PSS summed over
+the step's process and its workers), and the PostgreSQL temp files written (pg_stat_database
 temp_bytes delta of the benchmark database). For ingest, per feed: the
 loader's rate against the plain COPY's. At the end: kpi.kpi_values row count
 and an order-independent checksum (after the full build, after the
@@ -47,6 +48,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -221,6 +223,70 @@ def _host_of(url: str) -> str:
     return query.get("host") or parts.hostname or "localhost"
 
 
+# -- memory of a process tree ---------------------------------------------------------------------------
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its live descendants (/proc/<pid>/task/<tid>/children: no scan of every process)."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _rss_pss(pid: int) -> tuple[int, int]:
+    try:
+        rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pss = rss
+    return rss, pss
+
+
+class TreeMemory:
+    """Samples the summed RSS and PSS of a process and its descendants (workers) every ``interval`` s.
+
+    wait4's ru_maxrss is the largest single process only; a step that starts worker processes needs
+    the tree's sum. Sampling can miss a peak shorter than the interval, so the figure is a lower bound
+    of the true peak (5 samples a second)."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_rss = self.peak_pss = 0
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = _tree(self.pid)
+            sizes = [_rss_pss(p) for p in pids]
+            self.peak_rss = max(self.peak_rss, sum(r for r, _ in sizes))
+            self.peak_pss = max(self.peak_pss, sum(p for _, p in sizes))
+            self.processes = max(self.processes, len(pids))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # -- steps -------------------------------------------------------------------------------------------
 
 @dataclass
@@ -232,7 +298,9 @@ class Step:
     wall: float = 0.0
     cpu: float = 0.0                  # the step's process (and its waited-for children)
     server_cpu: float | None = None   # PostgreSQL server processes, when on this machine
-    peak_rss_mib: float = 0.0
+    peak_rss_mib: float = 0.0        # the largest single process (wait4's ru_maxrss)
+    tree_rss_mib: float | None = None  # the process tree (step process + its workers), sampled: peak of the sum
+    tree_pss_mib: float | None = None  # the same in PSS (shared pages counted once, split between processes)
     temp_bytes: int = 0
     temp_files: int = 0
     load: tuple[float, float] = (0.0, 0.0)  # 1-min load average before and after
@@ -266,7 +334,11 @@ class Bench:
         started = time.perf_counter()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
-            _, status, usage = os.wait4(proc.pid, 0)
+            tree = TreeMemory(proc.pid)
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            finally:
+                tree.stop()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         time.sleep(0.6)  # backends flush their statistics as they exit
@@ -274,7 +346,8 @@ class Bench:
         scpu1 = self.server.cpu_seconds()
         step = Step(name, ok=proc.returncode == 0, units=units, wall=wall, cpu=usage.ru_utime + usage.ru_stime,
                     server_cpu=None if scpu0 is None or scpu1 is None else scpu1 - scpu0,
-                    peak_rss_mib=usage.ru_maxrss / 1024, temp_files=temp1[0] - temp0[0],
+                    peak_rss_mib=usage.ru_maxrss / 1024, tree_rss_mib=tree.peak_rss / 2**20,
+                    tree_pss_mib=tree.peak_pss / 2**20, temp_files=temp1[0] - temp0[0],
                     temp_bytes=temp1[1] - temp0[1], load=(load0, os.getloadavg()[0]))
         if result_file is not None and result_file.is_file():
             step.detail = json.loads(result_file.read_text())
@@ -344,7 +417,9 @@ class Bench:
         step = Step(name, ok=all(p.ok for p in parts), rows=None, units="-", wall=sum(p.wall for p in parts),
                     cpu=sum(p.cpu for p in parts),
                     server_cpu=None if any(p.server_cpu is None for p in parts) else sum(p.server_cpu for p in parts),
-                    peak_rss_mib=max(p.peak_rss_mib for p in parts), temp_bytes=sum(p.temp_bytes for p in parts),
+                    peak_rss_mib=max(p.peak_rss_mib for p in parts),
+                    tree_rss_mib=max((p.tree_rss_mib or 0) for p in parts),
+                    tree_pss_mib=max((p.tree_pss_mib or 0) for p in parts), temp_bytes=sum(p.temp_bytes for p in parts),
                     temp_files=sum(p.temp_files for p in parts), load=(parts[0].load[0], parts[-1].load[1]),
                     detail={"parts": [p.name for p in parts]})
         self.steps.append(step)
@@ -452,12 +527,18 @@ def _mb(n: int | float | None) -> str:
     return "—" if n is None else f"{n / 1e6:,.0f} MB"
 
 
+def _tree_text(s: Step) -> str:
+    if s.tree_rss_mib is None:
+        return ""
+    return f" (process tree: RSS {s.tree_rss_mib:,.0f} MiB, PSS {s.tree_pss_mib:,.0f} MiB)"
+
+
 def _step_line(s: Step) -> str:
     rows = "—" if s.rows is None else f"{s.rows:,} {s.units}"
     rate = "" if s.rate is None else f" {s.rate:,.0f} rows/s"
     scpu = "" if s.server_cpu is None else f", server CPU {s.server_cpu:.1f} s"
     return (f"{s.name:<22} {'ok' if s.ok else 'FAILED':<6} {rows:>20} {s.wall:8.1f} s wall, "
-            f"CPU {s.cpu:.1f} s{scpu},{rate} peak RSS {s.peak_rss_mib:,.0f} MiB, temp {_mb(s.temp_bytes)}"
+            f"CPU {s.cpu:.1f} s{scpu},{rate} peak RSS {s.peak_rss_mib:,.0f} MiB{_tree_text(s)}, temp {_mb(s.temp_bytes)}"
             f" ({s.temp_files} files), load {s.load[0]:.1f}→{s.load[1]:.1f}")
 
 
@@ -646,6 +727,12 @@ def machine_conditions() -> dict:
             "load": " ".join(f"{x:.2f}" for x in os.getloadavg()), "busy": ", ".join(busy[:8])}
 
 
+def _tree_cell(s: dict) -> str:
+    if s.get("tree_rss_mib") is None:
+        return "—"
+    return f"{s['tree_rss_mib']:,.0f} / {s['tree_pss_mib']:,.0f}"
+
+
 def markdown(report: dict) -> str:
     """The figures as markdown tables (what benchmarks/README.md records)."""
     lines = []
@@ -657,15 +744,17 @@ def markdown(report: dict) -> str:
                  f" shared_buffers {info['settings'].get('shared_buffers')}), {cond['cpus']} CPUs, "
                  f"{cond['mem_gib']} GiB, load at start {cond['load']}, finished {report['finished']}.")
     lines.append("")
-    lines.append("| step | rows | wall s | CPU s (client) | CPU s (server) | rows/s | peak RSS MiB | temp MB | load 1-min |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines.append("| step | rows | wall s | CPU s (client) | CPU s (server) | rows/s | peak RSS MiB (largest process)"
+                 " | tree RSS / PSS MiB | temp MB | load 1-min |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for s in report["steps"]:
         rows = "—" if s["rows"] is None else f"{s['rows']:,}" + ("" if s["units"] == "rows" else f" {s['units']}")
         rate = "—" if s["rate"] is None else f"{s['rate']:,.0f}"
         scpu = "—" if s["server_cpu"] is None else f"{s['server_cpu']:.1f}"
         name = s["name"] + ("" if s["ok"] else " **FAILED**")
         lines.append(f"| {name} | {rows} | {s['wall']:.1f} | {s['cpu']:.1f} | {scpu} | {rate} | "
-                     f"{s['peak_rss_mib']:,.0f} | {s['temp_bytes'] / 1e6:,.0f} | {s['load'][0]:.1f}→{s['load'][1]:.1f} |")
+                     f"{s['peak_rss_mib']:,.0f} | {_tree_cell(s)} | {s['temp_bytes'] / 1e6:,.0f} | "
+                     f"{s['load'][0]:.1f}→{s['load'][1]:.1f} |")
     steps = {s["name"]: s for s in report["steps"]}
     full = steps.get("full build")
     if full and full["wall"]:

@@ -209,6 +209,13 @@ def test_pdf_text_has_the_chinese_title_and_kpi_names_and_every_font_is_embedded
         assert all("Noto-Sans-CJK-SC" in f["name"] for f in fonts), fonts
 
 
+def test_missing_glyphs_names_the_characters_the_regular_or_bold_font_cannot_show():
+    from corridor.scorecards.fonts import missing_glyphs
+
+    assert missing_glyphs("环大罗山科创走廊 ▲●▼○— （）、。 A-z 0-9 %") == set()
+    assert missing_glyphs("走廊\U0001F600\U00020000 x") == {"\U0001F600", "\U00020000"}
+
+
 def test_monthly_and_quarterly_editions_render_without_ranking(built_warehouse, tmp_path):
     monthly = render(built_warehouse.url, edition="monthly", period_start=date(2022, 11, 1), area="OH", gate=None,
                      out_dir=tmp_path)

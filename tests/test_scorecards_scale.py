@@ -81,3 +81,21 @@ def test_a_page_lists_the_first_rows_past_the_limit_and_the_xlsx_every_row(built
     wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)), read_only=True)
     assert sum(1 for row in wb["新获认定企业"].iter_rows(min_row=4) if row[0].value) == len(sc.certifications)
     assert sum(1 for row in wb["开工重点项目"].iter_rows(min_row=4) if row[0].value) == len(sc.projects)
+
+
+def test_the_data_hash_is_the_sha256_of_the_canonical_json_though_hashed_row_by_row(built_warehouse):
+    import hashlib
+    from decimal import Decimal
+
+    start = latest_period(built_warehouse.url, "year_end")
+    cards = load_scorecards(built_warehouse.url, "year_end", start, [ALL, "LW"], PASSED)
+    corridor = cards[ALL]
+    corridor.certifications = [*corridor.certifications, {
+        "area_code": "LW", "area_name": "龙湾", "enterprise_name": '"=1+2" \\ 引号\n换行', "uscc": None,
+        "certification_type": "高新技术企业", "certificate_no": "GR2022", "granted_date": date(2022, 3, 1),
+        "valid_until": None, "standing": "有效", "score": Decimal("-0.50")}]
+    for sc in (corridor, cards["LW"]):
+        text = sc.canonical_json()
+        assert "".join(sc._canonical_chunks()) == text
+        assert sc.data_sha256 == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert cards[ALL].data_sha256 != cards["LW"].data_sha256

@@ -176,8 +176,15 @@ class Scorecard:
         return counts
 
     # -- the canonical data ---------------------------------------------------------------
+    # the detail lists of `canonical`: streamed row by row into the hash (`_canonical_chunks`)
+    _DETAIL = ("certifications", "platforms", "projects")
+
     def canonical(self) -> dict:
         """The data this scorecard shows, as plain JSON values (no as-of, no gate, no edition number)."""
+        return {**self.canonical_head(), **{key: [_plain(r) for r in getattr(self, key)] for key in self._DETAIL}}
+
+    def canonical_head(self) -> dict:
+        """`canonical` without the detail lists (certifications, platforms, projects)."""
         return {
             "edition": self.edition.code,
             "period": [self.period_start.isoformat(), self.period_end.isoformat()],
@@ -190,9 +197,6 @@ class Scorecard:
             } for k in self.kpis],
             "ranking": None if self.ranking is None else [
                 [r.rank, r.area_code, _num(r.score), r.kpis_scored] for r in self.ranking],
-            "platforms": [_plain(r) for r in self.platforms],
-            "certifications": [_plain(r) for r in self.certifications],
-            "projects": [_plain(r) for r in self.projects],
             "completeness": {"publishable": self.completeness.publishable, "missing": self.completeness.missing},
             "status_thresholds": [_num(t) for t in self.status_thresholds],
             "unreported_projects": self.unreported_projects,
@@ -201,19 +205,44 @@ class Scorecard:
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
+    def _canonical_chunks(self):
+        """`canonical_json`, the same text in pieces: the detail lists one row at a time, so that hashing a
+        scorecard of 30,000 rows does not hold a plain copy of every row and the whole text at once."""
+        small = self.canonical_head()
+        keys = sorted([*small, *self._DETAIL])
+        yield "{"
+        for i, key in enumerate(keys):
+            yield ("," if i else "") + _dumps(key) + ":"
+            if key in self._DETAIL:
+                yield "["
+                for j, row in enumerate(getattr(self, key)):
+                    yield ("," if j else "") + _dumps(_plain(row))
+                yield "]"
+            else:
+                yield _dumps(small[key])
+        yield "}"
+
     @property
     def data_sha256(self) -> str:
         """sha256 of `canonical_json`, computed once per scorecard (publishing and every format use it).
 
         The data is fixed once loaded; the cache is keyed on the detail lists' lengths (and survives
         pickling to a rendering worker), so a scorecard whose lists are replaced by longer or shorter
-        ones is hashed again. The fields outside the hash (as-of, gate, edition number) may change."""
+        ones is hashed again. The fields outside the hash (as-of, gate, edition number) may change.
+        The text is hashed in pieces (`_canonical_chunks`): the same bytes, without holding them."""
         key = (len(self.kpis), len(self.platforms), len(self.certifications), len(self.projects))
         cached = self.__dict__.get("_sha256_cache")
         if cached is None or cached[0] != key:
-            cached = (key, hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest())
+            digest = hashlib.sha256()
+            for chunk in self._canonical_chunks():
+                digest.update(chunk.encode("utf-8"))
+            cached = (key, digest.hexdigest())
             self.__dict__["_sha256_cache"] = cached
         return cached[1]
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _num(value) -> str | None:

@@ -4,7 +4,7 @@
 which WeasyPrint uses to subset a CJK font in a fraction of a second instead of
 tens of seconds with fontTools). Rendering a PDF without the font would
 silently fall back to a font without Chinese glyphs, so `require_font` refuses.
-`missing_glyphs` names the characters of a text the font cannot show.
+`missing_glyphs` names the characters of a text the fonts (regular and bold) cannot show.
 """
 
 from __future__ import annotations
@@ -46,19 +46,34 @@ def require_font() -> None:
     font_file("bold")
 
 
-@lru_cache(maxsize=1)
-def _codepoints() -> frozenset[int]:
+def _cmap_bits(weight: str) -> bytearray:
+    """One bit per code point (U+0000..U+10FFFF, 136 KiB) that the font of ``weight`` maps to a glyph."""
     from fontTools.ttLib import TTFont
 
-    path, index = font_file("regular")
+    path, index = font_file(weight)
     font = TTFont(path, fontNumber=index, lazy=True)
     try:
-        return frozenset(font.getBestCmap())
+        cmap = font.getBestCmap()
     finally:
         font.close()
+    bits = bytearray(0x110000 // 8)
+    for cp in cmap:
+        bits[cp >> 3] |= 1 << (cp & 7)
+    return bits
+
+
+@lru_cache(maxsize=1)
+def _coverage() -> bytes:
+    """The code points both the regular and the bold font have a glyph for, as a bitmap.
+
+    A bitmap rather than a set of ~45,000 ints: 136 KiB instead of ~25 MiB kept in every
+    rendering process (the cmap dictionaries are read, combined and dropped)."""
+    regular, bold = _cmap_bits("regular"), _cmap_bits("bold")
+    return (int.from_bytes(regular, "little") & int.from_bytes(bold, "little")).to_bytes(len(regular), "little")
 
 
 def missing_glyphs(text: str) -> set[str]:
-    """The characters of ``text`` (other than whitespace and controls) the font has no glyph for."""
-    covered = _codepoints()
-    return {ch for ch in set(text) if ord(ch) > 0x20 and not ch.isspace() and ord(ch) not in covered}
+    """The characters of ``text`` (other than whitespace and controls) the fonts (regular and bold) cannot show."""
+    covered = _coverage()
+    return {ch for ch in set(text)
+            if ord(ch) > 0x20 and not ch.isspace() and not covered[ord(ch) >> 3] & (1 << (ord(ch) & 7))}

@@ -139,8 +139,24 @@ def _worker_init(queue) -> None:
     root.setLevel(logging.INFO)
 
 
+def _release_memory() -> None:
+    """Give the memory of the scorecard just rendered back to the system (a worker's RSS would otherwise stay at
+    its largest scorecard's: glibc keeps freed heap pages for reuse)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
+
+
 def _worker_write(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
-    return write_scorecard(sc, target_dir)
+    try:
+        return write_scorecard(sc, target_dir)
+    finally:
+        _release_memory()
 
 
 class _Renderers:
@@ -374,21 +390,23 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
                     del cards
             else:
                 # the same, with the rendering in the worker processes: one registry thread per worker
-                # (each holds its scorecard's advisory lock while a worker renders it); one edition's
-                # data in memory at a time; results in the same order
+                # (each holds its scorecard's advisory lock while a worker renders it); results in the same
+                # order. The next edition's data is fetched and queued while the workers still render the
+                # previous one's: no pause between editions.
                 def one(sc: Scorecard) -> PublishedScorecard:
                     item = _publish_one(url, Path(out_dir), sc, republish, renderers.write)
                     progress.advance(1)
                     return item
 
                 with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="publish") as threads:
+                    futures: list[Future] = []
                     for ed in editions:
                         period = period_start or latest_period(url, ed)
                         cards = load_scorecards(url, ed, period, wanted, gate)
-                        futures: list[Future] = [threads.submit(one, cards.pop(area)) for area in wanted]
+                        futures += [threads.submit(one, cards.pop(area)) for area in wanted]
                         del cards
-                        result.scorecards += [f.result() for f in futures]
-                        del futures
+                    result.scorecards += [f.result() for f in futures]
+                    del futures
     finally:
         if renderers is not None:
             renderers.close()
