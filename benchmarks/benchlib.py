@@ -376,9 +376,17 @@ class Bench:
         return step
 
     def build(self, name: str, *extra: str) -> Step:
-        target = self.work / "dbt-target" / _slug(name)
+        # One target folder for every build of the run, as `corridor dbt build` keeps one under the
+        # state folder: dbt's partial parse (partial_parse.msgpack) makes a later build's parse cheap,
+        # and a benchmark with a fresh folder per step charged every build a full parse. Each step's
+        # run_results.json is kept beside it.
+        target = self.work / "dbt-target"
+        (target / "run_results.json").unlink(missing_ok=True)  # a skipped build writes none
         step = self.run(name, self.corridor("dbt", "build", "--target-path", str(target), *extra))
-        results = target / "run_results.json"
+        results = self.work / "dbt-results" / f"{_slug(name)}.json"
+        if (target / "run_results.json").is_file():
+            results.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target / "run_results.json", results)
         if results.is_file():
             data = json.loads(results.read_text())
             nodes = []
