@@ -5,17 +5,36 @@ Spec: shared/feeds/README.md §1. The cover sheet 封面 becomes one
 read); the sheets 创新平台, 企业认定 and 重点项目 have a title in row 1, notes
 in row 2, the header in row 3 and data from row 4.
 
-A workbook is untrusted input: before openpyxl opens it, its size and the
+A workbook is untrusted input: before anything opens it, its size and the
 zip archive's uncompressed size and compression ratio are checked, and the
 XML is parsed with defusedxml (openpyxl uses it when installed; parse
 refuses to run without it).
+
+Two readers give the same cells. openpyxl (read-only, streaming) is the
+reference and reads any workbook. python-calamine (Rust, some 20x faster)
+reads a workbook of the common clean shape, checked first from its XML
+(:func:`_calamine_book`): no DTD or entity declaration anywhere (those stay
+for openpyxl and defusedxml to refuse), unpacked sheets under
+:data:`CALAMINE_MAX_BYTES`, only number formats both readers read alike
+(general, plain numbers, the usual date formats; a percentage format goes to
+openpyxl, which shows it as displayed), no formulas, error or ISO-date
+cells, no numbers written in exponent form or as an integral with a decimal
+point (openpyxl would give a float where calamine's value looks integral),
+no empty strings and no ``_xHHHH_`` escapes. Its values are then turned
+into what openpyxl gives (integral numbers as ``int``, dates as
+``datetime``, empty cells as ``None``, each row as long as its last cell in
+the XML). Anything else, or any calamine error, and the workbook is read by
+openpyxl. ``tests/test_fast_path.py`` holds both readers to the same COPY
+bytes, quarantine entries and notes.
 """
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -28,7 +47,7 @@ from openpyxl.workbook.workbook import Workbook
 
 from corridor import config
 from corridor.config import Limits
-from corridor.feeds import FileMeta
+from corridor.feeds import FileMeta, _fast
 from corridor.feeds._rows import Check, Field, Layout, RowLoader, load_table, meta_for, open_regular
 from corridor.feeds.base import FileRejected, ParsedFile, Sink
 from corridor.normalize import (
@@ -204,21 +223,259 @@ def _rows(ws: Any, where: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
         yield row_no, tuple(_cell_value(c) for c in cells)
 
 
-def _sheet(wb: Workbook, name: str, file_name: str) -> Any:
-    """A sheet by name, stray spaces and full-width characters ignored."""
+class _OpenpyxlBook:
+    """The reference reader: openpyxl, read-only, streaming."""
+
+    def __init__(self, wb: Workbook) -> None:
+        self.wb = wb
+        self.sheetnames: list[str] = wb.sheetnames
+
+    def rows(self, name: str, where: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        return _rows(self.wb[name], where)
+
+    def close(self) -> None:
+        self.wb.close()
+
+
+# -- the calamine reader (the common clean shape) --------------------------------------
+
+CALAMINE_MAX_BYTES = 32 * 1024 * 1024  # unpacked sheets; a larger workbook streams through openpyxl
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+# Number formats both readers read alike: numbers (openpyxl: not a date, no %) and dates (both: a date).
+_NUMBER_FORMATS = frozenset({0, 1, 2, 3, 4, 49})  # General, 0, 0.00, #,##0, #,##0.00, @
+_DATE_FORMATS = frozenset({14})                     # mm-dd-yy
+_NUMBER_CODES = frozenset({"General", "0", "0.00", "#,##0", "#,##0.00", "@"})
+_DATE_CODES = frozenset({"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", 'yyyy"年"m"月"d"日"', "yyyy-m-d",
+                         "yyyy.m.d", "yyyy.mm.dd", "mm-dd-yy", "yyyy年m月d日", "yyyy-mm-dd h:mm:ss"})
+# What makes a sheet's XML not of the clean shape: a DTD, entity or CDATA (<!), a formula, an error,
+# string-formula or ISO-date cell, a phonetic run (literals, searched as such: fast), a value that is not
+# a plain number (spaces, other characters), an empty or self-closing text, an _xHHHH_ escape.
+_UNSAFE_LITERALS = (b"<!", b"<f", b' t="e"', b' t="str"', b' t="d"', b"<rPh")
+_UNSAFE_NUMBER = re.compile(rb"<v>[^<]*[^0-9.eE+<-]")
+_UNSAFE_TEXT = (re.compile(rb"<t/>|<t>\s*</t>"), re.compile(rb"<t [^>]*/>"), re.compile(rb"<t [^>]*>\s*</t>"))
+_ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_")
+
+
+def _unsafe(xml: bytes) -> bool:
+    """Anything of the above (each searched on its own: an alternation is many times slower)."""
+    return (any(literal in xml for literal in _UNSAFE_LITERALS) or _UNSAFE_NUMBER.search(xml) is not None
+            or (b"<t" in xml and any(p.search(xml) is not None for p in _UNSAFE_TEXT))
+            or (b"_x" in xml and _ESCAPE.search(xml) is not None))
+
+
+# A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
+_FLOAT_CELL = re.compile(rb'"([A-Z]{1,3})([0-9]+)"[^>]*>\s*<v>[^<]*[.eE]')
+_ROW = re.compile(rb'<row r="([0-9]+)"')
+_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"')
+_EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
+
+
+class _NotClean(Exception):
+    """The workbook is not of the shape the calamine reader is held to: openpyxl reads it."""
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _xml(archive: zipfile.ZipFile, name: str) -> bytes | None:
+    try:
+        data = archive.read(name)
+    except KeyError:
+        return None
+    if b"<!" in data:
+        raise _NotClean(f"{name}: a DTD, entity or CDATA")
+    return data
+
+
+def _parse_xml(data: bytes) -> Any:
+    from defusedxml import ElementTree
+
+    return ElementTree.fromstring(data)
+
+
+def _check_styles(archive: zipfile.ZipFile) -> None:
+    data = _xml(archive, "xl/styles.xml")
+    if data is None:
+        return
+    root = _parse_xml(data)
+    codes = {int(f.get("numFmtId", "-1")): f.get("formatCode", "")
+             for f in root.iter(f"{_NS_MAIN}numFmt")}
+    xfs = root.find(f"{_NS_MAIN}cellXfs")
+    for xf in ([] if xfs is None else xfs.iter(f"{_NS_MAIN}xf")):
+        fmt = int(xf.get("numFmtId", "0"))
+        code = codes.get(fmt)
+        if code is None:
+            if fmt not in _NUMBER_FORMATS | _DATE_FORMATS:
+                raise _NotClean(f"number format {fmt}")
+        elif code not in _NUMBER_CODES | _DATE_CODES:
+            raise _NotClean(f"number format {code!r}")
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name -> its XML part."""
+    book = _xml(archive, "xl/workbook.xml")
+    rels = _xml(archive, "xl/_rels/workbook.xml.rels")
+    if book is None or rels is None or b"date1904" in book:
+        raise _NotClean("no workbook part, or the 1904 date system")
+    targets = {r.get("Id"): r.get("Target", "") for r in _parse_xml(rels)}
+    parts = {}
+    for sheet in _parse_xml(book).iter(f"{_NS_MAIN}sheet"):
+        target = targets.get(sheet.get(f"{_NS_REL}id"), "")
+        parts[sheet.get("name")] = target[1:] if target.startswith("/") else f"xl/{target}"
+    return parts
+
+
+def _shape(xml: bytes) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
+    """As openpyxl reads the sheet: (the last row number, row number -> its length (the column of its last
+    cell), the (row, column) of the numbers it reads as floats)."""
+    if b"<sheetData" not in xml or _unsafe(xml):
+        raise _NotClean("sheet XML")
+    # every row and cell numbered, by its first attribute (as Excel, xlsxwriter and openpyxl write them)
+    if (xml.count(b"<row ") != xml.count(b'<row r="') or xml.count(b"<c ") != xml.count(b'<c r="')
+            or b"<row>" in xml or b"<row/>" in xml or b"<c>" in xml or b"<c/>" in xml):
+        raise _NotClean("rows or cells without a reference")
+    starts = [(m.start(), int(m.group(1))) for m in _ROW.finditer(xml)]
+    rows = [row for _, row in starts]
+    if rows != sorted(set(rows)):
+        raise _NotClean("rows out of order")
+    columns: dict[bytes, int] = {}
+    lengths: dict[int, int] = {}
+    for i, (pos, row) in enumerate(starts):
+        last = xml.rfind(b'<c r="', pos, starts[i + 1][0] if i + 1 < len(starts) else len(xml))
+        if last < 0:
+            continue
+        m = _CELL.match(xml, last)
+        if m is None or int(m.group(2)) != row:
+            raise _NotClean(f"row {row}: a cell of another row")
+        col = columns.get(m.group(1))
+        if col is None:
+            col = columns[m.group(1)] = _column_number(m.group(1))
+        lengths[row] = col
+    floats = {(int(row), columns.get(letters) or _column_number(letters)) for letters, row in _FLOAT_CELL.findall(xml)}
+    return (rows[-1] if rows else 0), lengths, floats
+
+
+def _as_openpyxl(value: Any, written_as_float: bool) -> Any:
+    """A calamine value as openpyxl gives that cell (read-only, data_only)."""
+    kind = type(value)
+    if kind is str:
+        return value or None
+    if kind is float:
+        if value.is_integer() and not written_as_float:
+            if abs(value) >= 1e15:  # openpyxl's int may hold digits a float does not
+                raise _NotClean("a large integer")
+            return int(value)
+        return value
+    if kind is date:
+        value = datetime(value.year, value.month, value.day)
+    elif kind is datetime:
+        if value.time() != datetime.min.time():  # fractions of a day: rounding may differ
+            raise _NotClean("a time of day")
+    elif kind is bool or kind is int:
+        return value
+    else:  # time, timedelta
+        raise _NotClean(f"a {kind.__name__} cell")
+    if value < _EARLIEST_SERIAL_DATE:
+        raise _NotClean("a date before 1900-03-01")
+    return value
+
+
+def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
+          ) -> list[tuple[Any, ...]]:
+    data = sheet.to_python(skip_empty_area=False)
+    if len(data) > last_row:
+        raise _NotClean("cells beyond the last row")
+    out = []
+    for row_no in range(1, last_row + 1):
+        n = lengths.get(row_no, 0)
+        raw = data[row_no - 1] if row_no <= len(data) else ()
+        if len(raw) > n and any(v != "" for v in raw[n:]):
+            raise _NotClean(f"row {row_no}: a value beyond its last cell")
+        cells = [_as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw[:n], 1)]
+        if len(cells) < n:
+            cells += [None] * (n - len(cells))
+        out.append(tuple(cells))
+    return out
+
+
+class _CalamineBook:
+    """The workbook read whole by python-calamine, each sheet as openpyxl would give it."""
+
+    def __init__(self, sheetnames: list[str], grids: dict[str, list[tuple[Any, ...]]]) -> None:
+        self.sheetnames = sheetnames
+        self.grids = grids
+
+    def rows(self, name: str, where: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        return enumerate(self.grids[name], 1)
+
+    def close(self) -> None:
+        self.grids.clear()
+
+
+def _calamine_book(fh: BinaryIO, wanted: tuple[str, ...]) -> _CalamineBook | None:
+    """The workbook read by python-calamine when it is of the clean shape (module docstring), else None.
+
+    Call after :func:`_check_archive`. Only the sheets ``wanted`` (compared as
+    :func:`header` compares them) are read; None also when calamine fails on
+    the file: openpyxl then reads it (and rejects it with its own reason).
+    """
+    if not _fast.ENABLED:
+        return None
+    try:
+        import python_calamine
+    except ImportError:
+        return None
+    try:
+        fh.seek(0)
+        with zipfile.ZipFile(fh) as archive:
+            if sum(m.file_size for m in archive.infolist()) > CALAMINE_MAX_BYTES:
+                return None
+            for member in archive.infolist():  # the sheets are checked by _shape
+                if (not member.filename.startswith("xl/worksheets/")
+                        and member.filename.endswith((".xml", ".rels")) and b"<!" in archive.read(member)):
+                    return None
+            strings = _xml(archive, "xl/sharedStrings.xml")
+            if strings is not None and _unsafe(strings):
+                return None
+            _check_styles(archive)
+            parts = _sheet_parts(archive)
+            wanted_keys = {header(w) for w in wanted}
+            shapes = {name: _shape(archive.read(part)) for name, part in parts.items()
+                      if header(name) in wanted_keys}
+        fh.seek(0)
+        wb = python_calamine.CalamineWorkbook.from_filelike(fh)
+        try:
+            if wb.sheet_names != list(parts) or any(
+                    m.typ != python_calamine.SheetTypeEnum.WorkSheet for m in wb.sheets_metadata):
+                return None
+            grids = {name: _grid(wb.get_sheet_by_name(name), *shape) for name, shape in shapes.items()}
+        finally:
+            wb.close()
+    except Exception:  # _NotClean, a calamine error, a broken part: the reference reader decides
+        return None
+    return _CalamineBook(list(parts), grids)
+
+
+def _sheet(wb: Any, name: str, file_name: str) -> str:
+    """The actual name of a sheet, stray spaces and full-width characters ignored."""
     for actual in wb.sheetnames:
         if header(actual) == header(name):
-            return wb[actual]
+            return actual
     raise FileRejected(f"{file_name} has no sheet {name} (its sheets: {', '.join(wb.sheetnames)})")
 
 
 # -- parsing -------------------------------------------------------------------------
 
-def _cover(wb: Workbook, file_name: str, meta: FileMeta, parsed: ParsedFile) -> dict[str, Any]:
+def _cover(wb: Any, file_name: str, meta: FileMeta, parsed: ParsedFile) -> dict[str, Any]:
     """The raw.district_returns row: label/value pairs, each value in the cell right of its label."""
     where = f"{file_name} {COVER}"
     found: dict[str, tuple[int, Any]] = {}
-    for row_no, cells in _rows(_sheet(wb, COVER, file_name), where):
+    for row_no, cells in wb.rows(_sheet(wb, COVER, file_name), where):
         for i, cell in enumerate(cells):
             label = header(cell).rstrip(":") if isinstance(cell, str) else ""
             if label in COVER_LABELS and label not in found:
@@ -244,10 +501,10 @@ def _cover(wb: Workbook, file_name: str, meta: FileMeta, parsed: ParsedFile) -> 
             "submitted_date": submitted_date, "source_row": period_row}
 
 
-def _load_sheet(parsed: ParsedFile, wb: Workbook, sheet: Sheet, meta: FileMeta,
+def _load_sheet(parsed: ParsedFile, wb: Any, sheet: Sheet, meta: FileMeta,
                 constants: dict[str, Any], file_name: str, limits: Limits) -> None:
     where = f"{file_name} {sheet.name}"
-    rows = _rows(_sheet(wb, sheet.name, file_name), where)
+    rows = wb.rows(_sheet(wb, sheet.name, file_name), where)
     header_cells = next((cells for row_no, cells in rows if row_no == HEADER_ROW), None)
     if header_cells is None:
         raise FileRejected(f"{where}: no header in row {HEADER_ROW}")
@@ -265,7 +522,9 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
     limits = limits or settings.limits
     with open_regular(path, max_bytes=settings.max_xlsx_bytes, limit_name="CORRIDOR_MAX_XLSX_BYTES") as fh:
         _check_archive(path, fh)
-        wb = _open(path, fh)
+        if not openpyxl.xml.DEFUSEDXML:
+            raise RuntimeError("defusedxml is not installed: refusing to parse untrusted xlsx files")
+        wb = _calamine_book(fh, (COVER, *(s.name for s in SHEETS))) or _OpenpyxlBook(_open(path, fh))
         try:
             parsed = ParsedFile("district", path.name, file_version=meta.version, sink=sink)
             constants = {"area_code": meta.area_code, "report_month": meta.period_start,
