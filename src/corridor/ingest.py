@@ -350,15 +350,15 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
     """
-    from corridor.feeds import bank, hr, techmarket
+    from corridor.feeds import bank, district, hr, techmarket
 
-    module = {"techmarket": techmarket, "bank": bank, "hr": hr}.get(feed)
+    module = {"techmarket": techmarket, "bank": bank, "hr": hr, "district": district}.get(feed)
     if module is None or len(paths) < 2:
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
-    if module is hr:
+    if module is hr or module is district:
         sinks = [SpoolSink(columns, spool_dir) for _ in paths]
         return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
-                in zip(paths, sinks, hr.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
+                in zip(paths, sinks, module.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
     from corridor.feeds._rows import run_csv_jobs
 
     outcomes: list[Spooled | None] = [None] * len(paths)

@@ -30,6 +30,8 @@ bytes, quarantine entries and notes.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import zipfile
 from collections.abc import Callable, Iterator
@@ -64,6 +66,8 @@ from corridor.normalize import (
     text,
     uscc,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_UNCOMPRESSED_BYTES = 500 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200  # uncompressed / compressed, whole archive
@@ -385,18 +389,24 @@ def _as_openpyxl(value: Any, written_as_float: bool) -> Any:
     return value
 
 
+_STR_ONLY = frozenset({str})
+
+
 def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
           ) -> list[tuple[Any, ...]]:
     data = sheet.to_python(skip_empty_area=False)
     if len(data) > last_row:
         raise _NotClean("cells beyond the last row")
     out = []
+    empty = ()
     for row_no in range(1, last_row + 1):
         n = lengths.get(row_no, 0)
-        raw = data[row_no - 1] if row_no <= len(data) else ()
-        if len(raw) > n and any(v != "" for v in raw[n:]):
+        raw = data[row_no - 1] if row_no <= len(data) else empty
+        if len(raw) > n and any(raw[n:]):  # calamine's empty cells are ""
             raise _NotClean(f"row {row_no}: a value beyond its last cell")
-        cells = [_as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw[:n], 1)]
+        raw = raw[:n]
+        cells = [v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw)) else [
+            v or None if type(v) is str else _as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw, 1)]
         if len(cells) < n:
             cells += [None] * (n - len(cells))
         out.append(tuple(cells))
@@ -535,3 +545,207 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
         finally:
             wb.close()
     return parsed
+
+
+# -- the fast path (feeds/_fast.py): many workbooks' clean rows converted together ------------------
+
+def _incubator_ok(cols: dict[str, Any]) -> Any:
+    """_check_platform as an expression: true where it certainly passes."""
+    new = cols["change_type"].copy == "新增"
+    area_ok = ~cols["platform_category"].copy.is_in(list(INCUBATORS)) | cols["incubation_area_m2"].copy.is_not_null()
+    return ~new | (cols["recognised_date"].copy.is_not_null() & area_ok)
+
+
+def _granted_ok(cols: dict[str, Any]) -> Any:
+    """_check_certification as an expression."""
+    return (cols["change_type"].copy != "新增") | cols["granted_date"].copy.is_not_null()
+
+
+def fast_specs() -> dict[str, _fast.Spec]:
+    """Per data sheet, the vectorised path's view of its fields: only values it is sure of."""
+    kind = _fast.Kind
+    return {
+        "创新平台": _fast.Spec(kinds={
+            "平台编号": kind("code"), "平台名称": kind("text"), "平台类别": kind("choice", PLATFORM_CATEGORIES),
+            "级别": kind("choice", PLATFORM_LEVELS), "认定日期": kind("date", hi="file"), "依托单位": kind("text"),
+            "依托单位统一社会信用代码": kind("uscc"), "变动类型": kind("choice", PLATFORM_CHANGES),
+            "孵化面积（平方米）": kind("number")}, row_ok=_incubator_ok),
+        "企业认定": _fast.Spec(kinds={
+            "统一社会信用代码": kind("uscc"), "企业名称": kind("text"), "认定类别": kind("choice", CERTIFICATION_TYPES),
+            "证书编号": kind("code"), "认定日期": kind("date", hi="file"), "有效期至": kind("date"),
+            "变动类型": kind("choice", CERTIFICATION_CHANGES)}, row_ok=_granted_ok),
+        "重点项目": _fast.Spec(kinds={
+            "项目编号": kind("code"), "项目名称": kind("text"), "项目类别": kind("choice", PROJECT_CATEGORIES),
+            "所属区块": kind("text"), "开始日期": kind("date"), "计划完成日期": kind("date"),
+            "状态": kind("choice", PROJECT_STATUSES), "累计完成投资（万元）": kind("number"),
+            "形象进度（%）": kind("number", check=lambda n: (n >= 0) & (n <= 100))}),
+    }
+
+
+FAST = fast_specs()
+
+
+def _fast_text(cell: Any, kind: str) -> str | None | bool:
+    """A cell that is not a string as the string the fast path converts, or False: the row goes per row.
+
+    Numbers take an int or a float as ``Decimal(str())`` would print it (anything else the plain-decimal
+    test refuses); dates take a date cell as its ISO day.
+    """
+    kind_of_cell = type(cell)
+    if kind == "number" and (kind_of_cell is int or kind_of_cell is float):
+        return str(cell) if kind_of_cell is int else repr(cell)
+    if kind == "date" and kind_of_cell is datetime:
+        return cell.isoformat()[:10]
+    return False
+
+
+@dataclass
+class _SheetRows:
+    """One sheet of one workbook on its way through the fast path."""
+
+    layout: Layout
+    fast_rows: list[int]                       # source rows of the candidates
+    values: dict[str, list[Any]]               # field source -> string per candidate
+    cells: dict[int, tuple[Any, ...]]          # source row -> cells, of the candidates
+    slow: list[tuple[int, tuple[Any, ...]]]    # rows for the per-row path (blank, total, odd cells …)
+
+
+def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: FileMeta, where: str,
+           limits: Limits) -> _SheetRows:
+    """The header matched (as _load_sheet does) and the data rows sorted into candidates and the rest.
+
+    A candidate: no more cells than the header, its text cells without NUL, 合计 label or over-long
+    text, no float that is not finite, some field not blank, and every field a string, blank, or (in a
+    number or date field) a number or a date cell.
+    """
+    header_cells = next((cells for row_no, cells in rows if row_no == HEADER_ROW), None)
+    if header_cells is None:
+        raise FileRejected(f"{where}: no header in row {HEADER_ROW}")
+    fields = sheet.fields(meta)
+    layout = Layout.from_header(header_cells, fields, f"{where} row {HEADER_ROW}",
+                                name_of=lambda i: get_column_letter(i + 1))
+    kinds = FAST[sheet.name].kinds
+    plan = [(layout.index[f.source], kinds[f.source].name) for f in fields]
+    texts_of: list[list[Any]] = [[] for _ in fields]
+    fast_rows: list[int] = []
+    cells_of: dict[int, tuple[Any, ...]] = {}
+    slow: list[tuple[int, tuple[Any, ...]]] = []
+    width = len(layout.keys)
+    field_chars = limits.field_chars
+    iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
+    for row_no, cells in rows:
+        n = len(cells)
+        texts: list[Any] | None = []
+        if n <= width:
+            strings = [c for c in cells if type(c) is str]
+            joined = "".join(strings)
+            if ("\x00" in joined or "计" in joined or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
+                    or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
+                texts = None
+            else:
+                for i, kind in plan:
+                    value = cells[i] if i < n else None
+                    if value is not None and type(value) is not str:
+                        text = iso.get(value) if kind == "date" else None
+                        if text is None:
+                            text = _fast_text(value, kind)
+                            if text is False:
+                                texts = None
+                                break
+                            if kind == "date":
+                                iso[value] = text
+                        value = text
+                    texts.append(value)
+        if texts and len(texts) == len(plan) and any(t is not None for t in texts):
+            fast_rows.append(row_no)
+            cells_of[row_no] = cells
+            for column, text in zip(texts_of, texts, strict=True):
+                column.append(text)
+        else:
+            slow.append((row_no, cells))
+    values = {f.source: column for f, column in zip(fields, texts_of, strict=True)}
+    return _SheetRows(layout, fast_rows, values, cells_of, slow)
+
+
+def _prepare(path: Path, sink: Sink, settings: Any, limits: Limits) -> tuple | None:
+    """(parsed, meta, cover row, {sheet: _SheetRows}) of a workbook calamine reads, or None: parse it per row."""
+    meta = meta_for("district", path)
+    if not _fast.usable(ParsedFile("district", path.name, sink=sink)):
+        return None
+    with open_regular(path, max_bytes=settings.max_xlsx_bytes, limit_name="CORRIDOR_MAX_XLSX_BYTES") as fh:
+        _check_archive(path, fh)
+        book = _calamine_book(fh, (COVER, *(s.name for s in SHEETS)))
+    if book is None:
+        return None
+    parsed = ParsedFile("district", path.name, file_version=meta.version, sink=sink)
+    cover = _cover(book, path.name, meta, parsed)
+    split = {sheet.name: _split(book.rows(_sheet(book, sheet.name, path.name), f"{path.name} {sheet.name}"),
+                                sheet, meta, f"{path.name} {sheet.name}", limits) for sheet in SHEETS}
+    return parsed, meta, cover, split
+
+
+def _merge_sheet(parsed: ParsedFile, sheet: Sheet, meta: FileMeta, constants: dict[str, Any], file_name: str,
+                 limits: Limits, rows: _SheetRows, fast: Any, refused: list[int]) -> None:
+    """A sheet's fast rows and the per-row path's output, filed in source order (``_fast.merge``)."""
+    where = f"{file_name} {sheet.name}"
+    slow = ParsedFile("district", file_name, meta.version)
+    layout = rows.layout
+    loader = RowLoader(slow, sheet.table, sheet.fields(meta), where=where, constants=constants,
+                       record=layout.record, check=sheet.check, sheet=sheet.name, limits=limits, keys=layout.key)
+    per_row = sorted(rows.slow + [(r, rows.cells[r]) for r in refused])
+    load_table(loader, layout, per_row)
+    _fast.merge(parsed, loader, sheet.table, _fast.Result(fast, []), slow, FAST[sheet.name],
+                lambda r: rows.cells[r], lambda r: parsed.sink.format_row(sheet.table, r),
+                slow.rows_received + fast.height)
+
+
+def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: Limits | None = None
+              ) -> list[tuple[ParsedFile | None, BaseException | None]]:
+    """Parse several workbooks, the clean rows of those calamine reads converted together; (parsed, error).
+
+    What each file gets is exactly what :func:`parse` gives it (tests/test_fast_path.py).
+    """
+    settings = config.load()
+    limits = limits or settings.limits
+    out: list[tuple[ParsedFile | None, BaseException | None]] = [(None, None)] * len(paths)
+    ready = []  # (i, path, parsed, meta, cover row, {sheet name: _SheetRows})
+    for i, (path, sink) in enumerate(zip(paths, sinks, strict=True)):
+        try:
+            prep = _prepare(path, sink, settings, limits)
+            if prep is None:
+                out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
+            else:
+                ready.append((i, path, *prep))
+        except Exception as exc:
+            out[i] = (None, exc)
+    if not ready:
+        return out
+    results: dict[str, Any] = {}
+    try:
+        for sheet in SHEETS:
+            sink = ready[0][2].sink
+            files = [_fast.JsonFile(split[sheet.name].fast_rows, split[sheet.name].values, {"hi": meta.period_end},
+                                    {"area_code": sink.format_value(meta.area_code),
+                                     "report_month": sink.format_value(meta.period_start),
+                                     "file_version": sink.format_value(meta.version)})
+                     for _, _, _, meta, _, split in ready]
+            results[sheet.name] = _fast.fast_json(files, sheet.fields(ready[0][3]), FAST[sheet.name],
+                                                  sink.columns_of(sheet.table))
+    except Exception:
+        log.exception("the vectorised parse of %d workbook(s) failed: parsing them per row", len(ready))
+        results = {}
+    for n, (i, path, parsed, meta, cover, split) in enumerate(ready):
+        try:
+            if not results:
+                out[i] = (parse(path, pii_key=pii_key, sink=parsed.sink, limits=limits), None)
+                continue
+            constants = {"area_code": meta.area_code, "report_month": meta.period_start,
+                         "file_version": meta.version}
+            parsed.add("raw.district_returns", {**cover, **constants})
+            for sheet in SHEETS:
+                fast, refused = results[sheet.name][n]
+                _merge_sheet(parsed, sheet, meta, constants, path.name, limits, split[sheet.name], fast, refused)
+            out[i] = (parsed, None)
+        except Exception as exc:
+            out[i] = (None, exc)
+    return out
