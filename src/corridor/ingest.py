@@ -832,15 +832,25 @@ class Loader:
             return 0
         return self.conn.execute(
             """
-            with latest as (
-                select distinct on (c.registration_no)
-                    c.registration_no, c.row_hash, l.file_name, c.source_row
-                from raw.techmarket_contracts as c
-                inner join ops.load_ledger as l on l.ledger_id = c.ledger_id
-                where c.ledger_id <> %(ledger_id)s::bigint
-                    and c.registration_no in (
-                        select registration_no from raw.techmarket_contracts where ledger_id = %(ledger_id)s::bigint)
-                order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc
+            with new_contracts as (
+                select distinct registration_no
+                from raw.techmarket_contracts
+                where ledger_id = %(ledger_id)s::bigint
+            ),
+            latest as (
+                -- per contract of this file, its latest row in other files: an index look-up each
+                -- (a join over all contracts cost a scan of the whole table per file)
+                select n.registration_no, c.row_hash, c.file_name, c.source_row
+                from new_contracts as n
+                cross join lateral (
+                    select c.row_hash, l.file_name, c.source_row
+                    from raw.techmarket_contracts as c
+                    inner join ops.load_ledger as l on l.ledger_id = c.ledger_id
+                    where c.registration_no = n.registration_no
+                        and c.ledger_id <> %(ledger_id)s::bigint
+                    order by c.export_date desc, c.ledger_id desc, c.source_row desc
+                    limit 1
+                ) as c
             ),
             moved as (
                 delete from raw.techmarket_contracts as n
