@@ -203,6 +203,9 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
         person(59, record_id="HR-58"),                 # repeated on the fast path: quarantined as the repeat
         person(60, intake_date="2021-04-01"),          # after the month
         person(61, tab="a\tb") + "\r",               # CRLF line end, extra key
+        person(62, team_id="温州团队[2021]第1号"),      # a code of ASCII and CJK ideographs: fast
+        person(63, team_id="ＴＥＡＭ１"),               # full-width: per row (NFKC)
+        person(64, team_id="团队　1"),                  # an ideographic space: per row
     ]
     good = landing / "talent_202103.jsonl"
     good.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -52,7 +52,9 @@ np: Any = _OnFirstUse("numpy")
 MAX_BYTES = 8 * 1024 * 1024  # a larger file streams per row (memory stays bounded; polars needs a few times it)
 ENABLED = os.environ.get("CORRIDOR_INGEST_FAST", "1") != "0"
 
-_ASCII_CODE = r"^[!-~]+$"  # printable ASCII without space: NFKC-stable, no whitespace
+# printable ASCII without space and CJK unified ideographs (U+4E00..U+9FFF, no decomposition): NFKC-stable,
+# no whitespace, so code() keeps them as they are (e.g. 质押登记号 "(温)股质登记设字[2019]第2425号")
+_ASCII_CODE = "^[!-~\u4e00-\u9fff]+$"
 # str(Decimal(s without commas)) == s without commas; at most 15 characters is checked apart
 _PLAIN_DECIMAL = r"^(0|[1-9][0-9]*|[1-9][0-9]{0,2}(,[0-9]{3})+)(\.[0-9]{1,6})?$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
