@@ -336,3 +336,28 @@ def test_a_wrong_calamine_conversion_is_caught_by_the_comparison(columns, monkey
     monkeypatch.setattr(district, "_as_openpyxl", lambda value, _written_as_float: value or None)
     with pytest.raises(AssertionError, match="differs between calamine and openpyxl"):
         compare_workbooks([path], columns, monkeypatch, tmp_path)
+
+
+def test_calamine_and_openpyxl_agree_on_every_number_format_calamine_is_allowed(tmp_path):
+    """A number under each allowed format is a date for both readers or a number for both (else they differ)."""
+    from datetime import date, datetime
+
+    import openpyxl
+    import python_calamine
+    import xlsxwriter
+
+    from corridor.feeds import district
+
+    formats: list[str | int] = sorted(district._DATE_CODES | district._NUMBER_CODES)
+    formats += sorted(district._NUMBER_FORMATS | district._DATE_FORMATS)
+    path = tmp_path / "formats.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("S")
+    for row, fmt in enumerate(formats):
+        ws.write_number(row, 0, 44260, wb.add_format({"num_format": fmt}))
+    wb.close()
+    by_calamine = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("S").to_python()
+    by_openpyxl = list(openpyxl.load_workbook(path, read_only=True, data_only=True)["S"].iter_rows(values_only=True))
+    for fmt, (a,), (b,) in zip(formats, by_calamine, by_openpyxl, strict=True):
+        assert isinstance(a, date) == isinstance(b, datetime), fmt
+        assert district._as_openpyxl(a, False) == b, fmt
