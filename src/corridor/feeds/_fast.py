@@ -270,7 +270,7 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
          **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
     safe, cells = _cells_of(pl.col("line"))
     index = files[0].index
-    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
         safe.alias("_safe"), cells.alias("cells"))
     lf = lf.with_columns(
         (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)).over("_file").alias("_file_ok"),
@@ -361,7 +361,7 @@ def fast_json(files: Sequence[JsonFile], fields: Sequence[Any], spec: Spec,
         {"_file": pl.Series(range(len(files)), dtype=pl.Int32),
          **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
          **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
-    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
         pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
     out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), [])
     fast_of = out.partition_by("_file", as_dict=True, include_key=False)
@@ -387,8 +387,7 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
     rows += [(r["source_row"], r, False) for r in slow_rows]
     quarantined = list(slow.quarantined)
-    if slow_rows:
-        rows.sort(key=lambda t: t[0])
+    rows.sort(key=lambda t: t[0])  # always: polars does not promise the fast rows' order (joins, threads)
     if spec.dedup:
         fast_keys = iter(result.fast["_key"].to_list())
         keys = {r: next(fast_keys) for r in fast_rows}
