@@ -203,6 +203,9 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
         person(59, record_id="HR-58"),                 # repeated on the fast path: quarantined as the repeat
         person(60, intake_date="2021-04-01"),          # after the month
         person(61, tab="a\tb") + "\r",               # CRLF line end, extra key
+        person(62, team_id="温州团队[2021]第1号"),      # a code of ASCII and CJK ideographs: fast
+        person(63, team_id="ＴＥＡＭ１"),               # full-width: per row (NFKC)
+        person(64, team_id="团队　1"),                  # an ideographic space: per row
     ]
     good = landing / "talent_202103.jsonl"
     good.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -212,3 +215,149 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
     bad.write_bytes(good.read_bytes() + "海".encode("gb18030") + b"\n")
     fast_rows, received = compare("hr", [good, other, bad], columns, monkeypatch, tmp_path, batch=3)
     assert 50 < fast_rows < received
+
+
+# -- district workbooks: python-calamine against openpyxl (the reference reader) ------------------
+
+def compare_workbooks(files: list[Path], columns, monkeypatch, tmp_path, fast_rows: list | None = None) -> int:
+    """Assert that calamine (file alone: per row; in batches: the vectorised path) and openpyxl with the
+    per-row path give every workbook the same spool output; return how many workbooks calamine read
+    in batches. ``fast_rows`` gets the rows the vectorised path converted itself."""
+    from corridor.feeds import district
+
+    read = []
+    calamine_book = district._calamine_book
+    merge = _fast.merge
+
+    def counting(*args):
+        book = calamine_book(*args)
+        read.append(book is not None)
+        return book
+
+    def counting_merge(parsed, loader, table, result, *args):
+        if fast_rows is not None:
+            fast_rows.append(result.fast.height)
+        return merge(parsed, loader, table, result, *args)
+
+    monkeypatch.setattr(district, "_calamine_book", counting)
+    monkeypatch.setattr(_fast, "merge", counting_merge)
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    alone = [spool_file("district", f, TEST_PII_KEY, columns, None, str(tmp_path)) for f in files]
+    read.clear()
+    batched = spool_batch("district", files, TEST_PII_KEY, columns, str(tmp_path))
+    in_batches = sum(read)
+    monkeypatch.setattr(_fast, "ENABLED", False)
+    slow = [spool_file("district", f, TEST_PII_KEY, columns, None, str(tmp_path)) for f in files]
+    for path, a, b, c in zip(files, alone, batched, slow, strict=True):
+        expected = content(c)
+        for how, spooled in (("calamine", a), ("the vectorised path", b)):
+            got = content(spooled)
+            for key in expected:
+                assert got[key] == expected[key], f"{path.name}: {key} differs between {how} and openpyxl"
+    return in_batches
+
+
+def test_calamine_reader_equals_openpyxl_on_the_city_demo_workbooks(city, columns, monkeypatch, tmp_path):
+    files = sorted((city / "district").iterdir())
+    assert len(files) > 60
+    fast_rows: list[int] = []
+    assert compare_workbooks(files, columns, monkeypatch, tmp_path, fast_rows) == len(files)  # all by calamine
+    received = sum(content(s)["received"] for s in spool_batch("district", files, TEST_PII_KEY, columns,
+                                                                 str(tmp_path)))
+    assert sum(fast_rows) > 0.8 * received, f"the fast path converted only {sum(fast_rows)} of {received} rows"
+
+
+def edge_workbook(path: Path, rows: list[list], *, number_format: str | None = None) -> Path:
+    """A district workbook written by openpyxl (inline strings), every sheet with the given 重点项目 rows."""
+    import openpyxl
+
+    from tests.test_parsers import HEADERS
+
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    cover = wb.create_sheet("封面")
+    for row in [["片区月报"], ["填报单位", "龙湾区科学技术局"], ["报告期", "2021年03月"], ["报送日期", 44292]]:
+        cover.append(row)
+    for sheet, header in HEADERS.items():
+        ws = wb.create_sheet(sheet)
+        ws.append(["龙湾区环大罗山科创走廊月度报表（2021年03月）"])
+        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(header))
+        ws.append(["填表说明"])
+        ws.append(header)
+        for row in rows:
+            ws.append(row)
+        if number_format:
+            ws.cell(row=4, column=9).number_format = number_format
+    wb.save(path)
+    return path
+
+
+def test_calamine_reader_equals_openpyxl_on_edge_cases(columns, monkeypatch, tmp_path):
+    from datetime import datetime
+
+    landing = tmp_path / "district"
+    landing.mkdir()
+    base = ["LW-X-0001", "项目", "重点区块", "中国眼谷", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
+    rows = [
+        base,
+        ["LW-X-0002", 17, "重点区块", None, 44000, 44000.5, "在建", 1234.5, 0.5],  # numbers where text is, serials
+        ["LW-X-0003", " 空格 ", "重点区块", "", datetime(2021, 3, 5, 10, 30), None, "在建", "1,234万元", 101],
+        [],                                                      # an empty row: skipped, noted
+        ["LW-X-0004", "项目", "重点区块", None, None, None, "在建", 1e20, -1],  # a float without digits
+        ["合计", None, None, None, None, None, None, 99999],     # a total row
+        ["LW-X-0005", "项目", "x", None, "2021/3/5", None, "在建", 3, 50, "extra", None, "更远"],  # beyond header
+        ["LW-X-0006", "项目", "重点区块", None, True, None, "在建", 0.0, 100],  # a boolean date
+        [None, None, None, None, None, None, None, None, None, None, None, None, None, "x"],
+        base,                                                    # the first row again
+    ]
+    files = [
+        edge_workbook(landing / "LW_202103_v1.xlsx", rows),
+        edge_workbook(landing / "LW_202103_v2.xlsx", [base, base[:3], base[:5] + [None]]),
+        edge_workbook(landing / "LW_202103_v3.xlsx", [base], number_format="0%"),  # a percentage: openpyxl
+    ]
+    broken = landing / "LW_202104_v1.xlsx"  # not a workbook: both reject it with openpyxl's reason
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    files.append(broken)
+    assert compare_workbooks(files, columns, monkeypatch, tmp_path) == 1  # v1 has a 1E+20 and a time: openpyxl
+    # the clean ones without them are read by calamine
+    files = [edge_workbook(landing / "LW_202105_v1.xlsx", [r for i, r in enumerate(rows) if i not in (2, 4)]),
+             files[1]]
+    assert compare_workbooks(files, columns, monkeypatch, tmp_path) == 2
+
+
+def test_a_wrong_calamine_conversion_is_caught_by_the_comparison(columns, monkeypatch, tmp_path):
+    """The comparison can fail: calamine's floats left as they are (12.0 where openpyxl reads 12) are found."""
+    from corridor.feeds import district
+
+    landing = tmp_path / "district"
+    landing.mkdir()
+    path = edge_workbook(landing / "LW_202103_v1.xlsx", [["LW-X-0001", "项目", "重点区块", None, "2020-06-01", None,
+                                                          "在建", 12, 45]])
+    monkeypatch.setattr(district, "_as_openpyxl", lambda value, _written_as_float: value or None)
+    with pytest.raises(AssertionError, match="differs between calamine and openpyxl"):
+        compare_workbooks([path], columns, monkeypatch, tmp_path)
+
+
+def test_calamine_and_openpyxl_agree_on_every_number_format_calamine_is_allowed(tmp_path):
+    """A number under each allowed format is a date for both readers or a number for both (else they differ)."""
+    from datetime import date, datetime
+
+    import openpyxl
+    import python_calamine
+    import xlsxwriter
+
+    from corridor.feeds import district
+
+    formats: list[str | int] = sorted(district._DATE_CODES | district._NUMBER_CODES)
+    formats += sorted(district._NUMBER_FORMATS | district._DATE_FORMATS)
+    path = tmp_path / "formats.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("S")
+    for row, fmt in enumerate(formats):
+        ws.write_number(row, 0, 44260, wb.add_format({"num_format": fmt}))
+    wb.close()
+    by_calamine = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("S").to_python()
+    by_openpyxl = list(openpyxl.load_workbook(path, read_only=True, data_only=True)["S"].iter_rows(values_only=True))
+    for fmt, (a,), (b,) in zip(formats, by_calamine, by_openpyxl, strict=True):
+        assert isinstance(a, date) == isinstance(b, datetime), fmt
+        assert district._as_openpyxl(a, False) == b, fmt

@@ -280,3 +280,27 @@ def test_ingest_shows_progress_on_a_terminal_and_logs_every_n_files(warehouse_ur
     done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: ingest bank")]
     assert len(done) == 1 and f"{total}/{total} files" in done[0]
     assert f"{summary.rows_received:,} rows" in done[0]
+
+
+def test_a_contract_row_repeating_its_latest_registration_is_quarantined_naming_it(warehouse_url, tmp_path):
+    """Across files only the latest state counts: a repeat of it is a duplicate, a return to an older one is news."""
+    from tests.test_fast_path import contract, write_csv
+
+    landing = tmp_path / "landing"
+    (landing / "techmarket").mkdir(parents=True)
+    folder = landing / "techmarket"
+    write_csv(folder / "tech_contracts_20210302.csv", [contract(1), contract(2)])
+    write_csv(folder / "tech_contracts_20210303.csv", [contract(1), contract(2, 登记状态="变更")])
+    write_csv(folder / "tech_contracts_20210304.csv", [contract(2)])   # back to the state of 0301: news
+    write_csv(folder / "tech_contracts_20210305.csv", [contract(2), contract(3)])  # the latest state again: a duplicate
+    summary = ingest_feed(warehouse_url, "techmarket", landing, pii_key=TEST_PII_KEY)
+    assert [(f.file_name[-12:], f.rows_loaded, f.rows_quarantined) for f in summary.files] == [
+        ("20210302.csv", 2, 0), ("20210303.csv", 1, 1), ("20210304.csv", 1, 0), ("20210305.csv", 1, 1)]
+    with psycopg.connect(warehouse_url) as conn:
+        messages = [m for (m,) in conn.execute(
+            "select message from ops.quarantine where rule_code = 'duplicate_row' order by quarantine_id")]
+    assert messages == [
+        "tech_contracts_20210303.csv row 2: 合同登记号 2021330300000001 repeats exactly its latest registration, "
+        "tech_contracts_20210302.csv row 2",
+        "tech_contracts_20210305.csv row 2: 合同登记号 2021330300000002 repeats exactly its latest registration, "
+        "tech_contracts_20210304.csv row 2"]

@@ -350,15 +350,15 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
     """
-    from corridor.feeds import bank, hr, techmarket
+    from corridor.feeds import bank, district, hr, techmarket
 
-    module = {"techmarket": techmarket, "bank": bank, "hr": hr}.get(feed)
+    module = {"techmarket": techmarket, "bank": bank, "hr": hr, "district": district}.get(feed)
     if module is None or len(paths) < 2:
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
-    if module is hr:
+    if module is hr or module is district:
         sinks = [SpoolSink(columns, spool_dir) for _ in paths]
         return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
-                in zip(paths, sinks, hr.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
+                in zip(paths, sinks, module.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
     from corridor.feeds._rows import run_csv_jobs
 
     outcomes: list[Spooled | None] = [None] * len(paths)
@@ -520,6 +520,9 @@ def ingest_workers() -> int:
         return max(1, int(raw))
     return max(1, min(4, os.cpu_count() or 1))
 
+
+# A file's quarantined records up to this many are INSERTed in the committing pipeline, more by COPY.
+QUARANTINE_INSERT_MAX = 500
 
 # A progress line in the log every this many files (and every 30 s, and at the end); see corridor.progress.
 PROGRESS_EVERY = 100
@@ -693,37 +696,42 @@ class Loader:
             file_meta(self.feed, path.name)
         except BadFileName as exc:
             return self._reject(path, sha, str(exc), started_at)
+        # The transaction is begun and ended by hand so that its statements share round trips
+        # (pipelines): BEGIN + lock + check + ledger row, then COPY, then the quarantine + the ledger's
+        # counts + COMMIT. A file costs 3-4 round trips (techmarket: one more for its duplicate check).
         try:
-            with self.conn.transaction():
-                # The feed's lock, then: has another loader taken the file meanwhile? (one round trip)
-                if self.conn.execute(
-                    "select exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
-                    " and (file_name = %s or sha256 = %s)) from (select pg_advisory_xact_lock(hashtext(%s))) as l",
-                        (self.feed, path.name, sha, f"corridor.ingest.{self.feed}")).fetchone()[0]:
-                    return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run",
-                                       sha256=sha)
-                st = os.lstat(path)
-                ledger_id = self.conn.execute(
+            st = os.lstat(path)
+            with self.conn.pipeline():
+                self.conn.execute("begin")
+                # The feed's lock, then: has another loader taken the file meanwhile? If not, its ledger row.
+                cur = self.conn.execute(
                     "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
-                    " finished_at) values (%s, %s, %s, %s, %s, 'loaded', %s, %s) returning ledger_id",
-                    (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at),
-                ).fetchone()[0]
-                spooled = self._prefetcher.take(path) if self._prefetcher else None
-                if spooled is None:
-                    spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
-                                         self.spool_dir)
-                try:
-                    if spooled.rejected:
-                        raise FileRejected(spooled.rejected)
-                    if spooled.failed:
-                        raise ParseFailed(f"{path.name}: could not be parsed ({spooled.failed}); "
-                                          "nothing of it was loaded")
-                    for table, columns, spool in spooled.tables:
-                        self._copy_spool(table, columns, spool, ledger_id)
-                    moved = self._quarantine_cross_file_duplicates(ledger_id, path.name)
-                    quarantined = self._copy_quarantine(spooled, ledger_id, path.name) + moved
-                finally:
-                    spooled.remove()
+                    " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
+                    " from (select exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
+                    " and (file_name = %s or sha256 = %s)) as taken"
+                    " from (select pg_advisory_xact_lock(hashtext(%s))) as l) as t"
+                    " where not t.taken returning ledger_id",
+                    (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at,
+                     self.feed, path.name, sha, f"corridor.ingest.{self.feed}"))
+            row = cur.fetchone()
+            if row is None:
+                self.conn.execute("rollback")
+                return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run", sha256=sha)
+            ledger_id = row[0]
+            spooled = self._prefetcher.take(path) if self._prefetcher else None
+            if spooled is None:
+                spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
+                                     self.spool_dir)
+            try:
+                if spooled.rejected:
+                    raise FileRejected(spooled.rejected)
+                if spooled.failed:
+                    raise ParseFailed(f"{path.name}: could not be parsed ({spooled.failed}); "
+                                      "nothing of it was loaded")
+                for table, columns, spool in spooled.tables:
+                    self._copy_spool(table, columns, spool, ledger_id)
+                moved = self._quarantine_cross_file_duplicates(ledger_id, path.name)
+                quarantined = spooled.quarantined + moved
                 loaded = spooled.rows_loaded - moved
                 parsed = spooled
                 if parsed.rows_received != loaded + quarantined:
@@ -731,16 +739,26 @@ class Loader:
                         f"{path.name}: received {parsed.rows_received} rows but loaded {loaded} "
                         f"and quarantined {quarantined}; nothing committed")
                 message = "; ".join(parsed.notes) or None
-                self.conn.execute(
-                    "update ops.load_ledger set rows_received = %s, rows_loaded = %s, rows_quarantined = %s,"
-                    " finished_at = %s, message = %s where ledger_id = %s",
-                    (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id),
-                )
+                few = spooled.quarantined <= QUARANTINE_INSERT_MAX
+                if not few:
+                    self._copy_quarantine(spooled, ledger_id, path.name)
+                with self.conn.pipeline():
+                    if few:
+                        self._insert_quarantine(spooled, ledger_id, path.name)
+                    self.conn.execute(
+                        "update ops.load_ledger set rows_received = %s, rows_loaded = %s, rows_quarantined = %s,"
+                        " finished_at = %s, message = %s where ledger_id = %s",
+                        (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id))
+                    self.conn.execute("commit")
+            finally:
+                spooled.remove()
         except (FileRejected, BadFileName, ParseFailed) as exc:
+            self._rollback()
             return self._reject(path, sha, str(exc), started_at)
         except Exception as exc:
             if self.conn.broken or self.conn.closed:
                 raise  # the server is gone: nothing can be recorded, the run must stop
+            self._rollback()
             if isinstance(exc, psycopg.Error):
                 cause = f"the database refused it ({_one_line(exc)})"
             else:  # a parser bug must not hide the file, nor stop the others
@@ -749,6 +767,12 @@ class Loader:
             return self._reject(path, sha, f"{path.name}: {cause}; nothing of it was loaded", started_at)
         return FileOutcome(path.name, "loaded", ledger_id, parsed.rows_received, loaded, quarantined,
                            message or "", sha256=sha)
+
+    def _rollback(self) -> None:
+        """End the file's transaction, if one is open, without committing anything of it."""
+        if not (self.conn.broken or self.conn.closed) and \
+                self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.conn.execute("rollback")
 
     def _reject(self, path: Path, sha: str, reason: str, started_at: datetime | None = None) -> FileOutcome:
         started_at = started_at or datetime.now(UTC)
@@ -795,6 +819,16 @@ class Loader:
                 copy.write(chunk.replace(b"\n", suffix))
         self._touched.add(table)
 
+    def _insert_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> None:
+        """A file's few quarantined records as INSERTs (inside the pipeline that commits: no round trip of its own)."""
+        if not spooled.quarantine_path:
+            return
+        with open(spooled.quarantine_path, encoding="utf-8") as fh:
+            rows = [[ledger_id, self.feed, file_name, *json.loads(line)] for line in fh]
+        with self.conn.cursor() as cur:
+            cur.executemany("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code,"
+                            " message, record) values (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+
     def _copy_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> int:
         if not spooled.quarantine_path:
             return 0
@@ -819,15 +853,25 @@ class Loader:
             return 0
         return self.conn.execute(
             """
-            with latest as (
-                select distinct on (c.registration_no)
-                    c.registration_no, c.row_hash, l.file_name, c.source_row
-                from raw.techmarket_contracts as c
-                inner join ops.load_ledger as l on l.ledger_id = c.ledger_id
-                where c.ledger_id <> %(ledger_id)s::bigint
-                    and c.registration_no in (
-                        select registration_no from raw.techmarket_contracts where ledger_id = %(ledger_id)s::bigint)
-                order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc
+            with new_contracts as (
+                select distinct registration_no
+                from raw.techmarket_contracts
+                where ledger_id = %(ledger_id)s::bigint
+            ),
+            latest as (
+                -- per contract of this file, its latest row in other files: an index look-up each
+                -- (a join over all contracts cost a scan of the whole table per file)
+                select n.registration_no, c.row_hash, c.file_name, c.source_row
+                from new_contracts as n
+                cross join lateral (
+                    select c.row_hash, l.file_name, c.source_row
+                    from raw.techmarket_contracts as c
+                    inner join ops.load_ledger as l on l.ledger_id = c.ledger_id
+                    where c.registration_no = n.registration_no
+                        and c.ledger_id <> %(ledger_id)s::bigint
+                    order by c.export_date desc, c.ledger_id desc, c.source_row desc
+                    limit 1
+                ) as c
             ),
             moved as (
                 delete from raw.techmarket_contracts as n

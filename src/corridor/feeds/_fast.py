@@ -52,7 +52,9 @@ np: Any = _OnFirstUse("numpy")
 MAX_BYTES = 8 * 1024 * 1024  # a larger file streams per row (memory stays bounded; polars needs a few times it)
 ENABLED = os.environ.get("CORRIDOR_INGEST_FAST", "1") != "0"
 
-_ASCII_CODE = r"^[!-~]+$"  # printable ASCII without space: NFKC-stable, no whitespace
+# printable ASCII without space and CJK unified ideographs (U+4E00..U+9FFF, no decomposition): NFKC-stable,
+# no whitespace, so code() keeps them as they are (e.g. 质押登记号 "(温)股质登记设字[2019]第2425号")
+_ASCII_CODE = "^[!-~\u4e00-\u9fff]+$"
 # str(Decimal(s without commas)) == s without commas; at most 15 characters is checked apart
 _PLAIN_DECIMAL = r"^(0|[1-9][0-9]*|[1-9][0-9]{0,2}(,[0-9]{3})+)(\.[0-9]{1,6})?$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -268,7 +270,7 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
          **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
     safe, cells = _cells_of(pl.col("line"))
     index = files[0].index
-    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
         safe.alias("_safe"), cells.alias("cells"))
     lf = lf.with_columns(
         (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)).over("_file").alias("_file_ok"),
@@ -359,7 +361,7 @@ def fast_json(files: Sequence[JsonFile], fields: Sequence[Any], spec: Spec,
         {"_file": pl.Series(range(len(files)), dtype=pl.Int32),
          **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
          **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
-    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left").with_columns(
+    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
         pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
     out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), [])
     fast_of = out.partition_by("_file", as_dict=True, include_key=False)
@@ -385,8 +387,7 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
     rows += [(r["source_row"], r, False) for r in slow_rows]
     quarantined = list(slow.quarantined)
-    if slow_rows:
-        rows.sort(key=lambda t: t[0])
+    rows.sort(key=lambda t: t[0])  # always: polars does not promise the fast rows' order (joins, threads)
     if spec.dedup:
         fast_keys = iter(result.fast["_key"].to_list())
         keys = {r: next(fast_keys) for r in fast_rows}
