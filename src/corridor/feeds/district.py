@@ -511,16 +511,23 @@ def _cover(wb: Any, file_name: str, meta: FileMeta, parsed: ParsedFile) -> dict[
             "submitted_date": submitted_date, "source_row": period_row}
 
 
-def _load_sheet(parsed: ParsedFile, wb: Any, sheet: Sheet, meta: FileMeta,
-                constants: dict[str, Any], file_name: str, limits: Limits) -> None:
-    where = f"{file_name} {sheet.name}"
-    rows = wb.rows(_sheet(wb, sheet.name, file_name), where)
+def _header(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: FileMeta,
+            where: str) -> tuple[tuple[Field, ...], Layout]:
+    """The sheet's fields and their columns, from the header in row HEADER_ROW (rows read up to it)."""
     header_cells = next((cells for row_no, cells in rows if row_no == HEADER_ROW), None)
     if header_cells is None:
         raise FileRejected(f"{where}: no header in row {HEADER_ROW}")
     fields = sheet.fields(meta)
     layout = Layout.from_header(header_cells, fields, f"{where} row {HEADER_ROW}",
                                 name_of=lambda i: get_column_letter(i + 1))
+    return fields, layout
+
+
+def _load_sheet(parsed: ParsedFile, wb: Any, sheet: Sheet, meta: FileMeta,
+                constants: dict[str, Any], file_name: str, limits: Limits) -> None:
+    where = f"{file_name} {sheet.name}"
+    rows = wb.rows(_sheet(wb, sheet.name, file_name), where)
+    fields, layout = _header(rows, sheet, meta, where)
     loader = RowLoader(parsed, sheet.table, fields, where=where, constants=constants,
                        record=layout.record, check=sheet.check, sheet=sheet.name, limits=limits, keys=layout.key)
     load_table(loader, layout, rows)
@@ -618,12 +625,7 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
     text, no float that is not finite, some field not blank, and every field a string, blank, or (in a
     number or date field) a number or a date cell.
     """
-    header_cells = next((cells for row_no, cells in rows if row_no == HEADER_ROW), None)
-    if header_cells is None:
-        raise FileRejected(f"{where}: no header in row {HEADER_ROW}")
-    fields = sheet.fields(meta)
-    layout = Layout.from_header(header_cells, fields, f"{where} row {HEADER_ROW}",
-                                name_of=lambda i: get_column_letter(i + 1))
+    fields, layout = _header(rows, sheet, meta, where)
     kinds = FAST[sheet.name].kinds
     plan = [(layout.index[f.source], kinds[f.source].name) for f in fields]
     texts_of: list[list[Any]] = [[] for _ in fields]
