@@ -70,3 +70,22 @@ def test_build_dag_runs_dbt_through_cosmos_after_ingest(airflow_run_env, monkeyp
     with psycopg.connect(url) as conn:
         assert conn.execute("select count(*) from kpi.kpi_values").fetchone()[0] > 0
         assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0
+
+
+def test_publish_dag_runs_to_success_under_dag_test_as_make_run_does(airflow_run_env, monkeypatch, tmp_path):
+    """The publish DAG has a deadline alert; a successful dag.test() run of it must end in success."""
+    from corridor.db import dbt_env
+    from corridor.orchestration.runner import run_dags
+
+    url, _ = airflow_run_env
+    for var, value in dbt_env(url).items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
+    run_dags(INGEST_DAGS, ROOT / "dags")
+    run_dags(["build_warehouse"], ROOT / "dags")
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert DagBag(str(ROOT / "dags" / "publish_scorecards.py")).get_dag("publish_scorecards").deadline
+    [publish] = run_dags(["publish_scorecards"], ROOT / "dags")
+    assert (publish.state, publish.failed_tasks) == ("success", [])
+    assert publish.xcom("quality_gate")
