@@ -20,35 +20,26 @@ month_ends as (
     where grain = 'month'
 ),
 
--- each loan once in its area and once in the corridor, with the month end
--- and the year of its disbursement
-scoped_loans as (
+-- each loan with the month end and the year of its disbursement
+loans as (
     select
-        area_code as scope_code,
+        area_code,
         borrower_uscc,
         is_ip_pledge,
         loan_amount_yuan,
-        disbursed_date,
-        {{ month_end('disbursed_date') }} as disbursed_month_end_date
-    from pledge_loans
-    union all
-    select
-        'ALL' as scope_code,
-        borrower_uscc,
-        is_ip_pledge,
-        loan_amount_yuan,
-        disbursed_date,
+        date_trunc('year', disbursed_date)::date as disbursed_year_start_date,
         {{ month_end('disbursed_date') }} as disbursed_month_end_date
     from pledge_loans
 ),
 
--- the month of each borrower's first loan of a year, per scope
+-- the month of each borrower's first loan of a year, in its area and in the
+-- corridor (area_rollup: the corridor's first loan is over all six areas)
 first_loans_of_year as (
     select
-        scope_code,
+        {{ area_or_all('area_code') }} as scope_code,
         min(disbursed_month_end_date) as first_month_end_date
-    from scoped_loans
-    group by scope_code, borrower_uscc, date_trunc('year', disbursed_date)
+    from loans
+    group by {{ group_by_area_and_corridor('borrower_uscc, disbursed_year_start_date') }}
 ),
 
 -- How it is counted (issue 11: no month × loan fan-out, no distinct count
@@ -57,13 +48,13 @@ first_loans_of_year as (
 -- value at d sums the months of d's year up to d.
 monthly_changes as (
     select
-        scope_code,
+        {{ area_or_all('area_code') }} as scope_code,
         disbursed_month_end_date as change_month_end_date,
         sum(loan_amount_yuan) filter (where is_ip_pledge) as ip_amount_yuan,
         count(*) filter (where is_ip_pledge) as ip_loans,
         0 as new_borrowers
-    from scoped_loans
-    group by scope_code, disbursed_month_end_date
+    from loans
+    group by {{ group_by_area_and_corridor('disbursed_month_end_date') }}
     union all
     select
         scope_code,
