@@ -392,21 +392,23 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
                 # the same, with the rendering in the worker processes: one registry thread per worker
                 # (each holds its scorecard's advisory lock while a worker renders it); results in the same
                 # order. The next edition's data is fetched and queued while the workers still render the
-                # previous one's: no pause between editions.
+                # previous one's (no pause between editions); at most two editions' data in memory.
                 def one(sc: Scorecard) -> PublishedScorecard:
                     item = _publish_one(url, Path(out_dir), sc, republish, renderers.write)
                     progress.advance(1)
                     return item
 
                 with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="publish") as threads:
-                    futures: list[Future] = []
+                    previous: list[Future] = []
                     for ed in editions:
                         period = period_start or latest_period(url, ed)
                         cards = load_scorecards(url, ed, period, wanted, gate)
-                        futures += [threads.submit(one, cards.pop(area)) for area in wanted]
+                        queued = [threads.submit(one, cards.pop(area)) for area in wanted]
                         del cards
-                    result.scorecards += [f.result() for f in futures]
-                    del futures
+                        result.scorecards += [f.result() for f in previous]
+                        previous = queued
+                    result.scorecards += [f.result() for f in previous]
+                    del previous
     finally:
         if renderers is not None:
             renderers.close()
