@@ -8,6 +8,7 @@ file context (`expectations/`), so tests leave the repository as it is.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -162,6 +163,16 @@ def test_negative_kpi_value_blocks_the_gate_and_no_scorecard_is_written(warehous
     assert (failure.table, failure.column, failure.unexpected_count) == ("kpi.kpi_values", "actual_value", 1)
     assert failure.samples[0]["kpi_code"] == "K06" and failure.samples[0]["actual_value"] == "-3"
     assert "kpi.kpi_values" in report.gate_message() and "K06" in report.gate_message()
+    # The checkpoint asks counts only; the failed expectation was validated again in
+    # detail, and its stored result (what the data docs show) has the unexpected value.
+    stored = _latest_stored_result(gx_root, "kpi", "kpi_values")
+    by_check = {r["expectation_config"]["meta"]["check"]: r for r in stored["results"]}
+    failed = by_check["non_negative:actual_value"]
+    assert not failed["success"] and failed["result"]["unexpected_count"] == 1
+    assert [float(v) for v in failed["result"]["partial_unexpected_list"]] == [-3.0]
+    counted = [r["result"] for r in stored["results"] if r["success"] and "unexpected_count" in r["result"]]
+    assert len(counted) >= 5  # map expectations that passed: counted, with no scan for their values
+    assert all(r["unexpected_count"] == 0 and not r.get("partial_unexpected_list") for r in counted)
 
     out = tmp_path / "out"
     with pytest.raises(GateBlocked):
@@ -324,3 +335,9 @@ def test_committed_context_is_exactly_what_setup_writes(built_warehouse, tmp_pat
     setup(built_warehouse.url, root)
 
     assert _committed_files(root) == committed
+
+
+def _latest_stored_result(gx_root: Path, schema: str, table: str) -> dict:
+    runs = sorted((gx_root / "uncommitted" / "validations" / schema / table).glob("corridor-quality/*/*.json"))
+    assert runs, f"no stored validation result of {schema}.{table}"
+    return json.loads(runs[-1].read_text())

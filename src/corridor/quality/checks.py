@@ -213,7 +213,8 @@ def run_checks(url: str, root: Path | None = None) -> QualityReport:
                         suites.append(SuiteResult(name, f"{name} (not run)", 0, 0, 1, 0))
                         continue
                     result_ids.extend(result.run_results)
-                    for suite_result in result.run_results.values():
+                    for result_id, suite_result in result.run_results.items():
+                        _detail_failures(context, result_id, suite_result)
                         s, f = _read_suite_result(name, suite_result, conn)
                         suites.append(s)
                         failures.extend(f)
@@ -226,6 +227,40 @@ def run_checks(url: str, root: Path | None = None) -> QualityReport:
             gxc.release(context)
     failures.sort(key=lambda f: (not f.is_error, catalog.CHECKPOINTS.index(f.checkpoint), f.suite))
     return QualityReport(suites, failures, as_of, docs, time.perf_counter() - started, checked_at, provisional)
+
+
+def _detail_failures(context, result_id, suite_result) -> None:
+    """Validate each failed expectation of a suite once more with the detailed result format.
+
+    The checkpoints ask pass or fail only (``context.RESULT_FORMAT``); what a
+    failure report says — how many rows fail of how many, a few unexpected
+    values, the observed value — comes from this second validation of just
+    the expectations that failed. Their results replace the pass-or-fail ones
+    in ``suite_result`` and in the validation results store (the data docs).
+    """
+    from corridor.quality.context import DETAIL_RESULT_FORMAT
+
+    failed = [i for i, r in enumerate(suite_result.results) if not r.success]
+    if not failed:
+        return
+    try:
+        batch = context.validation_definitions.get(suite_result.suite_name).data.get_batch()
+    except Exception as exc:  # the detail is a courtesy: the failure stands without it
+        log.warning("no detail for the failures of %s: %s", suite_result.suite_name, exc)
+        return
+    for i in failed:
+        r = suite_result.results[i]
+        try:
+            detailed = batch.validate(r.expectation_config.to_domain_obj(), result_format=DETAIL_RESULT_FORMAT)
+        except Exception as exc:
+            log.warning("no detail for %s/%s: %s", suite_result.suite_name, r.expectation_config.type, exc)
+            continue
+        if not detailed.success:  # data that changed in between keeps the checkpoint's verdict
+            suite_result.results[i] = detailed
+    try:
+        context.validation_results_store.set(result_id, suite_result)
+    except Exception as exc:
+        log.warning("could not store the detailed results of %s: %s", suite_result.suite_name, exc)
 
 
 def _checkpoint_error(name: str, exc: Exception) -> Failure:
