@@ -4,8 +4,9 @@ One GX context per process (built get-or-create on first use, then reused);
 the checkpoints run in order (raw → marts → kpi) in PostgreSQL. For every
 failed expectation the report names the expectation, its severity, the table,
 the column(s), a short message and up to five offending rows, fetched with a
-direct SQL query built from the catalogue (GX's SUMMARY result gives the
-counts and a few values; rows say more).
+direct SQL query built from the catalogue. The checkpoints ask GX for counts
+only (``context.RESULT_FORMAT``); the few expectations that fail are validated
+again with SUMMARY (:func:`_detail_failures`) for their unexpected values.
 """
 
 from __future__ import annotations
@@ -232,11 +233,11 @@ def run_checks(url: str, root: Path | None = None) -> QualityReport:
 def _detail_failures(context, result_id, suite_result) -> None:
     """Validate each failed expectation of a suite once more with the detailed result format.
 
-    The checkpoints ask pass or fail only (``context.RESULT_FORMAT``); what a
-    failure report says — how many rows fail of how many, a few unexpected
-    values, the observed value — comes from this second validation of just
-    the expectations that failed. Their results replace the pass-or-fail ones
-    in ``suite_result`` and in the validation results store (the data docs).
+    The checkpoints ask counts and observed values only (``context.RESULT_FORMAT``:
+    no scan for unexpected values of the ~200 expectations that pass); the
+    unexpected values of those that failed come from this second validation of
+    just them. Their results replace the checkpoint's in ``suite_result`` and in
+    the validation results store (what the data docs show).
     """
     from corridor.quality.context import DETAIL_RESULT_FORMAT
 
