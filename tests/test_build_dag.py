@@ -98,3 +98,38 @@ def test_only_a_whole_project_build_is_recorded_or_skipped():
     for args in (["build", "-s", "kpi"], ["build", "--select=kpi"], ["build", "--exclude", "x"],
                  ["build", "--vars", "{a: 1}"], ["run"], ["test"], []):
         assert not is_whole_build(args), args
+
+
+def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, monkeypatch):
+    """dbt unit tests check the project's code, not the data: a whole build of the project that the last
+    successful build ran leaves them out; a first build, --full-refresh or a changed project runs them.
+    The same builds pass the ledger id whose raw rows the last build tested (the staging tests read the
+    later files), unless a file with a lower id was committed after it started."""
+    from corridor import transform
+
+    calls = []
+    monkeypatch.setattr(transform, "dbt", lambda args, project_dir, check=True, tested_ledger_id=None:
+                        calls.append((list(args), tested_ledger_id)))
+    project = ROOT / "dbt_project"
+    without_unit_tests = ["--exclude-resource-type", "unit_test"]
+    with psycopg.connect(warehouse_copy) as conn:
+        ledger = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
+
+    def build(*args: str) -> tuple[list[str], int | None]:
+        transform.dbt_recorded(warehouse_copy, ["build", *args], project, log=lambda _: None, skip_unchanged=False)
+        return calls[-1]
+
+    assert build() == (["build"], None)  # no build recorded yet
+    assert build() == (["build", *without_unit_tests], ledger)
+    assert build("--full-refresh") == (["build", "--full-refresh"], None)
+    assert build("--select", "kpi") == (["build", "--select", "kpi"], None)  # a selection: as asked
+    monkeypatch.setattr(transform, "project_digest", lambda _: "a changed project")
+    assert build() == (["build"], None)
+    assert build() == (["build", *without_unit_tests], ledger)
+    with psycopg.connect(warehouse_copy) as conn:
+        assert conn.execute("select count(*) from ops.dbt_builds").fetchone()[0] == 5
+        # a file committed late, with an id below the last build's highest: every raw row is tested again
+        conn.execute(
+            "insert into ops.load_ledger (ledger_id, feed, file_name, sha256, bytes, status, started_at,"
+            " finished_at, message) values (0, 'hr', 'late.xlsx', 'x', 0, 'rejected', now(), now(), 'late')")
+    assert build() == (["build", *without_unit_tests], None)

@@ -180,3 +180,94 @@ def test_bi_reader_reads_marts_and_kpi_and_nothing_else(bi_login, built_warehous
             " where has_table_privilege(quote_ident(table_schema) || '.' || quote_ident(table_name), 'select')"
             " and table_schema not in ('pg_catalog', 'information_schema')")}
         assert schemas == {"marts", "kpi"}
+
+
+def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_their_keys(
+        warehouse_copy, monkeypatch, tmp_path):
+    """In a `dbt build` (not --full-refresh), the generic tests of an incremental model read the rows
+    written since the build's start mark (macros/get_where_subquery.sql); `unique` reads every row
+    whose key the build wrote, so a new row colliding with an old one fails; `dbt test` and
+    --full-refresh builds read every row."""
+    url = warehouse_copy
+    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
+                       if k in ("host", "port", "user", "password")}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    project = ROOT / "dbt_project"
+    table = "intermediate.int_tech_contracts_resolved"
+    target = tmp_path / "target"
+
+    def compiled(name: str) -> str:
+        folder = target / "run" / "corridor" / "models" / "intermediate" / "techmarket" / "_techmarket__models.yml"
+        return (folder / f"{name}_int_tech_contracts_resolved_registration_no.sql").read_text(encoding="utf-8")
+
+    transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--exclude-resource-type", "unit_test",
+                   "--target-path", str(target), "--quiet"], project)
+    unique, not_null = compiled("unique"), compiled("not_null")
+    assert "ops.dbt_invocations" in unique and "ops.dbt_invocations" in not_null
+    with psycopg.connect(url, autocommit=True) as conn:
+        def failures(test_sql: str) -> int:
+            return conn.execute(test_sql).fetchone()[0]
+
+        assert failures(unique) == 0 and failures(not_null) == 0
+        # from here on, as if the build had started now: every row in the table is an old one
+        conn.execute("update ops.dbt_invocations set started_xid = pg_current_xact_id()")
+        key = conn.execute(f"select min(registration_no) from {table}").fetchone()[0]  # noqa: S608
+        conn.execute(f"insert into {table} select * from {table} where registration_no = %s", (key,))  # noqa: S608
+        # one new row, alone unique among the new rows, collides with the old row of its key
+        assert failures(unique) == 1
+        # a new row without a key (an old row rewritten)
+        conn.execute(f"update {table} set registration_no = null"  # noqa: S608
+                     f" where registration_no = (select max(registration_no) from {table})")
+        assert failures(not_null) == 1 and failures(unique) == 1
+    # a later build that writes nothing new does not re-test those old rows; `dbt test` reads them all
+    transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--exclude-resource-type", "unit_test",
+                   "--target-path", str(target), "--quiet"], project)
+    result = transform.dbt(["test", "--select", "int_tech_contracts_resolved", "--target-path", str(target),
+                            "--quiet"], project, check=False)
+    failed = {r.node.name for r in result.result.results if str(r.status) == "fail"}
+    assert failed == {"not_null_int_tech_contracts_resolved_registration_no",
+                      "unique_int_tech_contracts_resolved_registration_no"}, failed
+    assert "ops.dbt_invocations" not in compiled("not_null")
+    # a --full-refresh build reads every row (here it rebuilds the table: nothing to fail)
+    transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--full-refresh", "--exclude-resource-type",
+                   "unit_test", "--target-path", str(target), "--quiet"], project)
+    assert "ops.dbt_invocations" not in compiled("unique")
+
+
+def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_since(warehouse_copy, monkeypatch):
+    """Raw rows never change: given the ledger id a successful build of the same project had tested
+    (transform.tested_ledger_id), the staging views' tests read the rows of later files only;
+    without it, every row."""
+    url = warehouse_copy
+    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
+                       if k in ("host", "port", "user", "password")}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    project = ROOT / "dbt_project"
+    # stg_district__returns: its unique_combination reads every row sharing a key with a later file's
+    build = ["build", "--select", "stg_bank__loans", "stg_district__returns", "--exclude-resource-type", "unit_test",
+             "--quiet"]
+
+    def failed(tested_ledger_id):
+        result = transform.dbt(build, project, check=False, tested_ledger_id=tested_ledger_id)
+        assert len(result.result.results) > 20
+        assert not [r.node.name for r in result.result.results if str(r.status) == "error"]
+        return sorted((r.node.test_metadata.name, r.node.column_name) for r in result.result.results
+                      if str(r.status) == "fail")
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        last = conn.execute("select max(ledger_id) from raw.bank_loans").fetchone()[0]
+        # a bad row in an earlier file: not read when every file up to last - 1 was tested
+        conn.execute("create table public.bank_loans_before as select * from raw.bank_loans")
+        conn.execute("update raw.bank_loans set loan_status = 'bogus'"
+                     " where ctid = (select min(ctid) from raw.bank_loans where ledger_id < %s)", (last,))
+    assert failed(last - 1) == []
+    assert failed(None) == [("accepted_values", "loan_status")]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("truncate raw.bank_loans")
+        conn.execute("insert into raw.bank_loans select * from public.bank_loans_before")
+        # a bad row in the last file: read
+        conn.execute("update raw.bank_loans set loan_status = 'bogus'"
+                     " where ctid = (select min(ctid) from raw.bank_loans where ledger_id = %s)", (last,))
+    assert failed(last - 1) == [("accepted_values", "loan_status")]

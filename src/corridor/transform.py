@@ -24,15 +24,25 @@ PROJECT_DIRS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
 # sorts and hashes of a province build to disk; CORRIDOR_DBT_WORK_MEM="" keeps the server's.
 DBT_WORK_MEM = "64MB"
 
+# jit of dbt's sessions: off. A build is ~400 statements of a few seconds at most, whose plans often
+# overestimate rows (joins to unions, `in` lists): past jit_above_cost PostgreSQL compiles, inlines
+# and optimises every expression first. At province on PostgreSQL 15 defaults that compilation took
+# 8 of the 9 s of dim_enterprise's incremental statement (issue 11). CORRIDOR_DBT_JIT="" keeps the
+# server's setting.
+DBT_JIT = "off"
+
 
 def set_dbt_env(url: str) -> None:
     """Point dbt_project/profiles.yml at the warehouse for this process and its children, and set
-    the sessions' work_mem (``CORRIDOR_DBT_WORK_MEM``, default 64MB) through PGOPTIONS."""
+    the sessions' work_mem (``CORRIDOR_DBT_WORK_MEM``, default 64MB) and jit
+    (``CORRIDOR_DBT_JIT``, default off) through PGOPTIONS."""
     os.environ.update(db.dbt_env(url))
-    work_mem = os.environ.get("CORRIDOR_DBT_WORK_MEM", DBT_WORK_MEM).strip()
-    options = os.environ.get("PGOPTIONS", "")
-    if work_mem and "work_mem=" not in options:
-        os.environ["PGOPTIONS"] = f"{options} -c work_mem={work_mem}".strip()
+    settings = {"work_mem": os.environ.get("CORRIDOR_DBT_WORK_MEM", DBT_WORK_MEM).strip(),
+                "jit": os.environ.get("CORRIDOR_DBT_JIT", DBT_JIT).strip()}
+    for name, value in settings.items():
+        options = os.environ.get("PGOPTIONS", "")
+        if value and f"{name}=" not in options:
+            os.environ["PGOPTIONS"] = f"{options} -c {name}={value}".strip()
 
 
 def dbt_state_dir() -> Path:
@@ -55,19 +65,27 @@ def project_digest(project_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def dbt(args: list[str], project_dir: Path, check: bool = True):
+# Set by dbt_recorded for a whole build only (macros/get_where_subquery.sql): the tests of the staging
+# views over the raw feeds read the rows of files after this ledger id. Never taken from outside.
+TESTED_LEDGER_ENV = "CORRIDOR_DBT_TESTED_LEDGER_ID"
+
+
+def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id: int | None = None):
     """Invoke dbt in-process; raise with dbt's own message when it fails (unless ``check`` is false).
 
     Target and log paths default to the state folder (``DBT_TARGET_PATH`` /
-    ``DBT_LOG_PATH`` or ``--target-path`` win).
+    ``DBT_LOG_PATH`` or ``--target-path`` win). ``tested_ledger_id``: see ``tested_ledger_id()``.
     """
     from dbt.cli.main import dbtRunner
 
     state = dbt_state_dir()
     env = {"DBT_TARGET_PATH": str(state / "target"), "DBT_LOG_PATH": str(state / "logs")}
-    saved = {k: os.environ.get(k) for k in env}
+    saved = {k: os.environ.get(k) for k in (*env, TESTED_LEDGER_ENV)}
     for key, value in env.items():
         os.environ.setdefault(key, value)
+    os.environ.pop(TESTED_LEDGER_ENV, None)
+    if tested_ledger_id is not None:
+        os.environ[TESTED_LEDGER_ENV] = str(int(tested_ledger_id))
     Path(os.environ["DBT_LOG_PATH"]).mkdir(parents=True, exist_ok=True)
     try:
         result = dbtRunner().invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
@@ -75,6 +93,8 @@ def dbt(args: list[str], project_dir: Path, check: bool = True):
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
+            elif key == TESTED_LEDGER_ENV:
+                os.environ[key] = value
     if check and not result.success:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception or 'see the dbt log above'}")
     return result
@@ -164,6 +184,34 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
             " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")
 
 
+def unit_tests_passed_on(url: str, digest: str) -> bool:
+    """True when the last recorded successful whole build ran this very dbt project (same digest).
+
+    dbt unit tests check the project's SQL on fixed inputs, not the warehouse's data: a build
+    after one with the same project would run them on the same code again. A recorded build
+    ran them (a build without them is a partial build, never recorded) or followed a recorded
+    build of the same digest that did, so they passed on this code.
+    """
+    last = last_build(url)
+    return last is not None and last[2] == digest
+
+
+def tested_ledger_id(url: str, digest: str) -> int | None:
+    """The highest ledger id whose raw rows passed the tests of this very dbt project, or None.
+
+    That of the last recorded successful whole build when it ran the same project (digest) and no
+    file with a lower id was committed after it started (the ledger then held exactly its number of
+    rows up to that id): raw rows are never changed or deleted (dbt_project/README.md), so the
+    staging views' tests need only read the rows of later files. None: every row is tested.
+    """
+    last = last_build(url)
+    if last is None or last[2] != digest:
+        return None
+    with db.connect(url) as conn:
+        rows = conn.execute("select count(*) from ops.load_ledger where ledger_id <= %s", (last[0],)).fetchone()[0]
+    return last[0] if int(rows) == last[1] else None
+
+
 def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool) -> None:
     """Record a successful whole build that started with the ledger at ``position``."""
     with db.connect(url, autocommit=True) as conn:
@@ -175,7 +223,10 @@ def record_build(url: str, position: tuple[int, int], digest: str, started_at, f
 def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_unchanged: bool = True):
     """Run dbt ``args``; a successful whole-project build is recorded (ops.dbt_builds) with the
     ledger position it started from, and skipped (unless ``skip_unchanged`` is false, or with
-    --full-refresh) when nothing changed since the last one. Returns dbt's result, None if skipped.
+    --full-refresh) when nothing changed since the last one. A whole build (not --full-refresh) of
+    the project the last recorded build ran leaves out the unit tests (``unit_tests_passed_on``), and
+    its staging tests read the raw rows loaded since that build (``tested_ledger_id``).
+    Returns dbt's result, None if skipped.
     """
     from datetime import UTC, datetime
 
@@ -188,8 +239,14 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
             return None
     position = ledger_position(url) if whole else None
     digest = project_digest(project_dir) if whole else None
+    run_args = args
+    if whole and not full_refresh and unit_tests_passed_on(url, digest):
+        log("dbt project unchanged since the last successful build: its unit tests (code, not data)"
+            " passed on it and are not run again (--full-refresh or a changed project runs them)")
+        run_args = [*args, "--exclude-resource-type", "unit_test"]
+    tested = tested_ledger_id(url, digest) if whole and not full_refresh else None
     started_at = datetime.now(UTC)
-    result = dbt(args, project_dir)
+    result = dbt(run_args, project_dir, tested_ledger_id=tested)
     if whole:
         record_build(url, position, digest, started_at, full_refresh)
     return result

@@ -4,10 +4,14 @@
         unique_key='uscc',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        indexes=[{'columns': ['max_ledger_id']}],
         pre_hook="{% if is_incremental() %}delete from {{ this }} where uscc in ("
             ~ "{{ enterprises_changed_since(this) }}){% endif %}",
     )
 }}
+
+-- Index on max_ledger_id: an incremental run reads its watermark,
+-- max(max_ledger_id), from the index instead of scanning the table.
 
 -- depends_on: {{ ref('stg_district__certifications') }}
 -- depends_on: {{ ref('stg_district__platforms') }}

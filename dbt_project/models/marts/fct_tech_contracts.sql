@@ -4,8 +4,12 @@
         unique_key='registration_no',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        indexes=[{'columns': ['max_ledger_id']}],
     )
 }}
+
+-- Index on max_ledger_id: an incremental run reads its watermark,
+-- max(max_ledger_id), from the index instead of scanning the table.
 
 -- depends_on: {{ ref('stg_techmarket__contracts') }}
 -- (the incremental branch reads the raw records to find the changed keys)
