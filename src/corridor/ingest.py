@@ -402,7 +402,7 @@ def _with_keys(feed: str, spooled: Spooled) -> Spooled:
 
 def spool_file(feed: str, path: Path, pii_key: bytes, columns: dict[str, list[str]],
                parse: Callable[..., ParsedFile] | None = None, spool_dir: str | None = None) -> Spooled:
-    """Parse one landing file into spool files; never raises for the file (the outcome says what happened)."""
+    """Parse one landing file into spools; never raises for the file (the outcome says what happened)."""
     sink = SpoolSink(columns, spool_dir)
     try:
         parsed = (parse or parser_for(feed))(path, pii_key=pii_key, sink=sink)
@@ -423,7 +423,7 @@ def spool_file(feed: str, path: Path, pii_key: bytes, columns: dict[str, list[st
 
 def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str, list[str]],
                 spool_dir: str | None = None) -> list[Spooled]:
-    """Parse several landing files into spool files, the CSV ones vectorised together (feeds/_fast.py).
+    """Parse several landing files into spools, the CSV ones vectorised together (feeds/_fast.py).
 
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
