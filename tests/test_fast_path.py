@@ -22,7 +22,7 @@ import pytest
 from corridor.demo import generate
 from corridor.feeds import _fast
 from corridor.feeds.techmarket import FAST as TECH_FAST
-from corridor.ingest import Spooled, spool_batch, spool_file
+from corridor.ingest import Spooled, spool_batch, spool_bytes, spool_file
 from corridor.normalize import uscc_check_char
 from tests.conftest import TEST_PII_KEY
 
@@ -46,9 +46,9 @@ def columns(warehouse_url) -> dict[str, list[str]]:
 
 def content(spooled: Spooled) -> dict:
     tables: dict[str, bytes] = {}
-    for table, _, path in spooled.tables:
-        tables[table] = tables.get(table, b"") + Path(path).read_bytes()
-    quarantine = Path(spooled.quarantine_path).read_text(encoding="utf-8") if spooled.quarantine_path else ""
+    for table, _, spool in spooled.tables:
+        tables[table] = tables.get(table, b"") + spool_bytes(spool)
+    quarantine = spool_bytes(spooled.quarantine_path).decode("utf-8") if spooled.quarantine_path else ""
     spooled.remove()
     return {"received": spooled.rows_received, "loaded": spooled.rows_loaded, "notes": spooled.notes,
             "tables": tables, "quarantine": quarantine.splitlines(), "quarantined": spooled.quarantined,

@@ -304,3 +304,57 @@ def test_a_contract_row_repeating_its_latest_registration_is_quarantined_naming_
         "tech_contracts_20210302.csv row 2",
         "tech_contracts_20210305.csv row 2: 合同登记号 2021330300000002 repeats exactly its latest registration, "
         "tech_contracts_20210304.csv row 2"]
+
+
+def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule(pg_admin_url, tmp_path, monkeypatch):
+    """The loader's memory of each contract's latest row (ingest.ContractDuplicates) quarantines exactly the
+    rows, with exactly the messages and records, that the SQL statement of the rule does: within a run (the
+    memory), across runs (contracts looked up), with odd values (escapes, amounts, a late export date)."""
+    from corridor import db, ingest
+    from tests.conftest import _new_database
+    from tests.test_fast_path import contract, write_csv
+
+    folder = tmp_path / "landing" / "techmarket"
+    folder.mkdir(parents=True)
+    odd = {"合同名称": "tab\there, back\\slash", "合同成交额（万元）": "1,234.50", "技术交易额（万元）": "1234.5"}
+    first_run = [
+        ("20210302", [contract(1), contract(2, odd), contract(3)]),
+        ("20210303", [contract(1), contract(2, odd, 登记状态="变更"), contract(2, odd)]),
+    ]
+    second_run = [
+        ("20210304", [contract(1), contract(2, odd), contract(3), contract(4)]),
+        # delivered late: its export date is not the latest (nor, the next file shows, its state)
+        ("20210301", [contract(4, 登记日期="2021-03-01"), contract(5, 登记日期="2021-03-01")]),
+        ("20210305", [contract(4), contract(5), contract(2, odd)]),
+    ]
+
+    def load(url: str, runs: list) -> tuple[list, list]:
+        for files in runs:
+            for day, rows in files:
+                write_csv(folder / f"tech_contracts_{day}.csv", rows)
+            ingest_feed(url, "techmarket", folder.parent, pii_key=TEST_PII_KEY)
+        with psycopg.connect(url) as conn:
+            quarantine = conn.execute(
+                "select file_name, source_row, rule_code, message, record from ops.quarantine"
+                " order by quarantine_id").fetchall()
+            loaded = conn.execute(
+                "select l.file_name, c.source_row, c.row_hash from raw.techmarket_contracts as c"
+                " inner join ops.load_ledger as l using (ledger_id) order by 1, 2").fetchall()
+        return quarantine, loaded
+
+    def no_sql(self, ledger_id, file_name):
+        raise AssertionError(f"{file_name}: the SQL check ran where the loader decides")
+
+    url = _new_database(pg_admin_url)
+    db.ensure_schema(url)
+    with monkeypatch.context() as m:
+        m.setattr(ingest.Loader, "_quarantine_cross_file_duplicates", no_sql)
+        by_loader = load(url, [first_run, second_run])
+    for path in folder.iterdir():
+        path.unlink()
+    monkeypatch.setattr(ingest.Loader, "_contract_keys", lambda self, spooled: None)  # the SQL statement decides
+    url = _new_database(pg_admin_url)
+    db.ensure_schema(url)
+    by_sql = load(url, [first_run, second_run])
+    assert by_loader == by_sql
+    assert sum(1 for q in by_loader[0] if "repeats exactly its latest registration" in q[3]) >= 4

@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 import time
@@ -205,14 +206,76 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-class SpoolSink:
-    """Takes a file's rows as its parser produces them and writes them as COPY data to disk.
+# A file's spool stays in memory up to this many bytes (per table), then goes on to a temporary file: most
+# landing files are far smaller, and creating, reading and deleting a file each cost milliseconds on a busy disk.
+SPOOL_MEMORY_BYTES = 16 * 1024 * 1024
 
-    One spool file per raw table (PostgreSQL COPY text format, psycopg's own
+# A spool: COPY text (or JSON lines) in memory (bytes), or the path of the temporary file holding it (str).
+Spool = bytes | str
+
+
+class _SpoolBuffer:
+    """A write-only spool: bytes in memory until SPOOL_MEMORY_BYTES, then a temporary file in ``spool_dir``."""
+
+    def __init__(self, spool_dir: str | None) -> None:
+        self.spool_dir = spool_dir
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.fh: Any = None
+        self.path: str | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.fh is not None:
+            self.fh.write(data)
+            return
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size > SPOOL_MEMORY_BYTES:
+            fd, self.path = tempfile.mkstemp(prefix="corridor-spool-", dir=self.spool_dir)
+            self.fh = os.fdopen(fd, "wb")
+            self.fh.write(b"".join(self.parts))
+            self.parts = []
+
+    def close(self) -> Spool:
+        if self.fh is None:
+            return b"".join(self.parts)
+        self.fh.close()
+        return self.path
+
+
+def spool_bytes(spool: Spool) -> bytes:
+    """A spool's content."""
+    if isinstance(spool, bytes):
+        return spool
+    with open(spool, "rb") as fh:
+        return fh.read()
+
+
+def spool_lines(spool: Spool) -> Iterable[str]:
+    """The lines of a JSON-lines spool (the quarantined records), decoded."""
+    if isinstance(spool, bytes):
+        yield from spool.decode("utf-8").split("\n")[:-1]  # not splitlines(): U+2028 may sit in a record
+        return
+    with open(spool, encoding="utf-8") as fh:
+        for line in fh:
+            yield line.rstrip("\n")
+
+
+def _remove_spool(spool: Spool | None) -> None:
+    if isinstance(spool, str):
+        with contextlib.suppress(OSError):
+            os.unlink(spool)
+
+
+class SpoolSink:
+    """Takes a file's rows as its parser produces them and writes them as COPY data (a :data:`Spool`).
+
+    One spool per raw table (PostgreSQL COPY text format, psycopg's own
     formatting, without the ``ledger_id`` column, which is only known when the
     file's ledger row is written) and one for the quarantined records (JSON
-    lines). Memory does not grow with the file however many rows it has, and
-    a file can be parsed in another process while the loader commits the
+    lines). A spool is kept in memory up to SPOOL_MEMORY_BYTES and goes on to
+    disk beyond, so memory does not grow with the file however many rows it
+    has; a file can be parsed in another process while the loader commits the
     previous one.
     """
 
@@ -224,16 +287,12 @@ class SpoolSink:
         self.spool_dir = spool_dir
         self._formatter = TextFormatter(Transformer())
         self._table: str | None = None
-        self._fh: Any = None
+        self._fh: _SpoolBuffer | None = None
         self._order: list[str] = []     # column list per table
-        self.tables: list[tuple[str, list[str], str]] = []  # (table, columns, spool path), in order
-        self._quarantine: Any = None
-        self.quarantine_path: str | None = None
+        self.tables: list[tuple[str, list[str], Spool]] = []  # (table, columns, spool), in order
+        self._quarantine: _SpoolBuffer | None = None
+        self.quarantine_path: Spool | None = None  # the quarantined records' spool
         self.quarantined = 0
-
-    def _new_file(self, mode: str) -> tuple[Any, str]:
-        fd, path = tempfile.mkstemp(prefix="corridor-spool-", dir=self.spool_dir)
-        return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})), path
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         if table != self._table:
@@ -272,59 +331,78 @@ class SpoolSink:
         missing = set(columns) - set(first) if first is not None else set()
         if missing:
             raise KeyError(f"the parser gives no {sorted(missing)} for {table}")
-        self._fh, path = self._new_file("wb")
+        self._fh = _SpoolBuffer(self.spool_dir)
         self._table, self._order = table, columns
-        self.tables.append((table, columns, path))
 
     def _finish(self) -> None:
         if self._fh is not None:
-            self._fh.write(self._formatter.end())
-            self._fh.close()
+            self._fh.write(bytes(self._formatter.end()))
+            self.tables.append((self._table, self._order, self._fh.close()))
         self._table, self._fh = None, None
 
     def quarantine(self, entry: Quarantined) -> None:
         if self._quarantine is None:
-            self._quarantine, self.quarantine_path = self._new_file("w")
-        self._quarantine.write(json.dumps([entry.sheet, entry.source_row, entry.rule_code,
-                                           escape_unstorable(entry.message), quarantine_json(entry.record)],
-                                          ensure_ascii=False))
-        self._quarantine.write("\n")
+            self._quarantine = _SpoolBuffer(self.spool_dir)
+        self._quarantine.write((json.dumps([entry.sheet, entry.source_row, entry.rule_code,
+                                            escape_unstorable(entry.message), quarantine_json(entry.record)],
+                                           ensure_ascii=False) + "\n").encode("utf-8"))
         self.quarantined += 1
 
     def close(self) -> None:
         self._finish()
         if self._quarantine is not None:
-            self._quarantine.close()
+            self.quarantine_path = self._quarantine.close()
             self._quarantine = None
-
-    def paths(self) -> list[str]:
-        return [p for _, _, p in self.tables] + ([self.quarantine_path] if self.quarantine_path else [])
 
 
 @dataclass
 class Spooled:
-    """A parsed file waiting on disk for its transaction (picklable: it may come from a worker process)."""
+    """A parsed file waiting for its transaction (picklable: it may come from a worker process)."""
 
     file_name: str
     rows_received: int = 0
     rows_loaded: int = 0
     notes: list[str] = field(default_factory=list)
-    tables: list[tuple[str, list[str], str]] = field(default_factory=list)
-    quarantine_path: str | None = None
+    tables: list[tuple[str, list[str], Spool]] = field(default_factory=list)
+    quarantine_path: Spool | None = None  # the quarantined records (JSON lines)
     quarantined: int = 0
     rejected: str | None = None  # the file cannot be read: why
     failed: str | None = None    # the parser broke on it: what happened
+    # techmarket: (registration_no, row_hash, source_row) of its spooled rows, for ContractDuplicates
+    keys: tuple[list[str], list[str], list[int]] | None = None
 
     def remove(self) -> None:
-        for path in [p for _, _, p in self.tables] + [self.quarantine_path]:
-            if path:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
+        for spool in [p for _, _, p in self.tables] + [self.quarantine_path]:
+            _remove_spool(spool)
+
+
+def _with_keys(feed: str, spooled: Spooled) -> Spooled:
+    """techmarket: the contract keys of the spooled rows, read here (a worker, when one parsed the file)."""
+    if feed != "techmarket" or spooled.rejected or spooled.failed:
+        return spooled
+    try:
+        if not spooled.tables:
+            spooled.keys = ([], [], [])
+        elif len(spooled.tables) == 1 and spooled.tables[0][0] == "raw.techmarket_contracts":
+            columns = spooled.tables[0][1]
+            r, h, n = (columns.index(c) for c in ContractDuplicates.COLUMNS)
+            regnos, hashes, rows = [], [], []
+            for line in spool_bytes(spooled.tables[0][2]).split(b"\n")[:-1]:
+                fields = line.split(b"\t")
+                regnos.append(fields[r].decode())
+                hashes.append(fields[h].decode())
+                rows.append(int(fields[n]))
+            spooled.keys = (regnos, hashes, rows)
+    except Exception:  # never the file's fault: the SQL check decides
+        log.exception("techmarket: reading the contract keys of %s failed; its duplicates are checked in SQL",
+                      spooled.file_name)
+        spooled.keys = None
+    return spooled
 
 
 def spool_file(feed: str, path: Path, pii_key: bytes, columns: dict[str, list[str]],
                parse: Callable[..., ParsedFile] | None = None, spool_dir: str | None = None) -> Spooled:
-    """Parse one landing file into spool files; never raises for the file (the outcome says what happened)."""
+    """Parse one landing file into spools; never raises for the file (the outcome says what happened)."""
     sink = SpoolSink(columns, spool_dir)
     try:
         parsed = (parse or parser_for(feed))(path, pii_key=pii_key, sink=sink)
@@ -339,13 +417,13 @@ def spool_file(feed: str, path: Path, pii_key: bytes, columns: dict[str, list[st
             sink.close()
         Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
         return Spooled(path.name, failed=_one_line(exc))
-    return Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes), sink.tables,
-                   sink.quarantine_path, sink.quarantined)
+    return _with_keys(feed, Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes),
+                                    sink.tables, sink.quarantine_path, sink.quarantined))
 
 
 def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str, list[str]],
                 spool_dir: str | None = None) -> list[Spooled]:
-    """Parse several landing files into spool files, the CSV ones vectorised together (feeds/_fast.py).
+    """Parse several landing files into spools, the CSV ones vectorised together (feeds/_fast.py).
 
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
@@ -383,13 +461,24 @@ def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: 
     except Exception as exc:
         error = error or exc
     if error is None:
-        return Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes), sink.tables,
-                       sink.quarantine_path, sink.quarantined)
+        return _with_keys(feed, Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes),
+                                        sink.tables, sink.quarantine_path, sink.quarantined))
     Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
     if isinstance(error, FileRejected | BadFileName):
         return Spooled(path.name, rejected=str(error))
     log.error("parsing %s/%s failed: %s", feed, path.name, _one_line(error), exc_info=error)
     return Spooled(path.name, failed=_one_line(error))
+
+
+def _one_polars_thread() -> None:
+    """In a parsing worker, before polars is first imported: one thread for its work.
+
+    The workers already keep every core busy; polars' own pool of a thread per
+    core in each of them made the threads wait on each other (measured at
+    province: techmarket's parsing ~20 % more CPU, twice the wall time on a
+    busy machine). A POLARS_MAX_THREADS already in the environment wins.
+    """
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
 class Prefetcher:
@@ -400,10 +489,12 @@ class Prefetcher:
     time (:func:`spool_batch`: the CSV feeds' vectorised path costs per call,
     not per row, so many small files are converted together). With
     ``workers`` > 0 the batches run in worker processes while the loader
-    COPYs; with 0 the loader parses a batch itself when it needs its first
-    file. Workers are started with ``spawn`` (no fork of a threaded Airflow
-    process), so a script that loads feeds needs the usual
-    ``if __name__ == "__main__":`` guard.
+    COPYs; with 0 (a run too small to pay for starting processes) they run
+    in one thread of the loader's process, which parses the next batch while
+    the loader waits on the server for the current one (polars and the
+    server's work leave the GIL free). Workers are started with ``spawn`` (no
+    fork of a threaded Airflow process), so a script that loads feeds needs
+    the usual ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(self, loader: Loader, paths: list[Path], workers: int) -> None:
@@ -418,7 +509,13 @@ class Prefetcher:
         if workers > 0:
             from corridor.workers import process_pool
 
-            self.pool = process_pool(workers)
+            self.pool = process_pool(workers, initializer=_one_polars_thread)
+            self._fill()
+        elif len(self.batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.window = 2
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"corridor-parse-{loader.feed}")
             self._fill()
 
     def _args(self, batch: list[Path]) -> tuple:
@@ -527,8 +624,87 @@ QUARANTINE_INSERT_MAX = 500
 # A progress line in the log every this many files (and every 30 s, and at the end); see corridor.progress.
 PROGRESS_EVERY = 100
 
-# Parse in worker processes only when a run has this much to parse: starting them costs about a second.
-PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+# Parse in worker processes only when a run has this much to parse (times the feed's factor below): starting
+# them costs a second or two of CPU, and a smaller run parses in a thread of the loader (see Prefetcher).
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+# A megabyte of workbook is some ten times the Python work of a megabyte of CSV or JSON Lines (measured at
+# province scale: ~0.8 s of parsing per MB of xlsx, ~0.1 s per MB of the others).
+PARALLEL_FACTOR = {"district": 1, "techmarket": 8, "bank": 8, "hr": 12}
+
+# A number as COPY text writes it that is also a JSON number (to_jsonb would print it alike).
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_COPY_UNESCAPE = re.compile(r"\\(.)")
+_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _copy_text_value(field: str) -> str | None:
+    """One field of a COPY text line as the value it stands for (\\N: None)."""
+    if field == "\\N":
+        return None
+    if "\\" not in field:
+        return field
+    return _COPY_UNESCAPE.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), field)
+
+
+class ContractDuplicates:
+    """techmarket's cross-file rule, decided in the loader: a row repeating its contract's latest loaded row.
+
+    The rule (see :meth:`Loader._quarantine_cross_file_duplicates`, which
+    states it in SQL): a row whose ``row_hash`` equals that of its
+    contract's latest row in the *other* files (by export_date, ledger_id,
+    source_row) moves to quarantine. Per contract the loader keeps that latest
+    row (export date, ledger id, source row, row hash, file name) for the
+    contracts it has seen this run; a contract it has not seen is looked up
+    (one query per file, in the file's first round trip), unless the table
+    was empty when the run began. So a file costs no server work beyond its
+    COPY, instead of an index look-up, a join and a sort per contract (about
+    as much server time as the COPY itself at province scale).
+
+    Sound only while this loader is the only one adding contracts: each
+    file's first round trip checks, under the feed's lock, that no other
+    loader has committed a file since; if one has, that file takes the SQL
+    check and the memory starts again from the database.
+    """
+
+    COLUMNS = ("registration_no", "row_hash", "source_row")
+    NUMERIC = frozenset({"file_version", "contract_value_10k_yuan", "tech_value_10k_yuan", "source_row"})
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.mark, self.empty = conn.execute(
+            "select (select coalesce(max(ledger_id), 0) from ops.load_ledger),"
+            " not exists (select from raw.techmarket_contracts)").fetchone()
+        self.latest: dict[str, tuple[date, int, int, str, str]] = {}  # regno -> export, ledger, row, hash, file
+
+    def statements(self, conn: psycopg.Connection, regnos: list[str]) -> tuple[Any, Any]:
+        """(has another loader committed a file since?, the latest rows of the contracts not known), queued in a
+        pipeline after the file's ledger row (so: under the feed's lock)."""
+        other = conn.execute(
+            # the file's own ledger row has no rows yet (rows_loaded = 0): only another loader's count here
+            "select exists (select from ops.load_ledger where feed = 'techmarket' and status = 'loaded'"
+            " and rows_loaded > 0 and ledger_id > %s)", (self.mark,))
+        unknown = [] if self.empty else [r for r in regnos if r not in self.latest]
+        looked = None
+        if unknown:
+            looked = conn.execute(
+                "select distinct on (c.registration_no) c.registration_no, c.export_date, c.ledger_id,"
+                " c.source_row, c.row_hash, l.file_name"
+                " from raw.techmarket_contracts as c inner join ops.load_ledger as l on l.ledger_id = c.ledger_id"
+                " where c.registration_no = any(%s)"
+                " order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc",
+                (sorted(set(unknown)),))
+        return other, looked
+
+    def remember(self, regno: str, key: tuple[date, int, int, str, str]) -> None:
+        known = self.latest.get(regno)
+        if known is None or key[:3] > known[:3]:
+            self.latest[regno] = key
+
+    def reset(self, ledger_id: int) -> None:
+        """Another loader committed meanwhile: forget everything, look contracts up from now on."""
+        self.latest.clear()
+        self.empty = False
+        self.mark = ledger_id
+
 
 
 class Loader:
@@ -559,6 +735,7 @@ class Loader:
         self._raw_columns: dict[str, list[str]] | None = None
         self._prefetcher: Prefetcher | None = None
         self._touched: set[str] = set()
+        self._contracts: ContractDuplicates | None = None  # techmarket: its cross-file rule, decided here
         self._stamps: dict[str, tuple[int, datetime, str, int]] = {}  # file name -> size, mtime, sha, ledger
 
     # -- ledger look-ups ---------------------------------------------------
@@ -581,8 +758,11 @@ class Loader:
         by_name, by_sha = self._loaded()
         files = list(files)
         candidates = [p for p in files if self._worth_parsing(p)]
+        if self.feed == "techmarket" and candidates:
+            self._contracts = ContractDuplicates(self.conn)
         if self.parse is None and len(candidates) > 1:
-            parallel = (self.workers > 1 and sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES)
+            parallel = (self.workers > 1 and sum(os.lstat(p).st_size for p in candidates)
+                        >= PARALLEL_MIN_BYTES * PARALLEL_FACTOR.get(self.feed, 1))
             self._prefetcher = Prefetcher(self, candidates, self.workers if parallel else 0)
         progress = Progress(f"ingest {self.feed}", total=len(files), unit="files", log=log,
                             every=PROGRESS_EVERY, stream=self.progress_stream)
@@ -697,10 +877,16 @@ class Loader:
         except BadFileName as exc:
             return self._reject(path, sha, str(exc), started_at)
         # The transaction is begun and ended by hand so that its statements share round trips
-        # (pipelines): BEGIN + lock + check + ledger row, then COPY, then the quarantine + the ledger's
-        # counts + COMMIT. A file costs 3-4 round trips (techmarket: one more for its duplicate check).
+        # (pipelines): BEGIN + lock + check + ledger row (+ techmarket's contract look-up), then COPY, then
+        # the quarantine + the ledger's counts + COMMIT. A file costs 3-4 round trips.
+        spooled: Spooled | None = None
         try:
             st = os.lstat(path)
+            spooled = self._prefetcher.take(path) if self._prefetcher else None
+            if spooled is None:
+                spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
+                                     self.spool_dir)
+            contracts = self._contract_keys(spooled)
             with self.conn.pipeline():
                 self.conn.execute("begin")
                 # The feed's lock, then: has another loader taken the file meanwhile? If not, its ledger row.
@@ -713,24 +899,33 @@ class Loader:
                     " where not t.taken returning ledger_id",
                     (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at,
                      self.feed, path.name, sha, f"corridor.ingest.{self.feed}"))
+                checks = self._contracts.statements(self.conn, contracts[0]) if contracts else None
             row = cur.fetchone()
             if row is None:
                 self.conn.execute("rollback")
+                spooled.remove()
                 return FileOutcome(path.name, "unchanged", message="loaded meanwhile by another run", sha256=sha)
             ledger_id = row[0]
-            spooled = self._prefetcher.take(path) if self._prefetcher else None
-            if spooled is None:
-                spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
-                                     self.spool_dir)
             try:
                 if spooled.rejected:
                     raise FileRejected(spooled.rejected)
                 if spooled.failed:
                     raise ParseFailed(f"{path.name}: could not be parsed ({spooled.failed}); "
                                       "nothing of it was loaded")
+                try:
+                    repeats = self._contract_repeats(spooled, contracts, checks, ledger_id, path.name)
+                except psycopg.Error:
+                    raise
+                except Exception:  # a bug here must not cost the file: the SQL statement decides
+                    log.exception("techmarket: deciding the cross-file duplicates of %s failed; SQL decides",
+                                  path.name)
+                    repeats = None
                 for table, columns, spool in spooled.tables:
                     self._copy_spool(table, columns, spool, ledger_id)
-                moved = self._quarantine_cross_file_duplicates(ledger_id, path.name)
+                if repeats is None:
+                    moved = self._quarantine_cross_file_duplicates(ledger_id, path.name)
+                else:
+                    moved = len(repeats)
                 quarantined = spooled.quarantined + moved
                 loaded = spooled.rows_loaded - moved
                 parsed = spooled
@@ -740,9 +935,14 @@ class Loader:
                         f"and quarantined {quarantined}; nothing committed")
                 message = "; ".join(parsed.notes) or None
                 few = spooled.quarantined <= QUARANTINE_INSERT_MAX
+                if repeats and not few:
+                    with self.conn.pipeline():
+                        self._insert_quarantine_rows(repeats)
                 if not few:
                     self._copy_quarantine(spooled, ledger_id, path.name)
                 with self.conn.pipeline():
+                    if repeats and few:
+                        self._insert_quarantine_rows(repeats)
                     if few:
                         self._insert_quarantine(spooled, ledger_id, path.name)
                     self.conn.execute(
@@ -750,12 +950,18 @@ class Loader:
                         " finished_at = %s, message = %s where ledger_id = %s",
                         (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id))
                     self.conn.execute("commit")
+                if self._contracts is not None and loaded:
+                    self._remember_contracts(contracts, repeats, ledger_id, path.name)
             finally:
                 spooled.remove()
         except (FileRejected, BadFileName, ParseFailed) as exc:
             self._rollback()
+            if spooled is not None:
+                spooled.remove()
             return self._reject(path, sha, str(exc), started_at)
         except Exception as exc:
+            if spooled is not None:
+                spooled.remove()
             if self.conn.broken or self.conn.closed:
                 raise  # the server is gone: nothing can be recorded, the run must stop
             self._rollback()
@@ -767,6 +973,87 @@ class Loader:
             return self._reject(path, sha, f"{path.name}: {cause}; nothing of it was loaded", started_at)
         return FileOutcome(path.name, "loaded", ledger_id, parsed.rows_received, loaded, quarantined,
                            message or "", sha256=sha)
+
+    # -- techmarket's cross-file duplicates, decided here (ContractDuplicates) --------------------------
+    def _contract_keys(self, spooled: Spooled) -> tuple[list[str], list[str], list[int]] | None:
+        """(registration_no, row_hash, source_row) of the file's spooled contract rows, in spool order; None
+        when the rule is left to SQL (not techmarket, or keys the parse could not give)."""
+        if self._contracts is None or spooled.rejected or spooled.failed:
+            return None
+        return spooled.keys
+
+    def _contract_repeats(self, spooled: Spooled, contracts: Any, checks: Any, ledger_id: int,
+                          file_name: str) -> list[tuple] | None:
+        """The quarantine rows of the file's contract rows repeating their latest registration, removed from its
+        spool; None when the SQL check must decide (another loader committed meanwhile, or an odd value)."""
+        if contracts is None:
+            return None
+        other, looked = checks
+        tracker = self._contracts
+        if other.fetchone()[0]:
+            log.info("techmarket: another loader committed files meanwhile; checking duplicates in SQL")
+            tracker.reset(ledger_id)
+            return None
+        tracker.mark = ledger_id
+        for regno, *key in (looked.fetchall() if looked is not None else []):
+            tracker.remember(regno, tuple(key))
+        regnos, hashes, _ = contracts
+        latest = tracker.latest
+        hits = [i for i, (r, h) in enumerate(zip(regnos, hashes, strict=True))
+                if (k := latest.get(r)) is not None and k[3] == h]
+        if not hits:
+            return []
+        table, columns, spool = spooled.tables[0]
+        lines = spool_bytes(spool).split(b"\n")
+        if len(lines) != len(regnos) + 1 or lines[-1]:
+            return None
+        out = []
+        for i in hits:
+            values = dict(zip(columns, lines[i].decode("utf-8").split("\t"), strict=True))
+            parts = []
+            for column, raw in values.items():
+                if column == "row_hash":
+                    continue
+                value = _copy_text_value(raw)
+                if value is None:
+                    parts.append(f"{json.dumps(column)}: null")
+                elif column in ContractDuplicates.NUMERIC:
+                    if not _JSON_NUMBER.fullmatch(value):
+                        return None  # to_jsonb would print it otherwise: the SQL check decides
+                    parts.append(f"{json.dumps(column)}: {value}")
+                else:
+                    parts.append(f"{json.dumps(column)}: {json.dumps(value, ensure_ascii=False)}")
+            regno, row = regnos[i], values["source_row"]
+            _, _, earlier_row, _, earlier_file = latest[regno]
+            out.append((ledger_id, "techmarket", file_name, None, int(row), "duplicate_row",
+                        f"{file_name} row {row}: 合同登记号 {regno} repeats exactly its latest registration, "
+                        f"{earlier_file} row {earlier_row}", "{" + ", ".join(parts) + "}"))
+        drop = set(hits)
+        data = b"".join(line + b"\n" for i, line in enumerate(lines[:-1]) if i not in drop)
+        _remove_spool(spool)
+        spooled.tables[0] = (table, columns, data)
+        return out
+
+    def _remember_contracts(self, contracts: Any, repeats: list[tuple] | None, ledger_id: int,
+                            file_name: str) -> None:
+        """After the file's commit: its loaded contract rows are now the latest known (where they are later).
+
+        A file the SQL check decided leaves the memory behind: it starts again from the database.
+        """
+        if contracts is None or repeats is None:
+            self._contracts.reset(ledger_id)
+            return
+        export_date = file_meta("techmarket", file_name).period_start
+        moved = {r[4] for r in repeats}
+        remember = self._contracts.remember
+        for regno, digest, row in zip(*contracts, strict=True):
+            if row not in moved:
+                remember(regno, (export_date, ledger_id, row, digest, file_name))
+
+    def _insert_quarantine_rows(self, rows: list[tuple]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code,"
+                            " message, record) values (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
 
     def _rollback(self) -> None:
         """End the file's transaction, if one is open, without committing anything of it."""
@@ -803,7 +1090,7 @@ class Loader:
         return FileOutcome(path.name, "duplicate", ledger_id, message=message, sha256=sha)
 
     # -- COPY ----------------------------------------------------------------
-    def _copy_spool(self, table: str, columns: list[str], spool: str, ledger_id: int) -> None:
+    def _copy_spool(self, table: str, columns: list[str], spool: Spool, ledger_id: int) -> None:
         """COPY a spooled table into ``table``, adding the file's ledger_id to every row.
 
         In COPY text format a newline byte only ever ends a row (one inside a
@@ -814,17 +1101,20 @@ class Loader:
         stmt = sql.SQL("copy {} ({}) from stdin").format(
             sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
         suffix = f"\t{ledger_id}\n".encode()
-        with open(spool, "rb") as fh, self.conn.cursor() as cur, cur.copy(stmt) as copy:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                copy.write(chunk.replace(b"\n", suffix))
+        with self.conn.cursor() as cur, cur.copy(stmt) as copy:
+            if isinstance(spool, bytes):
+                copy.write(spool.replace(b"\n", suffix))
+            else:
+                with open(spool, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        copy.write(chunk.replace(b"\n", suffix))
         self._touched.add(table)
 
     def _insert_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> None:
         """A file's few quarantined records as INSERTs (inside the pipeline that commits: no round trip of its own)."""
         if not spooled.quarantine_path:
             return
-        with open(spooled.quarantine_path, encoding="utf-8") as fh:
-            rows = [[ledger_id, self.feed, file_name, *json.loads(line)] for line in fh]
+        rows = [[ledger_id, self.feed, file_name, *json.loads(line)] for line in spool_lines(spooled.quarantine_path)]
         with self.conn.cursor() as cur:
             cur.executemany("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code,"
                             " message, record) values (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
@@ -834,9 +1124,8 @@ class Loader:
             return 0
         stmt = ("copy ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record)"
                 " from stdin")
-        with open(spooled.quarantine_path, encoding="utf-8") as fh, self.conn.cursor() as cur, \
-                cur.copy(stmt) as copy:
-            for line in fh:
+        with self.conn.cursor() as cur, cur.copy(stmt) as copy:
+            for line in spool_lines(spooled.quarantine_path):
                 sheet, source_row, rule_code, message, record = json.loads(line)
                 copy.write_row([ledger_id, self.feed, file_name, sheet, source_row, rule_code, message, record])
         return spooled.quarantined

@@ -93,26 +93,43 @@ def _blank(e: pl.Expr) -> pl.Expr:
     return e.is_null() | (e.str.strip_chars(_STRIP) == "")
 
 
-def _weighted_check(e: pl.Expr, alphabet: str, weights: Sequence[int]) -> pl.Expr:
-    values = {ch: i for i, ch in enumerate(alphabet)}
-    total = pl.lit(0, pl.Int64)
-    for i, w in enumerate(weights):
-        total = total + e.str.slice(i, 1).replace_strict(values, default=0, return_dtype=pl.Int64) * w
-    return total
+def _check_digit_ok(alphabet: str, weights: Sequence[int], digits: str, shape: str) -> Callable[[Any], Any]:
+    """A function of a string Series: its values of ``shape`` whose last character is the check character.
+
+    The check sum runs in numpy over the ASCII bytes of the well-shaped values
+    (one array of n x 18 bytes): a few milliseconds for 100,000 codes, where
+    17 polars passes per column cost a hundred times that. Per row it is
+    exactly GB 32100 / GB 11643 as normalize.uscc / id_number compute it.
+    """
+    value = np.zeros(256, dtype=np.int64)
+    for i, ch in enumerate(alphabet):
+        value[ord(ch)] = i
+    check = np.frombuffer(digits.encode("ascii"), dtype=np.uint8)
+    w = np.asarray(weights, dtype=np.int64)
+    modulus = len(digits)
+
+    def ok(s: Any) -> Any:
+        good = s.str.contains(shape).fill_null(False)
+        out = np.zeros(len(s), dtype=bool)
+        if good.any():
+            codes = np.frombuffer("".join(s.filter(good).to_list()).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+            total = value[codes[:, :17]] @ w
+            out[good.to_numpy()] = check[total % modulus] == codes[:, 17]
+        return pl.Series(s.name, out, dtype=pl.Boolean)
+
+    return ok
 
 
 def _uscc_ok(e: pl.Expr) -> pl.Expr:
-    shape = e.str.contains(f"^[{USCC_ALPHABET}]{{18}}$")
-    total = _weighted_check(e, USCC_ALPHABET, _USCC_WEIGHTS)
-    expected = ((31 - total % 31) % 31).replace_strict(dict(enumerate(USCC_ALPHABET)), return_dtype=pl.String)
-    return shape & (e.str.slice(17, 1) == expected)
+    # expected character: USCC_ALPHABET[(31 - total % 31) % 31], i.e. indexed by total % 31 in this order
+    digits = "".join(USCC_ALPHABET[(31 - r) % 31] for r in range(31))
+    return e.map_batches(_check_digit_ok(USCC_ALPHABET, _USCC_WEIGHTS, digits, f"^[{USCC_ALPHABET}]{{18}}$"),
+                         return_dtype=pl.Boolean)
 
 
 def _id_ok(e: pl.Expr) -> pl.Expr:
-    shape = e.str.contains(r"^[0-9]{17}[0-9X]$")
-    total = _weighted_check(e, "0123456789", _ID_WEIGHTS)
-    expected = (total % 11).replace_strict(dict(enumerate("10X98765432")), return_dtype=pl.String)
-    return shape & (e.str.slice(17, 1) == expected)
+    return e.map_batches(_check_digit_ok("0123456789", _ID_WEIGHTS, "10X98765432", r"^[0-9]{17}[0-9X]$"),
+                         return_dtype=pl.Boolean)
 
 
 def _self_stable(values: Sequence[str]) -> None:
@@ -237,12 +254,28 @@ _FIELD = r'(?:"[^"]*"|[^",]*)'
 _SAFE_LINE = f"^{_FIELD}(?:,{_FIELD})*$"
 
 
+_QUOTED_LINE = r'^"[^"]*"(?:,"[^"]*")*$'
+
+
 def _cells_of(line: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(is the line of the safe shape, its cells)."""
-    cells = pl.concat_str(pl.lit(","), line).str.extract_all(f",{_FIELD}").list.eval(
+    """(is the line of the safe shape, its cells).
+
+    The two common shapes are split on a literal: every field quoted (no quote
+    inside, so ``","`` only ever sits between two fields) or no quote at all
+    (a comma only ever ends a field). The regular expression, many times
+    slower, only reads the other safe lines (some fields quoted, some not):
+    each split runs on a column holding only its own lines (null elsewhere).
+    """
+    quoted = line.str.contains(_QUOTED_LINE)
+    bare = ~line.str.contains('"', literal=True)
+    mixed = pl.when(~quoted & ~bare).then(line)
+    q = pl.when(quoted).then(line)
+    by_regex = pl.concat_str(pl.lit(","), mixed).str.extract_all(f",{_FIELD}").list.eval(
         pl.element().str.strip_prefix(",").pipe(
             lambda e: pl.when(e.str.starts_with('"')).then(e.str.slice(1, e.str.len_chars() - 2)).otherwise(e)))
-    return line.str.contains(_SAFE_LINE), cells
+    cells = pl.coalesce(q.str.slice(1, q.str.len_chars() - 2).str.split('","'),
+                        pl.when(bare).then(line).str.split(","), by_regex)
+    return quoted | bare | mixed.str.contains(_SAFE_LINE).fill_null(False), cells
 
 
 def safe_line(line: str) -> bool:
