@@ -122,12 +122,12 @@ def _write_contents(sc: Scorecard, target_dir: Path, contents: dict[str, bytes])
 # spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else 1 when the machine has two CPUs or
 # more; 0: everything in the publishing process), one scorecard per task, while the publishing
 # process writes the same scorecard's XLSX and HTML and keeps the registry work (lock, check,
-# record), in one thread per worker. Two cores are used by one worker: the PDF (~70 % of the CPU)
-# beside the XLSX, HTML, data and registry work. Each WeasyPrint process costs ~75 MiB started and
-# peaks at ~200 MiB (a province scorecard's layout and the fonts' subsetting): one worker keeps the
-# process tree of a province publication near 300 MiB, a second one adds ~200 MiB for less than it
-# saves (benchmarks/README.md). A worker holds one scorecard at a time; its log records are
-# forwarded to the parent's loggers.
+# record), in one thread per worker and one more. Two cores are used by one worker: the PDF (~70 %
+# of the CPU) beside the XLSX, HTML, data and registry work. Each WeasyPrint process costs ~75 MiB
+# started and peaks at ~200 MiB (a province scorecard's layout and the fonts' subsetting): with one
+# worker the process tree of a province publication stays under 400 MB (~365 MiB), a second one is
+# faster but adds ~140 MiB (~500 MiB; benchmarks/README.md). A worker holds one scorecard at a
+# time; its log records are forwarded to the parent's loggers.
 
 def publish_workers() -> int:
     """PDF rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else 1 with two CPUs or more, else 0
@@ -191,6 +191,11 @@ class _Renderers:
                 logger.handle(record)
 
     def write(self, sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
+        # Hashed before it is submitted: the pool pickles ``sc`` later, in its feeder thread, while this thread
+        # renders the XLSX and HTML from it, and the hash (cached in the scorecard's __dict__ on first use, the
+        # only thing rendering changes) would otherwise be cached meanwhile ("dictionary changed size during
+        # iteration"). The worker's copy carries the hash, so the worker does not hash again.
+        sc.data_sha256  # noqa: B018
         pdf = self.pool.submit(_worker_pdf, sc)
         try:
             xlsx, html = render_xlsx(sc), render_html(sc).encode("utf-8")
