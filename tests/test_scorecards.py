@@ -251,10 +251,12 @@ def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy
                  valid_until, revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id,
                  source_row)
             values ('高新技术企业:TEST-FORMULA-1:91330300TESTFORMUL', 'TEST-FORMULA-1', '91330300TESTFORMUL', %s, 'LW',
-                    '高新技术企业', date '2022-06-15',
-                    date '2025-06-14', null, false, date '2022-06-15', date '2025-06-14', false,
+                    '高新技术企业', date '2022-01-01',
+                    date '2024-12-31', null, false, date '2022-01-01', date '2024-12-31', false,
                     date '2022-06-01', 0, 0)
             """, (FORMULA_NAME,))
+    # granted on the year's first day: listed among the first names of its group, which the page shows
+    # (at most NAMES_PER_GROUP names per group; the XLSX has every row)
     files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
                    out_dir=tmp_path)
 

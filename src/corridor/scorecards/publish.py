@@ -28,6 +28,7 @@ are Chinese). A recorded file is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import logging.handlers
@@ -102,35 +103,45 @@ def _sha256(content: bytes) -> str:
 
 def write_scorecard(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
     """Render the three formats into target_dir; {format: (path, sha256, bytes)}."""
+    return _write_contents(sc, target_dir, render_bytes(sc))
+
+
+def _write_contents(sc: Scorecard, target_dir: Path, contents: dict[str, bytes]) -> dict[str, tuple[Path, str, int]]:
     stem = file_stem(sc.edition.code, sc.period_start, sc.area_code, sc.edition_no)
     out = {}
-    for fmt, content in render_bytes(sc).items():
+    for fmt in FORMATS:
         path = Path(target_dir) / f"{stem}.{fmt}"
-        _write_atomic(path, content)
-        out[fmt] = (path, _sha256(content), len(content))
+        _write_atomic(path, contents[fmt])
+        out[fmt] = (path, _sha256(contents[fmt]), len(contents[fmt]))
     return out
 
 
 # -- rendering in worker processes ------------------------------------------------------------
 #
-# WeasyPrint and xlsxwriter are pure-Python CPU work: `publish` renders the scorecards in
-# ``workers`` spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else min(2, CPUs)), one
-# scorecard per task, while the parent keeps the registry work (lock, check, record) in one thread
-# per worker. A worker holds one scorecard at a time, so memory per process stays bounded by the
-# largest scorecard. Workers' log records are forwarded to the parent's loggers.
+# WeasyPrint and xlsxwriter are pure-Python CPU work. `publish` lays out the PDFs in ``workers``
+# spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else 1 when the machine has two CPUs or
+# more; 0: everything in the publishing process), one scorecard per task, while the publishing
+# process writes the same scorecard's XLSX and HTML and keeps the registry work (lock, check,
+# record), in one thread per worker and one more. Two cores are used by one worker: the PDF (~70 %
+# of the CPU) beside the XLSX, HTML, data and registry work. Each WeasyPrint process costs ~75 MiB
+# started and peaks at ~200 MiB (a province scorecard's layout and the fonts' subsetting): with one
+# worker the process tree of a province publication stays under 400 MB (~365 MiB), a second one is
+# faster but adds ~140 MiB (~500 MiB; benchmarks/README.md). A worker holds one scorecard at a
+# time; its log records are forwarded to the parent's loggers.
 
 def publish_workers() -> int:
-    """Rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else min(2, CPUs) (1: render inline)."""
+    """PDF rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else 1 with two CPUs or more, else 0
+    (0: every format in the publishing process)."""
     value = os.environ.get("CORRIDOR_PUBLISH_WORKERS", "").strip()
     if value:
         try:
             n = int(value)
         except ValueError:
             raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be a whole number, not {value!r}") from None
-        if n < 1:
-            raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be at least 1, not {n}")
+        if n < 0:
+            raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be 0 or more, not {n}")
         return n
-    return max(1, min(2, os.cpu_count() or 1))
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
 def _worker_init(queue) -> None:
@@ -152,15 +163,16 @@ def _release_memory() -> None:
         pass
 
 
-def _worker_write(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
+def _worker_pdf(sc: Scorecard) -> bytes:
     try:
-        return write_scorecard(sc, target_dir)
+        return render_pdf(sc)
     finally:
         _release_memory()
 
 
 class _Renderers:
-    """A pool of rendering processes with their log forwarding; ``write(sc, dir)`` blocks until written."""
+    """A pool of PDF rendering processes with their log forwarding; ``write(sc, dir)`` blocks until written
+    (the XLSX and HTML are rendered in the calling thread while a worker lays out the PDF)."""
 
     def __init__(self, workers: int) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -179,7 +191,19 @@ class _Renderers:
                 logger.handle(record)
 
     def write(self, sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
-        return self.pool.submit(_worker_write, sc, target_dir).result()
+        # Hashed before it is submitted: the pool pickles ``sc`` later, in its feeder thread, while this thread
+        # renders the XLSX and HTML from it, and the hash (cached in the scorecard's __dict__ on first use, the
+        # only thing rendering changes) would otherwise be cached meanwhile ("dictionary changed size during
+        # iteration"). The worker's copy carries the hash, so the worker does not hash again.
+        sc.data_sha256  # noqa: B018
+        pdf = self.pool.submit(_worker_pdf, sc)
+        try:
+            xlsx, html = render_xlsx(sc), render_html(sc).encode("utf-8")
+        except BaseException:
+            with contextlib.suppress(Exception):  # the worker is done with it before the error goes up
+                pdf.result()
+            raise
+        return _write_contents(sc, target_dir, {"pdf": pdf.result(), "xlsx": xlsx, "html": html})
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -363,8 +387,8 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     Raises GateBlocked (nothing written, recorded or sent) when the gate
     blocks, PeriodNotAvailable when the period is not complete in the
     warehouse. Sending failures are collected in ``send_failures`` and raised
-    as RuntimeError after everything else is done (a rerun sends what is left). ``workers``: rendering
-    processes (default `publish_workers`; 1 renders in this process).
+    as RuntimeError after everything else is done (a rerun sends what is left). ``workers``: PDF rendering
+    processes (default `publish_workers`; 0 renders every format in this process).
     """
     gate = check_gate(gate)
     if period_start is not None and edition is None:
@@ -376,7 +400,7 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     editions = [edition_of(edition).code] if edition else list(EDITIONS)
     total = len(editions) * len(wanted)
     n_workers = min(publish_workers() if workers is None else workers, total)
-    renderers = _Renderers(n_workers) if n_workers > 1 else None
+    renderers = _Renderers(n_workers) if n_workers > 0 else None
     try:
         with Progress("publish scorecards", total=total, unit="scorecards", log=log, every=1) as progress:
             if renderers is None:
@@ -389,8 +413,9 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
                         progress.advance(1)
                     del cards
             else:
-                # the same, with the rendering in the worker processes: one registry thread per worker
-                # (each holds its scorecard's advisory lock while a worker renders it); results in the same
+                # the same, with the PDFs laid out in the worker processes: one registry thread per worker and
+                # one more (each holds its scorecard's advisory lock while it renders the XLSX and HTML and a
+                # worker the PDF; the extra one keeps the next PDF queued for a worker); results in the same
                 # order. The next edition's data is fetched and queued while the workers still render the
                 # previous one's (no pause between editions); at most two editions' data in memory.
                 def one(sc: Scorecard) -> PublishedScorecard:
@@ -398,7 +423,7 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
                     progress.advance(1)
                     return item
 
-                with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="publish") as threads:
+                with ThreadPoolExecutor(max_workers=n_workers + 1, thread_name_prefix="publish") as threads:
                     previous: list[Future] = []
                     for ed in editions:
                         period = period_start or latest_period(url, ed)

@@ -50,9 +50,11 @@ def stylesheet(medium: str = "html") -> str:
 
 # What a page shows of the appendices (HTML and PDF). Past these limits the page lists the first rows
 # (names) and says how many there are in all, by area; the XLSX always has every row. So the time and
-# memory of laying out a scorecard do not grow with the number of detail rows.
-APPENDIX_ROWS = 200        # rows of the platforms and projects tables
-NAMES_PER_GROUP = 100      # enterprise names per area × certification type
+# memory of laying out a scorecard do not grow with the number of detail rows. The limits keep a
+# province scorecard at 5-9 A4 pages (at 200 rows / 100 names: 5-25, year-end 13-25, ~2x the layout time and
+# a larger peak per rendering process; benchmarks/README.md): the PDF is the briefing, the XLSX the list.
+APPENDIX_ROWS = 30         # rows of the platforms and projects tables
+NAMES_PER_GROUP = 20       # enterprise names per area × certification type
 
 
 @dataclass(frozen=True)
