@@ -130,3 +130,14 @@ def warehouse_copy(built_warehouse, pg_admin_url) -> str:
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(source)))
     return with_database(pg_admin_url, name)
+
+
+def point_dbt_at(monkeypatch, url: str) -> None:
+    """dbt_project/profiles.yml reads CORRIDOR_PG*: point this test's in-process dbt runs at ``url``."""
+    from corridor.db import libpq_params
+
+    params = libpq_params(url)
+    for key in ("host", "port", "user", "password"):
+        if key in params:
+            monkeypatch.setenv(f"CORRIDOR_PG{key.upper()}", params[key])
+    monkeypatch.setenv("CORRIDOR_PGDATABASE", params["dbname"])

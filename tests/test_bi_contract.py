@@ -16,7 +16,7 @@ from psycopg import sql
 
 from corridor import transform
 from corridor.db import libpq_params
-from tests.conftest import ROOT
+from tests.conftest import ROOT, point_dbt_at
 
 AREAS = ("LW", "OH", "YQ", "RA", "ZN", "OJK")
 SCALE = Decimal("1e-10")  # var kpi_value_scale: kpi_values rounds to 10 decimals
@@ -256,13 +256,6 @@ def test_area_roles_are_nologin_and_created_by_the_dbt_run(built_warehouse):
 
 # -- 3. identity never merges silently ----------------------------------------------------------------
 
-def _point_dbt_at(monkeypatch, url: str) -> None:
-    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
-                       if k in ("host", "port", "user", "password")}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
-
-
 def _k10_2022(url: str) -> Decimal:
     with psycopg.connect(url) as conn:
         return conn.execute(
@@ -273,7 +266,7 @@ def _k10_2022(url: str) -> Decimal:
 def test_one_certificate_number_granted_to_two_enterprises_is_two_certificates_and_a_warning(
         built_warehouse, warehouse_copy, monkeypatch):
     url = warehouse_copy
-    _point_dbt_at(monkeypatch, url)
+    point_dbt_at(monkeypatch, url)
     before = _k10_2022(url)
     with psycopg.connect(url) as conn:
         # A 瞪羚企业 number of one area granted, in another area's counted return, to an enterprise
@@ -325,7 +318,7 @@ def test_one_certificate_number_granted_to_two_enterprises_is_two_certificates_a
 # -- 4. KPI codes are guarded -----------------------------------------------------------------------
 
 def test_a_kpi_target_without_a_measure_fails_the_build(built_warehouse, warehouse_copy, monkeypatch, tmp_path):
-    _point_dbt_at(monkeypatch, warehouse_copy)
+    point_dbt_at(monkeypatch, warehouse_copy)
     project = tmp_path / "dbt_project"
     shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     with (project / "seeds" / "kpi_targets.csv").open("a", encoding="utf-8") as fh:

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from corridor import transform
 from corridor.db import libpq_params
-from tests.conftest import ROOT
+from tests.conftest import ROOT, point_dbt_at
 
 
 def test_dbt_build_ran_every_model_test_and_unit_test(built_warehouse):
@@ -98,10 +98,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
     assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
     url = warehouse_copy
-    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
-                       if k in ("host", "port", "user", "password")}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    point_dbt_at(monkeypatch, url)
     district = ("district_returns", "district_certifications", "district_platforms", "district_projects")
     with psycopg.connect(url) as conn:
         held = conn.execute(
@@ -189,10 +186,7 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
     whose key the build wrote, so a new row colliding with an old one fails; `dbt test` and
     --full-refresh builds read every row."""
     url = warehouse_copy
-    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
-                       if k in ("host", "port", "user", "password")}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    point_dbt_at(monkeypatch, url)
     project = ROOT / "dbt_project"
     table = "intermediate.int_tech_contracts_resolved"
     target = tmp_path / "target"
@@ -240,10 +234,7 @@ def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_s
     (transform.tested_ledger_id), the staging views' tests read the rows of later files only;
     without it, every row."""
     url = warehouse_copy
-    for var, value in {f"CORRIDOR_PG{k.upper()}": v for k, v in libpq_params(url).items()
-                       if k in ("host", "port", "user", "password")}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setenv("CORRIDOR_PGDATABASE", libpq_params(url)["dbname"])
+    point_dbt_at(monkeypatch, url)
     project = ROOT / "dbt_project"
     # stg_district__returns: its unique_combination reads every row sharing a key with a later file's
     build = ["build", "--select", "stg_bank__loans", "stg_district__returns", "--exclude-resource-type", "unit_test",
