@@ -231,7 +231,7 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
 
 def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_since(warehouse_copy, monkeypatch):
     """Raw rows never change: given the ledger id a successful build of the same project had tested
-    (transform.tested_ledger_id), the staging views' tests read the rows of later files only;
+    (transform.increment_scope), the staging views' tests read the rows of later files only;
     without it, every row."""
     url = warehouse_copy
     point_dbt_at(monkeypatch, url)

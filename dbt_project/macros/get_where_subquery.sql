@@ -20,7 +20,7 @@
       in a build by `corridor dbt build` or the build DAG after a successful
       build of the same project, the rows of files loaded since that build
       (ledger_id above the id it recorded; src/corridor/transform.py,
-      tested_ledger_id); raw rows are never changed or deleted. Without that
+      increment_scope); raw rows are never changed or deleted. Without that
       id (another project, a file committed late, plain dbt), every row.
     - Singular tests (tests/*.sql) and tests of tables rebuilt whole read
       everything, as before; so does every test of a --full-refresh build, a
@@ -73,7 +73,7 @@
         {%- do return('') -%}
     {%- endif -%}
     {%- if tested.config.materialized == 'view' and (tested.config.meta or {}).get('tests_read_rows_after_ledger_id') -%}
-        {#- set by corridor's `dbt build` (src/corridor/transform.py, tested_ledger_id) only -#}
+        {#- set by corridor's `dbt build` (src/corridor/transform.py, increment_scope) only -#}
         {%- set tested_ledger_id = env_var('CORRIDOR_DBT_TESTED_LEDGER_ID', '') -%}
         {%- if tested_ledger_id is string and tested_ledger_id.isdigit() -%}
             {%- do return('@.ledger_id > ' ~ tested_ledger_id) -%}

@@ -886,7 +886,8 @@ class Loader:
             if spooled is None:
                 spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
                                      self.spool_dir)
-            contracts = self._contract_keys(spooled)
+            # techmarket: its contract keys (None: the SQL statement decides its cross-file duplicates)
+            contracts = spooled.keys if self._contracts is not None else None
             with self.conn.pipeline():
                 self.conn.execute("begin")
                 # The feed's lock, then: has another loader taken the file meanwhile? If not, its ledger row.
@@ -975,13 +976,6 @@ class Loader:
                            message or "", sha256=sha)
 
     # -- techmarket's cross-file duplicates, decided here (ContractDuplicates) --------------------------
-    def _contract_keys(self, spooled: Spooled) -> tuple[list[str], list[str], list[int]] | None:
-        """(registration_no, row_hash, source_row) of the file's spooled contract rows, in spool order; None
-        when the rule is left to SQL (not techmarket, or keys the parse could not give)."""
-        if self._contracts is None or spooled.rejected or spooled.failed:
-            return None
-        return spooled.keys
-
     def _contract_repeats(self, spooled: Spooled, contracts: Any, checks: Any, ledger_id: int,
                           file_name: str) -> list[tuple] | None:
         """The quarantine rows of the file's contract rows repeating their latest registration, removed from its
@@ -1051,6 +1045,7 @@ class Loader:
                 remember(regno, (export_date, ledger_id, row, digest, file_name))
 
     def _insert_quarantine_rows(self, rows: list[tuple]) -> None:
+        """Quarantine rows (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record) as INSERTs."""
         with self.conn.cursor() as cur:
             cur.executemany("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code,"
                             " message, record) values (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
@@ -1114,10 +1109,8 @@ class Loader:
         """A file's few quarantined records as INSERTs (inside the pipeline that commits: no round trip of its own)."""
         if not spooled.quarantine_path:
             return
-        rows = [[ledger_id, self.feed, file_name, *json.loads(line)] for line in spool_lines(spooled.quarantine_path)]
-        with self.conn.cursor() as cur:
-            cur.executemany("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code,"
-                            " message, record) values (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        self._insert_quarantine_rows([(ledger_id, self.feed, file_name, *json.loads(line))
+                                      for line in spool_lines(spooled.quarantine_path)])
 
     def _copy_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> int:
         if not spooled.quarantine_path:

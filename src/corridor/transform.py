@@ -10,8 +10,10 @@ parse time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from corridor import db
@@ -70,31 +72,42 @@ def project_digest(project_dir: Path) -> str:
 TESTED_LEDGER_ENV = "CORRIDOR_DBT_TESTED_LEDGER_ID"
 
 
+@contextlib.contextmanager
+def tested_ledger(ledger_id: int | None) -> Iterator[None]:
+    """TESTED_LEDGER_ENV set to ``ledger_id`` (unset for None) while dbt runs, as it was afterwards."""
+    saved = os.environ.pop(TESTED_LEDGER_ENV, None)
+    if ledger_id is not None:
+        os.environ[TESTED_LEDGER_ENV] = str(int(ledger_id))
+    try:
+        yield
+    finally:
+        os.environ.pop(TESTED_LEDGER_ENV, None)
+        if saved is not None:
+            os.environ[TESTED_LEDGER_ENV] = saved
+
+
 def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id: int | None = None):
     """Invoke dbt in-process; raise with dbt's own message when it fails (unless ``check`` is false).
 
     Target and log paths default to the state folder (``DBT_TARGET_PATH`` /
-    ``DBT_LOG_PATH`` or ``--target-path`` win). ``tested_ledger_id``: see ``tested_ledger_id()``.
+    ``DBT_LOG_PATH`` or ``--target-path`` win). ``tested_ledger_id``: see ``increment_scope``.
     """
     from dbt.cli.main import dbtRunner
 
     state = dbt_state_dir()
     env = {"DBT_TARGET_PATH": str(state / "target"), "DBT_LOG_PATH": str(state / "logs")}
-    saved = {k: os.environ.get(k) for k in (*env, TESTED_LEDGER_ENV)}
+    saved = {k: os.environ.get(k) for k in env}
     for key, value in env.items():
         os.environ.setdefault(key, value)
-    os.environ.pop(TESTED_LEDGER_ENV, None)
-    if tested_ledger_id is not None:
-        os.environ[TESTED_LEDGER_ENV] = str(int(tested_ledger_id))
     Path(os.environ["DBT_LOG_PATH"]).mkdir(parents=True, exist_ok=True)
     try:
-        result = dbtRunner().invoke([*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+        with tested_ledger(tested_ledger_id):
+            result = dbtRunner().invoke([*args, "--project-dir", str(project_dir),
+                                         "--profiles-dir", str(project_dir)])
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
-            elif key == TESTED_LEDGER_ENV:
-                os.environ[key] = value
     if check and not result.success:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception or 'see the dbt log above'}")
     return result
@@ -184,32 +197,28 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
             " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")
 
 
-def unit_tests_passed_on(url: str, digest: str) -> bool:
-    """True when the last recorded successful whole build ran this very dbt project (same digest).
+def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tuple[list[str], int | None]:
+    """What a whole build need not check again: (extra dbt arguments, tested ledger id or None).
 
-    dbt unit tests check the project's SQL on fixed inputs, not the warehouse's data: a build
-    after one with the same project would run them on the same code again. A recorded build
-    ran them (a build without them is a partial build, never recorded) or followed a recorded
-    build of the same digest that did, so they passed on this code.
+    Both only after a recorded successful whole build of this very dbt project (same digest), and never
+    for --full-refresh:
+
+    - the unit tests (``--exclude-resource-type unit_test``): they check the project's SQL on fixed
+      inputs, not the warehouse's data, and passed on this code (a recorded build ran them, or followed
+      a recorded build of the same digest that did; a build without them is partial, never recorded);
+    - the raw rows up to that build's ledger id, when no file with a lower id was committed after it
+      started (the ledger then holds exactly its number of files up to that id): raw rows are never
+      changed or deleted (dbt_project/README.md), so the staging views' tests need only read the rows
+      of later files (macros/get_where_subquery.sql, through TESTED_LEDGER_ENV: ``tested_ledger``).
     """
-    last = last_build(url)
-    return last is not None and last[2] == digest
-
-
-def tested_ledger_id(url: str, digest: str) -> int | None:
-    """The highest ledger id whose raw rows passed the tests of this very dbt project, or None.
-
-    That of the last recorded successful whole build when it ran the same project (digest) and no
-    file with a lower id was committed after it started (the ledger then held exactly its number of
-    rows up to that id): raw rows are never changed or deleted (dbt_project/README.md), so the
-    staging views' tests need only read the rows of later files. None: every row is tested.
-    """
-    last = last_build(url)
+    last = None if full_refresh else last_build(url)
     if last is None or last[2] != digest:
-        return None
+        return [], None
+    log("dbt project unchanged since the last successful build: its unit tests (code, not data) passed on it"
+        " and are not run again (--full-refresh or a changed project runs them)")
     with db.connect(url) as conn:
-        rows = conn.execute("select count(*) from ops.load_ledger where ledger_id <= %s", (last[0],)).fetchone()[0]
-    return last[0] if int(rows) == last[1] else None
+        files = conn.execute("select count(*) from ops.load_ledger where ledger_id <= %s", (last[0],)).fetchone()[0]
+    return ["--exclude-resource-type", "unit_test"], (last[0] if int(files) == last[1] else None)
 
 
 def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool) -> None:
@@ -224,8 +233,8 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
     """Run dbt ``args``; a successful whole-project build is recorded (ops.dbt_builds) with the
     ledger position it started from, and skipped (unless ``skip_unchanged`` is false, or with
     --full-refresh) when nothing changed since the last one. A whole build (not --full-refresh) of
-    the project the last recorded build ran leaves out the unit tests (``unit_tests_passed_on``), and
-    its staging tests read the raw rows loaded since that build (``tested_ledger_id``).
+    the project the last recorded build ran leaves out the unit tests, and its staging tests read the
+    raw rows loaded since that build (``increment_scope``).
     Returns dbt's result, None if skipped.
     """
     from datetime import UTC, datetime
@@ -239,14 +248,9 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
             return None
     position = ledger_position(url) if whole else None
     digest = project_digest(project_dir) if whole else None
-    run_args = args
-    if whole and not full_refresh and unit_tests_passed_on(url, digest):
-        log("dbt project unchanged since the last successful build: its unit tests (code, not data)"
-            " passed on it and are not run again (--full-refresh or a changed project runs them)")
-        run_args = [*args, "--exclude-resource-type", "unit_test"]
-    tested = tested_ledger_id(url, digest) if whole and not full_refresh else None
+    extra, tested = increment_scope(url, digest, full_refresh, log) if whole else ([], None)
     started_at = datetime.now(UTC)
-    result = dbt(run_args, project_dir, tested_ledger_id=tested)
+    result = dbt([*args, *extra], project_dir, tested_ledger_id=tested)
     if whole:
         record_build(url, position, digest, started_at, full_refresh)
     return result

@@ -45,7 +45,6 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
     """``dbt build`` of the whole project (cosmos), connected through ``CORRIDOR_WAREHOUSE_URL``."""
 
     def execute(self, context: Any, **kwargs: Any) -> None:
-        import os
         from datetime import UTC, datetime
         from pathlib import Path
 
@@ -60,21 +59,11 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         position = transform.ledger_position(url)
         digest = transform.project_digest(Path(self.project_dir))
         full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
-        flags = self.add_cmd_flags()
-        if not full_refresh and transform.unit_tests_passed_on(url, digest):
-            # unit tests check the project's code, which the last successful build ran (transform.py)
-            log.info("dbt project unchanged since the last successful build: unit tests not run again")
-            flags = [*flags, "--exclude-resource-type", "unit_test"]
-        # the staging tests read the raw rows loaded since the last build of this project (transform.py)
-        tested = None if full_refresh else transform.tested_ledger_id(url, digest)
-        os.environ.pop(transform.TESTED_LEDGER_ENV, None)
-        if tested is not None:
-            os.environ[transform.TESTED_LEDGER_ENV] = str(tested)
+        # what this build need not check again (unit tests, raw rows already tested): transform.py
+        extra, tested = transform.increment_scope(url, digest, full_refresh, log.info)
         started_at = datetime.now(UTC)
-        try:
-            result = self.build_and_run_cmd(context=context, cmd_flags=flags, **kwargs)
-        finally:
-            os.environ.pop(transform.TESTED_LEDGER_ENV, None)
+        with transform.tested_ledger(tested):
+            result = self.build_and_run_cmd(context=context, cmd_flags=[*self.add_cmd_flags(), *extra], **kwargs)
         log_node_summary(result)
         # only reached when dbt succeeded (cosmos raises on a failed node)
         transform.record_build(url, position, digest, started_at, full_refresh=full_refresh)
