@@ -23,8 +23,11 @@ def test_dbt_build_ran_every_model_test_and_unit_test(built_warehouse):
     warned = {uid.split(".")[2] for _, uid, status in built_warehouse.dbt_results if status == "warn"}
     assert warned <= {"assert_active_projects_reported", "assert_certificate_numbers_unique_per_scheme"}, warned
     assert len(kinds["model"]) >= 35
-    assert len(kinds["test"]) >= 250
+    # a model's not-null and accepted-values rules are one test each (tests/generic/*_columns.sql)
+    assert len(kinds["test"]) >= 150
     assert len(kinds["unit_test"]) >= 15
+    tested = {uid.split(".")[2] for kind, uid, _ in built_warehouse.dbt_results if kind == "test"}
+    assert {"not_null_stg_bank__loans", "accepted_values_stg_bank__loans", "not_null_fct_tech_contracts"} <= tested
 
 
 def test_restated_month_replaces_earlier_version_while_both_stay_on_record(built_warehouse):
@@ -191,9 +194,12 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
     table = "intermediate.int_tech_contracts_resolved"
     target = tmp_path / "target"
 
-    def compiled(name: str) -> str:
-        folder = target / "run" / "corridor" / "models" / "intermediate" / "techmarket" / "_techmarket__models.yml"
-        return (folder / f"{name}_int_tech_contracts_resolved_registration_no.sql").read_text(encoding="utf-8")
+    def compiled(name: str, step: str = "run") -> str:
+        """The test's SQL as run (a count of its rows) or, step "compiled", its select of the failing rows."""
+        folder = target / step / "corridor" / "models" / "intermediate" / "techmarket" / "_techmarket__models.yml"
+        # unique: dbt's, per column; not_null: the model's one test of its not-null columns
+        test = f"{name}_int_tech_contracts_resolved" + ("_registration_no" if name == "unique" else "")
+        return (folder / f"{test}.sql").read_text(encoding="utf-8")
 
     transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--exclude-resource-type", "unit_test",
                    "--target-path", str(target), "--quiet"], project)
@@ -214,13 +220,15 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
         conn.execute(f"update {table} set registration_no = null"  # noqa: S608
                      f" where registration_no = (select max(registration_no) from {table})")
         assert failures(not_null) == 1 and failures(unique) == 1
+        # the model's one not-null test names the column, the rule and the rows that break it
+        assert conn.execute(compiled("not_null", "compiled")).fetchall() == [("registration_no", "not_null", 1)]
     # a later build that writes nothing new does not re-test those old rows; `dbt test` reads them all
     transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--exclude-resource-type", "unit_test",
                    "--target-path", str(target), "--quiet"], project)
     result = transform.dbt(["test", "--select", "int_tech_contracts_resolved", "--target-path", str(target),
                             "--quiet"], project, check=False)
     failed = {r.node.name for r in result.result.results if str(r.status) == "fail"}
-    assert failed == {"not_null_int_tech_contracts_resolved_registration_no",
+    assert failed == {"not_null_int_tech_contracts_resolved",
                       "unique_int_tech_contracts_resolved_registration_no"}, failed
     assert "ops.dbt_invocations" not in compiled("not_null")
     # a --full-refresh build reads every row (here it rebuilds the table: nothing to fail)
@@ -241,11 +249,21 @@ def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_s
              "--quiet"]
 
     def failed(tested_ledger_id):
+        """(rule, column, value) of every failure: the failing rows of a model's one not-null or
+        accepted-values test (tests/generic/*_columns.sql) name them."""
         result = transform.dbt(build, project, check=False, tested_ledger_id=tested_ledger_id)
-        assert len(result.result.results) > 20
+        assert len(result.result.results) > 8
         assert not [r.node.name for r in result.result.results if str(r.status) == "error"]
-        return sorted((r.node.test_metadata.name, r.node.column_name) for r in result.result.results
-                      if str(r.status) == "fail")
+        found = []
+        for r in result.result.results:
+            if str(r.status) != "fail":
+                continue
+            assert r.node.test_metadata.name in {"not_null_columns", "accepted_values_columns"}, r.node.name
+            with psycopg.connect(url) as conn:
+                rows = conn.execute(r.node.compiled_code).fetchall()
+            assert r.failures == len(rows) > 0
+            found += [(rule, column, value[0] if value[:-1] else None) for column, rule, *value in rows]
+        return sorted(found, key=str)
 
     with psycopg.connect(url, autocommit=True) as conn:
         last = conn.execute("select max(ledger_id) from raw.bank_loans").fetchone()[0]
@@ -254,11 +272,13 @@ def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_s
         conn.execute("update raw.bank_loans set loan_status = 'bogus'"
                      " where ctid = (select min(ctid) from raw.bank_loans where ledger_id < %s)", (last,))
     assert failed(last - 1) == []
-    assert failed(None) == [("accepted_values", "loan_status")]
+    assert failed(None) == [("accepted_values", "loan_status", "bogus")]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("truncate raw.bank_loans")
         conn.execute("insert into raw.bank_loans select * from public.bank_loans_before")
-        # a bad row in the last file: read
-        conn.execute("update raw.bank_loans set loan_status = 'bogus'"
+        # a bad row in the last file: read; and a null the raw table would refuse (its constraint
+        # dropped here): the model's one not-null test names the column
+        conn.execute("alter table raw.bank_loans alter column borrower_uscc drop not null")
+        conn.execute("update raw.bank_loans set loan_status = 'bogus', borrower_uscc = null"
                      " where ctid = (select min(ctid) from raw.bank_loans where ledger_id = %s)", (last,))
-    assert failed(last - 1) == [("accepted_values", "loan_status")]
+    assert failed(last - 1) == [("accepted_values", "loan_status", "bogus"), ("not_null", "borrower_uscc", None)]

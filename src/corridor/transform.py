@@ -206,6 +206,9 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
     - the unit tests (``--exclude-resource-type unit_test``): they check the project's SQL on fixed
       inputs, not the warehouse's data, and passed on this code (a recorded build ran them, or followed
       a recorded build of the same digest that did; a build without them is partial, never recorded);
+    - loading the seeds again (``--exclude-resource-type seed``): their CSVs are part of the digest, so
+      the seed tables already hold exactly them (loaded by the first recorded build of this digest);
+      the seeds' tests still run;
     - the raw rows up to that build's ledger id, when no file with a lower id was committed after it
       started (the ledger then holds exactly its number of files up to that id): raw rows are never
       changed or deleted (dbt_project/README.md), so the staging views' tests need only read the rows
@@ -215,10 +218,11 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
     if last is None or last[2] != digest:
         return [], None
     log("dbt project unchanged since the last successful build: its unit tests (code, not data) passed on it"
-        " and are not run again (--full-refresh or a changed project runs them)")
+        " and its seeds are loaded; neither runs again (--full-refresh or a changed project runs them)")
     with db.connect(url) as conn:
         files = conn.execute("select count(*) from ops.load_ledger where ledger_id <= %s", (last[0],)).fetchone()[0]
-    return ["--exclude-resource-type", "unit_test"], (last[0] if int(files) == last[1] else None)
+    return (["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed"],
+            last[0] if int(files) == last[1] else None)
 
 
 def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool) -> None:
@@ -233,8 +237,8 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
     """Run dbt ``args``; a successful whole-project build is recorded (ops.dbt_builds) with the
     ledger position it started from, and skipped (unless ``skip_unchanged`` is false, or with
     --full-refresh) when nothing changed since the last one. A whole build (not --full-refresh) of
-    the project the last recorded build ran leaves out the unit tests, and its staging tests read the
-    raw rows loaded since that build (``increment_scope``).
+    the project the last recorded build ran leaves out the unit tests and the seeds, and its staging
+    tests read the raw rows loaded since that build (``increment_scope``).
     Returns dbt's result, None if skipped.
     """
     from datetime import UTC, datetime

@@ -59,7 +59,7 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         position = transform.ledger_position(url)
         digest = transform.project_digest(Path(self.project_dir))
         full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
-        # what this build need not check again (unit tests, raw rows already tested): transform.py
+        # what this build need not check again (unit tests, seeds, raw rows already tested): transform.py
         extra, tested = transform.increment_scope(url, digest, full_refresh, log.info)
         started_at = datetime.now(UTC)
         with transform.tested_ledger(tested):
