@@ -359,3 +359,32 @@ def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule(pg_admin
     by_sql = load(url, [first_run, second_run])
     assert by_loader == by_sql
     assert sum(1 for q in by_loader[0] if "repeats exactly its latest registration" in q[3]) >= 4
+
+
+def test_the_loaded_contracts_set_answers_as_a_python_set_through_its_merges():
+    """ingest._HashSet (8 bytes a contract instead of a dict of rows) finds exactly its members, after adds of
+    many sizes that merge its sorted runs; ContractDuplicates then looks up only contracts loaded before."""
+    import random
+
+    import numpy as np
+
+    from corridor import ingest
+
+    rng = random.Random(7)
+    members: set[int] = set()
+    found = ingest._HashSet()
+    for size in [1, 5, 3, 200, 2, 2, 1000, 7, 0, 64, 64, 64, 5000, 1]:
+        batch = [rng.randrange(-2**63, 2**63) for _ in range(size)] + rng.sample(sorted(members), min(3, len(members)))
+        found.add(np.array(batch, dtype=np.int64))
+        members.update(batch)
+        probe = [*rng.sample(sorted(members), min(50, len(members))),
+                 *(rng.randrange(-2**63, 2**63) for _ in range(50))]
+        assert found.contains(np.array(probe, dtype=np.int64)).tolist() == [p in members for p in probe]
+    assert len(found) == len(members) and len(found._runs) < 8
+
+    tracker = ingest.ContractDuplicates.__new__(ingest.ContractDuplicates)
+    tracker.empty, tracker.loaded = True, ingest._HashSet()
+    tracker.remember(["2021330300000001", "2021330300000002"])
+    assert tracker.candidates(["2021330300000003", "2021330300000002", "2021330300000002"]) == ["2021330300000002"]
+    tracker.reset(5)  # after an SQL-decided file, or another loader: every contract is looked up
+    assert tracker.candidates(["2021330300000003", "2021330300000002"]) == ["2021330300000002", "2021330300000003"]

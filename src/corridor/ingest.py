@@ -49,6 +49,7 @@ from psycopg import sql
 
 from corridor import db
 from corridor.feeds import FEEDS, BadFileName, file_meta
+from corridor.feeds._fast import np
 from corridor.feeds._rows import HEAD_BYTES, escape_unstorable, kind_of, open_regular
 from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, parser_for
 from corridor.progress import Progress
@@ -646,24 +647,68 @@ def _copy_text_value(field: str) -> str | None:
     return _COPY_UNESCAPE.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), field)
 
 
+class _HashSet:
+    """A set of 64-bit integers kept in sorted numpy runs: 8 bytes a member, where a Python set or dict of the
+    registration numbers costs some 300 (1.6 GiB for the 5.2 million contracts of the national set).
+
+    Runs of about doubling size are merged as they come (amortised n log n); a look-up searches each run.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[Any] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def contains(self, values: Any) -> Any:
+        """A boolean array: which of ``values`` (an int64 array) are members."""
+        found = np.zeros(len(values), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, values), len(run) - 1)
+            found |= run[at] == values
+        return found
+
+    def add(self, values: Any) -> None:
+        run = np.unique(values)
+        run = run[~self.contains(run)]  # each member once
+        if not len(run):
+            return
+        self._runs.append(run)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            last = self._runs.pop()
+            self._runs[-1] = np.union1d(self._runs[-1], last)
+
+    def clear(self) -> None:
+        self._runs.clear()
+
+
+def _str_hashes(values: list[str]) -> Any:
+    """Python's own string hash (the same within this process, and cached on each str): enough for a set that
+    only says which contracts *may* have been loaded before; the database says which were."""
+    return np.fromiter((hash(v) for v in values), dtype=np.int64, count=len(values))
+
+
 class ContractDuplicates:
     """techmarket's cross-file rule, decided in the loader: a row repeating its contract's latest loaded row.
 
     The rule (see :meth:`Loader._quarantine_cross_file_duplicates`, which
     states it in SQL): a row whose ``row_hash`` equals that of its
     contract's latest row in the *other* files (by export_date, ledger_id,
-    source_row) moves to quarantine. Per contract the loader keeps that latest
-    row (export date, ledger id, source row, row hash, file name) for the
-    contracts it has seen this run; a contract it has not seen is looked up
-    (one query per file, in the file's first round trip), unless the table
-    was empty when the run began. So a file costs no server work beyond its
-    COPY, instead of an index look-up, a join and a sort per contract (about
-    as much server time as the COPY itself at province scale).
+    source_row) moves to quarantine. The SQL statement joins every new row
+    with the table (an index look-up, a join and a sort per contract: about
+    as much server time as the COPY itself at province scale). Here instead,
+    when the table was empty as the run began, the loader keeps a set of the
+    hashes of the registration numbers it has loaded (8 bytes a contract,
+    :class:`_HashSet`): only the file's contracts found in it (the repeats,
+    some 3 % of rows in the demo sets, and a rare hash collision) are looked
+    up, in one query in the file's first round trip, and the database's
+    answer decides. When the table was not empty, every contract of the file
+    is looked up. The memory holds no row, so it stays small at any scale.
 
     Sound only while this loader is the only one adding contracts: each
     file's first round trip checks, under the feed's lock, that no other
     loader has committed a file since; if one has, that file takes the SQL
-    check and the memory starts again from the database.
+    check and every later file looks all its contracts up.
     """
 
     COLUMNS = ("registration_no", "row_hash", "source_row")
@@ -673,38 +718,44 @@ class ContractDuplicates:
         self.mark, self.empty = conn.execute(
             "select (select coalesce(max(ledger_id), 0) from ops.load_ledger),"
             " not exists (select from raw.techmarket_contracts)").fetchone()
-        self.latest: dict[str, tuple[date, int, int, str, str]] = {}  # regno -> export, ledger, row, hash, file
+        self.loaded = _HashSet()  # while self.empty: the registration numbers loaded by this run (hashes)
+
+    def candidates(self, regnos: list[str]) -> list[str]:
+        """The file's contracts that may have a row in the table already (all of them unless it began empty)."""
+        if not self.empty:
+            return sorted(set(regnos))
+        maybe = self.loaded.contains(_str_hashes(regnos))
+        return sorted({r for r, hit in zip(regnos, maybe.tolist(), strict=True) if hit})
 
     def statements(self, conn: psycopg.Connection, regnos: list[str]) -> tuple[Any, Any]:
-        """(has another loader committed a file since?, the latest rows of the contracts not known), queued in a
-        pipeline after the file's ledger row (so: under the feed's lock)."""
+        """(has another loader committed a file since?, the latest rows of the file's candidate contracts),
+        queued in a pipeline after the file's ledger row (so: under the feed's lock)."""
         other = conn.execute(
             # the file's own ledger row has no rows yet (rows_loaded = 0): only another loader's count here
             "select exists (select from ops.load_ledger where feed = 'techmarket' and status = 'loaded'"
             " and rows_loaded > 0 and ledger_id > %s)", (self.mark,))
-        unknown = [] if self.empty else [r for r in regnos if r not in self.latest]
+        wanted = self.candidates(regnos)
         looked = None
-        if unknown:
+        if wanted:
             looked = conn.execute(
                 "select distinct on (c.registration_no) c.registration_no, c.export_date, c.ledger_id,"
                 " c.source_row, c.row_hash, l.file_name"
                 " from raw.techmarket_contracts as c inner join ops.load_ledger as l on l.ledger_id = c.ledger_id"
                 " where c.registration_no = any(%s)"
                 " order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc",
-                (sorted(set(unknown)),))
+                (wanted,))
         return other, looked
 
-    def remember(self, regno: str, key: tuple[date, int, int, str, str]) -> None:
-        known = self.latest.get(regno)
-        if known is None or key[:3] > known[:3]:
-            self.latest[regno] = key
+    def remember(self, regnos: list[str]) -> None:
+        """After a file's commit: its contracts are in the table now."""
+        if self.empty:
+            self.loaded.add(_str_hashes(regnos))
 
     def reset(self, ledger_id: int) -> None:
-        """Another loader committed meanwhile: forget everything, look contracts up from now on."""
-        self.latest.clear()
+        """Another loader committed meanwhile (or SQL decided a file): look every contract up from now on."""
+        self.loaded.clear()
         self.empty = False
         self.mark = ledger_id
-
 
 
 class Loader:
@@ -952,7 +1003,7 @@ class Loader:
                         (parsed.rows_received, loaded, quarantined, datetime.now(UTC), message, ledger_id))
                     self.conn.execute("commit")
                 if self._contracts is not None and loaded:
-                    self._remember_contracts(contracts, repeats, ledger_id, path.name)
+                    self._remember_contracts(contracts, repeats, ledger_id)
             finally:
                 spooled.remove()
         except (FileRejected, BadFileName, ParseFailed) as exc:
@@ -989,10 +1040,9 @@ class Loader:
             tracker.reset(ledger_id)
             return None
         tracker.mark = ledger_id
-        for regno, *key in (looked.fetchall() if looked is not None else []):
-            tracker.remember(regno, tuple(key))
+        # the latest row of each candidate contract in the other files, as the database has it
+        latest = {regno: tuple(key) for regno, *key in (looked.fetchall() if looked is not None else [])}
         regnos, hashes, _ = contracts
-        latest = tracker.latest
         hits = [i for i, (r, h) in enumerate(zip(regnos, hashes, strict=True))
                 if (k := latest.get(r)) is not None and k[3] == h]
         if not hits:
@@ -1028,21 +1078,13 @@ class Loader:
         spooled.tables[0] = (table, columns, data)
         return out
 
-    def _remember_contracts(self, contracts: Any, repeats: list[tuple] | None, ledger_id: int,
-                            file_name: str) -> None:
-        """After the file's commit: its loaded contract rows are now the latest known (where they are later).
-
-        A file the SQL check decided leaves the memory behind: it starts again from the database.
-        """
+    def _remember_contracts(self, contracts: Any, repeats: list[tuple] | None, ledger_id: int) -> None:
+        """After the file's commit: its contracts are in the table. A file the SQL check decided: every later
+        file looks all its contracts up."""
         if contracts is None or repeats is None:
             self._contracts.reset(ledger_id)
             return
-        export_date = file_meta("techmarket", file_name).period_start
-        moved = {r[4] for r in repeats}
-        remember = self._contracts.remember
-        for regno, digest, row in zip(*contracts, strict=True):
-            if row not in moved:
-                remember(regno, (export_date, ledger_id, row, digest, file_name))
+        self._contracts.remember(contracts[0])
 
     def _insert_quarantine_rows(self, rows: list[tuple]) -> None:
         """Quarantine rows (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record) as INSERTs."""
