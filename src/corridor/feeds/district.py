@@ -621,7 +621,7 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
            limits: Limits) -> _SheetRows:
     """The header matched (as _load_sheet does) and the data rows sorted into candidates and the rest.
 
-    A candidate: no more cells than the header, its text cells without NUL, 合计 label or over-long
+    A candidate: no more cells than the header, its text cells without NUL, 合计-like label or over-long
     text, no float that is not finite, some field not blank, and every field a string, blank, or (in a
     number or date field) a number or a date cell.
     """
@@ -641,7 +641,7 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
         if n <= width:
             strings = [c for c in cells if type(c) is str]
             joined = "".join(strings)
-            if ("\x00" in joined or "计" in joined or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
+            if ("\x00" in joined or ("计" in joined and _fast.total_like(strings)) or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
                     or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
                 texts = None
             else:
