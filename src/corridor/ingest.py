@@ -384,15 +384,15 @@ def _with_keys(feed: str, spooled: Spooled) -> Spooled:
         if not spooled.tables:
             spooled.keys = ([], [], [])
         elif len(spooled.tables) == 1 and spooled.tables[0][0] == "raw.techmarket_contracts":
-            import polars as pl
-
             columns = spooled.tables[0][1]
             r, h, n = (columns.index(c) for c in ContractDuplicates.COLUMNS)
-            # the spool's lines split on tab in one polars pass (a field never holds a raw tab or newline)
-            fields = pl.Series(spool_bytes(spooled.tables[0][2]).decode("utf-8").split("\n")[:-1],
-                               dtype=pl.String).str.split("\t")
-            spooled.keys = (fields.list.get(r).to_list(), fields.list.get(h).to_list(),
-                            fields.list.get(n).cast(pl.Int64).to_list())
+            regnos, hashes, rows = [], [], []
+            for line in spool_bytes(spooled.tables[0][2]).split(b"\n")[:-1]:
+                fields = line.split(b"\t")
+                regnos.append(fields[r].decode())
+                hashes.append(fields[h].decode())
+                rows.append(int(fields[n]))
+            spooled.keys = (regnos, hashes, rows)
     except Exception:  # never the file's fault: the SQL check decides
         log.exception("techmarket: reading the contract keys of %s failed; its duplicates are checked in SQL",
                       spooled.file_name)

@@ -476,52 +476,16 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     The per-row check ran without duplicate memory (:class:`NoDedup`): a
     repeat is found here over the rows both paths accepted, in source
     order, the first occurrence kept, exactly as the per-row check does.
-    Done in one polars frame (sort, first source row per key), so only the
-    per-row path's rows and the repeats cost Python work per row.
+    (In Python: a polars frame per file, sorted and keyed, measured slower
+    on files of a few hundred rows, its per-call cost above the loop's.)
     """
-    slow_rows = slow.tables.get(table, [])
-    quarantined = list(slow.quarantined)
-    keyed = [pl.col("_key")] if spec.dedup else []
-    if spec.dedup and not all(type(r[spec.dedup]) is str for r in slow_rows):
-        _merge_rows(parsed, loader, table, result, slow, spec, record_of, format_row, received)
-        return
-    frame = result.fast.select(pl.col("source_row").cast(pl.Int64), pl.col("line"), *keyed)
-    if slow_rows:
-        frame = pl.concat([frame, pl.DataFrame({
-            "source_row": pl.Series([r["source_row"] for r in slow_rows], dtype=pl.Int64),
-            "line": pl.Series([format_row(r) for r in slow_rows], dtype=pl.String),
-            **({"_key": pl.Series([r[spec.dedup] for r in slow_rows], dtype=pl.String)} if spec.dedup else {}),
-        })])
-    # always sorted: polars does not promise the fast rows' order (joins, threads)
-    frame = frame.sort("source_row")
-    if spec.dedup and frame.height:
-        frame = frame.with_columns(pl.col("source_row").first().over("_key").alias("_first"))
-        repeats = frame.filter(pl.col("source_row") != pl.col("_first"))
-        for row, key, earlier in zip(*repeats.select("source_row", "_key", "_first").to_dict(as_series=False).values(),
-                                     strict=True):
-            quarantined.append(loader.dup_entry(row, spec.dedup_rule, spec.dedup_message(key, earlier),
-                                                record_of(row)))
-        if repeats.height:
-            frame = frame.filter(pl.col("source_row") == pl.col("_first"))
-    parsed.rows_received += received
-    if frame.height:
-        parsed.add_block(table, (frame["line"].str.join("\n").item() + "\n").encode("utf-8"), frame.height)
-    for entry in sorted(quarantined, key=lambda q: q.source_row):
-        parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
-    parsed.notes.extend(slow.notes)
-
-
-def _merge_rows(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: ParsedFile, spec: Spec,
-                record_of: Callable[[int], Any], format_row: Callable[[dict[str, Any]], str],
-                received: int) -> None:
-    """:func:`merge` row by row in Python, for a key the frame cannot hold as a string."""
     fast_rows = result.fast["source_row"].to_list()
     fast_lines = result.fast["line"].to_list()
     slow_rows = slow.tables.get(table, [])
     rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
     rows += [(r["source_row"], r, False) for r in slow_rows]
     quarantined = list(slow.quarantined)
-    rows.sort(key=lambda t: t[0])
+    rows.sort(key=lambda t: t[0])  # always: polars does not promise the fast rows' order (joins, threads)
     if spec.dedup:
         fast_keys = iter(result.fast["_key"].to_list())
         keys = {r: next(fast_keys) for r in fast_rows}
