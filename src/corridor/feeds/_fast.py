@@ -245,6 +245,9 @@ class Spec:
     dedup_message: Callable[[Any, int], str] | None = None
     # a per-row value computed in Python from the accepted rows' column (hr: person_key from id_number)
     python_columns: Mapping[str, Callable[[list[str]], list[str]]] = field(default_factory=dict)
+    # a second, lenient pass over the rows the first refused (:func:`_convert`): worth its cost where many
+    # rows carry full-width, spaced or compact values (techmarket; measured slower on bank, even on hr)
+    lenient: bool = False
 
 
 class NoDedup(dict):
@@ -375,10 +378,11 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
 
     ``lf`` holds _file, source_row, _candidate, _file_ok, one string column
     per field source, the spec's parameters (_p_*) and the constants as COPY
-    text (_c_*). Two passes: every row through the plain conversions, then
-    the rows they refused through the lenient ones (:func:`convert`), with
-    ``retry_candidate`` (default: ``_candidate``) deciding which may be
-    taken there; what both refuse goes to the per-row path.
+    text (_c_*). Every row goes through the plain conversions; with
+    ``spec.lenient`` the rows they refused go through the lenient ones
+    (:func:`convert`) too, ``retry_candidate`` (default: ``_candidate``)
+    deciding which may be taken there. What is refused goes to the per-row
+    path.
     """
     def select(lenient: bool) -> list[pl.Expr]:
         cols = {f.column: convert(pl.col(f.source), spec.kinds[f.source], f.required, lenient) for f in fields}
@@ -395,6 +399,11 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
             exprs.append(pl.concat_str([c.canon for c in cols.values()], separator="\x1f").alias("_canon"))
         return exprs
 
+    if not spec.lenient:
+        first = lf.filter(pl.col("_file_ok")).select(select(False)).collect()
+        out = first.filter(pl.col("_ok"))
+        slow = first.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
+        return _lines(out, spec, columns), slow
     frame = lf.filter(pl.col("_file_ok")).collect()
     first = frame.lazy().select(select(False)).collect()
     refused = ~first["_ok"]
@@ -408,6 +417,11 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
         slow = second.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
     else:
         slow = first.filter(refused).select("_file", "source_row", *keep_slow)
+    return _lines(out, spec, columns), slow
+
+
+def _lines(out: pl.DataFrame, spec: Spec, columns: Sequence[str]) -> pl.DataFrame:
+    """The accepted rows as COPY text lines: _file, source_row, line, _key."""
     extra: dict[str, pl.Series] = {}
     if spec.row_hash:
         extra["row_hash"] = pl.Series([hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()
@@ -427,7 +441,7 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
     keep = [pl.col("_file"), pl.col("source_row"), pl.concat_str(parts, separator="\t").alias("line")]
     if spec.dedup:
         keep.append(pl.col(spec.dedup).alias("_key"))
-    return out.select(keep), slow
+    return out.select(keep)
 
 
 @dataclass
