@@ -124,7 +124,7 @@ def test_fast_path_equals_per_row_path_on_edge_cases(columns, monkeypatch, tmp_p
         contract(100, 合同名称="tab\there, back\\slash, 引号外"),          # COPY escapes
         contract(101, {"合同成交额（万元）": "1,234.50", "技术交易额（万元）": "1234.5"}),  # thousands separators
         contract(102, 卖方所属片区=" 龙湾区 "),                          # spaces: per row
-        contract(103, 卖方统一社会信用代码=uscc("91330300MA2AB12C3").lower()),  # lower case: per row
+        contract(103, 卖方统一社会信用代码=uscc("91330300MA2AB12C3").lower()),  # lower case: upper-cased
         contract(104, {"合同成交额（万元）": "3万元", "技术交易额（万元）": "30000元"}),   # units: per row
         contract(105, {"技术交易额（万元）": "200"}),                          # tech > contract value
         contract(106, 登记日期="2021-03-03"),                            # after the export day
@@ -158,6 +158,64 @@ def test_fast_path_equals_per_row_path_on_edge_cases(columns, monkeypatch, tmp_p
     # each edge case must have been meant: the per-row path quarantines several of them
     fast_rows, received = compare("techmarket", files, columns, monkeypatch, tmp_path, batch=len(files))
     assert 100 < fast_rows < received
+
+
+def _full_width(value: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in value)
+
+
+def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_does(columns, monkeypatch, tmp_path):
+    """Full-width ASCII, surrounding whitespace, lower-case codes, compact dates and names with 计 (计算机,
+    设计 …) are converted on the fast path now: the same bytes as per row, and no row of the first file left
+    to the per-row path; the look-alikes of each (a 合计 row, a bad compact date …) still go per row."""
+    landing = tmp_path / "techmarket"
+    landing.mkdir()
+    seller = uscc("91330300MA2AB12C3")
+    taken = [
+        contract(1, 登记日期="20210301"),                                  # compact date
+        contract(2, 登记日期=" 2021-03-01\u3000"),                        # whitespace around a date
+        contract(3, 卖方统一社会信用代码=seller.lower()),                  # lower case
+        contract(4, 卖方统一社会信用代码=_full_width(seller)),             # full width
+        contract(5, 卖方统一社会信用代码=f" {seller}\t", 买方统一社会信用代码=f"\u3000{seller}"),
+        contract(6, {"合同成交额（万元）": "１,２３４．５０", "技术交易额（万元）": " 12.5 "}),  # full-width number
+        contract(7, 合同登记号=_full_width("2021330300000007")),         # a full-width code
+        contract(8, 合同登记号=" 2021330300000008 "),
+        contract(9, 技术领域="计算机软件", 合同名称="工业设计服务合同"),    # 计 in longer names
+        contract(10, 买方名称="合计公司"),                                 # three ideographs: not a total label
+    ]
+    refused = [
+        contract(20, 登记日期="20210230"),                                 # no such day
+        contract(21, 登记日期="20210304"),                                 # after the export day
+        contract(22, 登记日期="2021030"),                                  # seven digits
+        contract(23, 卖方统一社会信用代码=_full_width(seller)[:-1] + "0"),  # bad check character
+        contract(24, 卖方统一社会信用代码=seller[:9] + " " + seller[9:]),    # inner space: per row
+        contract(25, 买方名称="合 计"),                                     # a total row, spaced
+        contract(26, 合同名称="设计"),                                       # two ideographs with 计: per row
+        contract(27, 技术领域=" 总计"),                                      # a total row
+        contract(28, {"合同成交额（万元）": "－1"}),                          # a full-width minus: per row
+        contract(29, 卖方统一社会信用代码="ı" + seller[1:]),                # a dotless i: per row
+    ]
+    first = write_csv(landing / "tech_contracts_20210302.csv", taken)
+    again = write_csv(landing / "tech_contracts_20210304.csv", taken)
+    fast_rows, received = compare("techmarket", [first, again], columns, monkeypatch, tmp_path)  # a batch
+    assert fast_rows == received == 2 * len(taken)
+    mixed = write_csv(landing / "tech_contracts_20210303.csv", taken + refused + [contract(2)])
+    fast_rows, received = compare("techmarket", [first, mixed], columns, monkeypatch, tmp_path)
+    assert fast_rows == 2 * len(taken) + 1  # and the plain contract 2
+
+
+def test_calamine_fast_path_keeps_names_with_ji_and_refuses_total_rows(columns, monkeypatch, tmp_path):
+    from datetime import datetime
+
+    landing = tmp_path / "district"
+    landing.mkdir()
+    base = ["LW-X-0001", "计算机研究项目", "重点区块", "设计园", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
+    rows = [base, ["LW-X-0002", "合 计", None, None, None, None, None, 3], ["LW-X-0003", *base[1:3], "总计"],
+            ["LW-X-0004", *base[1:]]]
+    fast_rows: list[int] = []
+    path = edge_workbook(landing / "LW_202103_v1.xlsx", rows)
+    assert compare_workbooks([path, path], columns, monkeypatch, tmp_path, fast_rows) == 2
+    assert sum(fast_rows) == 2 * 2  # base and LW-X-0004 (重点项目) in both copies; the total rows per row
 
 
 def test_a_wrong_fast_rule_is_caught_by_the_comparison(columns, monkeypatch, tmp_path):

@@ -58,6 +58,15 @@ _ASCII_CODE = "^[!-~\u4e00-\u9fff]+$"
 # str(Decimal(s without commas)) == s without commas; at most 15 characters is checked apart
 _PLAIN_DECIMAL = r"^(0|[1-9][0-9]*|[1-9][0-9]{0,2}(,[0-9]{3})+)(\.[0-9]{1,6})?$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_COMPACT_DATE = r"^[0-9]{8}$"
+# Full-width ASCII (U+FF01..U+FF5E) is what NFKC turns into ASCII, one character for one.
+_FULL_WIDTH_ASCII = {chr(0xFF01 + i): chr(0x21 + i) for i in range(94)}
+
+
+def _ascii_of(e: pl.Expr) -> pl.Expr:
+    """The value with full-width ASCII made ASCII and surrounding whitespace stripped: what NFKC and _squash
+    make of it wherever the result is ASCII (or CJK ideographs) without inner whitespace."""
+    return e.str.replace_many(_FULL_WIDTH_ASCII).str.strip_chars(_STRIP)
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -138,11 +147,19 @@ def _self_stable(values: Sequence[str]) -> None:
             raise ValueError(f"{v!r} is not in normal form")
 
 
-def convert(e: pl.Expr, kind: Kind, required: bool) -> Col:
-    """The fast conversion of a string column ``e`` by ``kind``."""
+def convert(e: pl.Expr, kind: Kind, required: bool, lenient: bool = False) -> Col:
+    """The fast conversion of a string column ``e`` by ``kind``.
+
+    ``lenient`` (the second pass, over the rows the first refused: see :func:`_convert`) also takes what
+    NFKC and stripping make plain as the per-row rule does: full-width ASCII, surrounding whitespace,
+    lower-case letters of a USCC or ID, a compact date (20210305). Each costs a few passes over a column,
+    so the first pass, over every row, does without them.
+    """
     blank = _blank(e)
     null = pl.lit(None, pl.String)
     num = None
+    if lenient and kind.name in ("code", "uscc", "id", "number"):
+        e = _ascii_of(e)  # _squash: full-width ASCII -> ASCII, no surrounding whitespace (inner: refused below)
     if kind.name == "text":
         v = e.str.strip_chars(_STRIP)
         copy, ok = pl.when(v == "").then(null).otherwise(v), pl.lit(True)
@@ -156,13 +173,21 @@ def convert(e: pl.Expr, kind: Kind, required: bool) -> Col:
     elif kind.name == "area":
         keys = [k for k in _AREAS if _squash(k).upper() == k]
         copy, ok = e.replace_strict({k: _AREAS[k] for k in keys}, default=None), e.is_in(keys)
-    elif kind.name == "uscc":
-        copy, ok = e, _uscc_ok(e)
-    elif kind.name == "id":
-        copy, ok = e, _id_ok(e)
+    elif kind.name in ("uscc", "id"):
+        if lenient:  # upper(): only ASCII letters here (a dotless i, a long s … go per row)
+            e = pl.when(e.str.contains("^[0-9A-Za-z]+$")).then(e.str.to_uppercase()).otherwise(e)
+        copy, ok = e, (_uscc_ok(e) if kind.name == "uscc" else _id_ok(e))
     elif kind.name == "date":
-        d = e.str.to_date("%Y-%m-%d", strict=False)
-        ok = e.str.contains(_ISO_DATE) & d.is_not_null() & (d.dt.strftime("%Y-%m-%d") == e)
+        if lenient:
+            # _read_date's last pattern (20210305), between whitespace, a day of the calendar: as its ISO day
+            v = e.str.strip_chars(_STRIP)
+            d = pl.when(v.str.contains(_ISO_DATE)).then(v.str.to_date("%Y-%m-%d", strict=False)).otherwise(
+                pl.when(v.str.contains(_COMPACT_DATE)).then(v.str.to_date("%Y%m%d", strict=False)))
+            e = d.dt.strftime("%Y-%m-%d")
+            ok = d.is_not_null() & ((e == v) | (d.dt.strftime("%Y%m%d") == v))
+        else:
+            d = e.str.to_date("%Y-%m-%d", strict=False)
+            ok = e.str.contains(_ISO_DATE) & d.is_not_null() & (d.dt.strftime("%Y-%m-%d") == e)
         if kind.lo is not None:
             ok = ok & (d >= kind.lo)
         if kind.hi is not None:
@@ -220,6 +245,9 @@ class Spec:
     dedup_message: Callable[[Any, int], str] | None = None
     # a per-row value computed in Python from the accepted rows' column (hr: person_key from id_number)
     python_columns: Mapping[str, Callable[[list[str]], list[str]]] = field(default_factory=dict)
+    # a second, lenient pass over the rows the first refused (:func:`_convert`): worth its cost where many
+    # rows carry full-width, spaced or compact values (techmarket; measured slower on bank, even on hr)
+    lenient: bool = False
 
 
 class NoDedup(dict):
@@ -278,6 +306,24 @@ def _cells_of(line: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return quoted | bare | mixed.str.contains(_SAFE_LINE).fill_null(False), cells
 
 
+# CJK unified ideographs: NFKC-stable and never whitespace, so a cell holding three of them never squashes
+# (header()) to a two-character 合计 / 总计 label.
+_IDEOGRAPH = "[\u4e00-\u9fff]"
+TOTAL_CHAR = "计"
+
+
+def _total_like(cells: pl.Expr) -> pl.Expr:
+    """The row may be a 合计 row for ``_rows.is_total_row``: a cell with 计 and fewer than three ideographs
+    (设计, 计算机 … in longer names do not send a row to the per-row path)."""
+    return cells.list.eval(pl.element().str.contains(TOTAL_CHAR, literal=True)
+                           & (pl.element().str.count_matches(_IDEOGRAPH) < 3)).list.any().fill_null(True)
+
+
+def total_like(strings: Sequence[str]) -> bool:
+    """:func:`_total_like` for the string cells of one row."""
+    return any(TOTAL_CHAR in s and len(re.findall(_IDEOGRAPH, s)) < 3 for s in strings)
+
+
 def safe_line(line: str) -> bool:
     """:func:`_cells_of`'s shape test for one line (the header)."""
     return re.fullmatch(_SAFE_LINE[1:-1], line) is not None
@@ -307,10 +353,13 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
         safe.alias("_safe"), cells.alias("cells"))
     lf = lf.with_columns(
         (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)).over("_file").alias("_file_ok"),
-        ((pl.col("cells").list.len() == pl.col("_width")) & ~pl.col("line").str.contains("计", literal=True)
-         & (pl.col("line").str.replace_all('[",]', "").str.strip_chars(_STRIP) != "")).alias("_candidate"),
+        ((pl.col("cells").list.len() == pl.col("_width"))
+         & (pl.col("line").str.replace_all('[",]', "").str.strip_chars(_STRIP) != "")).alias("_shaped"),
         *[pl.col("cells").list.get(index[f.source], null_on_oob=True).alias(f.source) for f in fields])
-    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), ["cells"])
+    # a line with 计 anywhere waits for the second pass, which looks at its cells (_total_like)
+    lf = lf.with_columns((pl.col("_shaped") & ~pl.col("line").str.contains(TOTAL_CHAR, literal=True)).alias("_candidate"))
+    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), ["cells"],
+                         pl.col("_shaped") & ~_total_like(pl.col("cells")))
     fast_of = out.partition_by("_file", as_dict=True, include_key=False)
     slow_of: dict[int, list[tuple[int, list[str]]]] = {}
     for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
@@ -323,28 +372,56 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
 
 
 def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Sequence[str],
-             constants: Sequence[str], keep_slow: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+             constants: Sequence[str], keep_slow: Sequence[str], retry_candidate: pl.Expr | None = None
+             ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(the accepted rows as COPY text lines: _file, source_row, line, _key; the others: _file, source_row, …).
 
     ``lf`` holds _file, source_row, _candidate, _file_ok, one string column
     per field source, the spec's parameters (_p_*) and the constants as COPY
-    text (_c_*).
+    text (_c_*). Every row goes through the plain conversions; with
+    ``spec.lenient`` the rows they refused go through the lenient ones
+    (:func:`convert`) too, ``retry_candidate`` (default: ``_candidate``)
+    deciding which may be taken there. What is refused goes to the per-row
+    path.
     """
-    cols = {f.column: convert(pl.col(f.source), spec.kinds[f.source], f.required) for f in fields}
-    ok = pl.col("_candidate")
-    for c in cols.values():
-        ok = ok & c.ok
-    if spec.row_ok is not None:
-        ok = ok & spec.row_ok(cols).fill_null(False)
-    exprs = [pl.col("_file"), pl.col("source_row"), pl.col("_file_ok"), ok.fill_null(False).alias("_ok"),
-             *[pl.col(c) for c in keep_slow]]
-    exprs += [c.copy.alias(name) for name, c in cols.items()]
-    exprs += [pl.col(f"_c_{k}") for k in constants]
-    if spec.row_hash:
-        exprs.append(pl.concat_str([c.canon for c in cols.values()], separator="\x1f").alias("_canon"))
-    out = lf.select(exprs).filter(pl.col("_file_ok")).collect()
-    slow = out.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
-    out = out.filter(pl.col("_ok"))
+    def select(lenient: bool) -> list[pl.Expr]:
+        cols = {f.column: convert(pl.col(f.source), spec.kinds[f.source], f.required, lenient) for f in fields}
+        ok = pl.col("_candidate")
+        for c in cols.values():
+            ok = ok & c.ok
+        if spec.row_ok is not None:
+            ok = ok & spec.row_ok(cols).fill_null(False)
+        exprs = [pl.col("_file"), pl.col("source_row"), ok.fill_null(False).alias("_ok"),
+                 *[pl.col(c) for c in keep_slow]]
+        exprs += [c.copy.alias(name) for name, c in cols.items()]
+        exprs += [pl.col(f"_c_{k}") for k in constants]
+        if spec.row_hash:
+            exprs.append(pl.concat_str([c.canon for c in cols.values()], separator="\x1f").alias("_canon"))
+        return exprs
+
+    if not spec.lenient:
+        first = lf.filter(pl.col("_file_ok")).select(select(False)).collect()
+        out = first.filter(pl.col("_ok"))
+        slow = first.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
+        return _lines(out, spec, columns), slow
+    frame = lf.filter(pl.col("_file_ok")).collect()
+    first = frame.lazy().select(select(False)).collect()
+    refused = ~first["_ok"]
+    out = first.filter(~refused)
+    rest = frame.filter(refused)
+    if rest.height:
+        if retry_candidate is not None:
+            rest = rest.with_columns(retry_candidate.alias("_candidate"))
+        second = rest.lazy().select(select(True)).collect()
+        out = pl.concat([out, second.filter(pl.col("_ok"))], how="vertical_relaxed")
+        slow = second.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
+    else:
+        slow = first.filter(refused).select("_file", "source_row", *keep_slow)
+    return _lines(out, spec, columns), slow
+
+
+def _lines(out: pl.DataFrame, spec: Spec, columns: Sequence[str]) -> pl.DataFrame:
+    """The accepted rows as COPY text lines: _file, source_row, line, _key."""
     extra: dict[str, pl.Series] = {}
     if spec.row_hash:
         extra["row_hash"] = pl.Series([hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()
@@ -364,7 +441,7 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
     keep = [pl.col("_file"), pl.col("source_row"), pl.concat_str(parts, separator="\t").alias("line")]
     if spec.dedup:
         keep.append(pl.col(spec.dedup).alias("_key"))
-    return out.select(keep), slow
+    return out.select(keep)
 
 
 @dataclass
@@ -413,6 +490,8 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     The per-row check ran without duplicate memory (:class:`NoDedup`): a
     repeat is found here over the rows both paths accepted, in source
     order, the first occurrence kept, exactly as the per-row check does.
+    (In Python: a polars frame per file, sorted and keyed, measured slower
+    on files of a few hundred rows, its per-call cost above the loop's.)
     """
     fast_rows = result.fast["source_row"].to_list()
     fast_lines = result.fast["line"].to_list()

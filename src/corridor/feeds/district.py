@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -592,18 +593,7 @@ def fast_specs() -> dict[str, _fast.Spec]:
 FAST = fast_specs()
 
 
-def _fast_text(cell: Any, kind: str) -> str | None | bool:
-    """A cell that is not a string as the string the fast path converts, or False: the row goes per row.
-
-    Numbers take an int or a float as ``Decimal(str())`` would print it (anything else the plain-decimal
-    test refuses); dates take a date cell as its ISO day.
-    """
-    kind_of_cell = type(cell)
-    if kind == "number" and (kind_of_cell is int or kind_of_cell is float):
-        return str(cell) if kind_of_cell is int else repr(cell)
-    if kind == "date" and kind_of_cell is datetime:
-        return cell.isoformat()[:10]
-    return False
+_REFUSED = object()  # a cell the fast path does not take as it is: its row goes per row
 
 
 @dataclass
@@ -621,50 +611,55 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
            limits: Limits) -> _SheetRows:
     """The header matched (as _load_sheet does) and the data rows sorted into candidates and the rest.
 
-    A candidate: no more cells than the header, its text cells without NUL, 合计 label or over-long
+    A candidate: no more cells than the header, its text cells without NUL, 合计-like label or over-long
     text, no float that is not finite, some field not blank, and every field a string, blank, or (in a
     number or date field) a number or a date cell.
     """
     fields, layout = _header(rows, sheet, meta, where)
     kinds = FAST[sheet.name].kinds
     plan = [(layout.index[f.source], kinds[f.source].name) for f in fields]
-    texts_of: list[list[Any]] = [[] for _ in fields]
-    fast_rows: list[int] = []
-    cells_of: dict[int, tuple[Any, ...]] = {}
-    slow: list[tuple[int, tuple[Any, ...]]] = []
     width = len(layout.keys)
     field_chars = limits.field_chars
-    iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
-    for row_no, cells in rows:
+    body = list(rows)
+    # the rows fit as a whole (their string cells, their floats): one pass per row
+    fit = []
+    for k, (_, cells) in enumerate(body):
         n = len(cells)
-        texts: list[Any] | None = []
-        if n <= width:
-            strings = [c for c in cells if type(c) is str]
-            joined = "".join(strings)
-            if ("\x00" in joined or "计" in joined or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
-                    or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
-                texts = None
-            else:
-                for i, kind in plan:
-                    value = cells[i] if i < n else None
-                    if value is not None and type(value) is not str:
-                        text = iso.get(value) if kind == "date" else None
-                        if text is None:
-                            text = _fast_text(value, kind)
-                            if text is False:
-                                texts = None
-                                break
-                            if kind == "date":
-                                iso[value] = text
-                        value = text
-                    texts.append(value)
-        if texts and len(texts) == len(plan) and any(t is not None for t in texts):
-            fast_rows.append(row_no)
-            cells_of[row_no] = cells
-            for column, text in zip(texts_of, texts, strict=True):
-                column.append(text)
-        else:
-            slow.append((row_no, cells))
+        if n > width:
+            continue
+        strings = [c for c in cells if type(c) is str]
+        joined = "".join(strings)
+        if ("\x00" in joined or ("计" in joined and _fast.total_like(strings))
+                or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
+                or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
+            continue
+        fit.append(k)
+    # then each field column by column: its text per fitting row, or _REFUSED (the row goes per row)
+    grid = list(zip_longest(*[body[k][1] for k in fit], fillvalue=None)) if fit else []
+    blank = (None,) * len(fit)
+    iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
+    texts_of = []
+    for i, kind in plan:
+        column = grid[i] if i < len(grid) else blank
+        if kind == "number":
+            column = [v if v is None or (t := type(v)) is str else str(v) if t is int else repr(v) if t is float
+                      else _REFUSED for v in column]
+        elif kind == "date":
+            column = [v if v is None or (t := type(v)) is str
+                      else (iso.get(v) or iso.setdefault(v, v.isoformat()[:10])) if t is datetime
+                      else _REFUSED for v in column]
+        elif not all(v is None or type(v) is str for v in column):
+            column = [v if v is None or type(v) is str else _REFUSED for v in column]
+        texts_of.append(column)
+    taken = [j for j, texts in enumerate(zip(*texts_of, strict=True)) if _REFUSED not in texts
+             and any(t is not None for t in texts)] if fit else []
+    fast_rows = [body[fit[j]][0] for j in taken]
+    cells_of = {body[fit[j]][0]: body[fit[j]][1] for j in taken}
+    if len(taken) < len(fit):
+        texts_of = [[column[j] for j in taken] for column in texts_of]
+    else:
+        texts_of = [list(column) for column in texts_of]
+    slow = [(row_no, cells) for row_no, cells in body if row_no not in cells_of]
     values = {f.source: column for f, column in zip(fields, texts_of, strict=True)}
     return _SheetRows(layout, fast_rows, values, cells_of, slow)
 
