@@ -120,7 +120,7 @@ def _write_contents(sc: Scorecard, target_dir: Path, contents: dict[str, bytes])
 # -- rendering in worker processes ------------------------------------------------------------
 #
 # WeasyPrint and xlsxwriter are pure-Python CPU work. `publish` lays out the PDFs in ``workers``
-# spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else 1 when the machine has two CPUs or
+# spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else 2 when the machine has two CPUs or
 # more; 0: everything in the publishing process), one scorecard per task, while the publishing
 # process writes the same scorecard's XLSX and HTML and keeps the registry work (lock, check,
 # record), in one thread per worker and one more. A worker is sent what the page shows, the PDF's
@@ -129,8 +129,10 @@ def _write_contents(sc: Scorecard, target_dir: Path, contents: dict[str, bytes])
 # parent's loggers.
 
 def publish_workers() -> int:
-    """PDF rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else 1 with two CPUs or more, else 0
-    (0: every format in the publishing process)."""
+    """PDF rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else 2 with two CPUs or more, else 0
+    (0: every format in the publishing process). Two: the PDFs are ~70 % of the CPU, so one worker was the
+    critical path while the publishing process waited; a worker that is sent only the page's HTML is ~95 MiB at
+    province scale, so two keep the process tree near 320 MiB (one: ~230; benchmarks/README.md)."""
     value = os.environ.get("CORRIDOR_PUBLISH_WORKERS", "").strip()
     if value:
         try:
@@ -140,7 +142,7 @@ def publish_workers() -> int:
         if n < 0:
             raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be 0 or more, not {n}")
         return n
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
 class _Renderers:
