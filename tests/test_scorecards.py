@@ -277,6 +277,88 @@ def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy
     assert not re.search(r"href\s*=\s*[\"']?http://x", page)
 
 
+RARE_NAME = "龘鑫智造有限公司"   # 龘 (U+9F98): in Noto Sans CJK SC, in no template, label or other name
+
+
+def _embedded_fonts_and_glyphs(pdf: bytes) -> tuple[list, dict[str, int]]:
+    """(the font programs embedded in ``pdf`` as fontTools fonts, {character: glyph id} of its ToUnicode maps)."""
+    import io
+    import zlib
+
+    from fontTools.ttLib import TTFont
+
+    fonts, glyphs = [], {}
+    for match in re.finditer(rb"stream\r?\n", pdf):
+        start = match.end()
+        end = pdf.find(b"endstream", start)
+        try:
+            data = zlib.decompressobj().decompress(pdf[start:end])
+        except zlib.error:
+            continue
+        if data[:4] == b"OTTO":
+            fonts.append(TTFont(io.BytesIO(data)))
+        for block in re.findall(rb"beginbfchar(.*?)endbfchar", data, re.S):
+            for gid, text in re.findall(rb"<([0-9a-f]+)> <([0-9a-f]+)>", block):
+                glyphs[bytes.fromhex(text.decode()).decode("utf-16-be")] = int(gid, 16)
+    return fonts, glyphs
+
+
+def test_a_character_only_the_data_uses_is_drawn_from_the_pages_own_font_subset(warehouse_copy, tmp_path):
+    import io
+
+    from fontTools.pens.boundsPen import BoundsPen
+    from fontTools.ttLib import TTFont
+
+    from corridor.pdf import subset_font
+    from corridor.scorecards.render_html import _template_text
+
+    require_poppler()
+    templates = "".join(_template_text(n) for n in ("scorecard.html.j2", "scorecard.css", "print.css"))
+    assert "龘" not in templates
+    # a subset made from the templates' text (or any fixed list) would not have it
+    naive = subset_font(set(templates), "regular")
+    assert 0x9F98 not in TTFont(io.BytesIO(naive)).getBestCmap()
+    with psycopg.connect(warehouse_copy) as conn:
+        conn.execute(
+            """
+            insert into marts.fct_certifications
+                (certificate_key, certificate_no, uscc, enterprise_name, area_code, certification_type, granted_date,
+                 valid_until, revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id,
+                 source_row)
+            values ('高新技术企业:TEST-RARE-1:91330300TESTRARE01', 'TEST-RARE-1', '91330300TESTRARE01', %s, 'LW',
+                    '高新技术企业', date '2022-01-01',
+                    date '2024-12-31', null, false, date '2022-01-01', date '2024-12-31', false,
+                    date '2022-06-01', 0, 0)
+            """, (RARE_NAME,))
+    files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
+                   out_dir=tmp_path)
+
+    assert RARE_NAME in _squeeze(_pdftotext(files["pdf"]))
+    # every glyph from the page's subset (not from a fallback font), embedded
+    fonts = _pdffonts(files["pdf"])
+    assert fonts and all(f["emb"] == "yes" and "Noto-Sans-CJK-SC-Subset" in f["name"] for f in fonts), fonts
+    embedded, glyphs = _embedded_fonts_and_glyphs(files["pdf"].read_bytes())
+    assert len(embedded) == len(fonts)
+    gid = glyphs["龘"]
+    outlines = []
+    for font in embedded:
+        order = font.getGlyphOrder()
+        if gid < len(order):
+            pen = BoundsPen(font.getGlyphSet())
+            font.getGlyphSet()[order[gid]].draw(pen)
+            outlines.append(pen.bounds)
+    assert any(bounds is not None for bounds in outlines), "龘 has no outline in the embedded fonts"
+
+
+def test_the_pdf_worker_module_imports_nothing_of_the_scorecards_package():
+    import sys
+
+    code = ("import sys, corridor.pdf; "
+            "print(sorted(m for m in sys.modules if m.startswith('corridor.scorecards') or m == 'psycopg'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 # -- publishing ------------------------------------------------------------------------------------
 
 def test_scheduled_year_end_email_reaches_the_smtp_server_with_pdf_and_xlsx(warehouse_copy, tmp_path, smtp_server):

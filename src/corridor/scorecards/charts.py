@@ -40,14 +40,14 @@ def _segments(points, x, y) -> list[str]:
 
 
 def trend_svg(series: list[tuple[date, Decimal | None, Decimal | None]], *, colour: str, measure_type: str,
-              width: int = 260, height: int = 96, title: str = "") -> Markup:
-    """A small line chart: actual (solid) vs paced target (dashed) per month."""
+              width: int = 260, height: int = 96, title: str = "", font_family: str = FONT) -> Markup:
+    """A small line chart: actual (solid) vs paced target (dashed) per month (labels in ``font_family``)."""
     left, right, top, bottom = 40, 8, 8, 18
     plot_w, plot_h = width - left - right, height - top - bottom
     actual, paced = _points(series, 1), _points(series, 2)
     values = [v for _, v in actual + paced if v is not None]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" font-family="{FONT}" font-size="8">']
+             f'viewBox="0 0 {width} {height}" role="img" font-family="{escape(font_family)}" font-size="8">']
     if title:
         parts.append(f"<title>{escape(title)}</title>")
     if not values:

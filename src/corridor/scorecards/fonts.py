@@ -1,43 +1,24 @@
 """The PDF's font: Noto Sans CJK SC (Debian ``fonts-noto-cjk``), embedded as a subset.
 
 ``scripts/install-system-deps.sh`` installs it (with ``libharfbuzz-subset0``,
-which WeasyPrint uses to subset a CJK font in a fraction of a second instead of
-tens of seconds with fontTools). Rendering a PDF without the font would
-silently fall back to a font without Chinese glyphs, so `require_font` refuses.
-`missing_glyphs` names the characters of a text the fonts (regular and bold) cannot show.
+HarfBuzz's subsetter, which WeasyPrint and `corridor.pdf.subset_fonts` use).
+Rendering a PDF without the font would silently fall back to a font without
+Chinese glyphs, so `require_font` refuses. `missing_glyphs` names the
+characters of a text the fonts (regular and bold) cannot show. The font's
+look-up and the page's font subset live in `corridor.pdf` (what a PDF worker
+process runs).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 from functools import lru_cache
+
+from corridor.pdf import FAMILY, INSTALL_HINT, SUBSET_FAMILY, FontMissing, font_file, unicode_ranges
 
 log = logging.getLogger(__name__)
 
-FAMILY = "Noto Sans CJK SC"
-INSTALL_HINT = "run scripts/install-system-deps.sh (Debian: apt-get install fonts-noto-cjk)"
-
-
-class FontMissing(RuntimeError):
-    pass
-
-
-@lru_cache(maxsize=4)
-def font_file(weight: str = "regular") -> tuple[str, int]:
-    """(path, index in the collection) of the font fontconfig gives for the family."""
-    if not shutil.which("fc-match"):
-        raise FontMissing(f"fontconfig's fc-match is not installed: {INSTALL_HINT}")
-    pattern = f"{FAMILY}:lang=zh-cn" + (":weight=bold" if weight == "bold" else "")
-    out = subprocess.run(["fc-match", "-f", "%{file}|%{index}|%{family}", pattern],
-                         capture_output=True, text=True, check=False).stdout
-    path, _, rest = out.partition("|")
-    index, _, families = rest.partition("|")
-    if FAMILY not in families.split(","):
-        raise FontMissing(f"font {FAMILY!r} is not installed (fontconfig offers {families or 'nothing'}): "
-                          f"{INSTALL_HINT}")
-    return path, int(index or 0)
+__all__ = ["FAMILY", "INSTALL_HINT", "SUBSET_FAMILY", "FontMissing", "font_file", "missing_glyphs", "require_font"]
 
 
 def require_font() -> None:
@@ -48,17 +29,10 @@ def require_font() -> None:
 
 def _cmap_bits(weight: str) -> bytearray:
     """One bit per code point (U+0000..U+10FFFF, 136 KiB) that the font of ``weight`` maps to a glyph."""
-    from fontTools.ttLib import TTFont
-
-    path, index = font_file(weight)
-    font = TTFont(path, fontNumber=index, lazy=True)
-    try:
-        cmap = font.getBestCmap()
-    finally:
-        font.close()
     bits = bytearray(0x110000 // 8)
-    for cp in cmap:
-        bits[cp >> 3] |= 1 << (cp & 7)
+    for first, last in unicode_ranges(weight):
+        for cp in range(first, last + 1):
+            bits[cp >> 3] |= 1 << (cp & 7)
     return bits
 
 
@@ -66,8 +40,9 @@ def _cmap_bits(weight: str) -> bytearray:
 def _coverage() -> bytes:
     """The code points both the regular and the bold font have a glyph for, as a bitmap.
 
-    A bitmap rather than a set of ~45,000 ints: 136 KiB instead of ~25 MiB kept in every
-    rendering process (the cmap dictionaries are read, combined and dropped)."""
+    A bitmap rather than a set of ~45,000 ints: 136 KiB instead of ~25 MiB kept in the publishing process (the
+    fonts' cmaps are read by HarfBuzz, not fontTools: reading them into dictionaries raised the process's peak by
+    ~50 MiB)."""
     regular, bold = _cmap_bits("regular"), _cmap_bits("bold")
     return (int.from_bytes(regular, "little") & int.from_bytes(bold, "little")).to_bytes(len(regular), "little")
 

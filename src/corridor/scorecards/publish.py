@@ -45,6 +45,7 @@ from pathlib import Path
 
 import psycopg
 
+import corridor.pdf
 from corridor.progress import Progress
 from corridor.scorecards import delivery, registry
 from corridor.scorecards.data import (
@@ -59,7 +60,7 @@ from corridor.scorecards.editions import EDITIONS
 from corridor.scorecards.editions import edition as edition_of
 from corridor.scorecards.gate import check_gate
 from corridor.scorecards.render_html import render_html
-from corridor.scorecards.render_pdf import render_pdf
+from corridor.scorecards.render_pdf import pdf_html, render_pdf
 from corridor.scorecards.render_xlsx import render_xlsx
 from corridor.workers import process_pool
 
@@ -119,19 +120,19 @@ def _write_contents(sc: Scorecard, target_dir: Path, contents: dict[str, bytes])
 # -- rendering in worker processes ------------------------------------------------------------
 #
 # WeasyPrint and xlsxwriter are pure-Python CPU work. `publish` lays out the PDFs in ``workers``
-# spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else 1 when the machine has two CPUs or
+# spawned processes (default: CORRIDOR_PUBLISH_WORKERS, else 2 when the machine has two CPUs or
 # more; 0: everything in the publishing process), one scorecard per task, while the publishing
 # process writes the same scorecard's XLSX and HTML and keeps the registry work (lock, check,
-# record), in one thread per worker and one more. Two cores are used by one worker: the PDF (~70 %
-# of the CPU) beside the XLSX, HTML, data and registry work. Each WeasyPrint process costs ~75 MiB
-# started and peaks at ~200 MiB (a province scorecard's layout and the fonts' subsetting): with one
-# worker the process tree of a province publication stays under 400 MB (~365 MiB), a second one is
-# faster but adds ~140 MiB (~500 MiB; benchmarks/README.md). A worker holds one scorecard at a
-# time; its log records are forwarded to the parent's loggers.
+# record), in one thread per worker and one more. A worker is sent what the page shows, the PDF's
+# HTML (`render_pdf.pdf_html`, made here), not the scorecard, and runs `corridor.pdf` only (the page's
+# font subset and WeasyPrint, not the scorecards package). Its log records are forwarded to the
+# parent's loggers.
 
 def publish_workers() -> int:
-    """PDF rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else 1 with two CPUs or more, else 0
-    (0: every format in the publishing process)."""
+    """PDF rendering processes for `publish`: CORRIDOR_PUBLISH_WORKERS, else 2 with two CPUs or more, else 0
+    (0: every format in the publishing process). Two: the PDFs are ~70 % of the CPU, so one worker was the
+    critical path while the publishing process waited; a worker that is sent only the page's HTML is ~95 MiB at
+    province scale, so two keep the process tree near 320 MiB (one: ~230; benchmarks/README.md)."""
     value = os.environ.get("CORRIDOR_PUBLISH_WORKERS", "").strip()
     if value:
         try:
@@ -141,33 +142,7 @@ def publish_workers() -> int:
         if n < 0:
             raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be 0 or more, not {n}")
         return n
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
-
-
-def _worker_init(queue) -> None:
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
-    root.setLevel(logging.INFO)
-
-
-def _release_memory() -> None:
-    """Give the memory of the scorecard just rendered back to the system (a worker's RSS would otherwise stay at
-    its largest scorecard's: glibc keeps freed heap pages for reuse)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):  # not glibc
-        pass
-
-
-def _worker_pdf(sc: Scorecard) -> bytes:
-    try:
-        return render_pdf(sc)
-    finally:
-        _release_memory()
+    return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
 class _Renderers:
@@ -179,7 +154,7 @@ class _Renderers:
         self.queue = ctx.Queue()
         self.listener = threading.Thread(target=self._forward, name="publish-log-forwarder", daemon=True)
         self.listener.start()
-        self.pool = process_pool(workers, initializer=_worker_init, initargs=(self.queue,))
+        self.pool = process_pool(workers, initializer=corridor.pdf.worker_init, initargs=(self.queue,))
 
     def _forward(self) -> None:
         while True:
@@ -191,12 +166,9 @@ class _Renderers:
                 logger.handle(record)
 
     def write(self, sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, str, int]]:
-        # Hashed before it is submitted: the pool pickles ``sc`` later, in its feeder thread, while this thread
-        # renders the XLSX and HTML from it, and the hash (cached in the scorecard's __dict__ on first use, the
-        # only thing rendering changes) would otherwise be cached meanwhile ("dictionary changed size during
-        # iteration"). The worker's copy carries the hash, so the worker does not hash again.
-        sc.data_sha256  # noqa: B018
-        pdf = self.pool.submit(_worker_pdf, sc)
+        # the worker gets the page's HTML (a string), never the scorecard, which this thread goes on reading for
+        # the XLSX and HTML
+        pdf = self.pool.submit(corridor.pdf.worker_html_to_pdf, pdf_html(sc))
         try:
             xlsx, html = render_xlsx(sc), render_html(sc).encode("utf-8")
         except BaseException:

@@ -17,8 +17,9 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from corridor.scorecards import format as fmt
-from corridor.scorecards.charts import trend_svg
+from corridor.scorecards.charts import FONT, trend_svg
 from corridor.scorecards.data import STATUS, Scorecard
+from corridor.scorecards.fonts import SUBSET_FAMILY
 
 OFFICE = "环大罗山科创走廊建设领导小组办公室"
 STATUS_ORDER = [(STATUS[s][0], STATUS[s][1], STATUS[s][2]) for s in ("ahead", "on_track", "behind", "no_target", None)]
@@ -102,8 +103,10 @@ def _rank_width(score) -> str:
 
 
 def render_html(sc: Scorecard, medium: str = "html") -> str:
+    # the PDF's charts name the page's font subset first, as its stylesheet does (print.css)
+    font_family = f"{SUBSET_FAMILY}, {FONT}" if medium == "pdf" else FONT
     charts = {k.code: trend_svg(k.series, colour=k.status_colour, measure_type=k.measure_type,
-                                title=f"{k.code} {k.name} 月度走势")
+                                title=f"{k.code} {k.name} 月度走势", font_family=font_family)
               for k in sc.kpis}
     return _template().render(
         sc=sc, medium=medium, css=Markup(stylesheet(medium)), charts=charts, office=OFFICE, status_order=STATUS_ORDER,
