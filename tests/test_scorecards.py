@@ -240,21 +240,26 @@ def test_rendering_is_deterministic(built_warehouse, tmp_path):
 
 # -- formula injection -----------------------------------------------------------------------------
 
-def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy, tmp_path):
-    import openpyxl
-
-    with psycopg.connect(warehouse_copy) as conn:
+def _certify_in_lw(url: str, certificate_no: str, uscc: str, name: str) -> None:
+    """A 高新技术企业 certificate granted on 2022-01-01 to ``name`` in LW, written straight into the mart."""
+    with psycopg.connect(url) as conn:
         conn.execute(
             """
             insert into marts.fct_certifications
                 (certificate_key, certificate_no, uscc, enterprise_name, area_code, certification_type, granted_date,
                  valid_until, revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id,
                  source_row)
-            values ('高新技术企业:TEST-FORMULA-1:91330300TESTFORMUL', 'TEST-FORMULA-1', '91330300TESTFORMUL', %s, 'LW',
+            values ('高新技术企业:' || %(no)s || ':' || %(uscc)s, %(no)s, %(uscc)s, %(name)s, 'LW',
                     '高新技术企业', date '2022-01-01',
                     date '2024-12-31', null, false, date '2022-01-01', date '2024-12-31', false,
                     date '2022-06-01', 0, 0)
-            """, (FORMULA_NAME,))
+            """, {"no": certificate_no, "uscc": uscc, "name": name})
+
+
+def test_formula_like_enterprise_name_stays_text_in_xlsx_and_html(warehouse_copy, tmp_path):
+    import openpyxl
+
+    _certify_in_lw(warehouse_copy, "TEST-FORMULA-1", "91330300TESTFORMUL", FORMULA_NAME)
     # granted on the year's first day: listed among the first names of its group, which the page shows
     # (at most NAMES_PER_GROUP names per group; the XLSX has every row)
     files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
@@ -318,18 +323,7 @@ def test_a_character_only_the_data_uses_is_drawn_from_the_pages_own_font_subset(
     # a subset made from the templates' text (or any fixed list) would not have it
     naive = subset_font(set(templates), "regular")
     assert 0x9F98 not in TTFont(io.BytesIO(naive)).getBestCmap()
-    with psycopg.connect(warehouse_copy) as conn:
-        conn.execute(
-            """
-            insert into marts.fct_certifications
-                (certificate_key, certificate_no, uscc, enterprise_name, area_code, certification_type, granted_date,
-                 valid_until, revoked_date, is_revoked, valid_from, valid_to, is_never_valid, report_month, ledger_id,
-                 source_row)
-            values ('高新技术企业:TEST-RARE-1:91330300TESTRARE01', 'TEST-RARE-1', '91330300TESTRARE01', %s, 'LW',
-                    '高新技术企业', date '2022-01-01',
-                    date '2024-12-31', null, false, date '2022-01-01', date '2024-12-31', false,
-                    date '2022-06-01', 0, 0)
-            """, (RARE_NAME,))
+    _certify_in_lw(warehouse_copy, "TEST-RARE-1", "91330300TESTRARE01", RARE_NAME)
     files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
                    out_dir=tmp_path)
 
