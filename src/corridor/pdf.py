@@ -32,10 +32,8 @@ import logging
 import logging.handlers
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 FAMILY = "Noto Sans CJK SC"
 SUBSET_FAMILY = f"{FAMILY} Subset"   # the @font-face family of print.css: `subset_fonts`' faces
@@ -109,37 +107,27 @@ def _harfbuzz():
             from None
 
 
-@contextmanager
-def _face(weight: str) -> Iterator[Any]:
-    """The HarfBuzz face of ``weight``'s font (`font_file`), destroyed on leaving."""
+def unicode_ranges(weight: str = "regular") -> list[tuple[int, int]]:
+    """The (first, last) code point ranges the face of ``weight`` maps to a glyph (its cmap, read by HarfBuzz in
+    C: no ~45,000-entry dictionary in Python)."""
     ffi, hb, _ = _harfbuzz()
     path, index = font_file(weight)
     blob = hb.hb_blob_create_from_file_or_fail(path.encode())
     if blob == ffi.NULL:
         raise FontMissing(f"cannot read {path}: {INSTALL_HINT}")
     face = hb.hb_face_create(blob, index)
+    unicodes = hb.hb_set_create()
     try:
-        yield face
+        hb.hb_face_collect_unicodes(face, unicodes)
+        first, last = ffi.new("hb_codepoint_t *", 0xFFFFFFFF), ffi.new("hb_codepoint_t *", 0xFFFFFFFF)
+        ranges = []
+        while hb.hb_set_next_range(unicodes, first, last):
+            ranges.append((first[0], last[0]))
+        return ranges
     finally:
+        hb.hb_set_destroy(unicodes)
         hb.hb_face_destroy(face)
         hb.hb_blob_destroy(blob)
-
-
-def unicode_ranges(weight: str = "regular") -> list[tuple[int, int]]:
-    """The (first, last) code point ranges the face of ``weight`` maps to a glyph (its cmap, read by HarfBuzz in
-    C: no ~45,000-entry dictionary in Python)."""
-    ffi, hb, _ = _harfbuzz()
-    with _face(weight) as face:
-        unicodes = hb.hb_set_create()
-        try:
-            hb.hb_face_collect_unicodes(face, unicodes)
-            first, last = ffi.new("hb_codepoint_t *", 0xFFFFFFFF), ffi.new("hb_codepoint_t *", 0xFFFFFFFF)
-            ranges = []
-            while hb.hb_set_next_range(unicodes, first, last):
-                ranges.append((first[0], last[0]))
-            return ranges
-        finally:
-            hb.hb_set_destroy(unicodes)
 
 
 def subset_font(chars: set[str] | frozenset[str], weight: str = "regular") -> bytes:
@@ -148,11 +136,11 @@ def subset_font(chars: set[str] | frozenset[str], weight: str = "regular") -> by
     Every layout feature's glyphs reachable from them and every table are kept (the page's shaping, metrics and
     line breaks are those of the whole font); the glyphs are renumbered. The same characters give the same bytes."""
     ffi, hb, hbs = _harfbuzz()
-    with _face(weight) as face:
-        return _subset(ffi, hb, hbs, face, chars, weight)
-
-
-def _subset(ffi, hb, hbs, face, chars: set[str] | frozenset[str], weight: str) -> bytes:
+    path, index = font_file(weight)
+    blob = hb.hb_blob_create_from_file_or_fail(path.encode())
+    if blob == ffi.NULL:
+        raise FontMissing(f"cannot read {path}: {INSTALL_HINT}")
+    face = hb.hb_face_create(blob, index)
     subset_input = hbs.hb_subset_input_create_or_fail()
     subset = out = ffi.NULL
     try:
@@ -167,7 +155,7 @@ def _subset(ffi, hb, hbs, face, chars: set[str] | frozenset[str], weight: str) -
         hbs.hb_subset_input_set_flags(subset_input, _FLAGS_PASSTHROUGH_UNRECOGNIZED)
         subset = hbs.hb_subset_or_fail(face, subset_input)
         if subset == ffi.NULL:
-            raise RuntimeError("HarfBuzz could not subset {} (face {})".format(*font_file(weight)))
+            raise RuntimeError(f"HarfBuzz could not subset {path} (face {index})")
         out = hb.hb_face_reference_blob(subset)
         length = ffi.new("unsigned int *")
         data = hb.hb_blob_get_data(out, length)
@@ -178,6 +166,8 @@ def _subset(ffi, hb, hbs, face, chars: set[str] | frozenset[str], weight: str) -
         if subset != ffi.NULL:
             hb.hb_face_destroy(subset)
         hbs.hb_subset_input_destroy(subset_input)
+        hb.hb_face_destroy(face)
+        hb.hb_blob_destroy(blob)
 
 
 def subset_fonts(html: str) -> dict[str, bytes]:
