@@ -308,6 +308,36 @@ def _embedded_fonts_and_glyphs(pdf: bytes) -> tuple[list, dict[str, int]]:
     return fonts, glyphs
 
 
+def test_threads_that_load_harfbuzz_together_share_one_ffi():
+    """publish lays out pages from a thread pool: threads that ask for HarfBuzz first, at the same time, must
+    get one FFI. Two would make a face one thread's FFI cannot take ("hb_face_t * ... types are different",
+    seen under Airflow when a face was opened through a second call for HarfBuzz)."""
+    import threading
+
+    from corridor import pdf
+
+    errors: list[str] = []
+    results: list[object] = []
+
+    def first_use(i: int) -> None:
+        start.wait()
+        try:
+            results.append(pdf.unicode_ranges("regular")[:1] if i % 2 else len(pdf.subset_font({"中"}, "regular")))
+        except Exception as exc:  # noqa: BLE001 - collected and shown below
+            errors.append(repr(exc))
+
+    for _ in range(5):
+        pdf._load_harfbuzz.cache_clear()   # each round is a process's first use again
+        start = threading.Barrier(6)
+        threads = [threading.Thread(target=first_use, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == [], errors[:3]
+    assert len(results) == 30 and all(results)
+
+
 def test_a_character_only_the_data_uses_is_drawn_from_the_pages_own_font_subset(warehouse_copy, tmp_path):
     import io
 

@@ -32,8 +32,11 @@ import logging
 import logging.handlers
 import shutil
 import subprocess
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 FAMILY = "Noto Sans CJK SC"
 SUBSET_FAMILY = f"{FAMILY} Subset"   # the @font-face family of print.css: `subset_fonts`' faces
@@ -94,8 +97,11 @@ _SETS_DROP_TABLE_TAG, _SETS_NAME_ID, _SETS_LAYOUT_FEATURE_TAG = 3, 4, 6
 _FLAGS_PASSTHROUGH_UNRECOGNIZED = 0x20
 
 
+_HARFBUZZ_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _harfbuzz():
+def _load_harfbuzz():
     import cffi
 
     ffi = cffi.FFI()
@@ -107,27 +113,45 @@ def _harfbuzz():
             from None
 
 
-def unicode_ranges(weight: str = "regular") -> list[tuple[int, int]]:
-    """The (first, last) code point ranges the face of ``weight`` maps to a glyph (its cmap, read by HarfBuzz in
-    C: no ~45,000-entry dictionary in Python)."""
-    ffi, hb, _ = _harfbuzz()
+def _harfbuzz():
+    """(ffi, libharfbuzz, libharfbuzz-subset), loaded once per process. The lock matters: `lru_cache` does not
+    hold other threads back while the first call runs, so two threads could each get an FFI of their own, and
+    a HarfBuzz object made through one FFI is refused by the other ("hb_face_t * ... types are different")."""
+    with _HARFBUZZ_LOCK:
+        return _load_harfbuzz()
+
+
+@contextmanager
+def _face(ffi: Any, hb: Any, weight: str) -> Iterator[tuple[Any, str, int]]:
+    """(face, path, index): the HarfBuzz face of ``weight``'s font (`font_file`), made through the caller's own
+    ``ffi``/``hb`` (objects of one FFI cannot be handed to another) and destroyed on leaving."""
     path, index = font_file(weight)
     blob = hb.hb_blob_create_from_file_or_fail(path.encode())
     if blob == ffi.NULL:
         raise FontMissing(f"cannot read {path}: {INSTALL_HINT}")
     face = hb.hb_face_create(blob, index)
-    unicodes = hb.hb_set_create()
     try:
-        hb.hb_face_collect_unicodes(face, unicodes)
-        first, last = ffi.new("hb_codepoint_t *", 0xFFFFFFFF), ffi.new("hb_codepoint_t *", 0xFFFFFFFF)
-        ranges = []
-        while hb.hb_set_next_range(unicodes, first, last):
-            ranges.append((first[0], last[0]))
-        return ranges
+        yield face, path, index
     finally:
-        hb.hb_set_destroy(unicodes)
         hb.hb_face_destroy(face)
         hb.hb_blob_destroy(blob)
+
+
+def unicode_ranges(weight: str = "regular") -> list[tuple[int, int]]:
+    """The (first, last) code point ranges the face of ``weight`` maps to a glyph (its cmap, read by HarfBuzz in
+    C: no ~45,000-entry dictionary in Python)."""
+    ffi, hb, _ = _harfbuzz()
+    with _face(ffi, hb, weight) as (face, _path, _index):
+        unicodes = hb.hb_set_create()
+        try:
+            hb.hb_face_collect_unicodes(face, unicodes)
+            first, last = ffi.new("hb_codepoint_t *", 0xFFFFFFFF), ffi.new("hb_codepoint_t *", 0xFFFFFFFF)
+            ranges = []
+            while hb.hb_set_next_range(unicodes, first, last):
+                ranges.append((first[0], last[0]))
+            return ranges
+        finally:
+            hb.hb_set_destroy(unicodes)
 
 
 def subset_font(chars: set[str] | frozenset[str], weight: str = "regular") -> bytes:
@@ -136,11 +160,11 @@ def subset_font(chars: set[str] | frozenset[str], weight: str = "regular") -> by
     Every layout feature's glyphs reachable from them and every table are kept (the page's shaping, metrics and
     line breaks are those of the whole font); the glyphs are renumbered. The same characters give the same bytes."""
     ffi, hb, hbs = _harfbuzz()
-    path, index = font_file(weight)
-    blob = hb.hb_blob_create_from_file_or_fail(path.encode())
-    if blob == ffi.NULL:
-        raise FontMissing(f"cannot read {path}: {INSTALL_HINT}")
-    face = hb.hb_face_create(blob, index)
+    with _face(ffi, hb, weight) as (face, path, index):
+        return _subset(ffi, hb, hbs, face, chars, f"{path} (face {index})")
+
+
+def _subset(ffi: Any, hb: Any, hbs: Any, face: Any, chars: set[str] | frozenset[str], name: str) -> bytes:
     subset_input = hbs.hb_subset_input_create_or_fail()
     subset = out = ffi.NULL
     try:
@@ -155,7 +179,7 @@ def subset_font(chars: set[str] | frozenset[str], weight: str = "regular") -> by
         hbs.hb_subset_input_set_flags(subset_input, _FLAGS_PASSTHROUGH_UNRECOGNIZED)
         subset = hbs.hb_subset_or_fail(face, subset_input)
         if subset == ffi.NULL:
-            raise RuntimeError(f"HarfBuzz could not subset {path} (face {index})")
+            raise RuntimeError(f"HarfBuzz could not subset {name}")
         out = hb.hb_face_reference_blob(subset)
         length = ffi.new("unsigned int *")
         data = hb.hb_blob_get_data(out, length)
@@ -166,8 +190,6 @@ def subset_font(chars: set[str] | frozenset[str], weight: str = "regular") -> by
         if subset != ffi.NULL:
             hb.hb_face_destroy(subset)
         hbs.hb_subset_input_destroy(subset_input)
-        hb.hb_face_destroy(face)
-        hb.hb_blob_destroy(blob)
 
 
 def subset_fonts(html: str) -> dict[str, bytes]:
