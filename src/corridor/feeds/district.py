@@ -254,24 +254,17 @@ _NUMBER_CODES = frozenset({"General", "0", "0.00", "#,##0", "#,##0.00", "@"})
 _DATE_CODES = frozenset({"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", 'yyyy"年"m"月"d"日"', "yyyy-m-d",
                          "yyyy.m.d", "yyyy.mm.dd", "mm-dd-yy", "yyyy年m月d日", "yyyy-mm-dd h:mm:ss"})
 # What makes a sheet's XML not of the clean shape: a DTD, entity or CDATA (<!), a formula, an error,
-# string-formula or ISO-date cell, a phonetic run (literals, searched as such: fast), a value that is not
-# a plain number (spaces, other characters), an empty or self-closing text, an _xHHHH_ escape.
-_UNSAFE_LITERALS = (b"<!", b"<f", b' t="e"', b' t="str"', b' t="d"', b"<rPh")
-_UNSAFE_NUMBER = re.compile(rb"<v>[^<]*[^0-9.eE+<-]")
-_UNSAFE_TEXT = (re.compile(rb"<t/>|<t>\s*</t>"), re.compile(rb"<t [^>]*/>"), re.compile(rb"<t [^>]*>\s*</t>"))
-_ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_")
-
-
-def _unsafe(xml: bytes) -> bool:
-    """Anything of the above (each searched on its own: an alternation is many times slower)."""
-    return (any(literal in xml for literal in _UNSAFE_LITERALS) or _UNSAFE_NUMBER.search(xml) is not None
-            or (b"<t" in xml and any(p.search(xml) is not None for p in _UNSAFE_TEXT))
-            or (b"_x" in xml and _ESCAPE.search(xml) is not None))
-
-
+# string-formula or ISO-date cell, a phonetic run, a value that is not a plain number (spaces, other
+# characters), an empty or self-closing text, an _xHHHH_ escape, a row or cell whose first attribute is not
+# its reference (as Excel, xlsxwriter and openpyxl write them). One regular expression run by polars (Rust):
+# one pass over the text where Python's re took a dozen, each slower (\s is written out as ASCII whitespace).
+_WS = r"[ \t\n\r\f\v]"
+_UNSAFE = "|".join((
+    r"<!", r"<f", r' t="e"', r' t="str"', r' t="d"', r"<rPh", r"<v>[^<]*[^0-9.eE+<-]",
+    r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_",
+    r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
-_FLOAT_CELL = re.compile(rb'"([A-Z]{1,3})([0-9]+)"[^>]*>\s*<v>[^<]*[.eE]')
-_ROW = re.compile(rb'<row r="([0-9]+)"')
+_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
 
@@ -335,33 +328,50 @@ def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
     return parts
 
 
-def _shape(xml: bytes) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
-    """As openpyxl reads the sheet: (the last row number, row number -> its length (the column of its last
+def _shapes(xmls: list[bytes]) -> list[tuple[int, dict[int, int], set[tuple[int, int]]]]:
+    """As openpyxl reads each sheet: (the last row number, row number -> its length (the column of its last
     cell), the (row, column) of the numbers it reads as floats)."""
-    if b"<sheetData" not in xml or _unsafe(xml):
+    texts = [xml.decode("utf-8") for xml in xmls]  # calamine reads UTF-8; another encoding goes to openpyxl
+    if not all("<sheetData" in text for text in texts):
         raise _NotClean("sheet XML")
-    # every row and cell numbered, by its first attribute (as Excel, xlsxwriter and openpyxl write them)
-    if (xml.count(b"<row ") != xml.count(b'<row r="') or xml.count(b"<c ") != xml.count(b'<c r="')
-            or b"<row>" in xml or b"<row/>" in xml or b"<c>" in xml or b"<c/>" in xml):
-        raise _NotClean("rows or cells without a reference")
-    starts = [(m.start(), int(m.group(1))) for m in _ROW.finditer(xml)]
-    rows = [row for _, row in starts]
-    if rows != sorted(set(rows)):
-        raise _NotClean("rows out of order")
+    series = _fast.pl.Series(texts, dtype=_fast.pl.String)
+    if series.str.contains(_UNSAFE).any():
+        raise _NotClean("sheet XML")
+    return [_shape(xml, floats) for xml, floats in zip(xmls, series.str.extract_all(_FLOAT_CELL).to_list(),
+                                                        strict=True)]
+
+
+def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
+    """:func:`_shapes` of one sheet, its float cells found (the text of each, from its reference on)."""
     columns: dict[bytes, int] = {}
     lengths: dict[int, int] = {}
-    for i, (pos, row) in enumerate(starts):
-        last = xml.rfind(b'<c r="', pos, starts[i + 1][0] if i + 1 < len(starts) else len(xml))
+    rows: list[int] = []
+    for chunk in xml.split(b'<row r="')[1:]:  # a row and its cells (the last also what follows the rows)
+        number = chunk[:chunk.find(b'"')]
+        if not number.isdigit():
+            raise _NotClean("a row number")
+        row = int(number)
+        if rows and row <= rows[-1]:
+            raise _NotClean("rows out of order")
+        rows.append(row)
+        last = chunk.rfind(b'<c r="')
         if last < 0:
             continue
-        m = _CELL.match(xml, last)
+        m = _CELL.match(chunk, last)
         if m is None or int(m.group(2)) != row:
             raise _NotClean(f"row {row}: a cell of another row")
         col = columns.get(m.group(1))
         if col is None:
             col = columns[m.group(1)] = _column_number(m.group(1))
         lengths[row] = col
-    floats = {(int(row), columns.get(letters) or _column_number(letters)) for letters, row in _FLOAT_CELL.findall(xml)}
+    floats = set()
+    for cell in float_cells:
+        ref = cell[1:cell.index('"', 1)].encode()
+        letters = ref.rstrip(b"0123456789")
+        col = columns.get(letters)
+        if col is None:
+            col = columns[letters] = _column_number(letters)
+        floats.add((int(ref[len(letters):]), col))
     return (rows[-1] if rows else 0), lengths, floats
 
 
@@ -393,6 +403,28 @@ def _as_openpyxl(value: Any, written_as_float: bool) -> Any:
 _STR_ONLY = frozenset({str})
 
 
+def _row_as_openpyxl(row_no: int, raw: Any, floats: set[tuple[int, int]], days: dict[Any, Any]) -> list[Any]:
+    """:func:`_as_openpyxl` of a row's cells, the common ones inline (a call per cell cost a third of the read);
+    ``days``: the dates converted so far (they repeat)."""
+    cells = []
+    for col, v in enumerate(raw, 1):
+        kind = type(v)
+        if kind is str:
+            cells.append(v or None)
+        elif kind is float and v.is_integer() and abs(v) < 1e15 and (row_no, col) not in floats:
+            cells.append(int(v))
+        elif kind is float:
+            cells.append(_as_openpyxl(v, (row_no, col) in floats))
+        else:
+            day = days.get(v) if kind is date else None
+            if day is None:
+                day = _as_openpyxl(v, False)
+                if kind is date:
+                    days[v] = day
+            cells.append(day)
+    return cells
+
+
 def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
           ) -> list[tuple[Any, ...]]:
     data = sheet.to_python(skip_empty_area=False)
@@ -400,14 +432,15 @@ def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[
         raise _NotClean("cells beyond the last row")
     out = []
     empty = ()
+    days: dict[Any, Any] = {}
     for row_no in range(1, last_row + 1):
         n = lengths.get(row_no, 0)
         raw = data[row_no - 1] if row_no <= len(data) else empty
         if len(raw) > n and any(raw[n:]):  # calamine's empty cells are ""
             raise _NotClean(f"row {row_no}: a value beyond its last cell")
         raw = raw[:n]
-        cells = [v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw)) else [
-            v or None if type(v) is str else _as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw, 1)]
+        cells = ([v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw))
+                 else _row_as_openpyxl(row_no, raw, floats, days))
         if len(cells) < n:
             cells += [None] * (n - len(cells))
         out.append(tuple(cells))
@@ -446,18 +479,19 @@ def _calamine_book(fh: BinaryIO, wanted: tuple[str, ...]) -> _CalamineBook | Non
         with zipfile.ZipFile(fh) as archive:
             if sum(m.file_size for m in archive.infolist()) > CALAMINE_MAX_BYTES:
                 return None
-            for member in archive.infolist():  # the sheets are checked by _shape
+            for member in archive.infolist():  # the sheets are checked by _shapes
                 if (not member.filename.startswith("xl/worksheets/")
                         and member.filename.endswith((".xml", ".rels")) and b"<!" in archive.read(member)):
                     return None
             strings = _xml(archive, "xl/sharedStrings.xml")
-            if strings is not None and _unsafe(strings):
+            if strings is not None and _fast.pl.Series([strings.decode("utf-8")]).str.contains(_UNSAFE).any():
                 return None
             _check_styles(archive)
             parts = _sheet_parts(archive)
             wanted_keys = {header(w) for w in wanted}
-            shapes = {name: _shape(archive.read(part)) for name, part in parts.items()
-                      if header(name) in wanted_keys}
+            wanted_parts = {name: part for name, part in parts.items() if header(name) in wanted_keys}
+            shapes = dict(zip(wanted_parts, _shapes([archive.read(part) for part in wanted_parts.values()]),
+                              strict=True))
         fh.seek(0)
         wb = python_calamine.CalamineWorkbook.from_filelike(fh)
         try:
