@@ -404,25 +404,33 @@ _STR_ONLY = frozenset({str})
 
 
 def _row_as_openpyxl(row_no: int, raw: Any, floats: set[tuple[int, int]], days: dict[Any, Any]) -> list[Any]:
-    """:func:`_as_openpyxl` of a row's cells, the common ones inline (a call per cell cost a third of the read);
-    ``days``: the dates converted so far (they repeat)."""
-    cells = []
-    for col, v in enumerate(raw, 1):
-        kind = type(v)
-        if kind is str:
-            cells.append(v or None)
-        elif kind is float and v.is_integer() and abs(v) < 1e15 and (row_no, col) not in floats:
-            cells.append(int(v))
-        elif kind is float:
-            cells.append(_as_openpyxl(v, (row_no, col) in floats))
-        else:
-            day = days.get(v) if kind is date else None
-            if day is None:
-                day = _as_openpyxl(v, False)
-                if kind is date:
-                    days[v] = day
-            cells.append(day)
-    return cells
+    """:func:`_as_openpyxl` of a row's cells."""
+    return [v or None if type(v) is str else _day(v, days) if type(v) is date
+            else _as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw, 1)]
+
+
+def _day(value: Any, days: dict[Any, Any]) -> Any:
+    """:func:`_as_openpyxl` of a date cell, remembered in ``days`` (dates repeat)."""
+    day = days.get(value)
+    if day is None:
+        day = days[value] = _as_openpyxl(value, False)
+    return day
+
+
+def _column_as_openpyxl(col: int, values: tuple[Any, ...], floats: set[tuple[int, int]],
+                        days: dict[Any, Any]) -> list[Any]:
+    """:func:`_as_openpyxl` of a column's cells (row 1 on), in one comprehension (not a call per cell)."""
+    kinds = set(map(type, values))
+    if kinds <= _STR_ONLY:
+        return [v or None for v in values]
+    if kinds <= {str, float}:
+        return [v or None if type(v) is str
+                else int(v) if v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
+                else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+    if kinds <= {str, date}:
+        return [v or None if type(v) is str else days.get(v) or _day(v, days) for v in values]
+    return [v or None if type(v) is str else _day(v, days) if type(v) is date
+            else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
 
 
 def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
@@ -430,6 +438,31 @@ def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[
     data = sheet.to_python(skip_empty_area=False)
     if len(data) > last_row:
         raise _NotClean("cells beyond the last row")
+    width = len(data[0]) if data else 0
+    if any(len(raw) != width for raw in data):
+        return _grid_by_row(data, last_row, lengths, floats)
+    # column by column (calamine's grid is a rectangle from A1): a comprehension per column, not a call per cell
+    days: dict[Any, Any] = {}
+    longest = max(lengths.values(), default=0)
+    columns = list(zip(*data, strict=True)) if data else []
+    converted = [_column_as_openpyxl(col, values, floats, days) for col, values in enumerate(columns[:longest], 1)]
+    rows = list(zip(*converted, strict=True)) if converted else [()] * len(data)
+    out = []
+    for row_no in range(1, last_row + 1):
+        n = lengths.get(row_no, 0)
+        if row_no > len(data):
+            out.append((None,) * n)
+            continue
+        if width > n and any(data[row_no - 1][n:]):  # calamine's empty cells are ""
+            raise _NotClean(f"row {row_no}: a value beyond its last cell")
+        row = rows[row_no - 1]
+        out.append(row[:n] if len(row) >= n else row + (None,) * (n - len(row)))
+    return out
+
+
+def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
+                 ) -> list[tuple[Any, ...]]:
+    """:func:`_grid` row by row (rows of calamine's grid of different lengths)."""
     out = []
     empty = ()
     days: dict[Any, Any] = {}
