@@ -13,19 +13,21 @@ refuses to run without it).
 Two readers give the same cells. openpyxl (read-only, streaming) is the
 reference and reads any workbook. python-calamine (Rust, some 20x faster)
 reads a workbook of the common clean shape, checked first from its XML
-(:func:`_calamine_book`): no DTD or entity declaration anywhere (those stay
-for openpyxl and defusedxml to refuse), unpacked sheets under
-:data:`CALAMINE_MAX_BYTES`, only number formats both readers read alike
-(general, plain numbers, the usual date formats; a percentage format goes to
-openpyxl, which shows it as displayed), no formulas, error or ISO-date
-cells, no numbers written in exponent form or as an integral with a decimal
-point (openpyxl would give a float where calamine's value looks integral),
-no empty strings and no ``_xHHHH_`` escapes. Its values are then turned
-into what openpyxl gives (integral numbers as ``int``, dates as
-``datetime``, empty cells as ``None``, each row as long as its last cell in
-the XML). Anything else, or any calamine error, and the workbook is read by
-openpyxl. ``tests/test_fast_path.py`` holds both readers to the same COPY
-bytes, quarantine entries and notes.
+(:func:`_calamine_book`; the sheets in one polars regex pass, :func:`_shapes`):
+no DTD or entity declaration anywhere (those stay for openpyxl and defusedxml
+to refuse), unpacked sheets under :data:`CALAMINE_MAX_BYTES`, only number
+formats both readers read alike (general, plain numbers, the usual date
+formats; a percentage format goes to openpyxl, which shows it as displayed),
+no formulas, error or ISO-date cells, no numbers written in exponent form or
+as an integral with a decimal point (openpyxl would give a float where
+calamine's value looks integral), no empty strings and no ``_xHHHH_``
+escapes. Its values are then turned into what openpyxl gives (integral
+numbers as ``int``, dates as ``datetime``, empty cells as ``None``, each row
+as long as its last cell in the XML), column by column. Anything else, or
+any calamine error, and the workbook is read by openpyxl.
+``tests/test_fast_path.py`` holds both readers to the same COPY bytes,
+quarantine entries and notes; ``tests/test_district_reader.py`` the checks
+and the conversion.
 """
 
 from __future__ import annotations
