@@ -433,7 +433,8 @@ def _column_as_openpyxl(col: int, values: tuple[Any, ...], floats: set[tuple[int
                 else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
     if kinds <= {str, date}:
         return [v or None if type(v) is str else days.get(v) or _day(v, days) for v in values]
-    return [v or None if type(v) is str else _day(v, days) if type(v) is date
+    return [v or None if (kind := type(v)) is str else days.get(v) or _day(v, days) if kind is date
+            else int(v) if kind is float and v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
             else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
 
 
@@ -443,7 +444,7 @@ def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[
     if len(data) > last_row:
         raise _NotClean("cells beyond the last row")
     width = len(data[0]) if data else 0
-    if any(len(raw) != width for raw in data):
+    if len(set(map(len, data))) > 1:
         return _grid_by_row(data, last_row, lengths, floats)
     # column by column (calamine's grid is a rectangle from A1): a comprehension per column, not a call per cell
     days: dict[Any, Any] = {}
@@ -663,6 +664,7 @@ FAST = fast_specs()
 
 
 _REFUSED = object()  # a cell the fast path does not take as it is: its row goes per row
+_TEXT_ONLY = frozenset({str, type(None)})
 
 
 @dataclass
@@ -733,7 +735,7 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
             column = [v if v is None or (t := type(v)) is str
                       else (iso.get(v) or iso.setdefault(v, v.isoformat()[:10])) if t is datetime
                       else _REFUSED for v in column]
-        elif not all(v is None or type(v) is str for v in column):
+        elif not _TEXT_ONLY.issuperset(map(type, column)):
             column = [v if v is None or type(v) is str else _REFUSED for v in column]
         texts_of.append(column)
     blank_row = (None,) * len(texts_of)
