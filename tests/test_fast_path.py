@@ -392,6 +392,8 @@ def test_a_wrong_calamine_conversion_is_caught_by_the_comparison(columns, monkey
     path = edge_workbook(landing / "LW_202103_v1.xlsx", [["LW-X-0001", "项目", "重点区块", None, "2020-06-01", None,
                                                           "在建", 12, 45]])
     monkeypatch.setattr(district, "_as_openpyxl", lambda value, _written_as_float: value or None)
+    monkeypatch.setattr(district, "_row_as_openpyxl", lambda _row_no, raw, _floats, _days: [v or None for v in raw])
+    monkeypatch.setattr(district, "_column_as_openpyxl", lambda _col, values, _floats, _days: [v or None for v in values])
     with pytest.raises(AssertionError, match="differs between calamine and openpyxl"):
         compare_workbooks([path], columns, monkeypatch, tmp_path)
 

@@ -13,19 +13,21 @@ refuses to run without it).
 Two readers give the same cells. openpyxl (read-only, streaming) is the
 reference and reads any workbook. python-calamine (Rust, some 20x faster)
 reads a workbook of the common clean shape, checked first from its XML
-(:func:`_calamine_book`): no DTD or entity declaration anywhere (those stay
-for openpyxl and defusedxml to refuse), unpacked sheets under
-:data:`CALAMINE_MAX_BYTES`, only number formats both readers read alike
-(general, plain numbers, the usual date formats; a percentage format goes to
-openpyxl, which shows it as displayed), no formulas, error or ISO-date
-cells, no numbers written in exponent form or as an integral with a decimal
-point (openpyxl would give a float where calamine's value looks integral),
-no empty strings and no ``_xHHHH_`` escapes. Its values are then turned
-into what openpyxl gives (integral numbers as ``int``, dates as
-``datetime``, empty cells as ``None``, each row as long as its last cell in
-the XML). Anything else, or any calamine error, and the workbook is read by
-openpyxl. ``tests/test_fast_path.py`` holds both readers to the same COPY
-bytes, quarantine entries and notes.
+(:func:`_calamine_book`; the sheets in one polars regex pass, :func:`_shapes`):
+no DTD or entity declaration anywhere (those stay for openpyxl and defusedxml
+to refuse), unpacked sheets under :data:`CALAMINE_MAX_BYTES`, only number
+formats both readers read alike (general, plain numbers, the usual date
+formats; a percentage format goes to openpyxl, which shows it as displayed),
+no formulas, error or ISO-date cells, no numbers written in exponent form or
+as an integral with a decimal point (openpyxl would give a float where
+calamine's value looks integral), no empty strings and no ``_xHHHH_``
+escapes. Its values are then turned into what openpyxl gives (integral
+numbers as ``int``, dates as ``datetime``, empty cells as ``None``, each row
+as long as its last cell in the XML), column by column. Anything else, or
+any calamine error, and the workbook is read by openpyxl.
+``tests/test_fast_path.py`` holds both readers to the same COPY bytes,
+quarantine entries and notes; ``tests/test_district_reader.py`` the checks
+and the conversion.
 """
 
 from __future__ import annotations
@@ -254,24 +256,17 @@ _NUMBER_CODES = frozenset({"General", "0", "0.00", "#,##0", "#,##0.00", "@"})
 _DATE_CODES = frozenset({"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", 'yyyy"年"m"月"d"日"', "yyyy-m-d",
                          "yyyy.m.d", "yyyy.mm.dd", "mm-dd-yy", "yyyy年m月d日", "yyyy-mm-dd h:mm:ss"})
 # What makes a sheet's XML not of the clean shape: a DTD, entity or CDATA (<!), a formula, an error,
-# string-formula or ISO-date cell, a phonetic run (literals, searched as such: fast), a value that is not
-# a plain number (spaces, other characters), an empty or self-closing text, an _xHHHH_ escape.
-_UNSAFE_LITERALS = (b"<!", b"<f", b' t="e"', b' t="str"', b' t="d"', b"<rPh")
-_UNSAFE_NUMBER = re.compile(rb"<v>[^<]*[^0-9.eE+<-]")
-_UNSAFE_TEXT = (re.compile(rb"<t/>|<t>\s*</t>"), re.compile(rb"<t [^>]*/>"), re.compile(rb"<t [^>]*>\s*</t>"))
-_ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_")
-
-
-def _unsafe(xml: bytes) -> bool:
-    """Anything of the above (each searched on its own: an alternation is many times slower)."""
-    return (any(literal in xml for literal in _UNSAFE_LITERALS) or _UNSAFE_NUMBER.search(xml) is not None
-            or (b"<t" in xml and any(p.search(xml) is not None for p in _UNSAFE_TEXT))
-            or (b"_x" in xml and _ESCAPE.search(xml) is not None))
-
-
+# string-formula or ISO-date cell, a phonetic run, a value that is not a plain number (spaces, other
+# characters), an empty or self-closing text, an _xHHHH_ escape, a row or cell whose first attribute is not
+# its reference (as Excel, xlsxwriter and openpyxl write them). One regular expression run by polars (Rust):
+# one pass over the text where Python's re took a dozen, each slower (\s is written out as ASCII whitespace).
+_WS = r"[ \t\n\r\f\v]"
+_UNSAFE = "|".join((
+    r"<!", r"<f", r' t="e"', r' t="str"', r' t="d"', r"<rPh", r"<v>[^<]*[^0-9.eE+<-]",
+    r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_",
+    r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
-_FLOAT_CELL = re.compile(rb'"([A-Z]{1,3})([0-9]+)"[^>]*>\s*<v>[^<]*[.eE]')
-_ROW = re.compile(rb'<row r="([0-9]+)"')
+_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
 
@@ -335,33 +330,52 @@ def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
     return parts
 
 
-def _shape(xml: bytes) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
-    """As openpyxl reads the sheet: (the last row number, row number -> its length (the column of its last
-    cell), the (row, column) of the numbers it reads as floats)."""
-    if b"<sheetData" not in xml or _unsafe(xml):
+def _shapes(xmls: list[bytes], strings: bytes | None
+            ) -> list[tuple[int, dict[int, int], set[tuple[int, int]]]]:
+    """As openpyxl reads each sheet: (the last row number, row number -> its length (the column of its last
+    cell), the (row, column) of the numbers it reads as floats). The shared strings are checked alike (in
+    the same polars call: each costs some 0.3 ms)."""
+    texts = [xml.decode("utf-8") for xml in xmls]  # calamine reads UTF-8; another encoding goes to openpyxl
+    if not all("<sheetData" in text for text in texts):
         raise _NotClean("sheet XML")
-    # every row and cell numbered, by its first attribute (as Excel, xlsxwriter and openpyxl write them)
-    if (xml.count(b"<row ") != xml.count(b'<row r="') or xml.count(b"<c ") != xml.count(b'<c r="')
-            or b"<row>" in xml or b"<row/>" in xml or b"<c>" in xml or b"<c/>" in xml):
-        raise _NotClean("rows or cells without a reference")
-    starts = [(m.start(), int(m.group(1))) for m in _ROW.finditer(xml)]
-    rows = [row for _, row in starts]
-    if rows != sorted(set(rows)):
-        raise _NotClean("rows out of order")
+    series = _fast.pl.Series(texts + ([] if strings is None else [strings.decode("utf-8")]), dtype=_fast.pl.String)
+    if series.str.contains(_UNSAFE).any():
+        raise _NotClean("sheet or shared strings XML")
+    return [_shape(xml, floats) for xml, floats in zip(xmls, series.head(len(xmls)).str.extract_all(_FLOAT_CELL)
+                                                        .to_list(), strict=True)]
+
+
+def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
+    """:func:`_shapes` of one sheet, its float cells found (the text of each, from its reference on)."""
     columns: dict[bytes, int] = {}
     lengths: dict[int, int] = {}
-    for i, (pos, row) in enumerate(starts):
-        last = xml.rfind(b'<c r="', pos, starts[i + 1][0] if i + 1 < len(starts) else len(xml))
+    rows: list[int] = []
+    for chunk in xml.split(b'<row r="')[1:]:  # a row and its cells (the last also what follows the rows)
+        number = chunk[:chunk.find(b'"')]
+        if not number.isdigit():
+            raise _NotClean("a row number")
+        row = int(number)
+        if rows and row <= rows[-1]:
+            raise _NotClean("rows out of order")
+        rows.append(row)
+        last = chunk.rfind(b'<c r="')
         if last < 0:
             continue
-        m = _CELL.match(xml, last)
+        m = _CELL.match(chunk, last)
         if m is None or int(m.group(2)) != row:
             raise _NotClean(f"row {row}: a cell of another row")
         col = columns.get(m.group(1))
         if col is None:
             col = columns[m.group(1)] = _column_number(m.group(1))
         lengths[row] = col
-    floats = {(int(row), columns.get(letters) or _column_number(letters)) for letters, row in _FLOAT_CELL.findall(xml)}
+    floats = set()
+    for cell in float_cells:
+        ref = cell[1:cell.index('"', 1)].encode()
+        letters = ref.rstrip(b"0123456789")
+        col = columns.get(letters)
+        if col is None:
+            col = columns[letters] = _column_number(letters)
+        floats.add((int(ref[len(letters):]), col))
     return (rows[-1] if rows else 0), lengths, floats
 
 
@@ -393,21 +407,78 @@ def _as_openpyxl(value: Any, written_as_float: bool) -> Any:
 _STR_ONLY = frozenset({str})
 
 
+def _row_as_openpyxl(row_no: int, raw: Any, floats: set[tuple[int, int]], days: dict[Any, Any]) -> list[Any]:
+    """:func:`_as_openpyxl` of a row's cells."""
+    return [v or None if type(v) is str else _day(v, days) if type(v) is date
+            else _as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw, 1)]
+
+
+def _day(value: Any, days: dict[Any, Any]) -> Any:
+    """:func:`_as_openpyxl` of a date cell, remembered in ``days`` (dates repeat)."""
+    day = days.get(value)
+    if day is None:
+        day = days[value] = _as_openpyxl(value, False)
+    return day
+
+
+def _column_as_openpyxl(col: int, values: tuple[Any, ...], floats: set[tuple[int, int]],
+                        days: dict[Any, Any]) -> list[Any]:
+    """:func:`_as_openpyxl` of a column's cells (row 1 on), in one comprehension (not a call per cell)."""
+    kinds = set(map(type, values))
+    if kinds <= _STR_ONLY:
+        return [v or None for v in values]
+    if kinds <= {str, float}:
+        return [v or None if type(v) is str
+                else int(v) if v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
+                else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+    if kinds <= {str, date}:
+        return [v or None if type(v) is str else days.get(v) or _day(v, days) for v in values]
+    return [v or None if (kind := type(v)) is str else days.get(v) or _day(v, days) if kind is date
+            else int(v) if kind is float and v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
+            else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+
+
 def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
           ) -> list[tuple[Any, ...]]:
     data = sheet.to_python(skip_empty_area=False)
     if len(data) > last_row:
         raise _NotClean("cells beyond the last row")
+    width = len(data[0]) if data else 0
+    if len(set(map(len, data))) > 1:
+        return _grid_by_row(data, last_row, lengths, floats)
+    # column by column (calamine's grid is a rectangle from A1): a comprehension per column, not a call per cell
+    days: dict[Any, Any] = {}
+    longest = max(lengths.values(), default=0)
+    columns = list(zip(*data, strict=True)) if data else []
+    converted = [_column_as_openpyxl(col, values, floats, days) for col, values in enumerate(columns[:longest], 1)]
+    rows = list(zip(*converted, strict=True)) if converted else [()] * len(data)
+    out = []
+    for row_no in range(1, last_row + 1):
+        n = lengths.get(row_no, 0)
+        if row_no > len(data):
+            out.append((None,) * n)
+            continue
+        if width > n and any(data[row_no - 1][n:]):  # calamine's empty cells are ""
+            raise _NotClean(f"row {row_no}: a value beyond its last cell")
+        row = rows[row_no - 1]
+        out.append(row[:n] if len(row) >= n else row + (None,) * (n - len(row)))
+    return out
+
+
+def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
+                 ) -> list[tuple[Any, ...]]:
+    """:func:`_grid` row by row (rows of calamine's grid of different lengths)."""
     out = []
     empty = ()
+    days: dict[Any, Any] = {}
     for row_no in range(1, last_row + 1):
         n = lengths.get(row_no, 0)
         raw = data[row_no - 1] if row_no <= len(data) else empty
         if len(raw) > n and any(raw[n:]):  # calamine's empty cells are ""
             raise _NotClean(f"row {row_no}: a value beyond its last cell")
         raw = raw[:n]
-        cells = [v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw)) else [
-            v or None if type(v) is str else _as_openpyxl(v, (row_no, col) in floats) for col, v in enumerate(raw, 1)]
+        cells = ([v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw))
+                 else _row_as_openpyxl(row_no, raw, floats, days))
         if len(cells) < n:
             cells += [None] * (n - len(cells))
         out.append(tuple(cells))
@@ -446,18 +517,17 @@ def _calamine_book(fh: BinaryIO, wanted: tuple[str, ...]) -> _CalamineBook | Non
         with zipfile.ZipFile(fh) as archive:
             if sum(m.file_size for m in archive.infolist()) > CALAMINE_MAX_BYTES:
                 return None
-            for member in archive.infolist():  # the sheets are checked by _shape
+            for member in archive.infolist():  # the sheets are checked by _shapes
                 if (not member.filename.startswith("xl/worksheets/")
                         and member.filename.endswith((".xml", ".rels")) and b"<!" in archive.read(member)):
                     return None
             strings = _xml(archive, "xl/sharedStrings.xml")
-            if strings is not None and _unsafe(strings):
-                return None
             _check_styles(archive)
             parts = _sheet_parts(archive)
             wanted_keys = {header(w) for w in wanted}
-            shapes = {name: _shape(archive.read(part)) for name, part in parts.items()
-                      if header(name) in wanted_keys}
+            wanted_parts = {name: part for name, part in parts.items() if header(name) in wanted_keys}
+            shapes = dict(zip(wanted_parts, _shapes([archive.read(part) for part in wanted_parts.values()], strings),
+                              strict=True))
         fh.seek(0)
         wb = python_calamine.CalamineWorkbook.from_filelike(fh)
         try:
@@ -594,6 +664,7 @@ FAST = fast_specs()
 
 
 _REFUSED = object()  # a cell the fast path does not take as it is: its row goes per row
+_TEXT_ONLY = frozenset({str, type(None)})
 
 
 @dataclass
@@ -621,21 +692,37 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
     width = len(layout.keys)
     field_chars = limits.field_chars
     body = list(rows)
-    # the rows fit as a whole (their string cells, their floats): one pass per row
+    # the rows fit as a whole (their string cells, their floats): each column looked at whole, a row's own
+    # cells only where a column has something to look at (rare)
+    everything = list(zip_longest(*[cells for _, cells in body], fillvalue=None))
+    unfit = {k for k, (_, cells) in enumerate(body) if len(cells) > width}
+    for column in everything:
+        kinds_here = set(map(type, column))
+        if str in kinds_here:
+            joined = "".join([v for v in column if type(v) is str])
+            if "\x00" in joined or "计" in joined or len(joined) > field_chars:
+                unfit.update(k for k, v in enumerate(column)
+                             if type(v) is str and ("\x00" in v or "计" in v or len(v) > field_chars))
+        if float in kinds_here and not all(map(math.isfinite, [v for v in column if type(v) is float])):
+            unfit.update(k for k, v in enumerate(column) if type(v) is float and not math.isfinite(v))
     fit = []
     for k, (_, cells) in enumerate(body):
-        n = len(cells)
-        if n > width:
-            continue
-        strings = [c for c in cells if type(c) is str]
-        joined = "".join(strings)
-        if ("\x00" in joined or ("计" in joined and _fast.total_like(strings))
-                or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
-                or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
-            continue
+        if k in unfit:  # the row's own test, as it was
+            n = len(cells)
+            if n > width:
+                continue
+            strings = [c for c in cells if type(c) is str]
+            joined = "".join(strings)
+            if ("\x00" in joined or ("计" in joined and _fast.total_like(strings))
+                    or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
+                    or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
+                continue
         fit.append(k)
     # then each field column by column: its text per fitting row, or _REFUSED (the row goes per row)
-    grid = list(zip_longest(*[body[k][1] for k in fit], fillvalue=None)) if fit else []
+    if len(fit) == len(body):
+        grid = everything
+    else:
+        grid = list(zip_longest(*[body[k][1] for k in fit], fillvalue=None)) if fit else []
     blank = (None,) * len(fit)
     iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
     texts_of = []
@@ -648,11 +735,12 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
             column = [v if v is None or (t := type(v)) is str
                       else (iso.get(v) or iso.setdefault(v, v.isoformat()[:10])) if t is datetime
                       else _REFUSED for v in column]
-        elif not all(v is None or type(v) is str for v in column):
+        elif not _TEXT_ONLY.issuperset(map(type, column)):
             column = [v if v is None or type(v) is str else _REFUSED for v in column]
         texts_of.append(column)
-    taken = [j for j, texts in enumerate(zip(*texts_of, strict=True)) if _REFUSED not in texts
-             and any(t is not None for t in texts)] if fit else []
+    blank_row = (None,) * len(texts_of)
+    taken = [j for j, texts in enumerate(zip(*texts_of, strict=True)) if texts != blank_row
+             and _REFUSED not in texts] if fit else []
     fast_rows = [body[fit[j]][0] for j in taken]
     cells_of = {body[fit[j]][0]: body[fit[j]][1] for j in taken}
     if len(taken) < len(fit):
