@@ -438,9 +438,8 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
         sinks = [SpoolSink(columns, spool_dir) for _ in paths]
         return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
                 in zip(paths, sinks, module.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
-    from corridor.feeds._rows import run_csv_jobs
-
     from corridor import config
+    from corridor.feeds._rows import run_csv_jobs
 
     outcomes: list[Spooled | None] = [None] * len(paths)
     jobs, sinks = [], []
