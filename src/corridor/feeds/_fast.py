@@ -422,19 +422,20 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
 
     if not spec.lenient:
         first = lf.filter(pl.col("_file_ok")).select(select(False)).collect()
-        out = first.filter(pl.col("_ok"))
+        # the per-row path's columns (the cells: a list each) dropped before the accepted rows are copied out
+        out = first.drop(keep_slow).filter(pl.col("_ok"))
         slow = first.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
         return _lines(out, spec, columns), slow
     frame = lf.filter(pl.col("_file_ok")).collect()
     first = frame.lazy().select(select(False)).collect()
     refused = ~first["_ok"]
-    out = first.filter(~refused)
+    out = first.drop(keep_slow).filter(~refused)
     rest = frame.filter(refused)
     if rest.height:
         if retry_candidate is not None:
             rest = rest.with_columns(retry_candidate.alias("_candidate"))
         second = rest.lazy().select(select(True)).collect()
-        out = pl.concat([out, second.filter(pl.col("_ok"))], how="vertical_relaxed")
+        out = pl.concat([out, second.drop(keep_slow).filter(pl.col("_ok"))], how="vertical_relaxed")
         slow = second.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
     else:
         slow = first.filter(refused).select("_file", "source_row", *keep_slow)
@@ -528,6 +529,19 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     fast_rows = result.fast["source_row"].to_list()
     fast_lines = result.fast["line"].to_list()
     slow_rows = slow.tables.get(table, [])
+    if not slow_rows:  # only fast rows (most files): sorted, and their keys told apart, at C speed
+        keys = result.fast["_key"].to_list() if spec.dedup else None
+        if keys is None or len(set(keys)) == len(keys):  # no repeat: nothing to quarantine among them
+            if any(a > b for a, b in zip(fast_rows, fast_rows[1:], strict=False)):
+                fast_lines = [fast_lines[i] for i in sorted(range(len(fast_rows)), key=fast_rows.__getitem__)]
+            parsed.rows_received += received
+            if fast_lines:
+                fast_lines.append("")
+                parsed.add_block(table, "\n".join(fast_lines).encode("utf-8"), len(fast_lines) - 1)
+            for entry in sorted(slow.quarantined, key=lambda q: q.source_row):
+                parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
+            parsed.notes.extend(slow.notes)
+            return
     rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
     rows += [(r["source_row"], r, False) for r in slow_rows]
     quarantined = list(slow.quarantined)
