@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -526,45 +527,38 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     (In Python: a polars frame per file, sorted and keyed, measured slower
     on files of a few hundred rows, its per-call cost above the loop's.)
     """
-    fast_rows = result.fast["source_row"].to_list()
-    fast_lines = result.fast["line"].to_list()
     slow_rows = slow.tables.get(table, [])
-    if not slow_rows:  # only fast rows (most files): sorted, and their keys told apart, at C speed
-        keys = result.fast["_key"].to_list() if spec.dedup else None
-        if keys is None or len(set(keys)) == len(keys):  # no repeat: nothing to quarantine among them
-            if any(a > b for a, b in zip(fast_rows, fast_rows[1:], strict=False)):
-                fast_lines = [fast_lines[i] for i in sorted(range(len(fast_rows)), key=fast_rows.__getitem__)]
-            parsed.rows_received += received
-            if fast_lines:
-                fast_lines.append("")
-                parsed.add_block(table, "\n".join(fast_lines).encode("utf-8"), len(fast_lines) - 1)
-            for entry in sorted(slow.quarantined, key=lambda q: q.source_row):
-                parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
-            parsed.notes.extend(slow.notes)
-            return
-    rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
-    rows += [(r["source_row"], r, False) for r in slow_rows]
+    rows = result.fast["source_row"].to_list()
+    lines: list[Any] = result.fast["line"].to_list()  # a fast row's COPY text, or a per-row row's dict
+    keys = result.fast["_key"].to_list() if spec.dedup else None
+    if slow_rows:
+        rows += [r["source_row"] for r in slow_rows]
+        lines += slow_rows
+        if keys is not None:
+            keys += [r[spec.dedup] for r in slow_rows]
+    # in source order (polars does not promise the fast rows' order: joins, threads)
+    if any(a > b for a, b in zip(rows, rows[1:], strict=False)):
+        order = sorted(range(len(rows)), key=rows.__getitem__)
+        rows, lines = [rows[i] for i in order], [lines[i] for i in order]
+        keys = [keys[i] for i in order] if keys is not None else None
     quarantined = list(slow.quarantined)
-    rows.sort(key=lambda t: t[0])  # always: polars does not promise the fast rows' order (joins, threads)
-    if spec.dedup:
-        fast_keys = iter(result.fast["_key"].to_list())
-        keys = {r: next(fast_keys) for r in fast_rows}
-        keys |= {r["source_row"]: r[spec.dedup] for r in slow_rows}
+    if keys is not None and len(set(keys)) != len(keys):  # a repeat: the first occurrence is kept
+        repeated = {k for k, n in Counter(keys).items() if n > 1}
         first: dict[Any, int] = {}
-        kept = []
-        for item in rows:
-            key = keys[item[0]]
-            earlier = first.setdefault(key, item[0])
-            if earlier == item[0]:
-                kept.append(item)
-            else:
-                quarantined.append(loader.dup_entry(item[0], spec.dedup_rule, spec.dedup_message(key, earlier),
-                                                    record_of(item[0])))
-        rows = kept
+        drop = []
+        for i in [i for i, k in enumerate(keys) if k in repeated]:
+            earlier = first.setdefault(keys[i], rows[i])
+            if earlier != rows[i]:
+                quarantined.append(loader.dup_entry(rows[i], spec.dedup_rule, spec.dedup_message(keys[i], earlier),
+                                                    record_of(rows[i])))
+                drop.append(i)
+        for i in reversed(drop):
+            del lines[i]
     parsed.rows_received += received
-    if rows:
-        data = "".join(f"{x}\n" if is_fast else f"{format_row(x)}\n" for _, x, is_fast in rows).encode("utf-8")
-        parsed.add_block(table, data, len(rows))
+    if lines:
+        lines = [x if type(x) is str else format_row(x) for x in lines] if slow_rows else lines
+        lines.append("")
+        parsed.add_block(table, "\n".join(lines).encode("utf-8"), len(lines) - 1)
     for entry in sorted(quarantined, key=lambda q: q.source_row):
         parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
     parsed.notes.extend(slow.notes)
