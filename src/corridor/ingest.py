@@ -169,9 +169,10 @@ def discover(landing_dir: Path, feed: str) -> list[Path]:
     return sorted(entries, key=order)
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def _inside(path: Path, folder: Path, real_folder: Path | None = None) -> bool:
+    """``path`` resolves inside ``folder`` (``real_folder``: the folder already resolved, by the caller)."""
     try:
-        path.resolve().relative_to(folder.resolve())
+        path.resolve().relative_to(real_folder or folder.resolve())
     except (ValueError, OSError, RuntimeError):
         return False
     return True
@@ -835,6 +836,7 @@ class Loader:
         self._prefetcher: Prefetcher | None = None
         self._touched: set[str] = set()
         self._copy_statements: dict[tuple[str, tuple[str, ...]], str] = {}  # (table, columns) -> its COPY
+        self._real_folder: tuple[Path, Path | None] | None = None  # the landing folder, resolved once a run
         self._contracts: ContractDuplicates | None = None  # techmarket: its cross-file rule, decided here
         self._stamps: dict[str, tuple[int, datetime, str, int]] = {}  # file name -> size, mtime, sha, ledger
 
@@ -919,7 +921,12 @@ class Loader:
             return self._reject(path, "", f"{path.name} is {kind_of(st.st_mode)}, not a regular file: "
                                           "not followed, not read")
         folder = self.landing_dir / FEEDS[self.feed].folder if self.landing_dir else path.parent
-        if not _inside(path, folder):
+        if self._real_folder is None or self._real_folder[0] != folder:
+            try:
+                self._real_folder = (folder, folder.resolve())
+            except (OSError, RuntimeError):
+                self._real_folder = (folder, None)
+        if not _inside(path, folder, self._real_folder[1]):
             return self._reject(path, "", f"{path.name} resolves outside the landing folder {folder}: not read")
         try:
             file_meta(self.feed, path.name)
