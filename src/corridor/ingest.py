@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -168,9 +169,10 @@ def discover(landing_dir: Path, feed: str) -> list[Path]:
     return sorted(entries, key=order)
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def _inside(path: Path, folder: Path, real_folder: Path | None = None) -> bool:
+    """``path`` resolves inside ``folder`` (``real_folder``: the folder already resolved, by the caller)."""
     try:
-        path.resolve().relative_to(folder.resolve())
+        path.resolve().relative_to(real_folder or folder.resolve())
     except (ValueError, OSError, RuntimeError):
         return False
     return True
@@ -429,23 +431,24 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
     """
-    from corridor.feeds import bank, district, hr, techmarket
-
-    module = {"techmarket": techmarket, "bank": bank, "hr": hr, "district": district}.get(feed)
-    if module is None or len(paths) < 2:
+    if feed not in ("techmarket", "bank", "hr", "district") or len(paths) < 2:
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
-    if module is hr or module is district:
+    # the feed's own module only: a worker parsing CSV never pays for importing openpyxl (~0.7 s of CPU)
+    module = importlib.import_module(f"corridor.feeds.{feed}")
+    if feed in ("hr", "district"):
         sinks = [SpoolSink(columns, spool_dir) for _ in paths]
         return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
                 in zip(paths, sinks, module.run_batch(paths, pii_key=pii_key, sinks=sinks), strict=True)]
+    from corridor import config
     from corridor.feeds._rows import run_csv_jobs
 
     outcomes: list[Spooled | None] = [None] * len(paths)
     jobs, sinks = [], []
+    limits = config.load().limits  # once a batch (a millisecond each)
     for i, path in enumerate(paths):
         sink = SpoolSink(columns, spool_dir)
         try:
-            jobs.append((i, module.csv_job(path, pii_key=pii_key, sink=sink)))
+            jobs.append((i, module.csv_job(path, pii_key=pii_key, sink=sink, limits=limits)))
             sinks.append(sink)
         except (FileRejected, BadFileName) as exc:
             outcomes[i] = Spooled(path.name, rejected=str(exc))
@@ -500,7 +503,8 @@ class Prefetcher:
 
     def __init__(self, loader: Loader, paths: list[Path], workers: int) -> None:
         self.loader = loader
-        self.batches = _batches(paths)
+        # xlsx (district) keeps even batches: its parse is measured and tuned apart
+        self.batches = _batches(paths, RAMP if loader.feed != "district" else ())
         self.window = 2 * workers
         self.futures: dict[int, Any] = {}          # batch number -> future of its Spooled list
         self.batch_of = {p.name: i for i, batch in enumerate(self.batches) for p in batch}
@@ -595,7 +599,12 @@ BATCH_BYTES = 4 * 1024 * 1024
 BATCH_FILES = 200
 
 
-def _batches(paths: list[Path]) -> list[list[Path]]:
+# The first batches are smaller (an eighth, a quarter, a half of BATCH_BYTES): the loader waits for the whole
+# first batch before its first COPY, and for nothing after it while the parse keeps ahead.
+RAMP = (8, 4, 2)
+
+
+def _batches(paths: list[Path], ramp: tuple[int, ...] = ()) -> list[list[Path]]:
     batches: list[list[Path]] = []
     size = 0
     for path in paths:
@@ -603,7 +612,8 @@ def _batches(paths: list[Path]) -> list[list[Path]]:
             n = os.lstat(path).st_size
         except OSError:
             n = 0
-        if not batches or size + n > BATCH_BYTES or len(batches[-1]) >= BATCH_FILES:
+        limit = BATCH_BYTES // (ramp[len(batches) - 1] if 0 < len(batches) <= len(ramp) else 1)
+        if not batches or size + n > limit or len(batches[-1]) >= BATCH_FILES:
             batches.append([])
             size = 0
         batches[-1].append(path)
@@ -647,45 +657,70 @@ def _copy_text_value(field: str) -> str | None:
     return _COPY_UNESCAPE.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), field)
 
 
-class _HashSet:
-    """A set of 64-bit integers kept in sorted numpy runs: 8 bytes a member, where a Python set or dict of the
-    registration numbers costs some 300 (1.6 GiB for the 5.2 million contracts of the national set).
+class _Bitmap:
+    """A set that may answer yes for a non-member, never no for a member: 2**BITS bits (16 MiB), one per hash.
 
-    Runs of about doubling size are merged as they come (amortised n log n); a look-up searches each run.
+    Each member is hashed to one bit (a multiplicative hash of its 64-bit key); a look-up or an add is a
+    few numpy operations whatever the set's size. A non-member shares a member's bit with a probability of
+    members / 2**BITS (0.4 % for the 540,000 contracts of the province set, 4 % for the 5.2 million of the
+    national one): enough for a set that only says which contracts *may* have been loaded before, since the
+    database says which were. (The sorted runs of exact 64-bit hashes it replaces, 8 bytes a member, cost
+    about a third of the loader's own CPU at province scale in merging and searching.)
     """
 
+    BITS = 27
+
     def __init__(self) -> None:
-        self._runs: list[Any] = []
+        self._bits: Any = None  # allocated (zeroed) on the first add
+        self.count = 0          # adds, repeats included
 
     def __len__(self) -> int:
-        return sum(len(run) for run in self._runs)
+        return self.count
 
-    def contains(self, values: Any) -> Any:
-        """A boolean array: which of ``values`` (an int64 array) are members."""
-        found = np.zeros(len(values), dtype=bool)
-        for run in self._runs:
-            at = np.minimum(np.searchsorted(run, values), len(run) - 1)
-            found |= run[at] == values
-        return found
+    def _slots(self, keys: Any) -> Any:
+        with np.errstate(over="ignore"):
+            return (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - self.BITS)
 
-    def add(self, values: Any) -> None:
-        run = np.unique(values)
-        run = run[~self.contains(run)]  # each member once
-        if not len(run):
+    def contains(self, keys: Any) -> Any:
+        """A boolean array: which of ``keys`` (an int64 array) may be members (every member is)."""
+        if self._bits is None:
+            return np.zeros(len(keys), dtype=bool)
+        slots = self._slots(keys)
+        return ((self._bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
+
+    def add(self, keys: Any) -> None:
+        if not len(keys):
             return
-        self._runs.append(run)
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            last = self._runs.pop()
-            self._runs[-1] = np.union1d(self._runs[-1], last)
+        if self._bits is None:
+            self._bits = np.zeros(1 << (self.BITS - 3), dtype=np.uint8)
+        slots = self._slots(keys)
+        np.bitwise_or.at(self._bits, slots >> np.uint64(3),
+                         np.left_shift(np.uint8(1), (slots & np.uint64(7)).astype(np.uint8)))
+        self.count += len(keys)
 
     def clear(self) -> None:
-        self._runs.clear()
+        self._bits = None
+        self.count = 0
 
 
-def _str_hashes(values: list[str]) -> Any:
-    """Python's own string hash (the same within this process, and cached on each str): enough for a set that
-    only says which contracts *may* have been loaded before; the database says which were."""
-    return np.fromiter((hash(v) for v in values), dtype=np.int64, count=len(values))
+_REGNO = re.compile(r"[0-9]{1,18}")
+
+
+def _contract_keys(regnos: list[str]) -> Any:
+    """64-bit keys of registration numbers: the number itself (16 digits, as every loaded one has), else a
+    digest of the text (never equal for two different numbers of up to 18 digits, unlikely for others)."""
+    joined = "".join(regnos)
+    if joined.isascii() and joined.isdigit() and max(map(len, regnos)) <= 18:
+        try:  # int("") raises: such a list takes the general way below
+            return np.array(list(map(int, regnos)), dtype=np.int64)
+        except ValueError:
+            pass
+    if not regnos:
+        return np.zeros(0, dtype=np.int64)
+    return np.fromiter((int(r) if _REGNO.fullmatch(r) else
+                        -1 - (int.from_bytes(hashlib.blake2b(r.encode("utf-8", "surrogatepass"),
+                                                             digest_size=8).digest(), "little") >> 1)
+                        for r in regnos), dtype=np.int64, count=len(regnos))
 
 
 class ContractDuplicates:
@@ -697,12 +732,12 @@ class ContractDuplicates:
     source_row) moves to quarantine. The SQL statement joins every new row
     with the table (an index look-up, a join and a sort per contract: about
     as much server time as the COPY itself at province scale). Here instead,
-    when the table was empty as the run began, the loader keeps a set of the
-    hashes of the registration numbers it has loaded (8 bytes a contract,
-    :class:`_HashSet`): only the file's contracts found in it (the repeats,
-    some 3 % of rows in the demo sets, and a rare hash collision) are looked
-    up, in one query in the file's first round trip, and the database's
-    answer decides. When the table was not empty, every contract of the file
+    when the table was empty as the run began, the loader keeps a bitmap of
+    the registration numbers it has loaded (16 MiB at any scale,
+    :class:`_Bitmap`): only the file's contracts found in it (the repeats,
+    some 3 % of rows in the demo sets, and the few sharing a bit with a
+    loaded one) are looked up, in one query in the file's first round trip,
+    and the database's answer decides. When the table was not empty, every contract of the file
     is looked up. The memory holds no row, so it stays small at any scale.
 
     Sound only while this loader is the only one adding contracts: each
@@ -718,14 +753,26 @@ class ContractDuplicates:
         self.mark, self.empty = conn.execute(
             "select (select coalesce(max(ledger_id), 0) from ops.load_ledger),"
             " not exists (select from raw.techmarket_contracts)").fetchone()
-        self.loaded = _HashSet()  # while self.empty: the registration numbers loaded by this run (hashes)
+        self.loaded = _Bitmap()  # while self.empty: the registration numbers loaded by this run
+        self._keys: tuple[list[str], Any] | None = None  # the last file's numbers and their keys
+
+    def keys(self, regnos: list[str]) -> Any:
+        """The 64-bit keys of a file's registration numbers (kept for the same list: its remember())."""
+        if self._keys is None or self._keys[0] is not regnos:
+            self._keys = (regnos, _contract_keys(regnos))
+        return self._keys[1]
+
+    def maybe(self, regnos: list[str]) -> Any:
+        """Which of the file's rows may have a contract with a row in the table already (a boolean array)."""
+        if not self.empty:
+            return np.ones(len(regnos), dtype=bool)
+        return self.loaded.contains(self.keys(regnos))
 
     def candidates(self, regnos: list[str]) -> list[str]:
         """The file's contracts that may have a row in the table already (all of them unless it began empty)."""
         if not self.empty:
             return sorted(set(regnos))
-        maybe = self.loaded.contains(_str_hashes(regnos))
-        return sorted({r for r, hit in zip(regnos, maybe.tolist(), strict=True) if hit})
+        return sorted({regnos[i] for i in np.flatnonzero(self.maybe(regnos)).tolist()})
 
     def statements(self, conn: psycopg.Connection, regnos: list[str]) -> tuple[Any, Any]:
         """(has another loader committed a file since?, the latest rows of the file's candidate contracts),
@@ -749,11 +796,13 @@ class ContractDuplicates:
     def remember(self, regnos: list[str]) -> None:
         """After a file's commit: its contracts are in the table now."""
         if self.empty:
-            self.loaded.add(_str_hashes(regnos))
+            self.loaded.add(self.keys(regnos))
+        self._keys = None
 
     def reset(self, ledger_id: int) -> None:
         """Another loader committed meanwhile (or SQL decided a file): look every contract up from now on."""
         self.loaded.clear()
+        self._keys = None
         self.empty = False
         self.mark = ledger_id
 
@@ -786,6 +835,8 @@ class Loader:
         self._raw_columns: dict[str, list[str]] | None = None
         self._prefetcher: Prefetcher | None = None
         self._touched: set[str] = set()
+        self._copy_statements: dict[tuple[str, tuple[str, ...]], str] = {}  # (table, columns) -> its COPY
+        self._real_folder: tuple[Path, Path | None] | None = None  # the landing folder, resolved once a run
         self._contracts: ContractDuplicates | None = None  # techmarket: its cross-file rule, decided here
         self._stamps: dict[str, tuple[int, datetime, str, int]] = {}  # file name -> size, mtime, sha, ledger
 
@@ -870,7 +921,12 @@ class Loader:
             return self._reject(path, "", f"{path.name} is {kind_of(st.st_mode)}, not a regular file: "
                                           "not followed, not read")
         folder = self.landing_dir / FEEDS[self.feed].folder if self.landing_dir else path.parent
-        if not _inside(path, folder):
+        if self._real_folder is None or self._real_folder[0] != folder:
+            try:
+                self._real_folder = (folder, folder.resolve())
+            except (OSError, RuntimeError):
+                self._real_folder = (folder, None)
+        if not _inside(path, folder, self._real_folder[1]):
             return self._reject(path, "", f"{path.name} resolves outside the landing folder {folder}: not read")
         try:
             file_meta(self.feed, path.name)
@@ -1043,8 +1099,9 @@ class Loader:
         # the latest row of each candidate contract in the other files, as the database has it
         latest = {regno: tuple(key) for regno, *key in (looked.fetchall() if looked is not None else [])}
         regnos, hashes, _ = contracts
-        hits = [i for i, (r, h) in enumerate(zip(regnos, hashes, strict=True))
-                if (k := latest.get(r)) is not None and k[3] == h]
+        # only rows whose contract was looked up can repeat one (every row, when the table was not empty)
+        hits = [i for i in np.flatnonzero(tracker.maybe(regnos)).tolist()
+                if (k := latest.get(regnos[i])) is not None and k[3] == hashes[i]] if latest else []
         if not hits:
             return []
         table, columns, spool = spooled.tables[0]
@@ -1072,8 +1129,10 @@ class Loader:
             out.append((ledger_id, "techmarket", file_name, None, int(row), "duplicate_row",
                         f"{file_name} row {row}: 合同登记号 {regno} repeats exactly its latest registration, "
                         f"{earlier_file} row {earlier_row}", "{" + ", ".join(parts) + "}"))
-        drop = set(hits)
-        data = b"".join(line + b"\n" for i, line in enumerate(lines[:-1]) if i not in drop)
+        kept = lines[:-1]
+        for i in sorted(hits, reverse=True):  # a few a file: deleting beats rebuilding the list line by line
+            del kept[i]
+        data = b"\n".join(kept) + b"\n" if kept else b""
         _remove_spool(spool)
         spooled.tables[0] = (table, columns, data)
         return out
@@ -1134,9 +1193,12 @@ class Loader:
         value is written as ``\\n``), so the ledger_id is appended by a byte
         replace, chunk by chunk.
         """
-        schema, name = table.split(".")
-        stmt = sql.SQL("copy {} ({}) from stdin").format(
-            sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
+        stmt = self._copy_statements.get((table, tuple(columns)))
+        if stmt is None:
+            schema, name = table.split(".")
+            stmt = sql.SQL("copy {} ({}) from stdin").format(
+                sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Identifier, [*columns, "ledger_id"])))
+            stmt = self._copy_statements[(table, tuple(columns))] = stmt.as_string(self.conn)
         suffix = f"\t{ledger_id}\n".encode()
         with self.conn.cursor() as cur, cur.copy(stmt) as copy:
             if isinstance(spool, bytes):

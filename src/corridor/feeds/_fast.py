@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,9 +42,12 @@ class _OnFirstUse:
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._module: Any = None
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
+        if self._module is None:  # importlib.import_module on every use cost ~30 µs: a second per 20,000 uses
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
 
 
 pl: Any = _OnFirstUse("polars")
@@ -223,6 +227,10 @@ def convert(e: pl.Expr, kind: Kind, required: bool, lenient: bool = False) -> Co
                (blank | ok).fill_null(False), num)
 
 
+# the characters copy_escape writes as escapes
+_ESCAPED = "[\\\\\b\t\n\v\f\r]"
+
+
 def copy_escape(e: pl.Expr) -> pl.Expr:
     """A value as COPY text writes it (psycopg's escapes), NULL as \\N."""
     for char, esc in (("\\", "\\\\"), ("\b", "\\b"), ("\t", "\\t"), ("\n", "\\n"), ("\v", "\\v"),
@@ -283,9 +291,12 @@ _SAFE_LINE = f"^{_FIELD}(?:,{_FIELD})*$"
 
 
 _QUOTED_LINE = r'^"[^"]*"(?:,"[^"]*")*$'
+# a line with a character other than quotes, commas and what strip() takes: one not blank once split
+_NOT_BLANK_LINE = "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(set(_STRIP + '",'))) + "]"
 
 
-def _cells_of(line: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def _cells_of(line: pl.Expr, quoted: pl.Expr | None = None, bare: pl.Expr | None = None,
+              mixed_lines: bool = True) -> tuple[pl.Expr, pl.Expr]:
     """(is the line of the safe shape, its cells).
 
     The two common shapes are split on a literal: every field quoted (no quote
@@ -293,17 +304,24 @@ def _cells_of(line: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     (a comma only ever ends a field). The regular expression, many times
     slower, only reads the other safe lines (some fields quoted, some not):
     each split runs on a column holding only its own lines (null elsewhere).
+    ``quoted`` and ``bare`` may be given already computed; ``mixed_lines``
+    False (no line is of neither shape) leaves the regular expressions out
+    (even over a column of nulls they cost as much as the splits).
     """
-    quoted = line.str.contains(_QUOTED_LINE)
-    bare = ~line.str.contains('"', literal=True)
-    mixed = pl.when(~quoted & ~bare).then(line)
+    quoted = line.str.contains(_QUOTED_LINE) if quoted is None else quoted
+    bare = ~line.str.contains('"', literal=True) if bare is None else bare
     q = pl.when(quoted).then(line)
+    # a quoted line starts and ends with its one quote: stripping them is slice(1, len - 2), without counting
+    # the characters of every line
+    cells = [q.str.strip_prefix('"').str.strip_suffix('"').str.split('","'),
+             pl.when(bare).then(line).str.split(",")]
+    if not mixed_lines:
+        return quoted | bare, pl.coalesce(cells)
+    mixed = pl.when(~quoted & ~bare).then(line)
     by_regex = pl.concat_str(pl.lit(","), mixed).str.extract_all(f",{_FIELD}").list.eval(
         pl.element().str.strip_prefix(",").pipe(
             lambda e: pl.when(e.str.starts_with('"')).then(e.str.slice(1, e.str.len_chars() - 2)).otherwise(e)))
-    cells = pl.coalesce(q.str.slice(1, q.str.len_chars() - 2).str.split('","'),
-                        pl.when(bare).then(line).str.split(","), by_regex)
-    return quoted | bare | mixed.str.contains(_SAFE_LINE).fill_null(False), cells
+    return quoted | bare | mixed.str.contains(_SAFE_LINE).fill_null(False), pl.coalesce(*cells, by_regex)
 
 
 # CJK unified ideographs: NFKC-stable and never whitespace, so a cell holding three of them never squashes
@@ -343,18 +361,22 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
         "source_row": pl.Series(np.concatenate([np.arange(2, n + 2, dtype=np.int32) for n in sizes])
                                 if files else np.zeros(0, np.int32)),
         "line": pl.Series([line for f in files for line in f.lines], dtype=pl.String)})
+    line = pl.col("line")
+    frame = frame.with_columns(line.str.contains(_QUOTED_LINE).alias("_quoted"),
+                               (~line.str.contains('"', literal=True)).alias("_bare"))
+    mixed_lines = bool(frame.select((~pl.col("_quoted") & ~pl.col("_bare")).any()).item())
     per_file = pl.DataFrame(
         {"_file": pl.Series(range(len(files)), dtype=pl.Int32), "_width": [f.width for f in files],
          **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
          **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
-    safe, cells = _cells_of(pl.col("line"))
+    safe, cells = _cells_of(line, pl.col("_quoted"), pl.col("_bare"), mixed_lines)
     index = files[0].index
     lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
         safe.alias("_safe"), cells.alias("cells"))
     lf = lf.with_columns(
         (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)).over("_file").alias("_file_ok"),
         ((pl.col("cells").list.len() == pl.col("_width"))
-         & (pl.col("line").str.replace_all('[",]', "").str.strip_chars(_STRIP) != "")).alias("_shaped"),
+         & pl.col("line").str.contains(_NOT_BLANK_LINE)).alias("_shaped"),
         *[pl.col("cells").list.get(index[f.source], null_on_oob=True).alias(f.source) for f in fields])
     # a line with 计 anywhere waits for the second pass, which looks at its cells (_total_like)
     lf = lf.with_columns((pl.col("_shaped") & ~pl.col("line").str.contains(TOTAL_CHAR, literal=True)).alias("_candidate"))
@@ -401,19 +423,20 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
 
     if not spec.lenient:
         first = lf.filter(pl.col("_file_ok")).select(select(False)).collect()
-        out = first.filter(pl.col("_ok"))
+        # the per-row path's columns (the cells: a list each) dropped before the accepted rows are copied out
+        out = first.drop(keep_slow).filter(pl.col("_ok"))
         slow = first.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
         return _lines(out, spec, columns), slow
     frame = lf.filter(pl.col("_file_ok")).collect()
     first = frame.lazy().select(select(False)).collect()
     refused = ~first["_ok"]
-    out = first.filter(~refused)
+    out = first.drop(keep_slow).filter(~refused)
     rest = frame.filter(refused)
     if rest.height:
         if retry_candidate is not None:
             rest = rest.with_columns(retry_candidate.alias("_candidate"))
         second = rest.lazy().select(select(True)).collect()
-        out = pl.concat([out, second.filter(pl.col("_ok"))], how="vertical_relaxed")
+        out = pl.concat([out, second.drop(keep_slow).filter(pl.col("_ok"))], how="vertical_relaxed")
         slow = second.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
     else:
         slow = first.filter(refused).select("_file", "source_row", *keep_slow)
@@ -424,21 +447,32 @@ def _lines(out: pl.DataFrame, spec: Spec, columns: Sequence[str]) -> pl.DataFram
     """The accepted rows as COPY text lines: _file, source_row, line, _key."""
     extra: dict[str, pl.Series] = {}
     if spec.row_hash:
-        extra["row_hash"] = pl.Series([hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()
-                                       for s in out["_canon"].to_list()], dtype=pl.String)
+        md5 = hashlib.md5
+        extra["row_hash"] = pl.Series([md5(b, usedforsecurity=False).hexdigest()
+                                       for b in out["_canon"].cast(pl.Binary).to_list()], dtype=pl.String)
     for name, fn in spec.python_columns.items():
         extra[name] = pl.Series(fn(out[name].to_list()), dtype=pl.String)
     if extra:
         out = out.with_columns(**extra)
-    parts = []
-    for name in columns:
-        if name == "source_row":
-            parts.append(pl.col("source_row").cast(pl.String))
-        elif f"_c_{name}" in out.columns:
-            parts.append(pl.col(f"_c_{name}"))
-        else:
-            parts.append(copy_escape(pl.col(name)))
-    keep = [pl.col("_file"), pl.col("source_row"), pl.concat_str(parts, separator="\t").alias("line")]
+    def line(escape: bool) -> pl.Expr:
+        parts = []
+        for name in columns:
+            if name == "source_row":
+                parts.append(pl.col("source_row").cast(pl.String))
+            elif f"_c_{name}" in out.columns:
+                parts.append(pl.col(f"_c_{name}"))
+            else:
+                parts.append(copy_escape(pl.col(name)) if escape else pl.col(name).cast(pl.String).fill_null("\\N"))
+        return pl.concat_str(parts, separator="\t").alias("line")
+
+    # copy_escape is seven passes over every column: only the rows with a character it escapes take them
+    values = [name for name in columns if name != "source_row" and f"_c_{name}" not in out.columns]
+    escaped = out.select(pl.any_horizontal(
+        [pl.col(name).cast(pl.String).str.contains(_ESCAPED).fill_null(False) for name in values] or [pl.lit(False)]
+    ).alias("_escaped"))["_escaped"] if out.height else pl.Series("_escaped", [], dtype=pl.Boolean)
+    keep = [pl.col("_file"), pl.col("source_row"), line(False)]
+    if escaped.any():
+        keep[-1] = pl.when(pl.lit(escaped)).then(line(True)).otherwise(line(False)).alias("line")
     if spec.dedup:
         keep.append(pl.col(spec.dedup).alias("_key"))
     return out.select(keep)
@@ -493,32 +527,38 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     (In Python: a polars frame per file, sorted and keyed, measured slower
     on files of a few hundred rows, its per-call cost above the loop's.)
     """
-    fast_rows = result.fast["source_row"].to_list()
-    fast_lines = result.fast["line"].to_list()
     slow_rows = slow.tables.get(table, [])
-    rows = [(r, line, True) for r, line in zip(fast_rows, fast_lines, strict=True)]
-    rows += [(r["source_row"], r, False) for r in slow_rows]
+    rows = result.fast["source_row"].to_list()
+    lines: list[Any] = result.fast["line"].to_list()  # a fast row's COPY text, or a per-row row's dict
+    keys = result.fast["_key"].to_list() if spec.dedup else None
+    if slow_rows:
+        rows += [r["source_row"] for r in slow_rows]
+        lines += slow_rows
+        if keys is not None:
+            keys += [r[spec.dedup] for r in slow_rows]
+    # in source order (polars does not promise the fast rows' order: joins, threads)
+    if any(a > b for a, b in zip(rows, rows[1:], strict=False)):
+        order = sorted(range(len(rows)), key=rows.__getitem__)
+        rows, lines = [rows[i] for i in order], [lines[i] for i in order]
+        keys = [keys[i] for i in order] if keys is not None else None
     quarantined = list(slow.quarantined)
-    rows.sort(key=lambda t: t[0])  # always: polars does not promise the fast rows' order (joins, threads)
-    if spec.dedup:
-        fast_keys = iter(result.fast["_key"].to_list())
-        keys = {r: next(fast_keys) for r in fast_rows}
-        keys |= {r["source_row"]: r[spec.dedup] for r in slow_rows}
+    if keys is not None and len(set(keys)) != len(keys):  # a repeat: the first occurrence is kept
+        repeated = {k for k, n in Counter(keys).items() if n > 1}
         first: dict[Any, int] = {}
-        kept = []
-        for item in rows:
-            key = keys[item[0]]
-            earlier = first.setdefault(key, item[0])
-            if earlier == item[0]:
-                kept.append(item)
-            else:
-                quarantined.append(loader.dup_entry(item[0], spec.dedup_rule, spec.dedup_message(key, earlier),
-                                                    record_of(item[0])))
-        rows = kept
+        drop = []
+        for i in [i for i, k in enumerate(keys) if k in repeated]:
+            earlier = first.setdefault(keys[i], rows[i])
+            if earlier != rows[i]:
+                quarantined.append(loader.dup_entry(rows[i], spec.dedup_rule, spec.dedup_message(keys[i], earlier),
+                                                    record_of(rows[i])))
+                drop.append(i)
+        for i in reversed(drop):
+            del lines[i]
     parsed.rows_received += received
-    if rows:
-        data = "".join(f"{x}\n" if is_fast else f"{format_row(x)}\n" for _, x, is_fast in rows).encode("utf-8")
-        parsed.add_block(table, data, len(rows))
+    if lines:
+        lines = [x if type(x) is str else format_row(x) for x in lines] if slow_rows else lines
+        lines.append("")
+        parsed.add_block(table, "\n".join(lines).encode("utf-8"), len(lines) - 1)
     for entry in sorted(quarantined, key=lambda q: q.source_row):
         parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
     parsed.notes.extend(slow.notes)

@@ -206,6 +206,8 @@ def fast_spec(pii_key: bytes) -> _fast.Spec:
         python_columns={"person_key": lambda ids: [person_key(i, pii_key) for i in ids]})
 
 
+_TEXT_TYPES = frozenset({str, type(None)})
+_FLAG_TYPES = frozenset({bool, type(None)})
 _SOURCES = ("record_id", "id_number", "category", "title", "employer_name", "employer_uscc", "area",
             "intake_date", "intake_type", "overseas", "team_id", "action")
 
@@ -276,22 +278,26 @@ def _prepare(path: Path, sink: Any, limits: Limits):
     if lines and (4 * max(map(len, lines)) + 2 > limits.record_bytes or max(map(len, lines)) > limits.field_chars):
         return None
     lines = [line.removesuffix("\r") for line in lines]
-    rows, slow_lines = [], []
-    values: dict[str, list[Any]] = {k: [] for k in _SOURCES}
+    rows, slow_lines, records, overseas = [], [], [], []
+    decode, max_fields = _DECODER.decode, limits.fields
     for n, line in enumerate(lines, 1):
         obj = None
         if "\\u" not in line and line.strip():  # an escape may make a NUL or a lone surrogate: per row
             try:
-                obj = _DECODER.decode(line)
+                obj = decode(line)
             except (ValueError, RecursionError):
                 obj = None
-        if (type(obj) is not dict or len(obj) > limits.fields
-                or not all(type(v) is str or v is None for k, v in obj.items() if k != "overseas")
-                or type(obj.get("overseas")) not in (bool, type(None))):
+        if type(obj) is not dict or len(obj) > max_fields:
+            slow_lines.append(n)
+            continue
+        flag = obj.pop("overseas", None)  # obj is this loop's own: the values but overseas are strings or null
+        if type(flag) not in _FLAG_TYPES or not _TEXT_TYPES.issuperset(map(type, obj.values())):
             slow_lines.append(n)
             continue
         rows.append(n)
-        for k in _SOURCES:
-            values[k].append(obj.get(k))
+        records.append(obj)
+        overseas.append(flag)
+    values: dict[str, list[Any]] = {k: [r.get(k) for r in records] for k in _SOURCES if k != "overseas"}
+    values["overseas"] = overseas
     constants = {"file_month": sink.format_value(meta.period_start), "file_version": sink.format_value(1)}
     return meta, _fast.JsonFile(rows, values, {"hi": meta.period_end}, constants), lines, slow_lines
