@@ -87,16 +87,18 @@ def _snapshot(url: str, table: str, key: str) -> list[tuple]:
 def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, monkeypatch):
     """Hold back files, build, deliver them, run incrementally: the same rows as a full refresh.
 
-    Held back: the last two months of contract and loan files, and the latest version of every
-    restated district area-month (late restatements that re-open old months), then delivered as
-    files loaded after everything else (new ledger ids, in their order).
+    Held back: the last two months of contract and loan files, the last month's district workbooks
+    (the as-of month moves) and the latest version of every restated district area-month (late
+    restatements that re-open old months), then delivered as files loaded after everything else (new
+    ledger ids, in their order).
     """
     # every incremental model, with its key
     models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
               "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
-              "intermediate.int_district_projects_versioned": "project_row_id"}
+              "intermediate.int_district_projects_versioned": "project_row_id",
+              "marts.fct_projects": "project_snapshot_id"}
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
     assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
@@ -114,6 +116,11 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             "select max(ledger_id) from raw.district_returns group by area_code, report_month"
             " having count(*) > 1").fetchall()]
         assert len(restated) >= 3, "the demo set restates some area-months"
+        last_month = [r[0] for r in conn.execute(
+            "select ledger_id from raw.district_returns"
+            " where report_month = (select max(report_month) from raw.district_returns)").fetchall()]
+        assert len(last_month) >= 6
+        restated = sorted(set(restated) | set(last_month))
         last_id = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
         for table in ("techmarket_contracts", "bank_loans", *district):
             conn.execute(sql.SQL("create table {} as select * from {} where ledger_id = any(%s)").format(
@@ -121,7 +128,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
     selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
-                 "+int_district_projects_versioned", "--quiet"]
+                 "+int_district_projects_versioned", "+fct_projects", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
     before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
