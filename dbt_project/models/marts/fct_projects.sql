@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['snapshot_month']}],
+        indexes=[{'columns': ['snapshot_month']}, {'columns': ['ledger_id']}],
         pre_hook="{% if is_incremental() %}{{ delete_project_months_to_rebuild(this) }}{% endif %}",
     )
 }}
@@ -32,7 +32,8 @@
 -- earlier (macros/delete_project_months_to_rebuild.sql, the pre-hook). It
 -- then appends every snapshot month after the last month kept: the same
 -- table as a full refresh, given ledger ids committed in order and raw
--- rows never deleted (else --full-refresh).
+-- rows never deleted (else --full-refresh). Indexes: the pre-hook reads
+-- the last month and the watermark from them instead of scanning the table.
 
 with
 
