@@ -54,15 +54,13 @@ as_of as (
     from feed_periods
 ),
 
--- the first snapshot month to write: every month after those kept (all of
--- them in a full refresh)
+-- the first snapshot month to write: every month after those kept (null in
+-- a full refresh: every month)
 rebuilt_from as (
-    {%- if is_incremental() %}
-    select (max(kept.snapshot_month) + interval '1 month')::date as first_month
-    from {{ this }} as kept
-    {%- else %}
-    select null::date as first_month
-    {%- endif %}
+    select {% if is_incremental() %}(
+            select max(kept.snapshot_month) + interval '1 month'
+            from {{ this }} as kept
+        ){% else %}null{% endif %}::date as first_month
 ),
 
 -- each state once per month it holds, up to the as-of month (a series per
@@ -83,7 +81,10 @@ snapshot_states as (
         ) as snapshot_months (snapshot_month)
     where
         as_of.as_of_month is not null
-        and (rebuilt_from.first_month is null or coalesce(project_states.valid_to, as_of.as_of_month) >= rebuilt_from.first_month)
+        and (
+            rebuilt_from.first_month is null
+            or coalesce(project_states.valid_to, as_of.as_of_month) >= rebuilt_from.first_month
+        )
 ),
 
 final as (
