@@ -244,6 +244,38 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
     assert "ops.dbt_invocations" not in compiled("unique")
 
 
+def test_increment_relationships_test_fails_on_a_written_row_whose_parent_is_missing(
+        warehouse_copy, monkeypatch, tmp_path):
+    """The project's `relationships` form (macros/test_relationships.sql): in a build, the child side is
+    the rows the build wrote and the parent is first reduced to their values; a written row naming an
+    enterprise dim_enterprise does not hold fails it, an old one does not; `dbt test` reads every row."""
+    url = warehouse_copy
+    point_dbt_at(monkeypatch, url)
+    project = ROOT / "dbt_project"
+    target = tmp_path / "target"
+    transform.dbt(["build", "--select", "fct_tech_contracts", "--exclude-resource-type", "unit_test",
+                   "--target-path", str(target), "--quiet"], project)
+    folder = target / "run" / "corridor" / "models" / "marts" / "_marts__models.yml"
+    [test_sql] = [p.read_text(encoding="utf-8") for p in folder.glob("relationships_fct_tech_contrac*.sql")
+                  if "seller_uscc" in p.read_text(encoding="utf-8") and "dim_enterprise" in p.read_text(encoding="utf-8")]
+    assert "ops.dbt_invocations" in test_sql and "in (select child.from_field from child)" in test_sql
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute(test_sql).fetchone()[0] == 0
+        # an old row (written before the build's start mark) naming no enterprise: not this build's
+        conn.execute("update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE'"
+                     " where registration_no = (select min(registration_no) from marts.fct_tech_contracts)")
+        conn.execute("update ops.dbt_invocations set started_xid = pg_current_xact_id()")
+        assert conn.execute(test_sql).fetchone()[0] == 0
+        # a row written after it
+        conn.execute("update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE-EITHER'"
+                     " where registration_no = (select max(registration_no) from marts.fct_tech_contracts)")
+        assert conn.execute(test_sql).fetchone()[0] == 1
+    result = transform.dbt(["test", "--select", "fct_tech_contracts", "--target-path", str(target), "--quiet"],
+                           project, check=False)
+    failed = {r.node.name: r.failures for r in result.result.results if str(r.status) == "fail"}
+    assert failed == {"relationships_fct_tech_contracts_seller_uscc__uscc__ref_dim_enterprise_": 2}, failed
+
+
 def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_since(warehouse_copy, monkeypatch):
     """Raw rows never change: given the ledger id a successful build of the same project had tested
     (transform.increment_scope), the staging views' tests read the rows of later files only;
