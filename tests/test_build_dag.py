@@ -112,7 +112,8 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
                         calls.append((list(args), tested_ledger_id)))
     project = ROOT / "dbt_project"
     # and without loading the seeds again (their CSVs are in the digest)
-    without_unit_tests = ["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed"]
+    without_unit_tests = ["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed",
+                          *transform.WITHOUT_SEED_TESTS]
     with psycopg.connect(warehouse_copy) as conn:
         ledger = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
 
@@ -134,3 +135,37 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
             "insert into ops.load_ledger (ledger_id, feed, file_name, sha256, bytes, status, started_at,"
             " finished_at, message) values (0, 'hr', 'late.xlsx', 'x', 0, 'rejected', now(), now(), 'late')")
     assert build() == (["build", *without_unit_tests], None)
+
+
+def test_an_increment_leaves_out_the_seeds_own_tests_only(monkeypatch, tmp_path):
+    """What an increment leaves out with transform.WITHOUT_SEED_TESTS is the tests declared on the seeds,
+    each reading seed tables only; every other node stays, the tests of models that read a seed
+    (relationships to corridor_areas, assert_kpi_codes_have_one_measure) included."""
+    import json
+
+    from corridor import transform
+
+    for var in ("CORRIDOR_PGHOST", "CORRIDOR_PGUSER", "CORRIDOR_PGDATABASE"):
+        monkeypatch.setenv(var, "unset")  # dbt ls parses, never connects
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+
+    def listed(*args: str) -> dict[str, dict]:
+        result = transform.dbt(["ls", "--quiet", "--output", "json", "--output-keys", "unique_id", "depends_on",
+                                "--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed", *args],
+                               ROOT / "dbt_project")
+        nodes = [json.loads(line) for line in result.result]
+        return {n["unique_id"]: n for n in nodes}
+
+    every = listed()
+    kept = listed(*transform.WITHOUT_SEED_TESTS)
+    left_out = set(every) - set(kept)
+    assert left_out and set(kept) <= set(every)
+    for uid in left_out:
+        assert uid.startswith("test."), uid
+        assert all(parent.startswith("seed.") for parent in every[uid]["depends_on"]["nodes"]), uid
+    for uid, node in kept.items():
+        if uid.startswith("test."):
+            assert not all(p.startswith("seed.") for p in node["depends_on"]["nodes"]), uid
+    assert "test.corridor.assert_kpi_codes_have_one_measure" in kept
+    assert any("corridor_areas" in uid and "stg_" in uid for uid in kept)

@@ -87,16 +87,18 @@ def _snapshot(url: str, table: str, key: str) -> list[tuple]:
 def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, monkeypatch):
     """Hold back files, build, deliver them, run incrementally: the same rows as a full refresh.
 
-    Held back: the last two months of contract and loan files, and the latest version of every
-    restated district area-month (late restatements that re-open old months), then delivered as
-    files loaded after everything else (new ledger ids, in their order).
+    Held back: the last two months of contract and loan files, the last month's district workbooks
+    (the as-of month moves) and the latest version of every restated district area-month (late
+    restatements that re-open old months), then delivered as files loaded after everything else (new
+    ledger ids, in their order).
     """
     # every incremental model, with its key
     models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
               "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
-              "intermediate.int_district_projects_versioned": "project_row_id"}
+              "intermediate.int_district_projects_versioned": "project_row_id",
+              "marts.fct_projects": "project_snapshot_id"}
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
     assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
@@ -114,6 +116,11 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             "select max(ledger_id) from raw.district_returns group by area_code, report_month"
             " having count(*) > 1").fetchall()]
         assert len(restated) >= 3, "the demo set restates some area-months"
+        last_month = [r[0] for r in conn.execute(
+            "select ledger_id from raw.district_returns"
+            " where report_month = (select max(report_month) from raw.district_returns)").fetchall()]
+        assert len(last_month) >= 6
+        restated = sorted(set(restated) | set(last_month))
         last_id = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
         for table in ("techmarket_contracts", "bank_loans", *district):
             conn.execute(sql.SQL("create table {} as select * from {} where ledger_id = any(%s)").format(
@@ -121,7 +128,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
     selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
-                 "+int_district_projects_versioned", "--quiet"]
+                 "+int_district_projects_versioned", "+fct_projects", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
     before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
@@ -235,6 +242,38 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
     transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--full-refresh", "--exclude-resource-type",
                    "unit_test", "--target-path", str(target), "--quiet"], project)
     assert "ops.dbt_invocations" not in compiled("unique")
+
+
+def test_increment_relationships_test_fails_on_a_written_row_whose_parent_is_missing(
+        warehouse_copy, monkeypatch, tmp_path):
+    """The project's `relationships` form (macros/test_relationships.sql): in a build, the child side is
+    the rows the build wrote and the parent is first reduced to their values; a written row naming an
+    enterprise dim_enterprise does not hold fails it, an old one does not; `dbt test` reads every row."""
+    url = warehouse_copy
+    point_dbt_at(monkeypatch, url)
+    project = ROOT / "dbt_project"
+    target = tmp_path / "target"
+    transform.dbt(["build", "--select", "fct_tech_contracts", "--exclude-resource-type", "unit_test",
+                   "--target-path", str(target), "--quiet"], project)
+    folder = target / "run" / "corridor" / "models" / "marts" / "_marts__models.yml"
+    [test_sql] = [p.read_text(encoding="utf-8") for p in folder.glob("relationships_fct_tech_contrac*.sql")
+                  if "seller_uscc" in p.read_text(encoding="utf-8") and "dim_enterprise" in p.read_text(encoding="utf-8")]
+    assert "ops.dbt_invocations" in test_sql and "in (select child.from_field from child)" in test_sql
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute(test_sql).fetchone()[0] == 0
+        # an old row (written before the build's start mark) naming no enterprise: not this build's
+        conn.execute("update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE'"
+                     " where registration_no = (select min(registration_no) from marts.fct_tech_contracts)")
+        conn.execute("update ops.dbt_invocations set started_xid = pg_current_xact_id()")
+        assert conn.execute(test_sql).fetchone()[0] == 0
+        # a row written after it
+        conn.execute("update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE-EITHER'"
+                     " where registration_no = (select max(registration_no) from marts.fct_tech_contracts)")
+        assert conn.execute(test_sql).fetchone()[0] == 1
+    result = transform.dbt(["test", "--select", "fct_tech_contracts", "--target-path", str(target), "--quiet"],
+                           project, check=False)
+    failed = {r.node.name: r.failures for r in result.result.results if str(r.status) == "fail"}
+    assert failed == {"relationships_fct_tech_contracts_seller_uscc__uscc__ref_dim_enterprise_": 2}, failed
 
 
 def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_since(warehouse_copy, monkeypatch):

@@ -197,6 +197,13 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
             " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")
 
 
+# Leaves out the tests declared in dbt_project/seeds/ (they read seed tables only): see increment_scope.
+# "cautious": excluding a node set excludes the tests all of whose parents it holds; dbt's default
+# ("eager") would also leave out every test that merely reads a seed, such as the staging models'
+# relationships to corridor_areas. In a build of the whole project nothing else is selected indirectly.
+WITHOUT_SEED_TESTS = ("--exclude", "resource_type:test,path:seeds", "--indirect-selection", "cautious")
+
+
 def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tuple[list[str], int | None]:
     """What a whole build need not check again: (extra dbt arguments, tested ledger id or None).
 
@@ -208,7 +215,9 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
       a recorded build of the same digest that did; a build without them is partial, never recorded);
     - loading the seeds again (``--exclude-resource-type seed``): their CSVs are part of the digest, so
       the seed tables already hold exactly them (loaded by the first recorded build of this digest);
-      the seeds' tests still run;
+    - the seeds' own tests (``WITHOUT_SEED_TESTS``: the tests declared in ``seeds/``, which read only
+      seed tables): they passed on exactly these rows in the build that loaded them. Tests of models
+      that read a seed (e.g. ``relationships`` to ``corridor_areas``) still run;
     - the raw rows up to that build's ledger id, when no file with a lower id was committed after it
       started (the ledger then holds exactly its number of files up to that id): raw rows are never
       changed or deleted (dbt_project/README.md), so the staging views' tests need only read the rows
@@ -218,10 +227,12 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
     if last is None or last[2] != digest:
         return [], None
     log("dbt project unchanged since the last successful build: its unit tests (code, not data) passed on it"
-        " and its seeds are loaded; neither runs again (--full-refresh or a changed project runs them)")
+        " and its seeds are loaded and tested; none of these runs again (--full-refresh or a changed project"
+        " runs them)")
     with db.connect(url) as conn:
         files = conn.execute("select count(*) from ops.load_ledger where ledger_id <= %s", (last[0],)).fetchone()[0]
-    return (["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed"],
+    return (["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed",
+             *WITHOUT_SEED_TESTS],
             last[0] if int(files) == last[1] else None)
 
 

@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['snapshot_month']}, {'columns': ['ledger_id']}],
+        pre_hook="{% if is_incremental() %}{{ delete_project_months_to_rebuild(this) }}{% endif %}",
+    )
+}}
+
 -- Project-month snapshots: one row per project and month end, from the
 -- project's first report month to the warehouse's as-of month, holding the
 -- project's state as of that month end (its row in the latest report month
@@ -11,6 +21,19 @@
 -- count it as last reported), and it is named by the warning-level test
 -- assert_active_projects_reported and counted in the scorecard's
 -- data-quality box.
+--
+-- Incremental (issue 11): a month's snapshot rows depend only on the
+-- project rows of report months up to it, on which area-months have a
+-- return, and on the as-of month (is_current). A run first deletes the
+-- snapshot months from the earliest one that can have changed: the
+-- earliest report month of a counting workbook loaded after the watermark
+-- (the highest ledger_id of a state in the table), or the table's last
+-- month (the old as-of month, whose is_current changes), whichever is
+-- earlier (macros/delete_project_months_to_rebuild.sql, the pre-hook). It
+-- then appends every snapshot month after the last month kept: the same
+-- table as a full refresh, given ledger ids committed in order and raw
+-- rows never deleted (else --full-refresh). Indexes: the pre-hook reads
+-- the last month and the watermark from them instead of scanning the table.
 
 with
 
@@ -31,6 +54,15 @@ as_of as (
     from feed_periods
 ),
 
+-- the first snapshot month to write: every month after those kept (null in
+-- a full refresh: every month)
+rebuilt_from as (
+    select {% if is_incremental() %}(
+            select max(kept.snapshot_month) + interval '1 month'
+            from {{ this }} as kept
+        ){% else %}null{% endif %}::date as first_month
+),
+
 -- each state once per month it holds, up to the as-of month (a series per
 -- state: issue 11, no join of every month with every state)
 snapshot_states as (
@@ -40,13 +72,19 @@ snapshot_states as (
         snapshot_months.snapshot_month::date = as_of.as_of_month as is_current
     from project_states
     cross join as_of
+    cross join rebuilt_from
     cross join
         lateral generate_series(
-            project_states.valid_from::timestamp,
+            greatest(project_states.valid_from, rebuilt_from.first_month)::timestamp,
             least(coalesce(project_states.valid_to, as_of.as_of_month), as_of.as_of_month)::timestamp,
             interval '1 month'
         ) as snapshot_months (snapshot_month)
-    where as_of.as_of_month is not null
+    where
+        as_of.as_of_month is not null
+        and (
+            rebuilt_from.first_month is null
+            or coalesce(project_states.valid_to, as_of.as_of_month) >= rebuilt_from.first_month
+        )
 ),
 
 final as (

@@ -31,15 +31,19 @@ contract_rows as not materialized (
     select * from {{ ref('stg_techmarket__contracts') }}
 ),
 
-contracts_in_scope as not materialized (
+-- Incremental: the records of the changed contracts, read once through the
+-- raw table's indexes on ledger_id and registration_no (ingest's schema) as
+-- `= any(array(...))`; an `in (select ...)` made a hash join that scanned
+-- every raw row twice (3.6 instead of 0.6 s for a province month).
+contracts_in_scope as {% if is_incremental() %}materialized{% else %}not materialized{% endif %} (
     select contract_rows.*
     from contract_rows
     {%- if is_incremental() %}
-        where contract_rows.registration_no in (
-            select changed_rows.registration_no
+        where contract_rows.registration_no = any(array(
+            select distinct changed_rows.registration_no
             from contract_rows as changed_rows
             where changed_rows.ledger_id > (select coalesce(max(resolved.max_ledger_id), 0) from {{ this }} as resolved)
-        )
+        ))
     {%- endif %}
 ),
 
