@@ -222,9 +222,9 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
     failures: list[Failure] = []
     specs = {spec.name: spec for spec in catalog.all_suites()}
     with gxc.locked(root), psycopg.connect(url, autocommit=True) as conn:
-        state.ensure_table(conn)
         state.lock(conn)
         try:
+            state.ensure_table(conn)
             if full:
                 state.forget(conn)
             due = state.due_files(conn)

@@ -9,7 +9,8 @@ Layout (``context_root_dir`` = ``expectations/``)::
     expectations/<schema.table>.json            the suites
     validation_definitions/<schema.table>.json  suite × batch definition
     validation_definitions/raw.<table>@due.json the raw suites × the rows of the files not
-                                    validated yet (query asset ``raw.<table>@due``)
+                                    validated yet (table asset ``raw.<table>@due`` on the
+                                    view ``ops.quality_due_<table>``)
     checkpoints/corridor_{raw,marts,kpi}.json   the checkpoints (raw → marts → kpi)
     uncommitted/                    git-ignored: validation results, data docs, the lock
 
@@ -36,9 +37,10 @@ log = logging.getLogger(__name__)
 DATASOURCE = "corridor_warehouse"
 URL_VAR = "CORRIDOR_GX_URL"
 BATCH_DEFINITION = "whole_table"
-# An incremental suite (raw.*) is also bound to a query asset over the rows of
-# the files not validated yet: ``<schema.table>@due`` (asset and validation
-# definition), batch definition ``due_files``. Its SQL reads the gate's record
+# An incremental suite (raw.*) is also bound to a table asset on the view of
+# the rows of the files not validated yet: ``<schema.table>@due`` (asset and
+# validation definition), batch definition ``due_files``. The view
+# (``ops.quality_due_<table>``, corridor.quality.state) reads the gate's record
 # of validated files in the warehouse (catalog.due_rows_sql).
 DUE = "@due"
 DUE_BATCH_DEFINITION = "due_files"
@@ -196,18 +198,20 @@ def due_name(spec: catalog.SuiteSpec) -> str:
 
 
 def _due_batch_definition(datasource, spec: catalog.SuiteSpec):
-    name, query = due_name(spec), catalog.due_rows_sql(spec)
+    """The ``@due`` batch: a table asset on the view ``ops.quality_due_<table>`` (corridor.quality.state)."""
+    name, view = due_name(spec), catalog.due_view(spec)
     try:
         asset = datasource.get_asset(name)
     except LookupError:
         asset = None
-    if asset is not None and getattr(asset, "query", None) != query:
+    if asset is not None and (getattr(asset, "table_name", None) != view
+                              or getattr(asset, "schema_name", None) != catalog.DUE_VIEW_SCHEMA):
         datasource.delete_asset(name)
         asset = None
     if asset is None:
-        log.info("GX: adding query asset %s", name)
+        log.info("GX: adding table asset %s (view %s.%s)", name, catalog.DUE_VIEW_SCHEMA, view)
         _WRITES[0] += 1
-        asset = datasource.add_query_asset(name=name, query=query)
+        asset = datasource.add_table_asset(name=name, table_name=view, schema_name=catalog.DUE_VIEW_SCHEMA)
     try:
         return asset.get_batch_definition(DUE_BATCH_DEFINITION)
     except KeyError:

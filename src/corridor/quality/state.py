@@ -29,21 +29,37 @@ create table if not exists {VALIDATED_FILES_TABLE} (
 
 
 def ensure_table(url_or_conn) -> None:
-    """Create ``ops.quality_gate_files`` when missing (the schema ``ops`` is the loader's)."""
+    """Create ``ops.quality_gate_files`` when missing and (re)define the ``@due`` views.
+
+    Given a URL, under the gate's lock; given a connection, the caller holds it.
+    """
     import psycopg
 
     if isinstance(url_or_conn, str):
         with psycopg.connect(url_or_conn, autocommit=True) as conn:
-            _ensure(conn)
+            lock(conn)
+            try:
+                _ensure(conn)
+            finally:
+                unlock(conn)
     else:
         _ensure(url_or_conn)
 
 
 def _ensure(conn) -> None:
+    """The record, and one view per incremental suite over the rows of its files not validated yet."""
+    from psycopg import sql
+
+    from corridor.quality import catalog
+
     exists = conn.execute("select to_regclass(%s) is not null", (VALIDATED_FILES_TABLE,)).fetchone()[0]
     if not exists:  # create table if not exists still takes a lock and may race: ask first
         conn.execute("create schema if not exists ops")
         conn.execute(DDL)
+    for spec in catalog.all_suites():
+        if spec.incremental:  # cheap, and keeps the view in step with the catalogue
+            conn.execute(sql.SQL("create or replace view {} as {}").format(
+                sql.Identifier(catalog.DUE_VIEW_SCHEMA, catalog.due_view(spec)), sql.SQL(catalog.due_rows_sql(spec))))
 
 
 def lock(conn) -> None:
