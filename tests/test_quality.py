@@ -82,16 +82,57 @@ def _failures(report, key: str):
     return [f for f in report.failures if f.check == key]
 
 
+def _loaded_files(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*) from ops.load_ledger where status = 'loaded'").fetchone()[0]
+
+
+def _validated_files(url: str) -> set[int]:
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute("select ledger_id from ops.quality_gate_files").fetchall()}
+
+
+def _deliver_bank_file(url: str, bad_area_code: str | None = None) -> tuple[int, str]:
+    """A new month's loans file of a bank, as the loader would land it (a copy of the bank's latest file).
+
+    ``bad_area_code``: one row carries it, as if the loader had let it through.
+    Returns the new file's ledger_id and name.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        ledger_id, name, month = conn.execute(
+            "select ledger.ledger_id, ledger.file_name, max(loans.report_month)"
+            " from ops.load_ledger as ledger join raw.bank_loans as loans using (ledger_id)"
+            " where ledger.feed = 'bank' group by 1, 2 order by 3 desc, 1 desc limit 1").fetchone()
+        new_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        new_name = name.replace(f"{month:%Y%m}", f"{new_month:%Y%m}")
+        assert new_name != name
+        new_id = conn.execute(
+            "insert into ops.load_ledger (feed, file_name, sha256, bytes, rows_received, rows_loaded,"
+            " rows_quarantined, status, started_at, finished_at)"
+            " select feed, %s, md5(%s), bytes, rows_loaded, rows_loaded, 0, 'loaded', now(), now()"
+            " from ops.load_ledger where ledger_id = %s returning ledger_id", (new_name, new_name, ledger_id)
+        ).fetchone()[0]
+        conn.execute("create temporary table delivered as select * from raw.bank_loans where ledger_id = %s",
+                     (ledger_id,))
+        conn.execute("update delivered set ledger_id = %s, report_month = %s,"
+                     " disbursed_date = least(disbursed_date, %s)", (new_id, new_month, new_month))
+        if bad_area_code:
+            conn.execute("update delivered set area_code = %s"
+                         " where source_row = (select min(source_row) from delivered)", (bad_area_code,))
+        conn.execute("insert into raw.bank_loans select * from delivered")
+    return new_id, new_name
+
+
 def _no_files(folder: Path) -> bool:
     return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
 
 
 # -- the clean demo set ----------------------------------------------------------------
 
-def test_clean_demo_set_passes_every_checkpoint(built_warehouse, gx_root):
+def test_clean_demo_set_passes_every_checkpoint(warehouse_copy, gx_root):
     from corridor.quality import run_checks
 
-    report = run_checks(built_warehouse.url, gx_root)
+    report = run_checks(warehouse_copy, gx_root)  # a copy: a passing gate records the files it validated
 
     assert not report.blocking, report.summary_text()
     assert report.failures == [], report.summary_text()
@@ -110,6 +151,9 @@ def test_clean_demo_set_passes_every_checkpoint(built_warehouse, gx_root):
     summary = report.as_dict()
     assert summary["blocking"] is False and summary["totals"]["failed"] == 0
     assert summary["totals"]["expectations"] == summary["totals"]["passed"] > 150
+    # The first gate on a warehouse: every loaded file is new to it.
+    assert summary["mode"] == "incremental" and summary["files_validated"] == _loaded_files(warehouse_copy) > 1000
+    assert all(s.scope.endswith("new files") for s in report.suites if s.suite.startswith("raw."))
 
 
 def test_every_month_of_the_clean_demo_set_is_publishable(built_warehouse):
@@ -315,10 +359,13 @@ def test_setup_twice_changes_nothing_and_keeps_the_url_out_of_the_files(built_wa
     assert _committed_files(root) == first
     specs = catalog.all_suites()
     assert sorted(s.name for s in context.suites.all()) == sorted(s.name for s in specs)
-    assert len(context.validation_definitions.all()) == len(specs)
+    incremental = [s for s in specs if s.incremental]  # raw.*: also bound to the rows of files not validated yet
+    assert len(incremental) == 7
+    assert sorted(v.name for v in context.validation_definitions.all()) == sorted(
+        [s.name for s in specs] + [f"{s.name}@due" for s in incremental])
     assert sorted(c.name for c in context.checkpoints.all()) == sorted(CHECKPOINTS)
     [datasource] = context.data_sources.all().values()
-    assert len(datasource.assets) == len(specs)
+    assert len(datasource.assets) == len(specs) + len(incremental)
     text = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*")
                      if p.is_file() and p.suffix in (".yml", ".json") and "uncommitted" not in p.parts)
     assert "${CORRIDOR_GX_URL}" in text
@@ -341,3 +388,83 @@ def _latest_stored_result(gx_root: Path, schema: str, table: str) -> dict:
     runs = sorted((gx_root / "uncommitted" / "validations" / schema / table).glob("corridor-quality/*/*.json"))
     assert runs, f"no stored validation result of {schema}.{table}"
     return json.loads(runs[-1].read_text())
+
+
+# -- an incremental gate: the raw rows of the files loaded since the last passing gate ----------
+
+def test_a_bad_row_in_a_newly_loaded_file_blocks_the_gate_and_names_the_file(warehouse_copy, gx_root):
+    from corridor.quality import QualityGateFailed, quality_gate, run_checks
+
+    first = run_checks(warehouse_copy, gx_root)
+    assert not first.blocking, first.gate_message()
+    validated = _validated_files(warehouse_copy)
+    assert len(validated) == first.files == _loaded_files(warehouse_copy)
+    ledger_id, file_name = _deliver_bank_file(warehouse_copy, bad_area_code="XX")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking and not report.full and report.files == 1
+    [failure] = report.errors
+    assert (failure.table, failure.check, failure.unexpected_count) == ("raw.bank_loans", "in_set:area_code", 1)
+    assert failure.samples[0]["file_name"] == file_name and failure.samples[0]["area_code"] == "XX"
+    scopes = {s.suite: s.scope for s in report.suites if s.suite.startswith("raw.")}
+    assert scopes.pop("raw.bank_loans") == "1 new file"
+    assert set(scopes.values()) == {"no new files"}  # the other raw tables' files were validated already
+    assert _validated_files(warehouse_copy) == validated  # a failed gate records nothing
+    # The file stays due: the next gate blocks again, and says which file.
+    with pytest.raises(QualityGateFailed) as raised:
+        quality_gate(warehouse_copy, root=gx_root)
+    assert "raw.bank_loans (area_code)" in str(raised.value) and file_name in str(raised.value)
+
+    _execute(warehouse_copy, f"update raw.bank_loans set area_code = 'LW' where ledger_id = {ledger_id}"
+                             " and area_code = 'XX'")
+    fixed = run_checks(warehouse_copy, gx_root)
+    assert not fixed.blocking, fixed.gate_message()
+    assert fixed.files == 1 and _validated_files(warehouse_copy) == validated | {ledger_id}
+
+
+def test_an_already_validated_file_is_not_validated_again_unless_a_full_run_is_asked_for(warehouse_copy,
+                                                                                         gx_root):
+    from corridor.quality import QualityGateFailed, quality_gate, run_checks
+
+    assert not run_checks(warehouse_copy, gx_root).blocking
+    # A row of a validated file changes behind the loader's back (raw tables are append-only).
+    _execute(warehouse_copy, "update raw.hr_talents set area_code = 'XX'"
+                             " where ctid = (select min(ctid) from raw.hr_talents)")
+
+    again = run_checks(warehouse_copy, gx_root)
+
+    assert not again.blocking and again.files == 0
+    raw = [s for s in again.suites if s.suite.startswith("raw.")]
+    assert raw and all(s.scope == "no new files" and s.evaluated == 0 for s in raw)
+
+    full = run_checks(warehouse_copy, gx_root, full=True)
+
+    assert full.blocking and full.full and full.files == _loaded_files(warehouse_copy)
+    [failure] = full.errors
+    assert (failure.table, failure.check) == ("raw.hr_talents", "in_set:area_code")
+    assert failure.samples[0]["area_code"] == "XX" and failure.samples[0]["file_name"].startswith("talent_")
+    assert all(s.scope == "all rows" for s in full.suites)
+    # The failed full run forgot what was validated: every file is due until a gate passes.
+    assert _validated_files(warehouse_copy) == set()
+    with pytest.raises(QualityGateFailed, match="raw.hr_talents"):
+        quality_gate(warehouse_copy, root=gx_root)
+
+
+def test_a_duplicate_mart_key_without_its_unique_index_blocks_the_gate(warehouse_copy, gx_root):
+    from corridor.quality import run_checks
+
+    with psycopg.connect(warehouse_copy, autocommit=True) as conn:
+        for (name,) in conn.execute("select conname from pg_constraint where contype in ('p', 'u')"
+                                    " and conrelid = 'marts.fct_tech_contracts'::regclass").fetchall():
+            conn.execute(sql.SQL("alter table marts.fct_tech_contracts drop constraint {}").format(
+                sql.Identifier(name)))
+        registration_no = conn.execute("insert into marts.fct_tech_contracts select * from marts.fct_tech_contracts"
+                                       " order by registration_no limit 1 returning registration_no").fetchone()[0]
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking
+    [failure] = report.errors
+    assert (failure.table, failure.check) == ("marts.fct_tech_contracts", "unique:registration_no")
+    assert failure.samples == [{"registration_no": registration_no, "rows_with_key": 2}]

@@ -6,7 +6,9 @@
 - :func:`run_checks` — run the checkpoints ``corridor_raw`` → ``corridor_marts``
   → ``corridor_kpi``; a :class:`QualityReport` names every failed expectation,
   its severity, table, column and sample offending rows. Error-level failures
-  make it ``blocking``; warnings do not.
+  make it ``blocking``; warnings do not. The raw tables are validated for the
+  files loaded since the last passing gate (``ops.quality_gate_files``,
+  :mod:`corridor.quality.state`); ``full=True`` validates every file again.
 - :func:`completeness` — is a month/quarter/year publishable, or provisional
   and who has not delivered.
 - :func:`quality_gate` — the publish DAG's gate task: the summary dict, or

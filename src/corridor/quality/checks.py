@@ -81,10 +81,11 @@ class SuiteResult:
     passed: int
     failed: int      # error-level failures
     warnings: int    # warning-level failures
+    scope: str = "all rows"  # raw.* on an incremental run: "N new files" or "no new files"
 
     def as_dict(self) -> dict:
         return {"checkpoint": self.checkpoint, "suite": self.suite, "expectations": self.evaluated,
-                "passed": self.passed, "warnings": self.warnings, "failed": self.failed}
+                "passed": self.passed, "warnings": self.warnings, "failed": self.failed, "scope": self.scope}
 
 
 @dataclass
@@ -96,6 +97,8 @@ class QualityReport:
     seconds: float
     checked_at: datetime
     provisional_months: dict[str, list[str]] = field(default_factory=dict)
+    full: bool = True                 # False: raw rows of the files not validated yet only
+    files: int = 0                    # loaded files whose raw rows this run validated
 
     @property
     def blocking(self) -> bool:
@@ -129,11 +132,12 @@ class QualityReport:
                 "failed": sum(s.failed for s in self.suites)}
 
     def summary_text(self) -> str:
-        head = f"{'checkpoint':<16}{'suite':<34}{'expectations':>13}{'passed':>8}{'warnings':>10}{'failed':>8}"
+        head = (f"{'checkpoint':<16}{'suite':<34}{'expectations':>13}{'passed':>8}{'warnings':>10}{'failed':>8}"
+                f"  {'rows':<16}")
         lines = [head, "-" * len(head)]
         for s in self.suites:
             lines.append(f"{s.checkpoint:<16}{s.suite:<34}{s.evaluated:>13}{s.passed:>8}{s.warnings:>10}"
-                         f"{s.failed:>8}")
+                         f"{s.failed:>8}  {s.scope:<16}")
         t = self.totals()
         lines.append("-" * len(head))
         lines.append(f"{'total':<16}{str(t['suites']) + ' suites':<34}{t['expectations']:>13}{t['passed']:>8}"
@@ -145,7 +149,7 @@ class QualityReport:
             verdict += f" ({len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}, not blocking)"
         lines.append(f"quality gate: {verdict}")
         lines.append(f"data as of {self.as_of.isoformat() if self.as_of else 'unknown'}; "
-                     f"checks took {self.seconds:.1f} s")
+                     f"checks took {self.seconds:.1f} s; {self.mode_text()}")
         if self.data_docs_path:
             lines.append(f"data docs: {self.data_docs_path}")
         if self.provisional_months:
@@ -153,6 +157,13 @@ class QualityReport:
         for f in [*self.errors, *self.warnings]:
             lines.append(f.describe())
         return "\n".join(lines)
+
+    def mode_text(self) -> str:
+        files = f"{self.files:,} loaded file{'s' if self.files != 1 else ''}"
+        if self.full:
+            return f"full run: raw rows of all {files}"
+        return (f"incremental run: raw rows of the {files} not validated by an earlier passing gate "
+                "(a full run: corridor.quality.quality_gate(full=True) or CORRIDOR_GATE_FULL=1)")
 
     def gate_message(self) -> str:
         errors = self.errors
@@ -180,57 +191,131 @@ class QualityReport:
             "failures": [f.as_dict() for f in self.failures],
             "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
             "provisional_months": self.provisional_months,
+            "mode": "full" if self.full else "incremental",
+            "files_validated": self.files,
         }
 
 
 # -- the run ------------------------------------------------------------------------------
 
-def run_checks(url: str, root: Path | None = None) -> QualityReport:
-    """Run every checkpoint on the warehouse at ``url``; never raises for failed expectations."""
+def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> QualityReport:
+    """Run every checkpoint on the warehouse at ``url``; never raises for failed expectations.
+
+    The raw suites (``SuiteSpec.incremental``) validate the rows of the loaded
+    files no passing gate has validated yet, on their ``@due`` batch; a table
+    with no such rows is skipped (unless its feed's new files should have
+    brought rows: then the reconciliation says which). ``full``: every file
+    again, whole tables (:mod:`corridor.quality.state`). The other suites read
+    their tables whole. A run without error-level failures records its files
+    as validated.
+    """
     import psycopg
     from great_expectations.core.run_identifier import RunIdentifier
 
     from corridor.quality import context as gxc
+    from corridor.quality import state
     from corridor.quality.completeness import as_of_date, provisional_months
 
     started = time.perf_counter()
     checked_at = datetime.now(UTC)
     suites: list[SuiteResult] = []
     failures: list[Failure] = []
-    with gxc.locked(root):
-        # A fresh context each run (GX 1.x resolves stores through the process's
-        # current context); ensure() only compares when nothing changed.
-        context, wrote = gxc.prepare(url, root)
+    specs = {spec.name: spec for spec in catalog.all_suites()}
+    with gxc.locked(root), psycopg.connect(url, autocommit=True) as conn:
+        state.lock(conn)
         try:
-            run_id = RunIdentifier(run_name=RUN_NAME, run_time=checked_at)
-            result_ids = []
-            with psycopg.connect(url, autocommit=True) as conn:
+            state.ensure_table(conn)
+            if full:
+                state.forget(conn)
+            due = state.due_files(conn)
+            due_ids = [row[0] for row in due]
+            # A fresh context each run (GX 1.x resolves stores through the process's
+            # current context); ensure() only compares when nothing changed.
+            context, wrote = gxc.prepare(url, root)
+            try:
+                run_id = RunIdentifier(run_name=RUN_NAME, run_time=checked_at)
+                result_ids = []
                 for name in catalog.CHECKPOINTS:
                     try:
-                        result = context.checkpoints.get(name).run(run_id=run_id)
+                        checkpoint = context.checkpoints.get(name)
+                        definitions = list(checkpoint.validation_definitions)
                     except Exception as exc:  # fail closed: a checkpoint that cannot run blocks publication
                         log.exception("checkpoint %s could not run", name)
                         failures.append(_checkpoint_error(name, exc))
                         suites.append(SuiteResult(name, f"{name} (not run)", 0, 0, 1, 0))
                         continue
-                    result_ids.extend(result.run_results)
-                    for result_id, suite_result in result.run_results.items():
-                        _detail_failures(context, result_id, suite_result)
-                        s, f = _read_suite_result(name, suite_result, conn)
+                    for definition in definitions:
+                        spec = specs.get(definition.name)
+                        scope = "all rows"
+                        if spec is not None and spec.incremental and not full:
+                            scope = _due_scope(conn, spec, due)
+                            if scope is None:
+                                suites.append(SuiteResult(name, definition.name, 0, 0, 0, 0, "no new files"))
+                                continue
+                            definition = context.validation_definitions.get(gxc.due_name(spec))
+                        try:
+                            suite_result = definition.run(checkpoint_id=checkpoint.id, run_id=run_id,
+                                                          result_format=gxc.RESULT_FORMAT)
+                        except Exception as exc:  # fail closed
+                            log.exception("validation %s could not run", definition.name)
+                            failures.append(_checkpoint_error(name, exc, definition.name))
+                            suites.append(SuiteResult(name, f"{definition.name} (not run)", 0, 0, 1, 0, scope))
+                            continue
+                        result_id = _result_id(definition, run_id, suite_result)
+                        result_ids.append(result_id)
+                        _detail_failures(context, definition, result_id, suite_result)
+                        s, f = _read_suite_result(name, suite_result, conn, due=scope != "all rows")
+                        s.scope = scope
                         suites.append(s)
                         failures.extend(f)
                 as_of = as_of_date(conn)
                 provisional = provisional_months(conn, catalog.window_start(), as_of) if as_of else {}
-            _prune(root or gxc.expectations_dir())
-            gxc.build_data_docs(context, result_ids, suites=wrote or gxc.suite_pages_missing(root))
-            docs = _docs_path(context)
+                if not any(f.is_error for f in failures):
+                    state.record(conn, due_ids, checked_at)
+                _prune(root or gxc.expectations_dir())
+                gxc.build_data_docs(context, result_ids, suites=wrote or gxc.suite_pages_missing(root))
+                docs = _docs_path(context)
+            finally:
+                gxc.release(context)
         finally:
-            gxc.release(context)
+            state.unlock(conn)
     failures.sort(key=lambda f: (not f.is_error, catalog.CHECKPOINTS.index(f.checkpoint), f.suite))
-    return QualityReport(suites, failures, as_of, docs, time.perf_counter() - started, checked_at, provisional)
+    return QualityReport(suites, failures, as_of, docs, time.perf_counter() - started, checked_at, provisional,
+                         full=full, files=len(due_ids))
 
 
-def _detail_failures(context, result_id, suite_result) -> None:
+def _due_scope(conn, spec: catalog.SuiteSpec, due: list[tuple]) -> str | None:
+    """``"N new files"`` when ``spec``'s table has rows of files not validated yet, else None (nothing to do).
+
+    A table that reconciles with the ledger is validated too when its feed's new
+    files say they loaded rows it does not have (the reconciliation names them).
+    """
+    from corridor.quality import state
+
+    feed = spec.table.split("_")[0]  # district_*, techmarket_contracts, bank_loans, hr_talents
+    files = [row for row in due if row[1] == feed]
+    if not files:
+        return None
+    expected = (any(c.key == "reconciles_with_load_ledger" for c in spec.checks)
+                and any(row[3] > 0 for row in files))
+    if not expected and not state.has_rows(conn, spec.schema, spec.table, [row[0] for row in files]):
+        return None
+    return f"{len(files):,} new file{'s' if len(files) != 1 else ''}"
+
+
+def _result_id(definition, run_id, suite_result):
+    """The key GX's ValidationDefinition.run stored the result under (what a checkpoint returns)."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    return ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
+        run_id=run_id, batch_identifier=suite_result.batch_id)
+
+
+def _detail_failures(context, definition, result_id, suite_result) -> None:
     """Validate each failed expectation of a suite once more with the detailed result format.
 
     The checkpoints ask counts and observed values only (``context.RESULT_FORMAT``:
@@ -245,7 +330,7 @@ def _detail_failures(context, result_id, suite_result) -> None:
     if not failed:
         return
     try:
-        batch = context.validation_definitions.get(suite_result.suite_name).data.get_batch()
+        batch = definition.data.get_batch()
     except Exception as exc:  # the detail is a courtesy: the failure stands without it
         log.warning("no detail for the failures of %s: %s", suite_result.suite_name, exc)
         return
@@ -264,21 +349,23 @@ def _detail_failures(context, result_id, suite_result) -> None:
         log.warning("could not store the detailed results of %s: %s", suite_result.suite_name, exc)
 
 
-def _checkpoint_error(name: str, exc: Exception) -> Failure:
-    tables = ", ".join(s.name for s in catalog.suites_of(name))
+def _checkpoint_error(name: str, exc: Exception, definition: str | None = None) -> Failure:
+    tables = definition or ", ".join(s.name for s in catalog.suites_of(name))
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return Failure(name, name, tables, "Checkpoint", "error", None,
-                   f"checkpoint {name} could not run ({type(exc).__name__}: {first_line})", check="checkpoint")
+    what = f"validation {definition}" if definition else f"checkpoint {name}"
+    return Failure(name, definition or name, tables, "Checkpoint", "error", None,
+                   f"{what} could not run ({type(exc).__name__}: {first_line})", check="checkpoint")
 
 
-def _read_suite_result(checkpoint: str, suite_result, conn) -> tuple[SuiteResult, list[Failure]]:
+def _read_suite_result(checkpoint: str, suite_result, conn, *, due: bool = False) -> tuple[SuiteResult,
+                                                                                           list[Failure]]:
     passed = failed = warned = 0
     failures = []
     for r in suite_result.results:
         if r.success:
             passed += 1
             continue
-        failure = _failure(checkpoint, suite_result.suite_name, r, conn)
+        failure = _failure(checkpoint, suite_result.suite_name, r, conn, due=due)
         failures.append(failure)
         if failure.is_error:
             failed += 1
@@ -294,7 +381,7 @@ def _severity(config) -> str:
     return "error" if value == "critical" else "warning"
 
 
-def _failure(checkpoint: str, suite_name: str, r, conn) -> Failure:
+def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) -> Failure:
     config = r.expectation_config
     key = (config.meta or {}).get("check", "")
     found = catalog.find_check(suite_name, key)
@@ -325,7 +412,7 @@ def _failure(checkpoint: str, suite_name: str, r, conn) -> Failure:
 
     samples: list[Any] = []
     if spec and check and not raised:
-        query = catalog.sample_query(spec, check, SAMPLE_ROWS)
+        query = catalog.sample_query(spec, check, SAMPLE_ROWS, due=due)
         if query:
             try:
                 cur = conn.execute(query)

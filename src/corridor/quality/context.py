@@ -8,6 +8,9 @@ Layout (``context_root_dir`` = ``expectations/``)::
                                     ``whole_table``
     expectations/<schema.table>.json            the suites
     validation_definitions/<schema.table>.json  suite × batch definition
+    validation_definitions/raw.<table>@due.json the raw suites × the rows of the files not
+                                    validated yet (table asset ``raw.<table>@due`` on the
+                                    view ``ops.quality_due_<table>``)
     checkpoints/corridor_{raw,marts,kpi}.json   the checkpoints (raw → marts → kpi)
     uncommitted/                    git-ignored: validation results, data docs, the lock
 
@@ -34,6 +37,13 @@ log = logging.getLogger(__name__)
 DATASOURCE = "corridor_warehouse"
 URL_VAR = "CORRIDOR_GX_URL"
 BATCH_DEFINITION = "whole_table"
+# An incremental suite (raw.*) is also bound to a table asset on the view of
+# the rows of the files not validated yet: ``<schema.table>@due`` (asset and
+# validation definition), batch definition ``due_files``. The view
+# (``ops.quality_due_<table>``, corridor.quality.state) reads the gate's record
+# of validated files in the warehouse (catalog.due_rows_sql).
+DUE = "@due"
+DUE_BATCH_DEFINITION = "due_files"
 DOCS_SITE = "local_site"
 # The checkpoints ask for BASIC results without unexpected values: counts and
 # observed values, each table's column expectations computed as one bundled
@@ -183,6 +193,32 @@ def _batch_definition(datasource, spec: catalog.SuiteSpec):
         return asset.add_batch_definition_whole_table(BATCH_DEFINITION)
 
 
+def due_name(spec: catalog.SuiteSpec) -> str:
+    return spec.name + DUE
+
+
+def _due_batch_definition(datasource, spec: catalog.SuiteSpec):
+    """The ``@due`` batch: a table asset on the view ``ops.quality_due_<table>`` (corridor.quality.state)."""
+    name, view = due_name(spec), catalog.due_view(spec)
+    try:
+        asset = datasource.get_asset(name)
+    except LookupError:
+        asset = None
+    if asset is not None and (getattr(asset, "table_name", None) != view
+                              or getattr(asset, "schema_name", None) != catalog.DUE_VIEW_SCHEMA):
+        datasource.delete_asset(name)
+        asset = None
+    if asset is None:
+        log.info("GX: adding table asset %s (view %s.%s)", name, catalog.DUE_VIEW_SCHEMA, view)
+        _WRITES[0] += 1
+        asset = datasource.add_table_asset(name=name, table_name=view, schema_name=catalog.DUE_VIEW_SCHEMA)
+    try:
+        return asset.get_batch_definition(DUE_BATCH_DEFINITION)
+    except KeyError:
+        _WRITES[0] += 1
+        return asset.add_batch_definition_whole_table(DUE_BATCH_DEFINITION)
+
+
 def _row_condition(condition: catalog.Condition):
     from great_expectations.expectations.row_conditions import Column
 
@@ -247,21 +283,22 @@ def _same_suite(existing, wanted) -> bool:
     return meta == wanted_meta and normal(existing) == normal(wanted)
 
 
-def _validation_definition(context, spec: catalog.SuiteSpec, batch_definition, suite):
+def _validation_definition(context, spec: catalog.SuiteSpec, batch_definition, suite, name: str | None = None):
     import great_expectations as gx
     from great_expectations.exceptions import DataContextError
 
+    name = name or spec.name
     try:
-        existing = context.validation_definitions.get(spec.name)
+        existing = context.validation_definitions.get(name)
     except DataContextError:
         existing = None
     if (existing is not None and existing.suite.name == suite.name and existing.suite.id == suite.id
             and existing.data.id == batch_definition.id):
         return existing
-    log.info("GX: writing validation definition %s", spec.name)
+    log.info("GX: writing validation definition %s", name)
     _WRITES[0] += 1
     return context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=spec.name, data=batch_definition, suite=suite))
+        gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
 
 
 def _checkpoint(context, name: str, validation_definitions: list):
@@ -300,6 +337,8 @@ def ensure(context) -> dict:
         batch_definition = _batch_definition(datasource, spec)
         suite = _suite(context, spec)
         by_checkpoint[spec.checkpoint].append(_validation_definition(context, spec, batch_definition, suite))
+        if spec.incremental:
+            _validation_definition(context, spec, _due_batch_definition(datasource, spec), suite, due_name(spec))
     return {name: _checkpoint(context, name, vds) for name, vds in by_checkpoint.items()}
 
 
@@ -350,6 +389,9 @@ def setup(url: str, root: Path | None = None):
     Idempotent: a second call writes nothing. The URL reaches GX only through
     the ``CORRIDOR_GX_URL`` environment variable of this process.
     """
+    from corridor.quality.state import ensure_table
+
+    ensure_table(url)
     with locked(root):
         context, _ = prepare(url, root)
         try:

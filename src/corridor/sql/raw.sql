@@ -193,3 +193,17 @@ create table if not exists raw.hr_talents (
     ledger_id        bigint not null,
     source_row       integer not null
 );
+
+-- The quality gate validates the rows of the files loaded since its last pass
+-- (corridor.quality: `ledger_id = any(<files not validated yet>)`). Rows are
+-- appended file by file, so ledger_id grows with the heap: a BRIN index (a few
+-- pages, next to nothing per COPY) finds a month's files in the last blocks
+-- instead of a scan of the table per expectation. (techmarket_contracts has its
+-- btree on ledger_id above.)
+create index if not exists district_returns_ledger_brin on raw.district_returns using brin (ledger_id);
+create index if not exists district_platforms_ledger_brin on raw.district_platforms using brin (ledger_id);
+create index if not exists district_certifications_ledger_brin
+    on raw.district_certifications using brin (ledger_id);
+create index if not exists district_projects_ledger_brin on raw.district_projects using brin (ledger_id);
+create index if not exists bank_loans_ledger_brin on raw.bank_loans using brin (ledger_id);
+create index if not exists hr_talents_ledger_brin on raw.hr_talents using brin (ledger_id);
