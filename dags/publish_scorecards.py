@@ -27,7 +27,10 @@ succeeded by 12:00 Asia/Shanghai (the month's scorecards are late).
    validated in PostgreSQL). An **error**-level failure fails the task, and so
    the run, with a message naming each failed expectation, its table and
    sample offending rows: no scorecard is written. **Warnings** are reported in
-   the log and do not block. Data docs: `expectations/uncommitted/data_docs/`.
+   the log and do not block. The raw tables' checks cover the files no passing
+   gate has validated yet; a run that publishes a quarterly or year-end edition
+   validates every loaded file's rows again (`CORRIDOR_GATE_FULL=1`: any run).
+   Data docs: `expectations/uncommitted/data_docs/`.
 2. `publish` writes the scorecards (`corridor.scorecards.publish`), with the
    gate's summary (this task's XCom) as their attestation; a month whose
    sources have not all delivered is published as provisional, naming who is
@@ -60,11 +63,11 @@ from corridor.orchestration.assets import WAREHOUSE_ASSET, WAREHOUSE_POOL
 )
 def publish_scorecards():
     @task(pool=WAREHOUSE_POOL)  # never while dbt rebuilds the warehouse
-    def quality_gate() -> dict:
+    def quality_gate(dag_run=None, data_interval_end=None) -> dict:
         """One line on a never-built warehouse; else the GX checkpoints; fail (no retry) on an error-level failure."""
         from corridor.orchestration.tasks import run_quality_gate
 
-        return run_quality_gate()
+        return run_quality_gate(str(getattr(dag_run.run_type, "value", dag_run.run_type)), data_interval_end)
 
     @task(pool=WAREHOUSE_POOL)
     def publish(gate: dict, dag_run=None, data_interval_end=None) -> None:

@@ -24,6 +24,21 @@ def test_a_check_run_publishes_nothing_and_a_manual_run_publishes_the_latest_per
     assert editions_for_run("manual", datetime(2022, 6, 12, tzinfo=UTC)) == [(None, None)]
 
 
+def test_the_gate_validates_every_row_before_a_quarterly_or_year_end_edition_and_new_files_otherwise(monkeypatch):
+    from corridor.orchestration.tasks import gate_validates_every_row
+
+    monkeypatch.delenv("CORRIDOR_GATE_FULL", raising=False)
+    for month, full in ((1, True), (2, False), (3, False), (4, True), (6, False), (7, True), (10, True), (12, False)):
+        the_12th = datetime(2023, month, 12, 1, 0, tzinfo=UTC)  # 09:00 Asia/Shanghai
+        assert gate_validates_every_row("scheduled", the_12th) is full, month
+        assert gate_validates_every_row("backfill", the_12th) is full, month
+    jan_12 = datetime(2023, 1, 12, 1, 0, tzinfo=UTC)
+    assert gate_validates_every_row("asset_triggered", jan_12) is False   # after each build: the new files
+    assert gate_validates_every_row("manual", jan_12) is False
+    monkeypatch.setenv("CORRIDOR_GATE_FULL", "1")
+    assert gate_validates_every_row("asset_triggered", None) is True
+
+
 def test_a_backfill_run_without_a_data_interval_is_refused():
     with pytest.raises(ValueError, match="a backfill run without a data interval cannot name its month"):
         editions_for_run("backfill", None)

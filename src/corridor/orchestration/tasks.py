@@ -64,8 +64,26 @@ def check_warehouse_built(url: str) -> None:
             f"(or `make run`) before publishing")
 
 
-def run_quality_gate() -> dict:
-    """The quality_gate task: one line on a never-built warehouse, else the GX checkpoints."""
+def gate_validates_every_row(run_type: str | None, data_interval_end) -> bool:
+    """Whether a publish run's gate validates the raw rows of every loaded file, not only the new files'.
+
+    Yes when the run publishes a quarterly or year-end edition (the scheduled or backfill run of the 12th of
+    January, April, July and October): once a quarter every row is checked again, whatever an earlier gate
+    passed, before the editions that officials compare over time. ``CORRIDOR_GATE_FULL`` forces it for any run.
+    A run after each build and the other monthly runs validate only what no passing gate has validated yet.
+    """
+    from corridor.quality.gate import full_run
+
+    if full_run():
+        return True
+    if run_type not in ("scheduled", "backfill") or data_interval_end is None:
+        return False
+    return any(edition != "monthly" for edition, _ in editions_for_run(run_type, data_interval_end) or [])
+
+
+def run_quality_gate(run_type: str | None = None, data_interval_end=None) -> dict:
+    """The quality_gate task: one line on a never-built warehouse, else the GX checkpoints (every row when
+    `gate_validates_every_row`)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     url = db.warehouse_url(config.load())
@@ -76,8 +94,12 @@ def run_quality_gate() -> dict:
 
     from corridor.quality import QualityGateFailed, quality_gate
 
+    full = gate_validates_every_row(run_type, data_interval_end)
+    if full:
+        log.info("this run publishes a quarterly or year-end edition (or %s is set): every loaded file's rows "
+                 "are validated again", "CORRIDOR_GATE_FULL")
     try:
-        return quality_gate(url)
+        return quality_gate(url, full=full)
     except QualityGateFailed as exc:
         raise AirflowFailException(str(exc)) from exc
 
