@@ -75,6 +75,11 @@ def forget(conn) -> None:
     conn.execute(f"delete from {VALIDATED_FILES_TABLE}")
 
 
+def any_validated(conn) -> bool:
+    """Has a passing gate recorded any file? (No: every loaded file is due, the raw tables are validated whole.)"""
+    return conn.execute(f"select exists (select 1 from {VALIDATED_FILES_TABLE})").fetchone()[0]
+
+
 def due_files(conn) -> list[tuple[int, str, str, int]]:
     """``(ledger_id, feed, file_name, rows_loaded)`` of every loaded file not validated yet."""
     return conn.execute(
