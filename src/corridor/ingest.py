@@ -431,7 +431,7 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
     (one file's rejection or failure costs that file only).
     """
-    if feed not in ("techmarket", "bank", "hr", "district") or len(paths) < 2:
+    if feed not in ("techmarket", "bank", "hr", "district") or (len(paths) < 2 and not _batch_pays(feed, paths)):
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
     # the feed's own module only: a worker parsing CSV never pays for importing openpyxl (~0.7 s of CPU)
     module = importlib.import_module(f"corridor.feeds.{feed}")
@@ -456,6 +456,22 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     for (i, job), sink in zip(jobs, sinks, strict=True):
         outcomes[i] = _spooled(feed, job.path, sink, job.parsed, job.error)
     return outcomes
+
+
+# A CSV or JSON Lines file alone takes the batch's vectorised path from this size on (the per-row path below:
+# polars' cost per call is some milliseconds, a row's Python conversion some tens of microseconds). The first
+# batches of a feed are small (RAMP): an hr file of 1,400 rows was one such batch, parsed row by row.
+SINGLE_BATCH_BYTES = 128 * 1024
+
+
+def _batch_pays(feed: str, paths: list[Path]) -> bool:
+    """One CSV or JSON Lines file large enough for the vectorised path."""
+    if feed == "district" or len(paths) != 1:
+        return False
+    try:
+        return os.lstat(paths[0]).st_size >= SINGLE_BATCH_BYTES
+    except OSError:
+        return False
 
 
 def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: BaseException | None) -> Spooled:

@@ -44,7 +44,7 @@ from corridor.normalize import (
     text,
     uscc,
 )
-from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key
+from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key, person_keys
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,19 @@ def _no_constants(name: str) -> Any:
 
 # json.loads(line, parse_constant=_no_constants), without building a decoder per line
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_SCAN = _DECODER.scan_once  # the C scanner behind it
+
+
+def _decode_line(line: str) -> Any:
+    """``_DECODER.decode(line)``: the C scanner called directly when the value fills the line (no surrounding
+    whitespace: what decode() then returns), sparing decode()'s Python wrapper (a third of hr's JSON time)."""
+    try:
+        obj, end = _SCAN(line, 0)
+    except StopIteration:  # leading whitespace, or no JSON value: decode() says which
+        end = -1
+    if end != len(line):
+        return _DECODER.decode(line)
+    return obj
 
 
 def _take_line(loader: RowLoader, line_no: int, line: str, limits: Limits) -> bool:
@@ -203,7 +216,7 @@ def fast_spec(pii_key: bytes) -> _fast.Spec:
                "team_id": _fast.Kind("code"), "action": _fast.Kind("choice", ACTIONS)},
         dedup="record_id", dedup_rule="duplicate_record_id",
         dedup_message=lambda key, first: f"record_id {key!r} was already received on line {first}",
-        python_columns={"person_key": lambda ids: [person_key(i, pii_key) for i in ids]})
+        python_columns={"person_key": lambda ids: person_keys(ids, pii_key)})
 
 
 _TEXT_TYPES = frozenset({str, type(None)})
@@ -279,7 +292,7 @@ def _prepare(path: Path, sink: Any, limits: Limits):
         return None
     lines = [line.removesuffix("\r") for line in lines]
     rows, slow_lines, records, overseas = [], [], [], []
-    decode, max_fields = _DECODER.decode, limits.fields
+    decode, max_fields = _decode_line, limits.fields
     for n, line in enumerate(lines, 1):
         obj = None
         if "\\u" not in line and line.strip():  # an escape may make a NUL or a lone surrogate: per row
