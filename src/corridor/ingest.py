@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -559,6 +560,7 @@ class Prefetcher:
         self.ready: dict[str, Spooled] = {}
         self.next_batch = 0
         self.pool = None
+        self._switch: float | None = None  # the interpreter's switch interval, while the parse thread runs
         if workers > 0:
             from corridor.workers import process_pool
 
@@ -569,6 +571,8 @@ class Prefetcher:
 
             self.window = 2
             self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"corridor-parse-{loader.feed}")
+            self._switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch, PARSE_THREAD_SWITCH))
             self._fill()
 
     def _args(self, batch: list[Path]) -> tuple:
@@ -640,7 +644,15 @@ class Prefetcher:
         self.ready.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
 
+
+# While a thread parses ahead of the loader, the interpreter hands the GIL over after this many seconds
+# (Python's default: 5 ms). The loader gives the GIL up on every round trip to the server and every system
+# call (a dozen a file) and waited up to the whole interval to get it back from the parse thread each time.
+PARSE_THREAD_SWITCH = 0.0005
 
 # A batch of files parsed together: up to this many bytes or files (memory: a few times the bytes).
 BATCH_BYTES = 4 * 1024 * 1024
