@@ -47,7 +47,11 @@ class _OnFirstUse:
     def __getattr__(self, attr: str) -> Any:
         if self._module is None:  # importlib.import_module on every use cost ~30 µs: a second per 20,000 uses
             self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)
+        value = getattr(self._module, attr)
+        # kept on the proxy: the next use is a plain attribute look-up, not this method (the loader's numpy
+        # calls: 27,000 at province scale)
+        setattr(self, attr, value)
+        return value
 
 
 pl: Any = _OnFirstUse("polars")
