@@ -24,14 +24,6 @@ def person_key(id_number: str, key: bytes) -> str:
     return hmac.digest(key, id_number.encode("ascii"), "sha256").hex()
 
 
-def person_keys(id_numbers: list[str], key: bytes) -> list[str]:
-    """:func:`person_key` of each ID number (one call for a column of them)."""
-    if not key:
-        raise ValueError("the PII key is empty: set CORRIDOR_PII_KEY")
-    digest = hmac.digest
-    return [digest(key, i.encode("ascii"), "sha256").hex() for i in id_numbers]
-
-
 def mask_id(value: str) -> str:
     """The first 6 characters (the issuing region) and 12 asterisks: ``330303************``."""
     value = str(value).strip()
@@ -58,4 +50,4 @@ def mask_json_text(text: str) -> str:
     return mask_text(_PII_FIELD.sub(field, text))
 
 
-__all__ = ["mask_id", "mask_json_text", "mask_name", "mask_text", "person_key", "person_keys"]
+__all__ = ["mask_id", "mask_json_text", "mask_name", "mask_text", "person_key"]

@@ -44,7 +44,7 @@ from corridor.normalize import (
     text,
     uscc,
 )
-from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key, person_keys
+from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def fast_spec(pii_key: bytes) -> _fast.Spec:
                "team_id": _fast.Kind("code"), "action": _fast.Kind("choice", ACTIONS)},
         dedup="record_id", dedup_rule="duplicate_record_id",
         dedup_message=lambda key, first: f"record_id {key!r} was already received on line {first}",
-        python_columns={"person_key": lambda ids: person_keys(ids, pii_key)})
+        python_columns={"person_key": lambda ids: [person_key(i, pii_key) for i in ids]})
 
 
 _TEXT_TYPES = frozenset({str, type(None)})
