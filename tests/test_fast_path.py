@@ -264,6 +264,11 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
         person(62, team_id="温州团队[2021]第1号"),      # a code of ASCII and CJK ideographs: fast
         person(63, team_id="ＴＥＡＭ１"),               # full-width: per row (NFKC)
         person(64, team_id="团队　1"),                  # an ideographic space: per row
+        "  " + person(65),                             # whitespace around a record: json.loads takes it
+        person(66) + " \t",
+        person(67) + " x",                             # extra data after the object: invalid_json
+        person(68) + person(69),
+        person(70)[:-1],                               # cut short
     ]
     good = landing / "talent_202103.jsonl"
     good.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -273,6 +278,38 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
     bad.write_bytes(good.read_bytes() + "海".encode("gb18030") + b"\n")
     fast_rows, received = compare("hr", [good, other, bad], columns, monkeypatch, tmp_path, batch=3)
     assert 50 < fast_rows < received
+
+
+def test_hr_line_decoding_is_json_loads():
+    """hr decodes a line with the C scanner when the value fills it: what json.loads gives, or the same error."""
+    import json
+
+    from corridor.feeds.hr import _DECODER, _decode_line
+
+    for line in ['{"a": 1}', ' {"a": 1}', '{"a": 1} ', '{"a": 1}\t', '{"a": 1} x', '{"a": 1}{"b": 2}', '{"a": 1',
+                 '[1, 2]', '"text"', '3', 'NaN', '{"a": NaN}', '{"a": Infinity}', '', '  ', 'nul', '{"a": "\\ud800"}',
+                 '{"a": 1, "a": 2}', '{"a": 1e400}', '{"a": {"b": [1, {"c": null}]}}', '\ufeff{"a": 1}']:
+        try:
+            expected = _DECODER.decode(line)
+        except (ValueError, RecursionError) as exc:
+            with pytest.raises(type(exc)):
+                _decode_line(line)
+            continue
+        got = _decode_line(line)
+        assert json.dumps(got) == json.dumps(expected) and type(got) is type(expected), line
+
+
+@pytest.mark.parametrize("feed", ["techmarket", "bank", "hr"])
+def test_a_file_alone_in_a_batch_takes_the_fast_path_from_single_batch_bytes(feed, city, columns, monkeypatch,
+                                                                              tmp_path):
+    from corridor import ingest
+
+    monkeypatch.setattr(ingest, "SINGLE_BATCH_BYTES", 0)
+    files = sorted((city / feed).iterdir())[:6]
+    fast_rows, received = compare(feed, files, columns, monkeypatch, tmp_path, batch=1)
+    assert fast_rows > 0.8 * received > 0
+    monkeypatch.setattr(ingest, "SINGLE_BATCH_BYTES", 1 << 40)  # none large enough: per row
+    assert compare(feed, files, columns, monkeypatch, tmp_path, batch=1)[0] == 0
 
 
 # -- district workbooks: python-calamine against openpyxl (the reference reader) ------------------

@@ -401,3 +401,51 @@ def test_the_loaded_contracts_bitmap_never_misses_a_member_and_rarely_claims_ano
     assert tracker.candidates(["2021330300000003", "2021330300000002", "2021330300000002"]) == ["2021330300000002"]
     tracker.reset(5)  # after an SQL-decided file, or another loader: every contract is looked up
     assert tracker.candidates(["2021330300000003", "2021330300000002"]) == ["2021330300000002", "2021330300000003"]
+
+
+def test_a_parse_thread_runs_with_a_short_switch_interval_and_gives_it_back(warehouse_url, landing, monkeypatch):
+    """The loader waits for the GIL after each round trip: while a thread parses ahead, the interpreter hands it
+    over every PARSE_THREAD_SWITCH seconds, and the interval is what it was once the feed is loaded."""
+    from corridor import db, ingest
+
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 4096)  # several batches: a parse thread (the files are small)
+    seen = []
+    spool_batch = ingest.spool_batch
+
+    def recording(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return spool_batch(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "spool_batch", recording)
+    before = sys.getswitchinterval()
+    assert before > ingest.PARSE_THREAD_SWITCH
+    with db.connect(warehouse_url, autocommit=True) as conn:
+        summary = ingest.Loader(conn, "bank", pii_key=TEST_PII_KEY, landing_dir=landing).load_all(
+            discover(landing, "bank"))
+    assert summary.count("loaded") == len(summary.files) and len(seen) > 1
+    assert set(seen) == {ingest.PARSE_THREAD_SWITCH}
+    assert sys.getswitchinterval() == before
+
+
+def test_ops_quarantine_is_analyzed_when_a_run_adds_many_rows_to_it(warehouse_url, landing):
+    """As autovacuum would: over 50 rows + 10 % of the rows its statistics count (never analyzed: always)."""
+    from corridor.ingest import worth_analyzing
+
+    assert worth_analyzing(0, -1) and worth_analyzing(51, 0) and worth_analyzing(1051, 10_000)
+    assert not worth_analyzing(50, 0) and not worth_analyzing(1050, 10_000)
+
+    def counted() -> tuple[float, int]:
+        with psycopg.connect(warehouse_url) as conn:
+            return conn.execute("select (select reltuples from pg_class where oid = 'ops.quarantine'::regclass),"
+                                " (select count(*) from ops.quarantine)").fetchone()
+
+    assert counted()[0] < 0  # never analyzed
+    ingest_feed(warehouse_url, "techmarket", landing, pii_key=TEST_PII_KEY)
+    tuples, rows = counted()
+    assert rows > 0 and tuples == rows  # analyzed
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # statistics counting many more rows
+        conn.execute("update pg_class set reltuples = %s where oid = 'ops.quarantine'::regclass", (rows * 100,))
+    summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert 0 < summary.rows_quarantined and not worth_analyzing(summary.rows_quarantined, rows * 100)
+    assert counted() == (rows * 100, rows + summary.rows_quarantined)  # not analyzed: too few new rows
+    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'raw.bank_loans'::regclass") > 0

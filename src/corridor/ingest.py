@@ -835,6 +835,12 @@ class ContractDuplicates:
         self.mark = ledger_id
 
 
+def worth_analyzing(added: int, tuples: float) -> bool:
+    """Autovacuum's rule (its defaults): a table gets new statistics once over 50 rows + 10 % of the rows its
+    statistics count (``pg_class.reltuples``; -1: never analyzed) have changed."""
+    return tuples < 0 or added > 50 + 0.1 * tuples
+
+
 class Loader:
     """Loads files of one feed, one transaction per file, each committed on its own.
 
@@ -998,7 +1004,7 @@ class Loader:
             # at province scale, the feeds after the first adding a few percent). A raw table, always.
             tuples = self.conn.execute("select reltuples from pg_class where oid = 'ops.quarantine'::regclass"
                                        ).fetchone()[0]
-            if tuples < 0 or self._quarantined > 50 + 0.1 * tuples:
+            if worth_analyzing(self._quarantined, tuples):
                 tables.add("ops.quarantine")
         for table in sorted(tables):
             schema, name = table.split(".")
