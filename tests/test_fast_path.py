@@ -312,6 +312,30 @@ def test_a_file_alone_in_a_batch_takes_the_fast_path_from_single_batch_bytes(fee
     assert compare(feed, files, columns, monkeypatch, tmp_path, batch=1)[0] == 0
 
 
+def test_techmarket_contract_keys_carried_out_of_the_fast_path_equal_those_read_from_the_spool(city, columns,
+                                                                                               monkeypatch, tmp_path):
+    """The merge hands the loader each filed row's registration_no (COPY text), row_hash and source_row; they must
+    be what reading the spool back gives, line for line."""
+    import dataclasses
+
+    from corridor import ingest
+
+    carried = []
+    with_keys = ingest._with_keys
+
+    def spy(feed, spooled, keys=None):
+        carried.append(keys is not None)
+        return with_keys(feed, spooled, keys)
+
+    monkeypatch.setattr(ingest, "_with_keys", spy)
+    files = sorted((city / "techmarket").iterdir())
+    for spooled in spool_batch("techmarket", files, TEST_PII_KEY, columns, str(tmp_path)):
+        read = with_keys("techmarket", dataclasses.replace(spooled, keys=None))
+        assert spooled.keys == read.keys and spooled.keys is not None, spooled.file_name
+        spooled.remove()
+    assert len(carried) == len(files) and all(carried)
+
+
 # -- district workbooks: python-calamine against openpyxl (the reference reader) ------------------
 
 def compare_workbooks(files: list[Path], columns, monkeypatch, tmp_path, fast_rows: list | None = None) -> int:

@@ -297,6 +297,8 @@ class SpoolSink:
         self._quarantine: _SpoolBuffer | None = None
         self.quarantine_path: Spool | None = None  # the quarantined records' spool
         self.quarantined = 0
+        # techmarket: (registration_no as COPY text, row_hash, source_row) of the rows the fast path's merge wrote
+        self.contract_keys: tuple[list[str], list[str], list[int]] | None = None
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         if table != self._table:
@@ -380,13 +382,21 @@ class Spooled:
             _remove_spool(spool)
 
 
-def _with_keys(feed: str, spooled: Spooled) -> Spooled:
-    """techmarket: the contract keys of the spooled rows, read here (a worker, when one parsed the file)."""
+def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None) -> Spooled:
+    """techmarket: the contract keys of the spooled rows, read here (a worker, when one parsed the file).
+
+    ``carried``: the keys the fast path's merge handed over with the rows it wrote (``SpoolSink.contract_keys``),
+    taken when they count the spool's lines; otherwise (the per-row path, a spool on disk) read back from it.
+    """
     if feed != "techmarket" or spooled.rejected or spooled.failed:
         return spooled
     try:
         if not spooled.tables:
             spooled.keys = ([], [], [])
+        elif (carried is not None and len(spooled.tables) == 1
+              and spooled.tables[0][0] == "raw.techmarket_contracts" and isinstance(spooled.tables[0][2], bytes)
+              and len(carried[0]) == len(carried[1]) == len(carried[2]) == spooled.tables[0][2].count(b"\n")):
+            spooled.keys = carried
         elif len(spooled.tables) == 1 and spooled.tables[0][0] == "raw.techmarket_contracts":
             columns = spooled.tables[0][1]
             r, h, n = (columns.index(c) for c in ContractDuplicates.COLUMNS)
@@ -483,7 +493,7 @@ def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: 
         error = error or exc
     if error is None:
         return _with_keys(feed, Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes),
-                                        sink.tables, sink.quarantine_path, sink.quarantined))
+                                        sink.tables, sink.quarantine_path, sink.quarantined), sink.contract_keys)
     Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
     if isinstance(error, FileRejected | BadFileName):
         return Spooled(path.name, rejected=str(error))

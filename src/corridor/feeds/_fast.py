@@ -252,6 +252,9 @@ class Spec:
     kinds: Mapping[str, Kind]                     # field source -> kind
     row_ok: Callable[[dict[str, Col]], pl.Expr] | None = None  # rules across fields (column -> Col)
     row_hash: bool = False                        # add row_hash (techmarket)
+    # the COPY text of this column, row_hash and source_row of the filed rows, handed to the sink as
+    # ``contract_keys`` (techmarket's registration_no: the loader's cross-file rule reads them)
+    keys_column: str | None = None
     dedup: str | None = None                      # the column whose repeats the check quarantines
     dedup_rule: str = "duplicate_row"
     dedup_message: Callable[[Any, int], str] | None = None
@@ -479,6 +482,10 @@ def _lines(out: pl.DataFrame, spec: Spec, columns: Sequence[str]) -> pl.DataFram
         keep[-1] = pl.when(pl.lit(escaped)).then(line(True)).otherwise(line(False)).alias("line")
     if spec.dedup:
         keep.append(pl.col(spec.dedup).alias("_key"))
+    if spec.keys_column:  # as the line writes it (escaped if need be)
+        value = pl.col(spec.keys_column).cast(pl.String)
+        keep.append(pl.when(pl.lit(escaped)).then(copy_escape(value)).otherwise(value.fill_null("\\N")).alias("_carry")
+                    if escaped.any() else value.fill_null("\\N").alias("_carry"))
     return out.select(keep)
 
 
@@ -535,16 +542,20 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     rows = result.fast["source_row"].to_list()
     lines: list[Any] = result.fast["line"].to_list()  # a fast row's COPY text, or a per-row row's dict
     keys = result.fast["_key"].to_list() if spec.dedup else None
+    carry = result.fast["_carry"].to_list() if spec.keys_column and "_carry" in result.fast.columns else None
     if slow_rows:
         rows += [r["source_row"] for r in slow_rows]
         lines += slow_rows
         if keys is not None:
             keys += [r[spec.dedup] for r in slow_rows]
+        if carry is not None:
+            carry += [None] * len(slow_rows)  # read from the row's COPY text below
     # in source order (polars does not promise the fast rows' order: joins, threads)
     if any(a > b for a, b in zip(rows, rows[1:], strict=False)):
         order = sorted(range(len(rows)), key=rows.__getitem__)
         rows, lines = [rows[i] for i in order], [lines[i] for i in order]
         keys = [keys[i] for i in order] if keys is not None else None
+        carry = [carry[i] for i in order] if carry is not None else None
     quarantined = list(slow.quarantined)
     if keys is not None and len(set(keys)) != len(keys):  # a repeat: the first occurrence is kept
         repeated = {k for k, n in Counter(keys).items() if n > 1}
@@ -558,9 +569,16 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
                 drop.append(i)
         for i in reversed(drop):
             del lines[i]
+            if carry is not None:
+                del rows[i], keys[i], carry[i]
     parsed.rows_received += received
     if lines:
         lines = [x if type(x) is str else format_row(x) for x in lines] if slow_rows else lines
+        if carry is not None and keys is not None and spec.dedup == "row_hash":
+            if slow_rows:
+                at = parsed.sink.columns_of(table).index(spec.keys_column)
+                carry = [c if c is not None else line.split("\t")[at] for c, line in zip(carry, lines, strict=True)]
+            parsed.sink.contract_keys = (carry, keys, rows)
         lines.append("")
         parsed.add_block(table, "\n".join(lines).encode("utf-8"), len(lines) - 1)
     for entry in sorted(quarantined, key=lambda q: q.source_row):

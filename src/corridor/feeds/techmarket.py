@@ -121,7 +121,8 @@ def fast_spec() -> _fast.Spec:
         },
         row_ok=lambda c: c["tech_value_10k_yuan"].num <= c["contract_value_10k_yuan"].num,
         row_hash=True, dedup="row_hash", dedup_rule="duplicate_row",
-        dedup_message=lambda _key, first: f"an exact duplicate of row {first}", lenient=True)
+        dedup_message=lambda _key, first: f"an exact duplicate of row {first}", lenient=True,
+        keys_column="registration_no")
 
 
 FAST = fast_spec()
