@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -335,6 +335,16 @@ def _check_styles(archive: zipfile.ZipFile | _Parts) -> None:
     data = _xml(archive, "xl/styles.xml")
     if data is None:
         return
+    refused = _styles_refused(data)
+    if refused:
+        raise _NotClean(refused)
+
+
+# The workbooks of one producer share their styles and workbook parts byte for byte: each is parsed once a
+# process (a few hundred microseconds a workbook otherwise), its verdict kept by its bytes.
+@lru_cache(maxsize=64)
+def _styles_refused(data: bytes) -> str | None:
+    """Why the styles part is not of the clean shape (a number format the readers read otherwise), or None."""
     root = _parse_xml(data)
     codes = {int(f.get("numFmtId", "-1")): f.get("formatCode", "")
              for f in root.iter(f"{_NS_MAIN}numFmt")}
@@ -344,9 +354,10 @@ def _check_styles(archive: zipfile.ZipFile | _Parts) -> None:
         code = codes.get(fmt)
         if code is None:
             if fmt not in _NUMBER_FORMATS | _DATE_FORMATS:
-                raise _NotClean(f"number format {fmt}")
+                return f"number format {fmt}"
         elif code not in _NUMBER_CODES | _DATE_CODES:
-            raise _NotClean(f"number format {code!r}")
+            return f"number format {code!r}"
+    return None
 
 
 def _sheet_parts(archive: zipfile.ZipFile | _Parts) -> dict[str, str]:
@@ -355,12 +366,18 @@ def _sheet_parts(archive: zipfile.ZipFile | _Parts) -> dict[str, str]:
     rels = _xml(archive, "xl/_rels/workbook.xml.rels")
     if book is None or rels is None or b"date1904" in book:
         raise _NotClean("no workbook part, or the 1904 date system")
+    return dict(_parts_of(book, rels))
+
+
+@lru_cache(maxsize=64)
+def _parts_of(book: bytes, rels: bytes) -> tuple[tuple[str, str], ...]:
+    """:func:`_sheet_parts` from the workbook part and its relationships."""
     targets = {r.get("Id"): r.get("Target", "") for r in _parse_xml(rels)}
     parts = {}
     for sheet in _parse_xml(book).iter(f"{_NS_MAIN}sheet"):
         target = targets.get(sheet.get(f"{_NS_REL}id"), "")
         parts[sheet.get("name")] = target[1:] if target.startswith("/") else f"xl/{target}"
-    return parts
+    return tuple(parts.items())
 
 
 def _shapes(xmls: list[bytes], strings: bytes | None
