@@ -145,6 +145,7 @@ def test_a_worker_whose_workbooks_calamine_reads_never_imports_openpyxl(warehous
     """openpyxl (~0.3 s of CPU to import) is for the workbooks calamine does not read: a parsing worker
     given clean workbooks loads them without it, and a workbook calamine refuses brings it in."""
     import json
+    import os
     import subprocess
     import sys
     from datetime import datetime
@@ -174,7 +175,8 @@ def test_a_worker_whose_workbooks_calamine_reads_never_imports_openpyxl(warehous
         "both = run(sys.argv[3:])\n"
         "print(json.dumps([clean, after_clean, both, 'openpyxl' in sys.modules]))\n")
     out = subprocess.run([sys.executable, "-c", script, json.dumps(columns), str(tmp_path), *map(str, clean),
-                          str(percent)], capture_output=True, text=True, check=True).stdout
+                          str(percent)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CORRIDOR_INGEST_FAST": "1"}).stdout
     clean_out, after_clean, both, after_percent = json.loads(out.splitlines()[-1])
     assert [(r, f) for r, f, _ in clean_out] == [(None, None), (None, None)]
     assert all(n > 0 for _, _, n in clean_out)
