@@ -108,3 +108,107 @@ def test_grid_by_column_equals_grid_by_row():
         district._grid(FakeSheet(data), 8, {**lengths, 4: 3}, floats)
     with pytest.raises(district._NotClean):      # a time of day
         district._grid(FakeSheet([*data[:6], ["", "", datetime(2020, 1, 2, 10, 30), ""]]), 8, lengths, floats)
+
+
+# -- the ingest's workbook batches, a worker's imports, the parts parsed once ---------------------------------
+
+def test_district_batches_start_with_two_workbooks_and_hold_about_a_mib(tmp_path):
+    """The loader's first COPY waits for the first batch only: two workbooks (one alone would take the
+    per-row parse), then the ramp, then about a MiB each; every file once, in delivery order."""
+    from corridor import ingest
+
+    def files(sizes: list[int]) -> list:
+        paths = []
+        for i, size in enumerate(sizes):
+            path = tmp_path / f"LW_{201901 + i}_v1_{size}.xlsx"
+            path.write_bytes(b"\0" * size)
+            paths.append(path)
+        return paths
+
+    batch_bytes, least = ingest.BATCHES_OF["district"]
+    province = files([70_000] * 60)
+    batches = ingest._batches(province, ingest.RAMP, batch_bytes, least)
+    assert [p for b in batches for p in b] == province
+    assert len(batches[0]) == 2
+    assert all(len(b) >= least for b in batches[:-1])
+    assert all(sum(p.stat().st_size for p in b) <= batch_bytes or len(b) == least for b in batches)
+    assert max(len(b) for b in batches) == batch_bytes // 70_000  # full batches after the ramp
+    assert len(batches[1]) < len(batches[2]) < len(batches[3])
+    # workbooks of 700 KB (national): two a batch, never one alone
+    national = files([700_000] * 7)
+    assert [len(b) for b in ingest._batches(national, ingest.RAMP, batch_bytes, least)] == [2, 2, 2, 1]
+    # the other feeds keep their batches (one file may make a batch)
+    assert [len(b) for b in ingest._batches(files([5_000_000, 10]), ingest.RAMP)] == [1, 1]
+
+
+def test_a_worker_whose_workbooks_calamine_reads_never_imports_openpyxl(warehouse_url, tmp_path):
+    """openpyxl (~0.3 s of CPU to import) is for the workbooks calamine does not read: a parsing worker
+    given clean workbooks loads them without it, and a workbook calamine refuses brings it in."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from datetime import datetime
+
+    import psycopg
+
+    from tests.test_fast_path import edge_workbook
+
+    with psycopg.connect(warehouse_url) as conn:
+        columns = dict(conn.execute(
+            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
+            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
+            " group by 1").fetchall())
+    base = ["LW-X-0001", "项目", "重点区块", "中国眼谷", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
+    clean = [edge_workbook(tmp_path / f"LW_202103_v{v}.xlsx", [base, base[:3]]) for v in (1, 2)]
+    percent = edge_workbook(tmp_path / "LW_202103_v3.xlsx", [base], number_format="0%")  # openpyxl reads it
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from corridor.ingest import spool_batch\n"
+        "columns = json.loads(sys.argv[1])\n"
+        "def run(names):\n"
+        "    out = spool_batch('district', [Path(n) for n in names], b'k' * 32, columns, sys.argv[2])\n"
+        "    return [(s.rejected, s.failed, s.rows_loaded) for s in out]\n"
+        "clean = run(sys.argv[3:5])\n"
+        "after_clean = 'openpyxl' in sys.modules\n"
+        "both = run(sys.argv[3:])\n"
+        "print(json.dumps([clean, after_clean, both, 'openpyxl' in sys.modules]))\n")
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(columns), str(tmp_path), *map(str, clean),
+                          str(percent)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CORRIDOR_INGEST_FAST": "1"}).stdout
+    clean_out, after_clean, both, after_percent = json.loads(out.splitlines()[-1])
+    assert [(r, f) for r, f, _ in clean_out] == [(None, None), (None, None)]
+    assert all(n > 0 for _, _, n in clean_out)
+    assert after_clean is False
+    assert [(r, f) for r, f, _ in both] == [(None, None)] * 3
+    assert after_percent is True
+
+
+def test_the_styles_and_workbook_parts_keep_their_verdict_from_one_workbook_to_the_next():
+    """The styles and workbook parts are parsed once a process (by their bytes): a refused styles part is
+    refused again, every time, and a clean one passes; the sheet names follow each workbook's own parts."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    percent = (f'<styleSheet {ns}><numFmts><numFmt numFmtId="164" formatCode="0%"/></numFmts>'
+               '<cellXfs><xf numFmtId="0"/><xf numFmtId="164"/></cellXfs></styleSheet>').encode()
+    clean = f'<styleSheet {ns}><cellXfs><xf numFmtId="0"/><xf numFmtId="14"/></cellXfs></styleSheet>'.encode()
+    for _ in range(2):
+        with pytest.raises(district._NotClean, match="0%"):
+            district._check_styles(district._Parts({"xl/styles.xml": percent}))
+        district._check_styles(district._Parts({"xl/styles.xml": clean}))
+    rels = (b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            b'<Relationship Id="rId1" Target="worksheets/sheet1.xml"/>'
+            b'<Relationship Id="rId2" Target="/xl/worksheets/sheet2.xml"/></Relationships>')
+
+    def book(first: str) -> bytes:
+        r = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+        return (f'<workbook {ns} {r}><sheets><sheet name="{first}" r:id="rId1"/><sheet name="企业认定" r:id="rId2"/>'
+                "</sheets></workbook>").encode()
+
+    for first in ("封面", "创新平台", "封面"):
+        parts = district._sheet_parts(district._Parts({"xl/workbook.xml": book(first), "xl/_rels/workbook.xml.rels": rels}))
+        assert parts == {first: "xl/worksheets/sheet1.xml", "企业认定": "xl/worksheets/sheet2.xml"}
+        parts["x"] = "changed"  # the caller's dict is its own
+    with pytest.raises(district._NotClean):
+        district._sheet_parts(district._Parts({"xl/workbook.xml": book("封面").replace(b"<sheets>", b"<workbookPr date1904=\"1\"/><sheets>"),
+                                               "xl/_rels/workbook.xml.rels": rels}))

@@ -530,8 +530,7 @@ class Prefetcher:
 
     def __init__(self, loader: Loader, paths: list[Path], workers: int) -> None:
         self.loader = loader
-        # xlsx (district) keeps even batches: its parse is measured and tuned apart
-        self.batches = _batches(paths, RAMP if loader.feed != "district" else ())
+        self.batches = _batches(paths, RAMP, *BATCHES_OF.get(loader.feed, (BATCH_BYTES, 1)))
         self.window = 2 * workers
         self.futures: dict[int, Any] = {}          # batch number -> future of its Spooled list
         self.batch_of = {p.name: i for i, batch in enumerate(self.batches) for p in batch}
@@ -641,8 +640,14 @@ BATCH_FILES = 200
 # first batch before its first COPY, and for nothing after it while the parse keeps ahead.
 RAMP = (8, 4, 2)
 
+# A feed's own (batch bytes, fewest files a batch): district's workbooks cost some 30 ms of parsing per 70 KB
+# (province), so its batches are a MiB (~14 workbooks: the loader's first COPY waits for a few, not ~60, and
+# the two workers end together), two at least (a workbook alone takes the per-row parse, not the fast path).
+BATCHES_OF = {"district": (1024 * 1024, 2)}
 
-def _batches(paths: list[Path], ramp: tuple[int, ...] = ()) -> list[list[Path]]:
+
+def _batches(paths: list[Path], ramp: tuple[int, ...] = (), batch_bytes: int = BATCH_BYTES,
+             min_files: int = 1) -> list[list[Path]]:
     batches: list[list[Path]] = []
     size = 0
     for path in paths:
@@ -650,8 +655,9 @@ def _batches(paths: list[Path], ramp: tuple[int, ...] = ()) -> list[list[Path]]:
             n = os.lstat(path).st_size
         except OSError:
             n = 0
-        limit = BATCH_BYTES // (ramp[len(batches) - 1] if 0 < len(batches) <= len(ramp) else 1)
-        if not batches or size + n > limit or len(batches[-1]) >= BATCH_FILES:
+        limit = batch_bytes // (ramp[len(batches) - 1] if 0 < len(batches) <= len(ramp) else 1)
+        if (not batches or (size + n > limit and len(batches[-1]) >= min_files)
+                or len(batches[-1]) >= BATCH_FILES):
             batches.append([])
             size = 0
         batches[-1].append(path)

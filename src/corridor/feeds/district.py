@@ -32,23 +32,21 @@ and the conversion.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
+import os
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import openpyxl
-import openpyxl.xml
-from openpyxl.utils import get_column_letter
-from openpyxl.workbook.workbook import Workbook
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from corridor import config
 from corridor.config import Limits
@@ -69,6 +67,9 @@ from corridor.normalize import (
     text,
     uscc,
 )
+
+if TYPE_CHECKING:
+    from openpyxl.workbook.workbook import Workbook
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,32 @@ def _check_archive(path: Path, fh: BinaryIO) -> None:
                            f"over the limit of {MAX_COMPRESSION_RATIO}:1 (a zip bomb?)")
 
 
+def _defusedxml() -> bool:
+    """openpyxl.xml.DEFUSEDXML (openpyxl parses with defusedxml), without importing openpyxl where it is not yet.
+
+    openpyxl is imported only for a workbook it reads (~0.3 s of CPU: a parsing worker whose workbooks
+    calamine reads never pays for it); its own flag decides once it is imported.
+    """
+    flags = sys.modules.get("openpyxl.xml")
+    if flags is not None:
+        return bool(flags.DEFUSEDXML)
+    return (importlib.util.find_spec("defusedxml") is not None
+            and os.environ.get("OPENPYXL_DEFUSEDXML", "True") == "True")
+
+
+def _column_letter(n: int) -> str:
+    """openpyxl's get_column_letter: 1 -> A, 27 -> AA."""
+    letters = ""
+    while n > 0:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
 def _open(path: Path, fh: BinaryIO) -> Workbook:
+    import openpyxl
+    import openpyxl.xml
+
     if not openpyxl.xml.DEFUSEDXML:
         raise RuntimeError("defusedxml is not installed: refusing to parse untrusted xlsx files")
     try:
@@ -282,7 +308,14 @@ def _column_number(letters: bytes) -> int:
     return n
 
 
-def _xml(archive: zipfile.ZipFile, name: str) -> bytes | None:
+class _Parts(dict):
+    """An archive's XML parts already unpacked (name -> bytes), read as ``zipfile.ZipFile.read`` reads them."""
+
+    def read(self, name: str) -> bytes:
+        return self[name]  # KeyError when there is no such part, as zipfile
+
+
+def _xml(archive: zipfile.ZipFile | _Parts, name: str) -> bytes | None:
     try:
         data = archive.read(name)
     except KeyError:
@@ -298,10 +331,20 @@ def _parse_xml(data: bytes) -> Any:
     return ElementTree.fromstring(data)
 
 
-def _check_styles(archive: zipfile.ZipFile) -> None:
+def _check_styles(archive: zipfile.ZipFile | _Parts) -> None:
     data = _xml(archive, "xl/styles.xml")
     if data is None:
         return
+    refused = _styles_refused(data)
+    if refused:
+        raise _NotClean(refused)
+
+
+# The workbooks of one producer share their styles and workbook parts byte for byte: each is parsed once a
+# process (a few hundred microseconds a workbook otherwise), its verdict kept by its bytes.
+@lru_cache(maxsize=64)
+def _styles_refused(data: bytes) -> str | None:
+    """Why the styles part is not of the clean shape (a number format the readers read otherwise), or None."""
     root = _parse_xml(data)
     codes = {int(f.get("numFmtId", "-1")): f.get("formatCode", "")
              for f in root.iter(f"{_NS_MAIN}numFmt")}
@@ -311,23 +354,30 @@ def _check_styles(archive: zipfile.ZipFile) -> None:
         code = codes.get(fmt)
         if code is None:
             if fmt not in _NUMBER_FORMATS | _DATE_FORMATS:
-                raise _NotClean(f"number format {fmt}")
+                return f"number format {fmt}"
         elif code not in _NUMBER_CODES | _DATE_CODES:
-            raise _NotClean(f"number format {code!r}")
+            return f"number format {code!r}"
+    return None
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+def _sheet_parts(archive: zipfile.ZipFile | _Parts) -> dict[str, str]:
     """Sheet name -> its XML part."""
     book = _xml(archive, "xl/workbook.xml")
     rels = _xml(archive, "xl/_rels/workbook.xml.rels")
     if book is None or rels is None or b"date1904" in book:
         raise _NotClean("no workbook part, or the 1904 date system")
+    return dict(_parts_of(book, rels))
+
+
+@lru_cache(maxsize=64)
+def _parts_of(book: bytes, rels: bytes) -> tuple[tuple[str, str], ...]:
+    """:func:`_sheet_parts` from the workbook part and its relationships."""
     targets = {r.get("Id"): r.get("Target", "") for r in _parse_xml(rels)}
     parts = {}
     for sheet in _parse_xml(book).iter(f"{_NS_MAIN}sheet"):
         target = targets.get(sheet.get(f"{_NS_REL}id"), "")
         parts[sheet.get("name")] = target[1:] if target.startswith("/") else f"xl/{target}"
-    return parts
+    return tuple(parts.items())
 
 
 def _shapes(xmls: list[bytes], strings: bytes | None
@@ -517,13 +567,15 @@ def _calamine_book(fh: BinaryIO, wanted: tuple[str, ...]) -> _CalamineBook | Non
         with zipfile.ZipFile(fh) as archive:
             if sum(m.file_size for m in archive.infolist()) > CALAMINE_MAX_BYTES:
                 return None
-            for member in archive.infolist():  # the sheets are checked by _shapes
-                if (not member.filename.startswith("xl/worksheets/")
-                        and member.filename.endswith((".xml", ".rels")) and b"<!" in archive.read(member)):
-                    return None
-            strings = _xml(archive, "xl/sharedStrings.xml")
-            _check_styles(archive)
-            parts = _sheet_parts(archive)
+            read = _Parts()  # each part unpacked once (the sheets are checked by _shapes)
+            for member in archive.infolist():
+                if not member.filename.startswith("xl/worksheets/") and member.filename.endswith((".xml", ".rels")):
+                    data = read[member.filename] = archive.read(member)
+                    if b"<!" in data:
+                        return None
+            strings = _xml(read, "xl/sharedStrings.xml")
+            _check_styles(read)
+            parts = _sheet_parts(read)
             wanted_keys = {header(w) for w in wanted}
             wanted_parts = {name: part for name, part in parts.items() if header(name) in wanted_keys}
             shapes = dict(zip(wanted_parts, _shapes([archive.read(part) for part in wanted_parts.values()], strings),
@@ -590,7 +642,7 @@ def _header(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: Fil
         raise FileRejected(f"{where}: no header in row {HEADER_ROW}")
     fields = sheet.fields(meta)
     layout = Layout.from_header(header_cells, fields, f"{where} row {HEADER_ROW}",
-                                name_of=lambda i: get_column_letter(i + 1))
+                                name_of=lambda i: _column_letter(i + 1))
     return fields, layout
 
 
@@ -610,7 +662,7 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
     limits = limits or settings.limits
     with open_regular(path, max_bytes=settings.max_xlsx_bytes, limit_name="CORRIDOR_MAX_XLSX_BYTES") as fh:
         _check_archive(path, fh)
-        if not openpyxl.xml.DEFUSEDXML:
+        if not _defusedxml():
             raise RuntimeError("defusedxml is not installed: refusing to parse untrusted xlsx files")
         wb = _calamine_book(fh, (COVER, *(s.name for s in SHEETS))) or _OpenpyxlBook(_open(path, fh))
         try:
