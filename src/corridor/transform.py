@@ -55,12 +55,15 @@ def dbt_state_dir() -> Path:
 
 
 def project_digest(project_dir: Path) -> str:
-    """sha256 of the dbt project's files and of the dbt and adapter versions (another dbt may compile the
-    same SQL into other statements: a build after an upgrade runs everything, see increment_scope)."""
+    """sha256 of the dbt project's files, of the dbt and adapter versions (another dbt may compile the
+    same SQL into other statements) and of the raw schema the staging views read (``sql/raw.sql``): after
+    any of them changes, a build runs everything (see increment_scope)."""
+    from importlib import resources
     from importlib.metadata import version
 
     digest = hashlib.sha256()
     digest.update(f"dbt-core {version('dbt-core')} dbt-postgres {version('dbt-postgres')}\n".encode())
+    digest.update(resources.files("corridor").joinpath("sql/raw.sql").read_bytes())
     paths = [project_dir / f for f in PROJECT_FILES]
     for d in PROJECT_DIRS:
         if (project_dir / d).is_dir():
@@ -205,7 +208,8 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
 # What a whole build of the project the last successful build ran need not run again (increment_scope):
 # - the tests declared in dbt_project/seeds/ (they read seed tables only);
 # - the staging views (`config.materialized:view,path:models/staging`): a view is its SQL, which is in the
-#   project digest, over the raw tables, which dbt never drops; the last build created exactly these views;
+#   project digest, over the raw tables, which dbt never drops (their schema, sql/raw.sql, is in the digest
+#   too); the last build created exactly these views (dropped outside dbt: run --full-refresh);
 # - the models that read seeds only (tag `reads_seeds_only`: dim_area, kpi_catalogue) and the tests that
 #   read only them and seeds (the same tag: assert_kpi_catalogue_has_18_kpis, assert_kpi_codes_have_one_measure):
 #   the seed CSVs and the SQL are in the digest, so these tables hold exactly what the last build wrote
