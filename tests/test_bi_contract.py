@@ -98,6 +98,51 @@ def test_every_public_model_has_an_enforced_contract_a_database_key_and_document
         assert not undocumented, (node["name"], undocumented)
 
 
+def test_a_table_rebuilt_whole_refuses_a_bad_row_and_keeps_its_rows(warehouse_copy, monkeypatch, tmp_path):
+    """The not-null, accepted-values and key rules of the tables rebuilt whole are held by the database
+    (contract constraints, unique indexes made before the swap), not by test nodes: a bad row fails the
+    model, naming the rule, and the table keeps the rows it had."""
+    point_dbt_at(monkeypatch, warehouse_copy)
+    target = tmp_path / "target"
+
+    def run(model: str) -> str:
+        result = transform.dbt(["run", "--select", model, "--target-path", str(target), "--quiet"],
+                               ROOT / "dbt_project", check=False)
+        [node] = [r for r in result.result.results if r.node.unique_id == f"model.corridor.{model}"]
+        assert str(node.status) == "error", (model, node.status)
+        return node.message
+
+    with psycopg.connect(warehouse_copy, autocommit=True) as conn:
+        def rows(table: str) -> list:
+            return conn.execute(f"select md5(string_agg(t::text, ',' order by t::text)), count(*) from {table} t"  # noqa: S608
+                                ).fetchone()
+
+        platforms, periods = rows("marts.fct_platform_states"), rows("kpi.kpi_periods")
+        # a category outside the accepted values (a check constraint of the contract)
+        conn.execute("update intermediate.int_platform_states_windowed set platform_category = '未知类别'"
+                     " where platform_state_id = (select min(platform_state_id)"
+                     " from intermediate.int_platform_states_windowed)")
+        message = run("fct_platform_states")
+        assert "violates check constraint" in message and "platform_category" in message, message
+        # a null where the contract says not null
+        conn.execute("update intermediate.int_platform_states_windowed set platform_category = null, valid_from = null"
+                     " where platform_state_id = (select min(platform_state_id)"
+                     " from intermediate.int_platform_states_windowed)")
+        message = run("fct_platform_states")
+        assert "not-null constraint" in message and "valid_from" in message, message
+        assert rows("marts.fct_platform_states") == platforms
+        # a duplicate key of an internal table (its unique index): dim_period's own unique constraint dropped
+        [unique] = conn.execute("select conname from pg_constraint where contype = 'u'"
+                                " and conrelid = 'marts.dim_period'::regclass").fetchone()
+        conn.execute(sql.SQL("alter table marts.dim_period drop constraint {}").format(sql.Identifier(unique)))
+        conn.execute("create temporary table period_again as select * from marts.dim_period where grain = 'year' limit 1")
+        conn.execute("update period_again set period_id = 'again:' || period_id")
+        conn.execute("insert into marts.dim_period select * from period_again")
+        message = run("kpi_periods")
+        assert "could not create unique index" in message and "(grain, period_start)" in message, message
+        assert rows("kpi.kpi_periods") == periods
+
+
 # -- 2. BI reproduces every KPI from the public marts alone -----------------------------------------
 
 _RECOMPUTE = """

@@ -111,9 +111,9 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
     monkeypatch.setattr(transform, "dbt", lambda args, project_dir, check=True, tested_ledger_id=None:
                         calls.append((list(args), tested_ledger_id)))
     project = ROOT / "dbt_project"
-    # and without loading the seeds again (their CSVs are in the digest)
+    # and without loading the seeds again (their CSVs are in the digest), nor the views and seed-only models
     without_unit_tests = ["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed",
-                          *transform.WITHOUT_SEED_TESTS]
+                          *transform.INCREMENT_EXCLUDES]
     with psycopg.connect(warehouse_copy) as conn:
         ledger = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
 
@@ -137,10 +137,12 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
     assert build() == (["build", *without_unit_tests], None)
 
 
-def test_an_increment_leaves_out_the_seeds_own_tests_only(monkeypatch, tmp_path):
-    """What an increment leaves out with transform.WITHOUT_SEED_TESTS is the tests declared on the seeds,
-    each reading seed tables only; every other node stays, the tests of models that read a seed
-    (relationships to corridor_areas, assert_kpi_codes_have_one_measure) included."""
+def test_an_increment_leaves_out_the_seeds_tests_the_staging_views_and_the_seed_only_models(monkeypatch, tmp_path):
+    """What an increment leaves out with transform.INCREMENT_EXCLUDES: the tests declared on the seeds (each
+    reading seed tables only), the staging views (their SQL is in the project digest) and the models whose
+    every ancestor is a seed (tag reads_seeds_only, with the tests that read only them and seeds, such as
+    assert_kpi_codes_have_one_measure); every other node stays: the views' own tests, and the tests that
+    read a seed or a seed-only model beside another model (relationships to corridor_areas or dim_area)."""
     import json
 
     from corridor import transform
@@ -152,20 +154,35 @@ def test_an_increment_leaves_out_the_seeds_own_tests_only(monkeypatch, tmp_path)
 
     def listed(*args: str) -> dict[str, dict]:
         result = transform.dbt(["ls", "--quiet", "--output", "json", "--output-keys", "unique_id", "depends_on",
-                                "--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed", *args],
-                               ROOT / "dbt_project")
+                                "config", "original_file_path", "--exclude-resource-type", "unit_test",
+                                "--exclude-resource-type", "seed", *args], ROOT / "dbt_project")
         nodes = [json.loads(line) for line in result.result]
         return {n["unique_id"]: n for n in nodes}
 
     every = listed()
-    kept = listed(*transform.WITHOUT_SEED_TESTS)
+    kept = listed(*transform.INCREMENT_EXCLUDES)
     left_out = set(every) - set(kept)
-    assert left_out and set(kept) <= set(every)
-    for uid in left_out:
-        assert uid.startswith("test."), uid
-        assert all(parent.startswith("seed.") for parent in every[uid]["depends_on"]["nodes"]), uid
-    for uid, node in kept.items():
-        if uid.startswith("test."):
-            assert not all(p.startswith("seed.") for p in node["depends_on"]["nodes"]), uid
-    assert "test.corridor.assert_kpi_codes_have_one_measure" in kept
+    assert set(kept) <= set(every)
+
+    def parents(uid: str) -> list[str]:
+        return every[uid].get("depends_on", {}).get("nodes", [])  # a source has none
+
+    def seeds_only(uid: str) -> bool:
+        """Every ancestor of the node is a seed."""
+        return bool(parents(uid)) and all(p.startswith("seed.") or (p in every and seeds_only(p))
+                                          for p in parents(uid))
+
+    views = {uid for uid, n in every.items() if uid.startswith("model.") and n["config"]["materialized"] == "view"}
+    seed_only_models = {uid for uid in every if uid.startswith("model.") and seeds_only(uid)}
+    assert views and all(every[uid]["original_file_path"].startswith("models/staging/") for uid in views)
+    assert {uid.split(".")[-1] for uid in seed_only_models} == {"dim_area", "kpi_catalogue"}
+    seed_tests = {uid for uid in every if uid.startswith("test.") and all(p.startswith("seed.") for p in parents(uid))}
+    seed_only_model_tests = {uid for uid in every if uid.startswith("test.") and uid not in seed_tests and all(
+        p.startswith("seed.") or p in seed_only_models for p in parents(uid))}
+    assert seed_tests and left_out == views | seed_only_models | seed_tests | seed_only_model_tests, \
+        sorted(left_out ^ (views | seed_only_models | seed_tests | seed_only_model_tests))
+    # the views' tests stay, on the rows of the files loaded since the last build
+    assert {uid for uid in kept if uid.startswith("test.") and set(parents(uid)) & views}
+    assert "test.corridor.assert_kpi_codes_have_one_measure" in left_out  # kpi_targets, kpi_catalogue, the yml
     assert any("corridor_areas" in uid and "stg_" in uid for uid in kept)
+    assert any("ref_dim_area" in uid for uid in kept)

@@ -1,3 +1,5 @@
+{{ config(tags=["reads_seeds_only"]) }}
+
 -- The catalogue holds exactly K01 .. K18.
 
 with

@@ -1,3 +1,5 @@
+{{ config(tags=["reads_seeds_only"]) }}
+
 -- KPI codes are guarded: every KPI of the targets seed has exactly one
 -- measure model declaring it (meta kpi_codes of the kpi_measures_* models),
 -- and every declared code is in the catalogue. kpi_values starts from

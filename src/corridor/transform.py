@@ -55,7 +55,15 @@ def dbt_state_dir() -> Path:
 
 
 def project_digest(project_dir: Path) -> str:
+    """sha256 of the dbt project's files, of the dbt and adapter versions (another dbt may compile the
+    same SQL into other statements) and of the raw schema the staging views read (``sql/raw.sql``): after
+    any of them changes, a build runs everything (see increment_scope)."""
+    from importlib import resources
+    from importlib.metadata import version
+
     digest = hashlib.sha256()
+    digest.update(f"dbt-core {version('dbt-core')} dbt-postgres {version('dbt-postgres')}\n".encode())
+    digest.update(resources.files("corridor").joinpath("sql/raw.sql").read_bytes())
     paths = [project_dir / f for f in PROJECT_FILES]
     for d in PROJECT_DIRS:
         if (project_dir / d).is_dir():
@@ -197,11 +205,21 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
             " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")
 
 
-# Leaves out the tests declared in dbt_project/seeds/ (they read seed tables only): see increment_scope.
-# "cautious": excluding a node set excludes the tests all of whose parents it holds; dbt's default
-# ("eager") would also leave out every test that merely reads a seed, such as the staging models'
-# relationships to corridor_areas. In a build of the whole project nothing else is selected indirectly.
-WITHOUT_SEED_TESTS = ("--exclude", "resource_type:test,path:seeds", "--indirect-selection", "cautious")
+# What a whole build of the project the last successful build ran need not run again (increment_scope):
+# - the tests declared in dbt_project/seeds/ (they read seed tables only);
+# - the staging views (`config.materialized:view,path:models/staging`): a view is its SQL, which is in the
+#   project digest, over the raw tables, which dbt never drops (their schema, sql/raw.sql, is in the digest
+#   too); the last build created exactly these views (dropped outside dbt: run --full-refresh);
+# - the models that read seeds only (tag `reads_seeds_only`: dim_area, kpi_catalogue) and the tests that
+#   read only them and seeds (the same tag: assert_kpi_catalogue_has_18_kpis, assert_kpi_codes_have_one_measure):
+#   the seed CSVs and the SQL are in the digest, so these tables hold exactly what the last build wrote
+#   and tested.
+# "empty" indirect selection: excluding a node leaves out that node only, never a test of another parent
+# (the views' tests still run, on the rows of the files loaded since; so do the tests that read dim_area
+# or kpi_catalogue beside a model the build writes). The tests declared in seeds/ are matched by path.
+# tests/test_build_dag.py checks the list of what is left out.
+INCREMENT_EXCLUDES = ("--exclude", "resource_type:test,path:seeds", "config.materialized:view,path:models/staging",
+                      "tag:reads_seeds_only", "--indirect-selection", "empty")
 
 
 def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tuple[list[str], int | None]:
@@ -215,9 +233,10 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
       a recorded build of the same digest that did; a build without them is partial, never recorded);
     - loading the seeds again (``--exclude-resource-type seed``): their CSVs are part of the digest, so
       the seed tables already hold exactly them (loaded by the first recorded build of this digest);
-    - the seeds' own tests (``WITHOUT_SEED_TESTS``: the tests declared in ``seeds/``, which read only
-      seed tables): they passed on exactly these rows in the build that loaded them. Tests of models
-      that read a seed (e.g. ``relationships`` to ``corridor_areas``) still run;
+    - the seeds' own tests, the staging views and the models that read seeds only (``INCREMENT_EXCLUDES``):
+      the seed tables hold exactly the rows those tests passed on in the build that loaded them, a view is
+      its SQL (in the digest), and a model of seeds only would write the rows it wrote then. Tests of
+      models that read a seed (e.g. ``relationships`` to ``corridor_areas``) and of the views still run;
     - the raw rows up to that build's ledger id, when no file with a lower id was committed after it
       started (the ledger then holds exactly its number of files up to that id): raw rows are never
       changed or deleted (dbt_project/README.md), so the staging views' tests need only read the rows
@@ -232,7 +251,7 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
     with db.connect(url) as conn:
         files = conn.execute("select count(*) from ops.load_ledger where ledger_id <= %s", (last[0],)).fetchone()[0]
     return (["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed",
-             *WITHOUT_SEED_TESTS],
+             *INCREMENT_EXCLUDES],
             last[0] if int(files) == last[1] else None)
 
 
