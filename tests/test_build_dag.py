@@ -135,6 +135,15 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
             "insert into ops.load_ledger (ledger_id, feed, file_name, sha256, bytes, status, started_at,"
             " finished_at, message) values (0, 'hr', 'late.xlsx', 'x', 0, 'rejected', now(), now(), 'late')")
     assert build() == (["build", *without_unit_tests], None)
+    # a view or a seed-only table dropped outside dbt: the next build runs everything (and makes it again)
+    left_out = transform.left_out_relations(project)
+    assert transform.missing_relations(warehouse_copy, left_out) == []
+    for drop, gone in (("drop table marts.dim_area cascade", ["marts.dim_area"]),
+                       ("drop view staging.stg_hr__talents cascade", ["marts.dim_area", "staging.stg_hr__talents"])):
+        with psycopg.connect(warehouse_copy) as conn:
+            conn.execute(drop)
+        assert transform.missing_relations(warehouse_copy, left_out) == gone
+        assert build() == (["build"], None)
 
 
 def test_an_increment_leaves_out_the_seeds_tests_the_staging_views_and_the_seed_only_models(monkeypatch, tmp_path):
@@ -186,3 +195,7 @@ def test_an_increment_leaves_out_the_seeds_tests_the_staging_views_and_the_seed_
     assert "test.corridor.assert_kpi_codes_have_one_measure" in left_out  # kpi_targets, kpi_catalogue, the yml
     assert any("corridor_areas" in uid and "stg_" in uid for uid in kept)
     assert any("ref_dim_area" in uid for uid in kept)
+    # an increment first checks that the warehouse still holds what it does not build again
+    models = {uid.split(".")[-1] for uid in left_out if uid.startswith("model.")}
+    assert {name for schema, name in transform.left_out_relations(ROOT / "dbt_project")
+            if schema != "seeds"} == models

@@ -209,7 +209,7 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
 # - the tests declared in dbt_project/seeds/ (they read seed tables only);
 # - the staging views (`config.materialized:view,path:models/staging`): a view is its SQL, which is in the
 #   project digest, over the raw tables, which dbt never drops (their schema, sql/raw.sql, is in the digest
-#   too); the last build created exactly these views (dropped outside dbt: run --full-refresh);
+#   too); the last build created exactly these views (one dropped outside dbt: increment_scope runs everything);
 # - the models that read seeds only (tag `reads_seeds_only`: dim_area, kpi_catalogue) and the tests that
 #   read only them and seeds (the same tag: assert_kpi_catalogue_has_18_kpis, assert_kpi_codes_have_one_measure):
 #   the seed CSVs and the SQL are in the digest, so these tables hold exactly what the last build wrote
@@ -222,7 +222,32 @@ INCREMENT_EXCLUDES = ("--exclude", "resource_type:test,path:seeds", "config.mate
                       "tag:reads_seeds_only", "--indirect-selection", "empty")
 
 
-def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tuple[list[str], int | None]:
+def left_out_relations(project_dir: Path) -> list[tuple[str, str]]:
+    """(schema, name) of what INCREMENT_EXCLUDES keeps from being built again: the staging views, the seeds
+    and the models tagged ``reads_seeds_only`` (each folder's schema: dbt_project.yml)."""
+    import yaml
+
+    out = [("staging", p.stem) for p in (project_dir / "models" / "staging").rglob("*.sql")]
+    out += [("seeds", p.stem) for p in (project_dir / "seeds").rglob("*.csv")]
+    for path in sorted((project_dir / "models").rglob("*.yml")):
+        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models") or []:
+            if "reads_seeds_only" in ((model.get("config") or {}).get("tags") or []):
+                out.append((path.relative_to(project_dir / "models").parts[0], model["name"]))
+    return sorted(out)
+
+
+def missing_relations(url: str, relations: list[tuple[str, str]]) -> list[str]:
+    """Those of ``relations`` the warehouse does not hold (dropped outside dbt, say)."""
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            "select s || '.' || n from unnest(%s::text[], %s::text[]) as r (s, n)"
+            " where to_regclass(quote_ident(s) || '.' || quote_ident(n)) is null",
+            ([s for s, _ in relations], [n for _, n in relations])).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def increment_scope(url: str, digest: str, full_refresh: bool, log=print,
+                    project_dir: Path | None = None) -> tuple[list[str], int | None]:
     """What a whole build need not check again: (extra dbt arguments, tested ledger id or None).
 
     Both only after a recorded successful whole build of this very dbt project (same digest), and never
@@ -245,6 +270,10 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
     last = None if full_refresh else last_build(url)
     if last is None or last[2] != digest:
         return [], None
+    gone = missing_relations(url, left_out_relations(project_dir or _default_project_dir()))
+    if gone:
+        log(f"the warehouse lacks {', '.join(gone)} (dropped outside dbt?): this build runs everything")
+        return [], None
     log("dbt project unchanged since the last successful build: its unit tests (code, not data) passed on it"
         " and its seeds are loaded and tested; none of these runs again (--full-refresh or a changed project"
         " runs them)")
@@ -253,6 +282,12 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print) -> tup
     return (["--exclude-resource-type", "unit_test", "--exclude-resource-type", "seed",
              *INCREMENT_EXCLUDES],
             last[0] if int(files) == last[1] else None)
+
+
+def _default_project_dir() -> Path:
+    from corridor import config
+
+    return config.load().dbt_project_dir
 
 
 def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool) -> None:
@@ -282,7 +317,7 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
             return None
     position = ledger_position(url) if whole else None
     digest = project_digest(project_dir) if whole else None
-    extra, tested = increment_scope(url, digest, full_refresh, log) if whole else ([], None)
+    extra, tested = increment_scope(url, digest, full_refresh, log, project_dir) if whole else ([], None)
     started_at = datetime.now(UTC)
     result = dbt([*args, *extra], project_dir, tested_ledger_id=tested)
     if whole:

@@ -60,7 +60,7 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         digest = transform.project_digest(Path(self.project_dir))
         full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
         # what this build need not check again (unit tests, seeds, raw rows already tested): transform.py
-        extra, tested = transform.increment_scope(url, digest, full_refresh, log.info)
+        extra, tested = transform.increment_scope(url, digest, full_refresh, log.info, Path(self.project_dir))
         started_at = datetime.now(UTC)
         with transform.tested_ledger(tested):
             result = self.build_and_run_cmd(context=context, cmd_flags=[*self.add_cmd_flags(), *extra], **kwargs)
