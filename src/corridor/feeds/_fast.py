@@ -567,10 +567,10 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
                 quarantined.append(loader.dup_entry(rows[i], spec.dedup_rule, spec.dedup_message(keys[i], earlier),
                                                     record_of(rows[i])))
                 drop.append(i)
-        for i in reversed(drop):
-            del lines[i]
+        for i in reversed(drop):  # rows, lines, keys (and carry) stay aligned
+            del lines[i], rows[i], keys[i]
             if carry is not None:
-                del rows[i], keys[i], carry[i]
+                del carry[i]
     parsed.rows_received += received
     if lines:
         lines = [x if type(x) is str else format_row(x) for x in lines] if slow_rows else lines
