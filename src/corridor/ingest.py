@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -53,7 +52,7 @@ from corridor import db
 from corridor.feeds import FEEDS, BadFileName, file_meta
 from corridor.feeds._fast import np
 from corridor.feeds._rows import HEAD_BYTES, escape_unstorable, kind_of, open_regular
-from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, parser_for
+from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, feed_module, parser_for
 from corridor.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -444,8 +443,7 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     """
     if feed not in ("techmarket", "bank", "hr", "district") or (len(paths) < 2 and not _batch_pays(feed, paths)):
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
-    # the feed's own module only: a worker parsing CSV never pays for importing openpyxl (~0.7 s of CPU)
-    module = importlib.import_module(f"corridor.feeds.{feed}")
+    module = feed_module(feed)  # the feed's own only
     if feed in ("hr", "district"):
         sinks = [SpoolSink(columns, spool_dir) for _ in paths]
         return [_spooled(feed, path, sink, parsed, error) for path, sink, (parsed, error)
