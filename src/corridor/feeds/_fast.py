@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import re
 from collections import Counter
@@ -53,6 +54,8 @@ class _OnFirstUse:
         setattr(self, attr, value)
         return value
 
+
+log = logging.getLogger(__name__)
 
 pl: Any = _OnFirstUse("polars")
 np: Any = _OnFirstUse("numpy")
@@ -362,6 +365,25 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
     gets None (it streams per row instead). The files must share the field
     positions (``index``).
     """
+    batch = fast_csv_batch(files, fields, spec, columns, limits)
+    fast_of = batch.fast.partition_by("_file", as_dict=True, include_key=False)
+    empty = batch.fast.clear().drop("_file")
+    return [Result(fast_of.get((i,), empty), batch.slow.get(i, [])) if batch.ok[i] else None
+            for i in range(len(files))]
+
+
+@dataclass
+class CsvBatch:
+    """:func:`fast_csv_batch`'s outcome: every file's fast rows in one frame, the others' per file."""
+
+    fast: pl.DataFrame                              # _file, source_row, line, (_key, _carry)
+    slow: dict[int, list[tuple[int, list[str]]]]    # file -> (source_row, cells) of its rows for the per-row path
+    ok: list[bool]                                  # file -> took the vectorised pass (else: it streams per row)
+
+
+def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, columns: Sequence[str],
+                   limits: Any) -> CsvBatch:
+    """:func:`fast_csv` without cutting the fast rows into a frame per file (:func:`merge_batch` takes them)."""
     sizes = [len(f.lines) for f in files]
     frame = pl.DataFrame({
         "_file": pl.Series(np.repeat(np.arange(len(files), dtype=np.int32), sizes)),
@@ -389,15 +411,12 @@ def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, column
     lf = lf.with_columns((pl.col("_shaped") & ~pl.col("line").str.contains(TOTAL_CHAR, literal=True)).alias("_candidate"))
     out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), ["cells"],
                          pl.col("_shaped") & ~_total_like(pl.col("cells")))
-    fast_of = out.partition_by("_file", as_dict=True, include_key=False)
     slow_of: dict[int, list[tuple[int, list[str]]]] = {}
     for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
         slow_of.setdefault(f, []).append((r, c))
     ok_files = set(pl.Series(out["_file"]).unique().to_list()) | set(slow_of) | {
         i for i, f in enumerate(files) if not f.lines}
-    empty = out.clear().drop("_file")
-    return [Result(fast_of.get((i,), empty), slow_of.get(i, [])) if i in ok_files else None
-            for i in range(len(files))]
+    return CsvBatch(out, slow_of, [i in ok_files for i in range(len(files))])
 
 
 def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Sequence[str],
@@ -586,6 +605,131 @@ def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: Par
     parsed.notes.extend(slow.notes)
 
 
+
+@dataclass
+class MergeJob:
+    """One file of a batch for :func:`merge_batch`: what :func:`merge` takes of it."""
+
+    index: int                                        # the file's number in the batch (its fast rows' _file)
+    parsed: ParsedFile
+    loader: Any                                       # the per-row path's RowLoader (its dup_entry)
+    slow: ParsedFile                                  # the per-row path's output for the file's other rows
+    record_of: Callable[[int], Any]
+    format_row: Callable[[dict[str, Any]], str]
+
+
+def merge_batch(fast: pl.DataFrame, jobs: Sequence[MergeJob], table: str, spec: Spec) -> dict[int, BaseException]:
+    """:func:`merge` for every file of a batch at once: the same rows, bytes, entries and counts per file.
+
+    The fast rows of all the files (``fast``, with _file) and their per-row
+    rows (formatted as COPY text here) are sorted by file and row in one
+    frame; a repeat of a key in its file (after its first occurrence) is
+    quarantined as :func:`merge` does; the COPY text of the whole batch is
+    joined once (polars) and cut into files by byte offsets, so no line
+    becomes a Python string (per file, polars' cost per call lost to
+    :func:`merge`'s Python loop). Returns the files that failed (index ->
+    exception); should the batch's part fail (a bug), every file is merged
+    by :func:`merge` instead (nothing was filed before).
+    """
+    errors: dict[int, BaseException] = {}
+    names = ["_file", "source_row", "line"] + (["_key"] if spec.dedup else [])
+    carried = spec.keys_column is not None and "_carry" in fast.columns
+    if carried:
+        names.append("_carry")
+    extra: dict[str, list[Any]] = {name: [] for name in names}
+    at = None
+    for job in jobs:
+        rows = job.slow.tables.get(table, [])
+        if not rows:
+            continue
+        try:
+            lines = [job.format_row(r) for r in rows]
+            if carried and at is None:
+                at = job.parsed.sink.columns_of(table).index(spec.keys_column)
+            keys = [r[spec.dedup] for r in rows] if spec.dedup else None
+            carry = [line.split("\t")[at] for line in lines] if carried else None
+        except Exception as exc:
+            errors[job.index] = exc
+            continue
+        extra["_file"] += [job.index] * len(rows)
+        extra["source_row"] += [r["source_row"] for r in rows]
+        extra["line"] += lines
+        if keys is not None:
+            extra["_key"] += keys
+        if carry is not None:
+            extra["_carry"] += carry
+    jobs = [job for job in jobs if job.index not in errors]
+    if not jobs:
+        return errors
+    try:
+        frame, dups, cut = _merged(fast, jobs, names, extra, spec)
+    except Exception:
+        log.exception("the merge of a batch of %d file(s) failed: merging them one by one", len(jobs))
+        fast_of = fast.partition_by("_file", as_dict=True, include_key=False)
+        empty = fast.clear().drop("_file")
+        for job in jobs:
+            try:
+                merge(job.parsed, job.loader, table, Result(fast_of.get((job.index,), empty), []), job.slow, spec,
+                      job.record_of, job.format_row, job.slow.rows_received + fast_of.get((job.index,), empty).height)
+            except Exception as exc:
+                errors[job.index] = exc
+        return errors
+    received, counts, starts, offsets, data = cut
+    contract = carried and spec.dedup == "row_hash"
+    if contract:
+        carry_list, key_list, row_list = (frame[c].to_list() for c in ("_carry", "_key", "source_row"))
+    for job in jobs:
+        i = job.index
+        try:
+            quarantined = list(job.slow.quarantined) + [
+                job.loader.dup_entry(row, spec.dedup_rule, spec.dedup_message(key, first), job.record_of(row))
+                for row, key, first in dups.get(i, [])]
+            job.parsed.rows_received += job.slow.rows_received + received[i]
+            n = counts[i]
+            if n:
+                a, b = starts[i], starts[i] + n
+                if contract:
+                    job.parsed.sink.contract_keys = (carry_list[a:b], key_list[a:b], row_list[a:b])
+                job.parsed.add_block(table, data[offsets[a]:offsets[b]], n)
+            for entry in sorted(quarantined, key=lambda q: q.source_row):
+                job.parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
+            job.parsed.notes.extend(job.slow.notes)
+        except Exception as exc:
+            errors[i] = exc
+    return errors
+
+
+def _merged(fast: pl.DataFrame, jobs: Sequence[MergeJob], names: list[str], extra: dict[str, list[Any]],
+            spec: Spec) -> tuple[pl.DataFrame, dict[int, list[tuple[int, Any, int]]], tuple]:
+    """:func:`merge_batch`'s polars part: (the rows to file, sorted; the repeats per file; where each file's
+    rows and bytes are: fast rows received, rows, first row, byte offset of each row, the COPY text)."""
+    size = max(job.index for job in jobs) + 1
+    frame = fast.select(names)
+    indices = {job.index for job in jobs}
+    if set(frame["_file"].unique().to_list()) - indices:  # a file whose per-row part failed: none of its rows
+        frame = frame.filter(pl.col("_file").is_in(sorted(indices)))
+    received = np.bincount(frame["_file"].to_numpy(), minlength=size)
+    if extra["_file"]:
+        frame = pl.concat([frame, pl.DataFrame(extra, schema=frame.schema)])
+    frame = frame.sort("_file", "source_row")  # source order (polars does not promise the fast rows': joins, threads)
+    dups: dict[int, list[tuple[int, Any, int]]] = {}
+    if spec.dedup:  # a repeat: the first occurrence in the file is kept
+        first = frame.select(pl.col("source_row").first().over("_file", "_key"))["source_row"]
+        repeat = first != frame["source_row"]
+        if repeat.any():
+            for f, row, key, earlier in frame.with_columns(first.alias("_first")).filter(repeat).select(
+                    "_file", "source_row", "_key", "_first").rows():
+                dups.setdefault(f, []).append((row, key, earlier))
+            frame = frame.filter(~repeat)
+    counts = np.bincount(frame["_file"].to_numpy(), minlength=size)
+    starts = (np.cumsum(counts, dtype=np.int64) - counts).tolist()
+    offsets = np.concatenate((np.zeros(1, np.int64),
+                              np.cumsum(frame["line"].str.len_bytes().to_numpy(), dtype=np.int64)
+                              + np.arange(1, frame.height + 1, dtype=np.int64))).tolist()
+    data = frame.select(pl.concat_str(pl.col("line"), pl.lit("\n")).str.join("").cast(pl.Binary)).item()
+    return frame, dups, (received.tolist(), counts.tolist(), starts, offsets, data or b"")
+
+
 # -- CSV ------------------------------------------------------------------------------------
 
 def _decode(data: bytes, encoding: str) -> str | None:
@@ -618,5 +762,6 @@ def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
     return lines
 
 
-__all__ = ["ENABLED", "MAX_BYTES", "CsvFile", "JsonFile", "Kind", "NoDedup", "Result", "Spec", "convert", "csv_lines", "fast_csv",
-           "fast_json", "merge", "safe_line", "usable"]
+__all__ = ["ENABLED", "MAX_BYTES", "CsvBatch", "CsvFile", "JsonFile", "Kind", "MergeJob", "NoDedup", "Result", "Spec",
+           "convert", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "merge", "merge_batch", "safe_line",
+           "usable"]

@@ -486,19 +486,23 @@ def run_csv_jobs(jobs: Sequence[CsvJob], *, min_fast_bytes: int = 0) -> None:
     for group in groups.values():
         first = group[0].job
         try:
-            results = _fast.fast_csv([p.file for p in group], first.fields, first.fast,
-                                     first.parsed.sink.columns_of(first.table), first.limits)
+            batch = _fast.fast_csv_batch([p.file for p in group], first.fields, first.fast,
+                                         first.parsed.sink.columns_of(first.table), first.limits)
         except Exception:
             log.exception("the vectorised parse of %d file(s) failed: parsing them per row", len(group))
-            results = [None] * len(group)
-        for prep, result in zip(group, results, strict=True):
+            batch = None
+        merging = []
+        for i, prep in enumerate(group):
             try:
-                if result is None:
+                if batch is None or not batch.ok[i]:
                     _stream_csv(prep.job)
                 else:
-                    _finish_fast(prep, result)
+                    merging.append(_slow_part(prep, i, batch.slow.get(i, [])))
             except Exception as exc:
                 prep.job.error = exc
+        if merging:
+            for i, exc in _fast.merge_batch(batch.fast, merging, first.table, first.fast).items():
+                group[i].job.error = exc
 
 
 def _stream_csv(job: CsvJob) -> None:
@@ -546,20 +550,21 @@ def _prepare_fast(job: CsvJob, min_bytes: int) -> _Prepared | None:
                                         constants), layout)
 
 
-def _finish_fast(prep: _Prepared, result: _fast.Result) -> None:
+def _slow_part(prep: _Prepared, index: int, rows: list[tuple[int, list[str]]]) -> _fast.MergeJob:
+    """The file's rows the vectorised pass did not take, through the per-row path: what ``_fast.merge_batch``
+    files with its fast rows."""
     job, layout, lines = prep.job, prep.layout, prep.file.lines
     sink = job.parsed.sink
     slow = ParsedFile(job.parsed.feed, job.parsed.file_name, job.parsed.file_version)
     loader = RowLoader(slow, job.table, job.fields, where=job.path.name, constants=job.constants,
                        record=layout.record, check=job.fast_check(_fast.NoDedup()) if job.fast_check else None,
                        limits=job.limits, keys=layout.key)
-    load_table(loader, layout, result.slow, exact_width=True)
+    load_table(loader, layout, rows, exact_width=True)
 
     def record_of(source_row: int) -> list[str]:  # a safe line: csv reads it as the fast path split it
         return next(csv.reader([lines[source_row - 2]]))
 
-    _fast.merge(job.parsed, loader, job.table, result, slow, job.fast, record_of,
-                lambda r: sink.format_row(job.table, r), slow.rows_received + result.fast.height)
+    return _fast.MergeJob(index, job.parsed, loader, slow, record_of, lambda r: sink.format_row(job.table, r))
 
 
 def _csv_rows(lines: BoundedLines, file_name: str, limits: Limits) -> Iterator[tuple[int, list[str] | Refused]]:
