@@ -161,6 +161,17 @@ def test_fast_path_equals_per_row_path_on_edge_cases(columns, monkeypatch, tmp_p
     wrong_header = landing / "tech_contracts_20210310.csv"
     wrong_header.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
     files += [stray, bad, empty, wrong_header]
+    # line ends (a UTF-8 file's data lines are split by polars: csv_body): a CR inside a field, a CR ending the
+    # file, LF and CR LF mixed, a header alone (with and without its end), a header and an empty line
+    clean_bytes = files[0].read_bytes()
+    head, _, body = clean_bytes.partition(b"\n")
+    for day, data in ((11, clean_bytes.replace('合同1"'.encode(), '合同\r1"'.encode(), 1)),
+                      (12, clean_bytes + b"\r"), (15, clean_bytes.replace(b"\r\n", b"\n", 7)),
+                      (16, head + b"\n"), (17, head.removesuffix(b"\r")), (18, head + b"\n\r\n"),
+                      (19, clean_bytes.replace(b"\r\n", b"\r\r\n", 2))):
+        files.append(landing / f"tech_contracts_202103{day:02d}.csv")
+        files[-1].write_bytes(data)
+    assert b"\r1" in files[-7].read_bytes()
     # each edge case must have been meant: the per-row path quarantines several of them
     fast_rows, received = compare("techmarket", files, columns, monkeypatch, tmp_path, batch=len(files))
     assert 100 < fast_rows < received

@@ -292,6 +292,14 @@ class CsvFile:
     index: dict[str, int]          # field source -> position
     params: dict[str, Any]         # the spec's per-file values (hi, month …)
     constants: dict[str, str]      # constant columns, as COPY text
+    # a UTF-8 file's data lines not made Python strings (:func:`csv_body`; ``lines`` then empty): polars splits,
+    # decodes and checks them (a file whose bytes are not UTF-8, with a line over the limits or a CR but a CR LF's
+    # streams per row)
+    body: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.body is not None and self.lines:
+            raise ValueError("a CsvFile holds its lines or its body, not both")
 
 
 # A field: quoted without a quote inside, or unquoted without a quote or comma (QUOTE_MINIMAL's output for
@@ -379,17 +387,23 @@ class CsvBatch:
     fast: pl.DataFrame                              # _file, source_row, line, (_key, _carry)
     slow: dict[int, list[tuple[int, list[str]]]]    # file -> (source_row, cells) of its rows for the per-row path
     ok: list[bool]                                  # file -> took the vectorised pass (else: it streams per row)
+    lines: Any = None                               # every file's data lines (a polars Series), file after file
+    first: list[int] = field(default_factory=list)  # file -> where its first data line (row 2) sits in ``lines``
+
+    def line(self, file: int, source_row: int) -> str:
+        """A data line of a file, as it was read (without its end)."""
+        return self.lines[self.first[file] + source_row - 2]
 
 
 def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, columns: Sequence[str],
                    limits: Any) -> CsvBatch:
     """:func:`fast_csv` without cutting the fast rows into a frame per file (:func:`merge_batch` takes them)."""
-    sizes = [len(f.lines) for f in files]
+    lines, sizes, unreadable = _data_lines(files)
     frame = pl.DataFrame({
         "_file": pl.Series(np.repeat(np.arange(len(files), dtype=np.int32), sizes)),
         "source_row": pl.Series(np.concatenate([np.arange(2, n + 2, dtype=np.int32) for n in sizes])
                                 if files else np.zeros(0, np.int32)),
-        "line": pl.Series([line for f in files for line in f.lines], dtype=pl.String)})
+        "line": lines})
     line = pl.col("line")
     frame = frame.with_columns(line.str.contains(_QUOTED_LINE).alias("_quoted"),
                                (~line.str.contains('"', literal=True)).alias("_bare"))
@@ -402,8 +416,11 @@ def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, 
     index = files[0].index
     lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
         safe.alias("_safe"), cells.alias("cells"))
+    longest = line.str.len_chars().max()  # csv_lines' checks, for the lines it left to polars (csv_body)
     lf = lf.with_columns(
-        (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)).over("_file").alias("_file_ok"),
+        (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)
+         & (4 * longest + 2 <= limits.record_bytes) & (longest <= limits.field_chars)
+         & ~line.str.contains("\r", literal=True).any()).over("_file").alias("_file_ok"),
         ((pl.col("cells").list.len() == pl.col("_width"))
          & pl.col("line").str.contains(_NOT_BLANK_LINE)).alias("_shaped"),
         *[pl.col("cells").list.get(index[f.source], null_on_oob=True).alias(f.source) for f in fields])
@@ -415,8 +432,39 @@ def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, 
     for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
         slow_of.setdefault(f, []).append((r, c))
     ok_files = set(pl.Series(out["_file"]).unique().to_list()) | set(slow_of) | {
-        i for i, f in enumerate(files) if not f.lines}
-    return CsvBatch(out, slow_of, [i in ok_files for i in range(len(files))])
+        i for i, n in enumerate(sizes) if not n and i not in unreadable}
+    return CsvBatch(out, slow_of, [i in ok_files for i in range(len(files))], lines,
+                    np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes, dtype=np.int64)))[:-1].tolist())
+
+
+def _data_lines(files: Sequence[CsvFile]) -> tuple[Any, list[int], set[int]]:
+    """(the data lines of the files, file after file, as a polars Series; their number per file; the files whose
+    body is not UTF-8: no line, and not taken)."""
+    bodies = [i for i, f in enumerate(files) if f.body is not None]
+    sizes = [len(f.lines) for f in files]
+    unreadable: set[int] = set()
+    if not bodies:
+        return pl.Series([line for f in files for line in f.lines], dtype=pl.String), sizes, unreadable
+    try:
+        texts = pl.Series([files[i].body for i in bodies], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.ComputeError:  # a body not UTF-8 (the per-row path rejects its file, naming the byte)
+        readable = []
+        for i in bodies:
+            try:
+                readable.append(pl.Series([files[i].body], dtype=pl.Binary).cast(pl.String))
+            except pl.exceptions.ComputeError:
+                unreadable.add(i)
+        bodies = [i for i in bodies if i not in unreadable]
+        texts = pl.concat(readable) if readable else pl.Series([], dtype=pl.String)
+    split = texts.str.split("\n")
+    for i, n in zip(bodies, split.list.len().to_list(), strict=True):
+        sizes[i] = n
+    if len(bodies) == len(files):  # a CR LF's CR dropped (another CR: _file_ok)
+        return split.explode().str.strip_suffix("\r").alias("line"), sizes, unreadable
+    split = split.list.eval(pl.element().str.strip_suffix("\r"))
+    of_body = dict(zip(bodies, split.to_list(), strict=True))  # files of both kinds in one batch (not the loader's)
+    return pl.Series("line", [line for i, f in enumerate(files) for line in of_body.get(i, f.lines)],
+                     dtype=pl.String), sizes, unreadable
 
 
 def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Sequence[str],
@@ -739,6 +787,24 @@ def _decode(data: bytes, encoding: str) -> str | None:
         return None
 
 
+def csv_body(data: bytes, limits: Any) -> tuple[str, bytes | None] | None:
+    """:func:`csv_lines` of a UTF-8 file without making its data lines Python strings: (its header line, the
+    rest as bytes, its last LF dropped; None without a data line), or None when not fit. What csv_lines
+    checks of every line, :func:`fast_csv_batch` checks of the rest: UTF-8, the longest line, no CR but the
+    one of a CR LF (which it drops: ``bytes.replace`` of every CR LF cost more than the rest of the reading)."""
+    if len(data) > MAX_BYTES or not data or b"\x00" in data:
+        return None
+    data = data.removeprefix(b"\xef\xbb\xbf")  # as BoundedLines: one BOM at the start
+    if data.endswith(b"\r"):  # a CR without its LF at the end (polars would take it for a CR LF's)
+        return None
+    head, _, body = data.partition(b"\n")
+    header = _decode(head.removesuffix(b"\r"), "utf-8")
+    if (header is None or "\r" in header or 4 * len(header) + 2 > limits.record_bytes
+            or len(header) > limits.field_chars):
+        return None
+    return header, body.removesuffix(b"\n") if body else None
+
+
 def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
     """The file's physical lines (without their ends) when it is fit for the fast path, else None."""
     if len(data) > MAX_BYTES or b"\x00" in data:
@@ -763,5 +829,5 @@ def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
 
 
 __all__ = ["ENABLED", "MAX_BYTES", "CsvBatch", "CsvFile", "JsonFile", "Kind", "MergeJob", "NoDedup", "Result", "Spec",
-           "convert", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "merge", "merge_batch", "safe_line",
+           "convert", "csv_body", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "merge", "merge_batch", "safe_line",
            "usable"]

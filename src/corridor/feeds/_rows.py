@@ -497,7 +497,7 @@ def run_csv_jobs(jobs: Sequence[CsvJob], *, min_fast_bytes: int = 0) -> None:
                 if batch is None or not batch.ok[i]:
                     _stream_csv(prep.job)
                 else:
-                    merging.append(_slow_part(prep, i, batch.slow.get(i, [])))
+                    merging.append(_slow_part(prep, batch, i))
             except Exception as exc:
                 prep.job.error = exc
         if merging:
@@ -537,23 +537,33 @@ def _prepare_fast(job: CsvJob, min_bytes: int) -> _Prepared | None:
         if size > _fast.MAX_BYTES or size < min_bytes:
             return None
         data = fh.read()
-    lines = _fast.csv_lines(data, job.encoding, limits)
-    if lines is None or not _fast.safe_line(lines[0]):
+    body = None
+    if job.encoding in ("utf-8", "utf-8-sig"):  # the data lines stay bytes, for polars
+        split = _fast.csv_body(data, limits)
+        if split is None:
+            return None
+        (header, body), lines = split, []
+    else:
+        lines = _fast.csv_lines(data, job.encoding, limits)
+        if lines is None:
+            return None
+        header, lines = lines[0], lines[1:]
+    if not _fast.safe_line(header):
         return None
-    header_cells = next(csv.reader([lines[0]]))
+    header_cells = next(csv.reader([header]))
     if len(header_cells) > limits.fields:
         return None
     layout = Layout.from_header(header_cells, job.fields, path.name)
     sink = job.parsed.sink
     constants = {k: sink.format_value(v) for k, v in job.constants.items()}
-    return _Prepared(job, _fast.CsvFile(lines[1:], len(layout.keys), layout.index, dict(job.params or {}),
-                                        constants), layout)
+    return _Prepared(job, _fast.CsvFile(lines, len(layout.keys), layout.index, dict(job.params or {}), constants,
+                                        body), layout)
 
 
-def _slow_part(prep: _Prepared, index: int, rows: list[tuple[int, list[str]]]) -> _fast.MergeJob:
+def _slow_part(prep: _Prepared, batch: _fast.CsvBatch, index: int) -> _fast.MergeJob:
     """The file's rows the vectorised pass did not take, through the per-row path: what ``_fast.merge_batch``
     files with its fast rows."""
-    job, layout, lines = prep.job, prep.layout, prep.file.lines
+    job, layout, rows = prep.job, prep.layout, batch.slow.get(index, [])
     sink = job.parsed.sink
     slow = ParsedFile(job.parsed.feed, job.parsed.file_name, job.parsed.file_version)
     loader = RowLoader(slow, job.table, job.fields, where=job.path.name, constants=job.constants,
@@ -562,7 +572,7 @@ def _slow_part(prep: _Prepared, index: int, rows: list[tuple[int, list[str]]]) -
     load_table(loader, layout, rows, exact_width=True)
 
     def record_of(source_row: int) -> list[str]:  # a safe line: csv reads it as the fast path split it
-        return next(csv.reader([lines[source_row - 2]]))
+        return next(csv.reader([batch.line(index, source_row)]))
 
     return _fast.MergeJob(index, job.parsed, loader, slow, record_of, lambda r: sink.format_row(job.table, r))
 
