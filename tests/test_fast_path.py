@@ -128,6 +128,7 @@ def test_fast_path_equals_per_row_path_on_edge_cases(columns, monkeypatch, tmp_p
     clean = [contract(i) for i in range(1, 60)]
     edge = [
         contract(100, 合同名称="tab\there, back\\slash, 引号外"),          # COPY escapes
+        contract(111, 卖方名称="a back\\slash alone"),                    # COPY escapes, one in the line
         contract(101, {"合同成交额（万元）": "1,234.50", "技术交易额（万元）": "1234.5"}),  # thousands separators
         contract(102, 卖方所属片区=" 龙湾区 "),                          # spaces: per row
         contract(103, 卖方统一社会信用代码=uscc("91330300MA2AB12C3").lower()),  # lower case: upper-cased

@@ -236,6 +236,9 @@ def convert(e: pl.Expr, kind: Kind, required: bool, lenient: bool = False) -> Co
 
 # the characters copy_escape writes as escapes
 _ESCAPED = "[\\\\\b\t\n\v\f\r]"
+# a CSV line of which no value converted on the fast path holds one of them: none of them, nor the full-width
+# backslash (U+FF3C), which the lenient conversions make ASCII (_ascii_of); no other conversion makes one
+_ESCAPED_IN_LINE = "[\\\\\b\t\n\v\f\r\uff3c]"
 
 
 def copy_escape(e: pl.Expr) -> pl.Expr:
@@ -425,9 +428,10 @@ def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, 
          & pl.col("line").str.contains(_NOT_BLANK_LINE)).alias("_shaped"),
         *[pl.col("cells").list.get(index[f.source], null_on_oob=True).alias(f.source) for f in fields])
     # a line with 计 anywhere waits for the second pass, which looks at its cells (_total_like)
-    lf = lf.with_columns((pl.col("_shaped") & ~pl.col("line").str.contains(TOTAL_CHAR, literal=True)).alias("_candidate"))
+    lf = lf.with_columns((pl.col("_shaped") & ~pl.col("line").str.contains(TOTAL_CHAR, literal=True)).alias("_candidate"),
+                         line.str.contains(_ESCAPED_IN_LINE).alias("_escaped"))  # one pass, not one per column
     out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), ["cells"],
-                         pl.col("_shaped") & ~_total_like(pl.col("cells")))
+                         pl.col("_shaped") & ~_total_like(pl.col("cells")), escaped=True)
     slow_of: dict[int, list[tuple[int, list[str]]]] = {}
     for f, r, c in zip(*slow.to_dict(as_series=False).values(), strict=True):
         slow_of.setdefault(f, []).append((r, c))
@@ -468,8 +472,8 @@ def _data_lines(files: Sequence[CsvFile]) -> tuple[Any, list[int], set[int]]:
 
 
 def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Sequence[str],
-             constants: Sequence[str], keep_slow: Sequence[str], retry_candidate: pl.Expr | None = None
-             ) -> tuple[pl.DataFrame, pl.DataFrame]:
+             constants: Sequence[str], keep_slow: Sequence[str], retry_candidate: pl.Expr | None = None,
+             escaped: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(the accepted rows as COPY text lines: _file, source_row, line, _key; the others: _file, source_row, …).
 
     ``lf`` holds _file, source_row, _candidate, _file_ok, one string column
@@ -491,6 +495,8 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
                  *[pl.col(c) for c in keep_slow]]
         exprs += [c.copy.alias(name) for name, c in cols.items()]
         exprs += [pl.col(f"_c_{k}") for k in constants]
+        if escaped:
+            exprs.append(pl.col("_escaped"))
         if spec.row_hash:
             exprs.append(pl.concat_str([c.canon for c in cols.values()], separator="\x1f").alias("_canon"))
         return exprs
@@ -541,7 +547,7 @@ def _lines(out: pl.DataFrame, spec: Spec, columns: Sequence[str]) -> pl.DataFram
 
     # copy_escape is seven passes over every column: only the rows with a character it escapes take them
     values = [name for name in columns if name != "source_row" and f"_c_{name}" not in out.columns]
-    escaped = out.select(pl.any_horizontal(
+    escaped = out["_escaped"] if "_escaped" in out.columns else out.select(pl.any_horizontal(
         [pl.col(name).cast(pl.String).str.contains(_ESCAPED).fill_null(False) for name in values] or [pl.lit(False)]
     ).alias("_escaped"))["_escaped"] if out.height else pl.Series("_escaped", [], dtype=pl.Boolean)
     keep = [pl.col("_file"), pl.col("source_row"), line(False)]
