@@ -515,3 +515,14 @@ def test_calamine_and_openpyxl_agree_on_every_number_format_calamine_is_allowed(
     for fmt, (a,), (b,) in zip(formats, by_calamine, by_openpyxl, strict=True):
         assert isinstance(a, date) == isinstance(b, datetime), fmt
         assert district._as_openpyxl(a, False) == b, fmt
+
+
+def test_quoted_shape_without_the_regular_expression_is_the_regular_expressions():
+    """_fast._shapes tells the quoted lines by counting quotes; it must agree with _QUOTED_LINE on any line."""
+    lines = ['"a","b"', '""', '"', '","', '"a",",","b"', '"a"b","c"', "a,b", '"a",b', "", '"a""b"', '"","",""',
+             '"x","y', 'x","y"', '",""', '"",""', '"a,"",b"', '"a"",""b"', '","","', '"中","文"', '"a" ,"b"']
+    frame = _fast._shapes(pl.DataFrame({"line": lines}))
+    expected = pl.Series(lines).str.contains(_fast._QUOTED_LINE).to_list()
+    assert frame["_quoted"].to_list() == expected
+    assert frame["_bare"].to_list() == ['"' not in line for line in lines]
+    assert sum(expected) > 5

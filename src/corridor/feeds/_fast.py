@@ -317,7 +317,7 @@ _NOT_BLANK_LINE = "[^" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(set(_STRIP
 
 
 def _cells_of(line: pl.Expr, quoted: pl.Expr | None = None, bare: pl.Expr | None = None,
-              mixed_lines: bool = True) -> tuple[pl.Expr, pl.Expr]:
+              mixed_lines: bool = True, quoted_cells: pl.Expr | None = None) -> tuple[pl.Expr, pl.Expr]:
     """(is the line of the safe shape, its cells).
 
     The two common shapes are split on a literal: every field quoted (no quote
@@ -325,17 +325,16 @@ def _cells_of(line: pl.Expr, quoted: pl.Expr | None = None, bare: pl.Expr | None
     (a comma only ever ends a field). The regular expression, many times
     slower, only reads the other safe lines (some fields quoted, some not):
     each split runs on a column holding only its own lines (null elsewhere).
-    ``quoted`` and ``bare`` may be given already computed; ``mixed_lines``
+    ``quoted`` and ``bare`` may be given already computed (and the quoted
+    lines' split, ``quoted_cells``: see :func:`_shapes`); ``mixed_lines``
     False (no line is of neither shape) leaves the regular expressions out
     (even over a column of nulls they cost as much as the splits).
     """
     quoted = line.str.contains(_QUOTED_LINE) if quoted is None else quoted
     bare = ~line.str.contains('"', literal=True) if bare is None else bare
-    q = pl.when(quoted).then(line)
-    # a quoted line starts and ends with its one quote: stripping them is slice(1, len - 2), without counting
-    # the characters of every line
-    cells = [q.str.strip_prefix('"').str.strip_suffix('"').str.split('","'),
-             pl.when(bare).then(line).str.split(",")]
+    if quoted_cells is None:
+        quoted_cells = _quoted_split(pl.when(quoted).then(line))
+    cells = [pl.when(quoted).then(quoted_cells), pl.when(bare).then(line).str.split(",")]
     if not mixed_lines:
         return quoted | bare, pl.coalesce(cells)
     mixed = pl.when(~quoted & ~bare).then(line)
@@ -343,6 +342,29 @@ def _cells_of(line: pl.Expr, quoted: pl.Expr | None = None, bare: pl.Expr | None
         pl.element().str.strip_prefix(",").pipe(
             lambda e: pl.when(e.str.starts_with('"')).then(e.str.slice(1, e.str.len_chars() - 2)).otherwise(e)))
     return quoted | bare | mixed.str.contains(_SAFE_LINE).fill_null(False), pl.coalesce(*cells, by_regex)
+
+
+def _quoted_split(line: pl.Expr) -> pl.Expr:
+    # a quoted line starts and ends with its one quote: stripping them is slice(1, len - 2), without counting
+    # the characters of every line
+    return line.str.strip_prefix('"').str.strip_suffix('"').str.split('","')
+
+
+def _shapes(frame: pl.DataFrame) -> pl.DataFrame:
+    """The lines' shapes for :func:`_cells_of`: _quoted (every field quoted, no quote inside), _bare (no quote)
+    and _split (the cells of a line starting and ending with a quote, split on ``","``).
+
+    Without the regular expression (_QUOTED_LINE, a third of the cost of splitting the lines): a line
+    between quotes split on ``","`` into n cells is of the quoted shape exactly when it holds 2n quotes
+    (the separators' and the ends'), i.e. when no cell holds one.
+    """
+    line = pl.col("line")
+    frame = frame.with_columns((line.str.starts_with('"') & line.str.ends_with('"')).alias("_ends"),
+                               line.str.count_matches('"', literal=True).alias("_quotes"))
+    frame = frame.with_columns(_quoted_split(pl.when(pl.col("_ends")).then(line)).alias("_split"))
+    return frame.with_columns(
+        (pl.col("_ends") & (pl.col("_quotes") == 2 * pl.col("_split").list.len())).fill_null(False).alias("_quoted"),
+        (pl.col("_quotes") == 0).alias("_bare")).drop("_ends", "_quotes")
 
 
 # CJK unified ideographs: NFKC-stable and never whitespace, so a cell holding three of them never squashes
@@ -408,17 +430,16 @@ def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, 
                                 if files else np.zeros(0, np.int32)),
         "line": lines})
     line = pl.col("line")
-    frame = frame.with_columns(line.str.contains(_QUOTED_LINE).alias("_quoted"),
-                               (~line.str.contains('"', literal=True)).alias("_bare"))
+    frame = _shapes(frame)
     mixed_lines = bool(frame.select((~pl.col("_quoted") & ~pl.col("_bare")).any()).item())
     per_file = pl.DataFrame(
         {"_file": pl.Series(range(len(files)), dtype=pl.Int32), "_width": [f.width for f in files],
          **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
          **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
-    safe, cells = _cells_of(line, pl.col("_quoted"), pl.col("_bare"), mixed_lines)
+    safe, cells = _cells_of(line, pl.col("_quoted"), pl.col("_bare"), mixed_lines, pl.col("_split"))
     index = files[0].index
     lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
-        safe.alias("_safe"), cells.alias("cells"))
+        safe.alias("_safe"), cells.alias("cells")).drop("_split")
     longest = line.str.len_chars().max()  # csv_lines' checks, for the lines it left to polars (csv_body)
     lf = lf.with_columns(
         (pl.col("_safe").all() & (pl.col("cells").list.len().max() <= limits.fields)
