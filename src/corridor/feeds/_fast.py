@@ -166,15 +166,18 @@ def convert(e: pl.Expr, kind: Kind, required: bool, lenient: bool = False) -> Co
     lower-case letters of a USCC or ID, a compact date (20210305). Each costs a few passes over a column,
     so the first pass, over every row, does without them.
     """
+    if kind.name == "text":  # blank (null, or nothing once stripped) -> NULL: one when/then, not three
+        v = e.str.strip_chars(_STRIP)
+        if required:
+            return Col(v, v, (v != "").fill_null(False))
+        copy = pl.when(v != "").then(v)
+        return Col(copy, copy.fill_null("\x00"), pl.lit(True))
     blank = _blank(e)
     null = pl.lit(None, pl.String)
     num = None
     if lenient and kind.name in ("code", "uscc", "id", "number"):
         e = _ascii_of(e)  # _squash: full-width ASCII -> ASCII, no surrounding whitespace (inner: refused below)
-    if kind.name == "text":
-        v = e.str.strip_chars(_STRIP)
-        copy, ok = pl.when(v == "").then(null).otherwise(v), pl.lit(True)
-    elif kind.name == "code":
+    if kind.name == "code":
         copy, ok = e, e.str.contains(_ASCII_CODE)
         if kind.pattern:
             ok = ok & e.str.contains(kind.pattern)
