@@ -132,7 +132,8 @@ def _check_digit_ok(alphabet: str, weights: Sequence[int], digits: str, shape: s
         good = s.str.contains(shape).fill_null(False)
         out = np.zeros(len(s), dtype=bool)
         if good.any():
-            codes = np.frombuffer("".join(s.filter(good).to_list()).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+            # joined by polars: no Python string per value (the shape: 18 ASCII characters each)
+            codes = np.frombuffer(s.filter(good).str.join("").cast(pl.Binary).item(), dtype=np.uint8).reshape(-1, 18)
             total = value[codes[:, :17]] @ w
             out[good.to_numpy()] = check[total % modulus] == codes[:, 17]
         return pl.Series(s.name, out, dtype=pl.Boolean)
