@@ -449,3 +449,21 @@ def test_ops_quarantine_is_analyzed_when_a_run_adds_many_rows_to_it(warehouse_ur
     assert 0 < summary.rows_quarantined and not worth_analyzing(summary.rows_quarantined, rows * 100)
     assert counted() == (rows * 100, rows + summary.rows_quarantined)  # not analyzed: too few new rows
     assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'raw.bank_loans'::regclass") > 0
+
+
+def test_quarantine_json_of_text_cells_is_the_escaped_records():
+    """quarantine_json skips escape_unstorable for a record of text cells without an unstorable character:
+    the same JSON as escaping it first, for any record."""
+    import json
+    from datetime import date
+    from decimal import Decimal
+
+    from corridor.feeds._rows import escape_unstorable
+    from corridor.ingest import _jsonable, quarantine_json
+
+    records = [{"合同名称": "智能传感器", "买方": None, "c": ""}, {"a": "x\x00y"}, {"a\x00": "x"}, {"a": "\ud800"},
+               {"a": 1.5, "b": "x"}, {"a": float("nan")}, {1: "x"}, {True: "x"}, {"a": ["x", "\x00"]},
+               {"a": {"b": "\x00"}}, ["x", "\x00", None], {"d": date(2021, 3, 1), "n": Decimal("1.50")}, {}]
+    for record in records:
+        expected = json.dumps(escape_unstorable(record), ensure_ascii=False, allow_nan=False, default=_jsonable)
+        assert quarantine_json(record) == expected, record

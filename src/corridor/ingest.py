@@ -51,7 +51,7 @@ from psycopg import sql
 from corridor import db
 from corridor.feeds import FEEDS, BadFileName, file_meta
 from corridor.feeds._fast import np
-from corridor.feeds._rows import HEAD_BYTES, escape_unstorable, kind_of, open_regular
+from corridor.feeds._rows import _UNSTORABLE, HEAD_BYTES, escape_unstorable, kind_of, open_regular
 from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, feed_module, parser_for
 from corridor.progress import Progress
 
@@ -198,7 +198,15 @@ MAX_QUARANTINE_RECORD_CHARS = 16 * 1024
 
 def quarantine_json(record: Any) -> str:
     """The quarantined record as jsonb accepts it: NUL and lone surrogates escaped, never NaN, bounded."""
-    text = json.dumps(escape_unstorable(record), ensure_ascii=False, allow_nan=False, default=_jsonable)
+    text = None
+    if type(record) is dict and all(type(v) is str or v is None for v in record.values()) and all(
+            type(k) is str for k in record):
+        # a record of text cells (CSV, most xlsx rows): escape_unstorable leaves it as it is unless one holds
+        # an unstorable character (one search, not a call per key and value)
+        if not _UNSTORABLE.search("".join(record) + "".join(v for v in record.values() if v is not None)):
+            text = json.dumps(record, ensure_ascii=False)
+    if text is None:
+        text = json.dumps(escape_unstorable(record), ensure_ascii=False, allow_nan=False, default=_jsonable)
     if len(text) > MAX_QUARANTINE_RECORD_CHARS:
         text = json.dumps({"record_head": text[:HEAD_BYTES], "record_chars": len(text)}, ensure_ascii=False)
     return text
