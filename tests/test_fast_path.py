@@ -356,15 +356,18 @@ def test_techmarket_contract_keys_carried_out_of_the_fast_path_equal_those_read_
     carried = []
     with_keys = ingest._with_keys
 
-    def spy(feed, spooled, keys=None):
+    def spy(feed, spooled, keys=None, ints=None):
         carried.append(keys is not None)
-        return with_keys(feed, spooled, keys)
+        return with_keys(feed, spooled, keys, ints)
 
     monkeypatch.setattr(ingest, "_with_keys", spy)
     files = sorted((city / "techmarket").iterdir())
     for spooled in spool_batch("techmarket", files, TEST_PII_KEY, columns, str(tmp_path)):
-        read = with_keys("techmarket", dataclasses.replace(spooled, keys=None))
+        read = with_keys("techmarket", dataclasses.replace(spooled, keys=None, key_ints=None))
         assert spooled.keys == read.keys and spooled.keys is not None, spooled.file_name
+        # and the registration numbers' 64-bit keys, computed in the parse: what the loader would compute
+        assert spooled.key_ints is not None and read.key_ints is None, spooled.file_name
+        assert spooled.key_ints.tolist() == ingest._contract_keys(spooled.keys[0]).tolist(), spooled.file_name
         spooled.remove()
     assert len(carried) == len(files) and all(carried)
 

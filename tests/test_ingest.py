@@ -353,7 +353,7 @@ def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule(pg_admin
     for path in folder.iterdir():
         path.unlink()
     # no contract keys read from the spools (a run this small parses in the loader's process): SQL decides
-    monkeypatch.setattr(ingest, "_with_keys", lambda feed, spooled, carried=None: spooled)
+    monkeypatch.setattr(ingest, "_with_keys", lambda feed, spooled, carried=None, ints=None: spooled)
     url = _new_database(pg_admin_url)
     db.ensure_schema(url)
     by_sql = load(url, [first_run, second_run])

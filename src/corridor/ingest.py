@@ -306,6 +306,8 @@ class SpoolSink:
         self.quarantined = 0
         # techmarket: (registration_no as COPY text, row_hash, source_row) of the rows the fast path's merge wrote
         self.contract_keys: tuple[list[str], list[str], list[int]] | None = None
+        # and, when every registration_no is 1-18 ASCII digits, their 64-bit keys (_contract_keys), a numpy array
+        self.contract_ints: Any = None
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         if table != self._table:
@@ -383,13 +385,14 @@ class Spooled:
     failed: str | None = None    # the parser broke on it: what happened
     # techmarket: (registration_no, row_hash, source_row) of its spooled rows, for ContractDuplicates
     keys: tuple[list[str], list[str], list[int]] | None = None
+    key_ints: Any = None  # _contract_keys(keys[0]) when the parse computed them (an int64 array), else None
 
     def remove(self) -> None:
         for spool in [p for _, _, p in self.tables] + [self.quarantine_path]:
             _remove_spool(spool)
 
 
-def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None) -> Spooled:
+def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None, ints: Any = None) -> Spooled:
     """techmarket: the contract keys of the spooled rows, read here (a worker, when one parsed the file).
 
     ``carried``: the keys the fast path's merge handed over with the rows it wrote (``SpoolSink.contract_keys``),
@@ -404,6 +407,8 @@ def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None) -> Spo
               and spooled.tables[0][0] == "raw.techmarket_contracts" and isinstance(spooled.tables[0][2], bytes)
               and len(carried[0]) == len(carried[1]) == len(carried[2]) == spooled.tables[0][2].count(b"\n")):
             spooled.keys = carried
+            if ints is not None and len(ints) == len(carried[0]):  # the loader's process need not compute them
+                spooled.key_ints = ints
         elif len(spooled.tables) == 1 and spooled.tables[0][0] == "raw.techmarket_contracts":
             columns = spooled.tables[0][1]
             r, h, n = (columns.index(c) for c in ContractDuplicates.COLUMNS)
@@ -499,7 +504,8 @@ def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: 
         error = error or exc
     if error is None:
         return _with_keys(feed, Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes),
-                                        sink.tables, sink.quarantine_path, sink.quarantined), sink.contract_keys)
+                                        sink.tables, sink.quarantine_path, sink.quarantined), sink.contract_keys,
+                          sink.contract_ints)
     Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
     if isinstance(error, FileRejected | BadFileName):
         return Spooled(path.name, rejected=str(error))
@@ -806,6 +812,10 @@ class ContractDuplicates:
         self.loaded = _Bitmap()  # while self.empty: the registration numbers loaded by this run
         self._keys: tuple[list[str], Any] | None = None  # the last file's numbers and their keys
 
+    def preset(self, regnos: list[str], keys: Any) -> None:
+        """The keys of a file's registration numbers, computed already (``Spooled.key_ints``)."""
+        self._keys = (regnos, keys)
+
     def keys(self, regnos: list[str]) -> Any:
         """The 64-bit keys of a file's registration numbers (kept for the same list: its remember())."""
         if self._keys is None or self._keys[0] is not regnos:
@@ -1062,6 +1072,8 @@ class Loader:
                                      self.spool_dir)
             # techmarket: its contract keys (None: the SQL statement decides its cross-file duplicates)
             contracts = spooled.keys if self._contracts is not None else None
+            if contracts is not None and spooled.key_ints is not None:
+                self._contracts.preset(contracts[0], spooled.key_ints)
             with self.conn.pipeline():
                 self.conn.execute("begin")
                 # The feed's lock, then: has another loader taken the file meanwhile? If not, its ledger row.
