@@ -172,7 +172,7 @@ def test_bi_reader_reads_marts_and_kpi_and_nothing_else(bi_login, built_warehous
         assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0
         assert conn.execute("select count(*) from marts.fct_talent_intake").fetchone()[0] > 0
         for table in ("raw.hr_talents", "raw.techmarket_contracts", "ops.load_ledger", "ops.quarantine",
-                      "staging.stg_hr__talents", "intermediate.int_talent_records_resolved"):
+                      "staging.stg_hr__talents", "intermediate.int_pledge_loans_resolved"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"select 1 from {table} limit 1")
         # Nothing a BI user can see is personal: no ID number, no name, only the keyed pseudonym.
