@@ -96,6 +96,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
     # every incremental model, with its key
     models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
               "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
+              "intermediate.int_pledge_loans_resolved": "pledge_loan_id",
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
               "intermediate.int_district_projects_versioned": "project_row_id",
