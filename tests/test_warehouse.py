@@ -97,6 +97,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
     models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
               "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
               "intermediate.int_pledge_loans_resolved": "pledge_loan_id",
+              "marts.fct_certifications": "certificate_key",
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
               "intermediate.int_district_projects_versioned": "project_row_id",
@@ -130,7 +131,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
     selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
-                 "+int_district_projects_versioned", "+fct_projects", "--quiet"]
+                 "+int_district_projects_versioned", "+fct_projects", "+fct_certifications", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
     before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
