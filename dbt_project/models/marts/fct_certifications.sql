@@ -50,15 +50,15 @@ certification_events as (
 ),
 
 {{ certificate_windows('certification_events') }},
+{% endif %}
 
 certificates as (
-    select * from windowed_certificates
+    {%- if is_incremental() %}
+        select * from windowed_certificates
+    {%- else %}
+        select * from {{ ref('int_certificates_windowed') }}
+    {%- endif %}
 ),
-{% else %}
-certificates as (
-    select * from {{ ref('int_certificates_windowed') }}
-),
-{% endif %}
 
 final as (
     select
