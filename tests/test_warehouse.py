@@ -96,6 +96,8 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
     # every incremental model, with its key
     models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
               "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
+              "intermediate.int_pledge_loans_resolved": "pledge_loan_id",
+              "marts.fct_certifications": "certificate_key",
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
               "intermediate.int_district_projects_versioned": "project_row_id",
@@ -129,7 +131,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
     selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
-                 "+int_district_projects_versioned", "+fct_projects", "--quiet"]
+                 "+int_district_projects_versioned", "+fct_projects", "+fct_certifications", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
     before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
@@ -172,7 +174,7 @@ def test_bi_reader_reads_marts_and_kpi_and_nothing_else(bi_login, built_warehous
         assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0
         assert conn.execute("select count(*) from marts.fct_talent_intake").fetchone()[0] > 0
         for table in ("raw.hr_talents", "raw.techmarket_contracts", "ops.load_ledger", "ops.quarantine",
-                      "staging.stg_hr__talents", "intermediate.int_talent_records_resolved"):
+                      "staging.stg_hr__talents", "intermediate.int_pledge_loans_resolved"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"select 1 from {table} limit 1")
         # Nothing a BI user can see is personal: no ID number, no name, only the keyed pseudonym.
