@@ -152,6 +152,37 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
         assert after[table] == refreshed[table], table
 
 
+def test_a_run_drops_the_relations_the_project_no_longer_writes(built_warehouse, warehouse_copy, monkeypatch):
+    """A model made ephemeral or removed leaves its table (or view) in a warehouse built before: the next run
+    drops it (dbt_project.yml vars.retired_relations, an on-run-start hook), and nothing else."""
+    import yaml
+
+    project = yaml.safe_load((ROOT / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
+    retired = project["vars"]["retired_relations"]
+    assert "intermediate.int_certificates_windowed" in retired
+
+    def relations(url: str) -> dict[str, str]:
+        with psycopg.connect(url) as conn:
+            return dict(conn.execute(
+                "select n.nspname || '.' || c.relname, c.relkind::text from pg_class c"
+                " join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p', 'v', 'm')"
+                " and n.nspname in ('staging', 'intermediate', 'marts', 'kpi', 'seeds', 'public')").fetchall())
+
+    # a relation the project still writes would be dropped and made whole again by every run
+    assert not set(retired) & set(relations(built_warehouse.url)), "a retired relation is still written"
+    url = warehouse_copy
+    point_dbt_at(monkeypatch, url)
+    with psycopg.connect(url) as conn:
+        conn.execute(f"create table {retired[0]} as select 1 as stale")
+        conn.execute(f"create view {retired[1]} as select 1 as stale")
+        conn.execute("create table intermediate.made_by_hand as select 1 as kept")
+    before = relations(url)
+    transform.dbt(["run", "--select", "dim_period", "--quiet"], ROOT / "dbt_project")
+    after = relations(url)
+    assert set(before) - set(after) == set(retired[:2])
+    assert after == {name: kind for name, kind in before.items() if name not in retired}
+
+
 @pytest.fixture
 def bi_login(built_warehouse, pg_admin_url):
     """A login role that is a member of bi_reader, as a BI tool would use."""
