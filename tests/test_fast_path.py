@@ -356,9 +356,9 @@ def test_techmarket_contract_keys_carried_out_of_the_fast_path_equal_those_read_
     carried = []
     with_keys = ingest._with_keys
 
-    def spy(feed, spooled, keys=None, ints=None):
+    def spy(feed, spooled, keys=None):
         carried.append(keys is not None)
-        return with_keys(feed, spooled, keys, ints)
+        return with_keys(feed, spooled, keys)
 
     monkeypatch.setattr(ingest, "_with_keys", spy)
     files = sorted((city / "techmarket").iterdir())

@@ -306,8 +306,6 @@ class SpoolSink:
         self.quarantined = 0
         # techmarket: (registration_no as COPY text, row_hash, source_row) of the rows the fast path's merge wrote
         self.contract_keys: tuple[list[str], list[str], list[int]] | None = None
-        # and, when every registration_no is 1-18 ASCII digits, their 64-bit keys (_contract_keys), a numpy array
-        self.contract_ints: Any = None
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         if table != self._table:
@@ -392,7 +390,7 @@ class Spooled:
             _remove_spool(spool)
 
 
-def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None, ints: Any = None) -> Spooled:
+def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None) -> Spooled:
     """techmarket: the contract keys of the spooled rows, read here (a worker, when one parsed the file).
 
     ``carried``: the keys the fast path's merge handed over with the rows it wrote (``SpoolSink.contract_keys``),
@@ -407,8 +405,7 @@ def _with_keys(feed: str, spooled: Spooled, carried: tuple | None = None, ints: 
               and spooled.tables[0][0] == "raw.techmarket_contracts" and isinstance(spooled.tables[0][2], bytes)
               and len(carried[0]) == len(carried[1]) == len(carried[2]) == spooled.tables[0][2].count(b"\n")):
             spooled.keys = carried
-            if ints is not None and len(ints) == len(carried[0]):  # the loader's process need not compute them
-                spooled.key_ints = ints
+            spooled.key_ints = _contract_keys(carried[0])  # here (a worker), not in the loading process
         elif len(spooled.tables) == 1 and spooled.tables[0][0] == "raw.techmarket_contracts":
             columns = spooled.tables[0][1]
             r, h, n = (columns.index(c) for c in ContractDuplicates.COLUMNS)
@@ -504,8 +501,7 @@ def _spooled(feed: str, path: Path, sink: SpoolSink, parsed: ParsedFile, error: 
         error = error or exc
     if error is None:
         return _with_keys(feed, Spooled(path.name, parsed.rows_received, parsed.rows_loaded, list(parsed.notes),
-                                        sink.tables, sink.quarantine_path, sink.quarantined), sink.contract_keys,
-                          sink.contract_ints)
+                                        sink.tables, sink.quarantine_path, sink.quarantined), sink.contract_keys)
     Spooled(path.name, tables=sink.tables, quarantine_path=sink.quarantine_path).remove()
     if isinstance(error, FileRejected | BadFileName):
         return Spooled(path.name, rejected=str(error))

@@ -761,10 +761,6 @@ def merge_batch(fast: pl.DataFrame, jobs: Sequence[MergeJob], table: str, spec: 
     contract = carried and spec.dedup == "row_hash"
     if contract:
         carry_list, key_list, row_list = (frame[c].to_list() for c in ("_carry", "_key", "source_row"))
-        # the loader's 64-bit keys of the registration numbers (ingest._contract_keys: the number itself when
-        # every one of the file's is 1-18 ASCII digits), computed here rather than in the loading process
-        ints = (frame["_carry"].cast(pl.Int64).to_numpy()
-                if frame["_carry"].str.contains("^[0-9]{1,18}$").all() else None)
     for job in jobs:
         i = job.index
         try:
@@ -777,8 +773,6 @@ def merge_batch(fast: pl.DataFrame, jobs: Sequence[MergeJob], table: str, spec: 
                 a, b = starts[i], starts[i] + n
                 if contract:
                     job.parsed.sink.contract_keys = (carry_list[a:b], key_list[a:b], row_list[a:b])
-                    if ints is not None:
-                        job.parsed.sink.contract_ints = ints[a:b]
                 job.parsed.add_block(table, data[offsets[a]:offsets[b]], n)
             for entry in sorted(quarantined, key=lambda q: q.source_row):
                 job.parsed.quarantine(entry.source_row, entry.rule_code, entry.message, entry.record, entry.sheet)
