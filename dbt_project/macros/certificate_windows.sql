@@ -41,7 +41,7 @@ first_revocations as (
 
 windowed_certificates as (
     select
-        grants.certification_type || ':' || grants.certificate_no || ':' || grants.uscc as certificate_key,
+        {{ certificate_key('grants') }} as certificate_key,
         grants.certificate_no,
         grants.uscc,
         grants.enterprise_name,

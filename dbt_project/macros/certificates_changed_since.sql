@@ -8,8 +8,7 @@
     recomputed, or removed when no grant is left). A select of one column, certificate_key. -#}
 {% macro certificates_changed_since(relation) -%}
     select distinct
-        changed_certifications.certification_type || ':' || changed_certifications.certificate_no
-        || ':' || changed_certifications.uscc as certificate_key
+        {{ certificate_key('changed_certifications') }} as certificate_key
     from {{ ref('stg_district__certifications') }} as changed_certifications
     where (changed_certifications.area_code, changed_certifications.report_month) in (
         select changed_returns.area_code, changed_returns.report_month

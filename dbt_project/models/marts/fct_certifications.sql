@@ -44,7 +44,7 @@ certification_events as (
     select events.*
     from {{ ref('int_district_certifications_versioned') }} as events
     where
-        events.certification_type || ':' || events.certificate_no || ':' || events.uscc in (
+        {{ certificate_key('events') }} in (
             select changed_certificates.certificate_key from changed_certificates
         )
 ),
