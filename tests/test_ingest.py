@@ -448,7 +448,18 @@ def test_ops_quarantine_is_analyzed_when_a_run_adds_many_rows_to_it(warehouse_ur
     summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
     assert 0 < summary.rows_quarantined and not worth_analyzing(summary.rows_quarantined, rows * 100)
     assert counted() == (rows * 100, rows + summary.rows_quarantined)  # not analyzed: too few new rows
-    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'raw.bank_loans'::regclass") > 0
+
+
+def test_the_loader_leaves_the_raw_tables_statistics_to_the_build(warehouse_url, landing):
+    """The raw tables are analyzed by the dbt build (dbt_project/macros/analyze_raw_tables.sql), not after each
+    feed; the load ledger still is. Autovacuum is off for the raw table: only an ANALYZE sets its reltuples."""
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("alter table raw.bank_loans set (autovacuum_enabled = off)")
+    summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert summary.rows_loaded > 0
+    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'raw.bank_loans'::regclass") < 0
+    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'ops.load_ledger'::regclass") == len(
+        summary.files)
 
 
 def test_quarantine_json_of_text_cells_is_the_escaped_records():

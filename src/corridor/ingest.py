@@ -1019,17 +1019,18 @@ class Loader:
         return self.load_file(path, sha)
 
     def _analyze(self) -> None:
-        """Refresh planner statistics of the tables just loaded.
+        """Refresh planner statistics of the load ledger (and of ops.quarantine by autovacuum's rule).
 
-        Autovacuum gets to a freshly loaded table only after a while; dbt
-        building right after a bulk load would otherwise plan its joins on
-        empty-table estimates (seen here: minutes instead of seconds).
+        The raw tables are not analyzed here: the dbt build does it before its
+        models run, once per build, for each raw table that received enough
+        rows since it was last analyzed (dbt_project/macros/analyze_raw_tables.sql;
+        dbt must never plan on empty-table statistics: minutes instead of seconds).
         """
-        tables = self._touched | {"ops.load_ledger"}
+        tables = {"ops.load_ledger"}
         if self._quarantined:
             # ops.quarantine (read by no model, only by the gate's reconciliation) as autovacuum would: when
             # this run added over 50 rows + 10 % of what its statistics counted (~0.1 s of server CPU a feed
-            # at province scale, the feeds after the first adding a few percent). A raw table, always.
+            # at province scale, the feeds after the first adding a few percent).
             tuples = self.conn.execute("select reltuples from pg_class where oid = 'ops.quarantine'::regclass"
                                        ).fetchone()[0]
             if worth_analyzing(self._quarantined, tuples):
