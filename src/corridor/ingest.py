@@ -647,11 +647,11 @@ class Prefetcher:
         self.window = 0
         pool, self.pool = self.pool, None
         if pool is not None and self.shared:
-            for future in self.futures.values():
-                future.cancel()
             _PARSE_POOL.discard(pool)
         elif pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        # the batches no worker started: parsed by the loader when their turn comes
+        self.futures = {n: f for n, f in self.futures.items() if not f.cancel()}
 
     def take(self, path: Path) -> Spooled | None:
         """The spooled parse of ``path`` (parsing its batch if no worker has), or None if it is not in a batch.
