@@ -35,6 +35,15 @@ os.environ["CORRIDOR_STATE_DIR"] = str(Path(tempfile.mkdtemp(prefix="corridor-st
 TEST_PII_KEY = b"test-pii-key-not-a-secret"
 
 
+@pytest.fixture(autouse=True)
+def _no_parse_workers_between_tests():
+    """The process's parse workers (corridor.ingest keeps them between feeds) do not carry over to the next test."""
+    yield
+    from corridor.ingest import close_parse_pool
+
+    close_parse_pool()
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory) -> str:
     """A URL to a maintenance database on a real PostgreSQL server."""

@@ -448,7 +448,18 @@ def test_ops_quarantine_is_analyzed_when_a_run_adds_many_rows_to_it(warehouse_ur
     summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
     assert 0 < summary.rows_quarantined and not worth_analyzing(summary.rows_quarantined, rows * 100)
     assert counted() == (rows * 100, rows + summary.rows_quarantined)  # not analyzed: too few new rows
-    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'raw.bank_loans'::regclass") > 0
+
+
+def test_the_loader_leaves_the_raw_tables_statistics_to_the_build(warehouse_url, landing):
+    """The raw tables are analyzed by the dbt build (dbt_project/macros/analyze_raw_tables.sql), not after each
+    feed; the load ledger still is. Autovacuum is off for the raw table: only an ANALYZE sets its reltuples."""
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("alter table raw.bank_loans set (autovacuum_enabled = off)")
+    summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert summary.rows_loaded > 0
+    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'raw.bank_loans'::regclass") < 0
+    assert scalar(warehouse_url, "select reltuples from pg_class where oid = 'ops.load_ledger'::regclass") == len(
+        summary.files)
 
 
 def test_quarantine_json_of_text_cells_is_the_escaped_records():
@@ -467,3 +478,94 @@ def test_quarantine_json_of_text_cells_is_the_escaped_records():
     for record in records:
         expected = json.dumps(escape_unstorable(record), ensure_ascii=False, allow_nan=False, default=_jsonable)
         assert quarantine_json(record) == expected, record
+
+
+def _worker_pids(pool) -> set[int]:
+    return {p.pid for p in pool._processes.values()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_feeds_of_a_process_share_one_pool_of_parse_workers_closed_at_the_end(warehouse_url, landing,
+                                                                                     monkeypatch):
+    """The first feed that parses in workers starts them; the following feeds of the process parse in the same
+    (warm) workers, whatever they have to parse; close_parse_pool ends them."""
+    import time
+
+    from corridor import ingest
+
+    monkeypatch.setenv("CORRIDOR_INGEST_WORKERS", "2")
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    ingest.close_parse_pool()
+    started: list = []
+    real_get = ingest._PARSE_POOL.get
+    monkeypatch.setattr(ingest._PARSE_POOL, "get", lambda workers: started.append(workers) or real_get(workers))
+    try:
+        ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
+        pool = ingest._PARSE_POOL.pool
+        assert pool is not None and ingest._PARSE_POOL.warm(2)
+        pids = _worker_pids(pool)
+        assert len(pids) == 2
+        monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 10**12)  # too little to start workers for...
+        for feed in ("techmarket", "bank", "hr"):
+            summary = ingest_feed(warehouse_url, feed, landing, pii_key=TEST_PII_KEY)
+            assert summary.count("loaded") and not summary.rejected
+        # ...but they were warm: the same pool, the same two processes, used by every feed
+        assert started == [2, 2, 2, 2] and ingest._PARSE_POOL.pool is pool and _worker_pids(pool) == pids
+    finally:
+        ingest.close_parse_pool()
+    assert ingest._PARSE_POOL.pool is None
+    deadline = time.monotonic() + 30  # a bound on waiting, not a speed assertion
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), f"workers {pids} outlived close_parse_pool"
+
+
+def test_a_broken_pool_of_parse_workers_costs_no_file_and_the_next_feed_gets_a_new_one(pg_admin_url, landing,
+                                                                                          monkeypatch):
+    """A worker killed mid-feed: the loader parses the remaining batches itself (the same ledger, rows and
+    quarantine as a load without workers); the broken pool is dropped and the next feed starts a new one."""
+    from corridor import db, ingest
+    from tests.conftest import _new_database
+
+    def load(kill: bool) -> list:
+        url = _new_database(pg_admin_url)
+        db.ensure_schema(url)
+        killed = []
+        real_take = ingest.Prefetcher.take
+
+        def take_then_kill(self, path):
+            if kill and not killed and self.shared and self.pool is not None:
+                killed.append(self.pool)
+                os.kill(next(iter(_worker_pids(self.pool))), signal.SIGKILL)
+            return real_take(self, path)
+
+        monkeypatch.setattr(ingest.Prefetcher, "take", take_then_kill)
+        summary = ingest_feed(url, "techmarket", landing, pii_key=TEST_PII_KEY)
+        assert summary.count("loaded") + summary.count("duplicate") == len(summary.files) and not summary.rejected
+        if kill:
+            assert killed and ingest._PARSE_POOL.pool is not killed[0]
+            ingest_feed(url, "bank", landing, pii_key=TEST_PII_KEY)
+            assert ingest._PARSE_POOL.pool not in (None, killed[0])  # a new pool for the next feed
+        with psycopg.connect(url) as conn:
+            return [conn.execute("select feed, file_name, status, rows_received, rows_loaded, rows_quarantined"
+                                 " from ops.load_ledger where feed = 'techmarket' order by ledger_id").fetchall(),
+                    conn.execute("select md5(string_agg(t::text, '|' order by t::text)) from raw.techmarket_contracts"
+                                 " as t").fetchone(),
+                    conn.execute("select file_name, source_row, rule_code, message, record from ops.quarantine"
+                                 " where feed = 'techmarket' order by 1, 2, 3").fetchall()]
+
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    try:
+        monkeypatch.setenv("CORRIDOR_INGEST_WORKERS", "2")
+        broken = load(kill=True)
+        monkeypatch.setenv("CORRIDOR_INGEST_WORKERS", "1")
+        assert broken == load(kill=False)
+    finally:
+        ingest.close_parse_pool()

@@ -355,3 +355,57 @@ def test_staging_tests_after_a_build_of_the_same_project_read_the_files_loaded_s
         conn.execute("update raw.bank_loans set loan_status = 'bogus', borrower_uscc = null"
                      " where ctid = (select min(ctid) from raw.bank_loans where ledger_id = %s)", (last,))
     assert failed(last - 1) == [("accepted_values", "loan_status", "bogus"), ("not_null", "borrower_uscc", None)]
+
+
+def test_raw_tables_reach_the_models_analyzed_and_only_an_increment_past_the_rule_is_analyzed_again(
+        warehouse_url, monkeypatch, tmp_path):
+    """The loader leaves the raw tables' statistics to the build: an on-run-start hook
+    (macros/analyze_raw_tables.sql) ANALYZEs, before any model runs, each raw table whose feed loaded
+    rows since it was last analyzed there and is worth it by autovacuum's rule (over 50 rows + 10 %),
+    deciding from the load ledger and ops.raw_analyzed. Autovacuum is off for the table here, so that
+    only an ANALYZE changes pg_class.reltuples."""
+    import shutil
+
+    from corridor.demo import generate
+    from corridor.ingest import discover, ingest_feed, worth_analyzing
+    from tests.conftest import TEST_PII_KEY
+
+    url = warehouse_url
+    point_dbt_at(monkeypatch, url)
+    generated = tmp_path / "generated"
+    generate(generated, seed=11, scale="city", start="2021-01", end="2021-06")
+    files = discover(generated, "bank")
+    deliveries = [files[:24], files[24:25], files[25:]]  # most of it; one file; the rest
+    landing = tmp_path / "landing"
+    (landing / "bank").mkdir(parents=True)
+
+    def deliver_and_run(paths) -> tuple:
+        for path in paths:
+            shutil.copy2(path, landing / "bank" / path.name)
+        assert ingest_feed(url, "bank", landing, pii_key=TEST_PII_KEY).count("loaded") == len(paths)
+        with psycopg.connect(url) as conn:  # the loader analyzed nothing: no statistics yet, or the old ones
+            before = conn.execute("select reltuples from pg_class where oid = 'raw.bank_loans'::regclass").fetchone()[0]
+        transform.dbt(["run", "--select", "stg_bank__loans", "--quiet"], ROOT / "dbt_project")
+        with psycopg.connect(url) as conn:
+            tuples, rows = conn.execute("select (select reltuples from pg_class where oid = 'raw.bank_loans'::regclass),"
+                                        " (select count(*) from raw.bank_loans)").fetchone()
+            recorded = conn.execute("select rows_loaded, analyzed_at from ops.raw_analyzed"
+                                    " where table_name = 'bank_loans'").fetchone()
+            unloaded = conn.execute("select count(*) from ops.raw_analyzed where table_name <> 'bank_loans'"
+                                    ).fetchone()[0]
+        assert unloaded == 0  # the feeds that loaded nothing: not analyzed
+        return before, tuples, rows, recorded
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("alter table raw.bank_loans set (autovacuum_enabled = off)")
+    # an empty warehouse: the rows reach dbt's models analyzed
+    before, tuples, first_rows, first = deliver_and_run(deliveries[0])
+    assert before < 0 and first_rows > 200 and tuples == first_rows and first[0] == first_rows
+    # one file more: fewer than 50 rows + 10 % of those counted: not analyzed again
+    before, tuples, rows, recorded = deliver_and_run(deliveries[1])
+    assert 0 < rows - first_rows and not worth_analyzing(rows - first_rows, first_rows)
+    assert before == tuples == first_rows and recorded == first
+    # the rest: enough rows for autovacuum's rule: analyzed again
+    before, tuples, rows, recorded = deliver_and_run(deliveries[2])
+    assert worth_analyzing(rows - first_rows, first_rows)
+    assert before == first_rows and tuples == rows and recorded[0] == rows and recorded[1] > first[1]

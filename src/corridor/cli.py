@@ -149,8 +149,13 @@ def ingest(feeds: tuple[str, ...]) -> None:
     url = database.warehouse_url(settings)
     database.ensure_schema(url)
     prepare_airflow(settings, url)
+    from corridor.ingest import close_parse_pool
+
     dag_ids = [f"ingest_{f}" for f in feeds] if feeds else pipeline.INGEST_DAGS
-    results = run_dags(dag_ids, settings.dags_dir)
+    try:
+        results = run_dags(dag_ids, settings.dags_dir)
+    finally:
+        close_parse_pool()  # the parse workers the feeds shared
     for r in results:
         click.echo(f"{r.dag_id}: {r.state} ({r.seconds:.1f} s)")
     sys.exit(0 if all(r.state == "success" for r in results) else 1)

@@ -28,6 +28,7 @@ longer than its delivery rhythm is a warning in the summary.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -37,6 +38,7 @@ import re
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -520,6 +522,71 @@ def _one_polars_thread() -> None:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
+class _ParsePool:
+    """The process's pool of parse workers: started by the first feed that parses in workers, kept for the
+    process's following feeds (``corridor ingest`` and ``make run`` load the four feeds in one process;
+    spawning two workers and their imports cost ~0.5 s of CPU each, and the feed waited for them before its
+    first parsed batch), shut down by :func:`close_parse_pool` (the CLI and the pipeline after their ingest,
+    ``ingest_feed`` when a load raises) or at the interpreter's exit. A pool that failed is discarded (the
+    loader parses the rest itself, as before); the next feed starts a new one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pool: Any = None
+        self.workers = 0
+        self.pid = 0
+        self.at_exit = False
+
+    def get(self, workers: int) -> Any:
+        with self.lock:
+            if self.pool is not None and self.pid != os.getpid():
+                self.pool = None  # a forked copy of the parent's pool: not ours to use or shut down
+            if self.pool is not None and (self.workers != workers or getattr(self.pool, "_broken", False)):
+                self._shutdown(wait=False)
+            if self.pool is None:
+                from corridor.workers import process_pool
+
+                self.pool = process_pool(workers, initializer=_one_polars_thread)
+                self.workers, self.pid = workers, os.getpid()
+                if not self.at_exit:
+                    atexit.register(close_parse_pool)
+                    self.at_exit = True
+            return self.pool
+
+    def warm(self, workers: int) -> bool:
+        """Started already in this process, with ``workers`` workers, and not broken."""
+        pool = self.pool
+        return (pool is not None and self.pid == os.getpid() and self.workers == workers
+                and not getattr(pool, "_broken", False))
+
+    def discard(self, pool: Any) -> None:
+        """``pool`` failed: shut it down without waiting; the next feed starts a new one."""
+        with self.lock:
+            if pool is self.pool:
+                self._shutdown(wait=False)
+                return
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.pool is not None and self.pid == os.getpid():
+                self._shutdown(wait=True)
+            self.pool = None
+
+    def _shutdown(self, wait: bool) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+
+_PARSE_POOL = _ParsePool()
+
+
+def close_parse_pool() -> None:
+    """Shut down the process's parse workers (kept between feeds), waiting for them; a no-op without any."""
+    _PARSE_POOL.close()
+
+
 class Prefetcher:
     """Parses the files to load ahead of the loader, in batches, in worker processes (both cores) or in-process.
 
@@ -545,11 +612,14 @@ class Prefetcher:
         self.ready: dict[str, Spooled] = {}
         self.next_batch = 0
         self.pool = None
+        self.shared = False  # the process's parse workers (kept for the following feeds), not this feed's own
         self._switch: float | None = None  # the interpreter's switch interval, while the parse thread runs
         if workers > 0:
-            from corridor.workers import process_pool
-
-            self.pool = process_pool(workers, initializer=_one_polars_thread)
+            try:
+                self.pool = _PARSE_POOL.get(workers)
+                self.shared = True
+            except Exception as exc:  # no workers: the loader parses itself
+                log.warning("parsing workers unavailable (%s): parsing in the loader", _one_line(exc))
             self._fill()
         elif len(self.batches) > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -576,8 +646,12 @@ class Prefetcher:
     def _stop_pool(self) -> None:
         self.window = 0
         pool, self.pool = self.pool, None
-        if pool is not None:
+        if pool is not None and self.shared:
+            _PARSE_POOL.discard(pool)
+        elif pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        # the batches no worker started: parsed by the loader when their turn comes
+        self.futures = {n: f for n, f in self.futures.items() if not f.cancel()}
 
     def take(self, path: Path) -> Spooled | None:
         """The spooled parse of ``path`` (parsing its batch if no worker has), or None if it is not in a batch.
@@ -627,8 +701,9 @@ class Prefetcher:
         for spooled in self.ready.values():
             spooled.remove()
         self.ready.clear()
-        if self.pool is not None:
+        if self.pool is not None and not self.shared:  # the process's workers stay for the next feed
             self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = None
         if self._switch is not None:
             sys.setswitchinterval(self._switch)
             self._switch = None
@@ -686,6 +761,10 @@ QUARANTINE_INSERT_MAX = 500
 
 # A progress line in the log every this many files (and every 30 s, and at the end); see corridor.progress.
 PROGRESS_EVERY = 100
+
+# A feed parses in the process's parse workers whenever an earlier feed of the process started them (they cost
+# nothing more then), whatever it has to parse; see below for a feed that would start them.
+WARM_WORKERS_PARSE = True
 
 # Parse in worker processes only when a run has this much to parse (times the feed's factor below): starting
 # them costs a second or two of CPU, and a smaller run parses in a thread of the loader (see Prefetcher).
@@ -926,8 +1005,9 @@ class Loader:
         if self.feed == "techmarket" and candidates:
             self._contracts = ContractDuplicates(self.conn)
         if self.parse is None and len(candidates) > 1:
-            parallel = (self.workers > 1 and sum(os.lstat(p).st_size for p in candidates)
-                        >= PARALLEL_MIN_BYTES * PARALLEL_FACTOR.get(self.feed, 1))
+            parallel = self.workers > 1 and (
+                (WARM_WORKERS_PARSE and _PARSE_POOL.warm(self.workers))
+                or sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES * PARALLEL_FACTOR.get(self.feed, 1))
             self._prefetcher = Prefetcher(self, candidates, self.workers if parallel else 0)
         progress = Progress(f"ingest {self.feed}", total=len(files), unit="files", log=log,
                             every=PROGRESS_EVERY, stream=self.progress_stream)
@@ -1019,17 +1099,18 @@ class Loader:
         return self.load_file(path, sha)
 
     def _analyze(self) -> None:
-        """Refresh planner statistics of the tables just loaded.
+        """Refresh planner statistics of the load ledger (and of ops.quarantine by autovacuum's rule).
 
-        Autovacuum gets to a freshly loaded table only after a while; dbt
-        building right after a bulk load would otherwise plan its joins on
-        empty-table estimates (seen here: minutes instead of seconds).
+        The raw tables are not analyzed here: the dbt build does it before its
+        models run, once per build, for each raw table that received enough
+        rows since it was last analyzed (dbt_project/macros/analyze_raw_tables.sql;
+        dbt must never plan on empty-table statistics: minutes instead of seconds).
         """
-        tables = self._touched | {"ops.load_ledger"}
+        tables = {"ops.load_ledger"}
         if self._quarantined:
             # ops.quarantine (read by no model, only by the gate's reconciliation) as autovacuum would: when
             # this run added over 50 rows + 10 % of what its statistics counted (~0.1 s of server CPU a feed
-            # at province scale, the feeds after the first adding a few percent). A raw table, always.
+            # at province scale, the feeds after the first adding a few percent).
             tuples = self.conn.execute("select reltuples from pg_class where oid = 'ops.quarantine'::regclass"
                                        ).fetchone()[0]
             if worth_analyzing(self._quarantined, tuples):
@@ -1383,9 +1464,13 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
     if feed not in FEEDS:
         raise KeyError(f"unknown feed {feed!r}; expected one of {', '.join(FEEDS)}")
     files = discover(landing_dir, feed)
-    with db.connect(url, autocommit=True) as conn:
-        summary = Loader(conn, feed, pii_key=pii_key, landing_dir=Path(landing_dir)).load_all(files)
-        warning = silence_warning(conn, feed, as_of or datetime.now(UTC))
+    try:
+        with db.connect(url, autocommit=True) as conn:
+            summary = Loader(conn, feed, pii_key=pii_key, landing_dir=Path(landing_dir)).load_all(files)
+            warning = silence_warning(conn, feed, as_of or datetime.now(UTC))
+    except BaseException:
+        close_parse_pool()  # the run stops here: no parse workers left behind
+        raise
     if warning:
         summary.warnings.append(warning)
         log.warning("%s", warning)
@@ -1393,5 +1478,5 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
     return summary
 
 
-__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "discover", "ingest_feed",
-           "silence_warning"]
+__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "close_parse_pool", "discover",
+           "ingest_feed", "silence_warning"]

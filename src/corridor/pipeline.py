@@ -205,7 +205,7 @@ def format_published(url: str, edition: str, year: int, root: Path) -> str:
 def run(settings: Settings | None = None, echo=print) -> int:
     """Run the whole pipeline; return the process exit code."""
     from corridor import transform
-    from corridor.ingest import LandingFolderMissing, discover, silence_warning
+    from corridor.ingest import LandingFolderMissing, close_parse_pool, discover, silence_warning
     from corridor.orchestration.runner import prepare_airflow, run_dags
 
     started = time.perf_counter()
@@ -222,7 +222,10 @@ def run(settings: Settings | None = None, echo=print) -> int:
     transform.set_dbt_env(url)
     prepare_airflow(settings, url)
     ingest_started = time.perf_counter()
-    results = run_dags(INGEST_DAGS, settings.dags_dir)
+    try:
+        results = run_dags(INGEST_DAGS, settings.dags_dir)
+    finally:
+        close_parse_pool()  # the parse workers the four feeds shared: not kept through the build
     ingest_seconds = time.perf_counter() - ingest_started
 
     discovered, problems = {}, []
