@@ -98,6 +98,23 @@ def test_every_public_model_has_an_enforced_contract_a_database_key_and_document
         assert not undocumented, (node["name"], undocumented)
 
 
+def test_the_public_models_documentation_is_in_the_database(built_warehouse):
+    """persist_docs (macros/persist_docs.sql: one statement, no catalog lookup, for contracted models):
+    every public table and each of its columns carry their YAML description as a comment."""
+    manifest = json.loads((transform.dbt_state_dir() / "target" / "manifest.json").read_text(encoding="utf-8"))
+    public = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n.get("access") == "public"]
+    assert len(public) == 13
+    with psycopg.connect(built_warehouse.url) as conn:
+        for node in public:
+            relation = f"{node['schema']}.{node['alias']}"
+            table = conn.execute("select obj_description(%s::regclass, 'pg_class')", (relation,)).fetchone()[0]
+            assert table == node["description"], relation
+            columns = dict(conn.execute(
+                "select attname, col_description(attrelid, attnum) from pg_attribute"
+                " where attrelid = %s::regclass and attnum > 0 and not attisdropped", (relation,)).fetchall())
+            assert columns == {c: col["description"] for c, col in node["columns"].items()}, relation
+
+
 def test_a_table_rebuilt_whole_refuses_a_bad_row_and_keeps_its_rows(warehouse_copy, monkeypatch, tmp_path):
     """The not-null, accepted-values and key rules of the tables rebuilt whole are held by the database
     (contract constraints, unique indexes made before the swap), not by test nodes: a bad row fails the

@@ -108,7 +108,7 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
     from corridor import transform
 
     calls = []
-    monkeypatch.setattr(transform, "dbt", lambda args, project_dir, check=True, tested_ledger_id=None:
+    monkeypatch.setattr(transform, "dbt", lambda args, project_dir, check=True, tested_ledger_id=None, **_:
                         calls.append((list(args), tested_ledger_id)))
     project = ROOT / "dbt_project"
     # and without loading the seeds again (their CSVs are in the digest), nor the views and seed-only models
@@ -199,3 +199,54 @@ def test_an_increment_leaves_out_the_seeds_tests_the_staging_views_and_the_seed_
     models = {uid.split(".")[-1] for uid in left_out if uid.startswith("model.")}
     assert {name for schema, name in transform.left_out_relations(ROOT / "dbt_project")
             if schema != "seeds"} == models
+
+
+def test_an_increment_into_a_target_stamped_with_its_project_writes_run_results_not_the_manifest(
+        warehouse_copy, monkeypatch, tmp_path):
+    """A whole build stamps its target with the project digest; the next whole build of the same project
+    into it runs with --no-write-json (manifest.json, ~0.45 s a build, stays as written) and writes
+    run_results.json from dbt's result; a build of a changed project writes the manifest again."""
+    import json
+
+    from corridor import transform
+    from tests.conftest import point_dbt_at
+
+    point_dbt_at(monkeypatch, warehouse_copy)
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    project = ROOT / "dbt_project"
+    target = tmp_path / "target"
+    digest = transform.project_digest(project)
+
+    def build() -> tuple[float, dict]:
+        (target / "run_results.json").unlink(missing_ok=True)
+        result = transform.dbt_recorded(warehouse_copy, ["build", "--target-path", str(target), "--quiet"], project,
+                                        log=lambda _: None, skip_unchanged=False)
+        assert result.success
+        return (target / "manifest.json").stat().st_mtime_ns, json.loads((target / "run_results.json").read_text())
+
+    written, first = build()  # the copy's recorded build wrote into another target
+    assert (target / transform.TARGET_STAMP).read_text() == digest
+    assert first["args"]["write_json"] is True
+    kept, second = build()
+    assert kept == written and second["args"]["write_json"] is False
+    assert len(second["results"]) > 50 and {r["status"] for r in second["results"]} <= {"success", "pass", "warn", "no-op"}
+    assert (target / transform.TARGET_STAMP).read_text() == digest
+    # another project in the same target: dbt writes its manifest, stamped again after the build
+    (target / transform.TARGET_STAMP).write_text("another project")
+    rewritten, third = build()
+    assert rewritten > written and third["args"]["write_json"] is True
+    assert (target / transform.TARGET_STAMP).read_text() == digest
+
+
+def test_dbts_file_log_keeps_warnings_and_errors_unless_asked_for_more(monkeypatch):
+    from corridor import transform
+
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    monkeypatch.delenv("CORRIDOR_DBT_LOG_LEVEL_FILE", raising=False)
+    assert transform.file_log_args(["build"]) == ["--log-level-file", "warn"]
+    assert transform.file_log_args(["build", "--log-level-file", "info"]) == []
+    assert transform.file_log_args(["build", "--log-level-file=info"]) == []
+    monkeypatch.setenv("CORRIDOR_DBT_LOG_LEVEL_FILE", "debug")
+    assert transform.file_log_args(["build"]) == ["--log-level-file", "debug"]
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "info")
+    assert transform.file_log_args(["build"]) == []

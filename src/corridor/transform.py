@@ -94,11 +94,14 @@ def tested_ledger(ledger_id: int | None) -> Iterator[None]:
             os.environ[TESTED_LEDGER_ENV] = saved
 
 
-def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id: int | None = None):
+def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id: int | None = None,
+        keep_manifest: bool = False):
     """Invoke dbt in-process; raise with dbt's own message when it fails (unless ``check`` is false).
 
     Target and log paths default to the state folder (``DBT_TARGET_PATH`` /
     ``DBT_LOG_PATH`` or ``--target-path`` win). ``tested_ledger_id``: see ``increment_scope``.
+    ``keep_manifest``: see ``manifest_is_current``; dbt then writes no ``manifest.json`` and this writes
+    ``run_results.json`` itself.
     """
     from dbt.cli.main import dbtRunner
 
@@ -110,8 +113,10 @@ def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id
     Path(os.environ["DBT_LOG_PATH"]).mkdir(parents=True, exist_ok=True)
     try:
         with tested_ledger(tested_ledger_id):
-            result = dbtRunner().invoke([*args, "--project-dir", str(project_dir),
-                                         "--profiles-dir", str(project_dir)])
+            result = dbtRunner().invoke([*args, *file_log_args(args), *(["--no-write-json"] if keep_manifest else []),
+                                         "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
+        if keep_manifest:
+            write_run_results(result, target_path(args, project_dir))
     finally:
         for key, value in saved.items():
             if value is None:
@@ -121,6 +126,62 @@ def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id
     return result
 
 
+# The level of dbt's file log (DBT_LOG_PATH/dbt.log): warnings and errors, not dbt's debug lines (every
+# event, statement and status: ~2,900 lines an increment, each formatted, written and flushed by the
+# worker threads under the GIL, ~0.5 s of an increment's ~10 s of client CPU, issue 11). A failed node's
+# error, the warnings and the summary stay there; its SQL is in the target's compiled/ and run/ folders.
+# CORRIDOR_DBT_LOG_LEVEL_FILE=debug (or DBT_LOG_LEVEL_FILE, or --log-level-file) logs everything again.
+DBT_LOG_LEVEL_FILE = "warn"
+
+
+def file_log_args(args: list[str]) -> list[str]:
+    """``--log-level-file`` for ``args`` unless they or DBT_LOG_LEVEL_FILE set it."""
+    if "DBT_LOG_LEVEL_FILE" in os.environ or any(a.split("=", 1)[0] == "--log-level-file" for a in args):
+        return []
+    return ["--log-level-file", os.environ.get("CORRIDOR_DBT_LOG_LEVEL_FILE", DBT_LOG_LEVEL_FILE).strip() or "debug"]
+
+
+# manifest.json of a build's target (issue 11): dbt writes it twice a build, after parsing and after the
+# run, ~0.45 s of an increment's client CPU for a file that only changes with the project. A whole build
+# stamps its target with the project digest (TARGET_STAMP, the stamp ensure_manifest keeps); a later whole
+# build of the same project into a target so stamped runs with --no-write-json and writes only
+# run_results.json (from dbt's result, as dbt would). The partial parse file is written either way.
+TARGET_STAMP = ".corridor-digest"
+
+
+def target_path(args: list[str], project_dir: Path) -> Path:
+    """Where dbt writes for ``args``: ``--target-path``, else DBT_TARGET_PATH, else the state folder's
+    target/ (a relative path is the project's, as dbt reads it)."""
+    value = os.environ.get("DBT_TARGET_PATH") or str(dbt_state_dir() / "target")
+    for i, arg in enumerate(args):
+        if arg == "--target-path" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--target-path="):
+            value = arg.split("=", 1)[1]
+    path = Path(value)
+    return path if path.is_absolute() else project_dir / path
+
+
+def manifest_is_current(target: Path, digest: str) -> bool:
+    """``target`` holds a manifest.json of the project with this ``digest`` (TARGET_STAMP)."""
+    stamp = target / TARGET_STAMP
+    return (target / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == digest
+
+
+def stamp_manifest(target: Path, digest: str) -> None:
+    """Record that ``target``'s manifest.json is of the project with this ``digest``."""
+    if (target / "manifest.json").is_file():
+        (target / TARGET_STAMP).write_text(digest)
+
+
+def write_run_results(result, target: Path) -> None:
+    """``run_results.json`` of a dbt run made with --no-write-json, from its result (dbt's own writer)."""
+    execution = getattr(result, "result", None)
+    if hasattr(execution, "write"):
+        target.mkdir(parents=True, exist_ok=True)
+        execution.write(str(target / "run_results.json"))
+
+
 def manifest_path() -> Path:
     return dbt_state_dir() / "target" / "manifest.json"
 
@@ -128,7 +189,7 @@ def manifest_path() -> Path:
 def ensure_manifest(project_dir: Path) -> Path:
     """``manifest.json`` under the state folder, parsed anew only when the project changed."""
     manifest = manifest_path()
-    stamp = manifest.with_name(".corridor-digest")
+    stamp = manifest.with_name(TARGET_STAMP)
     digest = project_digest(project_dir)
     if manifest.exists() and stamp.exists() and stamp.read_text() == digest:
         return manifest
@@ -229,8 +290,9 @@ def left_out_relations(project_dir: Path) -> list[tuple[str, str]]:
 
     out = [("staging", p.stem) for p in (project_dir / "models" / "staging").rglob("*.sql")]
     out += [("seeds", p.stem) for p in (project_dir / "seeds").rglob("*.csv")]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the pure-Python loader took ~0.2 s a build
     for path in sorted((project_dir / "models").rglob("*.yml")):
-        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models") or []:
+        for model in (yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}).get("models") or []:
             if "reads_seeds_only" in ((model.get("config") or {}).get("tags") or []):
                 out.append((path.relative_to(project_dir / "models").parts[0], model["name"]))
     return sorted(out)
@@ -318,8 +380,14 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
     position = ledger_position(url) if whole else None
     digest = project_digest(project_dir) if whole else None
     extra, tested = increment_scope(url, digest, full_refresh, log, project_dir) if whole else ([], None)
+    target = target_path(args, project_dir)
+    keep = bool(extra) and manifest_is_current(target, digest)
+    if not keep:  # dbt rewrites manifest.json: stamped again only after a successful whole build
+        (target / TARGET_STAMP).unlink(missing_ok=True)
     started_at = datetime.now(UTC)
-    result = dbt([*args, *extra], project_dir, tested_ledger_id=tested)
+    result = dbt([*args, *extra], project_dir, tested_ledger_id=tested, keep_manifest=keep)
     if whole:
         record_build(url, position, digest, started_at, full_refresh)
+        if not keep:
+            stamp_manifest(target, digest)
     return result

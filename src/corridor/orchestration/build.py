@@ -63,7 +63,9 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         extra, tested = transform.increment_scope(url, digest, full_refresh, log.info, Path(self.project_dir))
         started_at = datetime.now(UTC)
         with transform.tested_ledger(tested):
-            result = self.build_and_run_cmd(context=context, cmd_flags=[*self.add_cmd_flags(), *extra], **kwargs)
+            # dbt's file log at transform's level (warnings and errors), as `corridor dbt build` has it
+            result = self.build_and_run_cmd(
+                context=context, cmd_flags=[*self.add_cmd_flags(), *extra, *transform.file_log_args([])], **kwargs)
         log_node_summary(result)
         # only reached when dbt succeeded (cosmos raises on a failed node)
         transform.record_build(url, position, digest, started_at, full_refresh=full_refresh)
