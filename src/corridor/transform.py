@@ -189,14 +189,13 @@ def manifest_path() -> Path:
 def ensure_manifest(project_dir: Path) -> Path:
     """``manifest.json`` under the state folder, parsed anew only when the project changed."""
     manifest = manifest_path()
-    stamp = manifest.with_name(TARGET_STAMP)
     digest = project_digest(project_dir)
-    if manifest.exists() and stamp.exists() and stamp.read_text() == digest:
+    if manifest_is_current(manifest.parent, digest):
         return manifest
     for var in ("CORRIDOR_PGHOST", "CORRIDOR_PGUSER", "CORRIDOR_PGDATABASE"):
         os.environ.setdefault(var, "unset")  # parse reads the profile but never connects
     dbt(["parse", "--quiet"], project_dir)
-    stamp.write_text(digest)
+    stamp_manifest(manifest.parent, digest)
     return manifest
 
 
