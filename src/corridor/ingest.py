@@ -541,7 +541,7 @@ class _ParsePool:
         with self.lock:
             if self.pool is not None and self.pid != os.getpid():
                 self.pool = None  # a forked copy of the parent's pool: not ours to use or shut down
-            if self.pool is not None and (self.workers != workers or getattr(self.pool, "_broken", False)):
+            elif self.pool is not None and not self.warm(workers):
                 self._shutdown(wait=False)
             if self.pool is None:
                 from corridor.workers import process_pool
@@ -761,10 +761,6 @@ QUARANTINE_INSERT_MAX = 500
 
 # A progress line in the log every this many files (and every 30 s, and at the end); see corridor.progress.
 PROGRESS_EVERY = 100
-
-# A feed parses in the process's parse workers whenever an earlier feed of the process started them (they cost
-# nothing more then), whatever it has to parse; see below for a feed that would start them.
-WARM_WORKERS_PARSE = True
 
 # Parse in worker processes only when a run has this much to parse (times the feed's factor below): starting
 # them costs a second or two of CPU, and a smaller run parses in a thread of the loader (see Prefetcher).
@@ -1005,8 +1001,10 @@ class Loader:
         if self.feed == "techmarket" and candidates:
             self._contracts = ContractDuplicates(self.conn)
         if self.parse is None and len(candidates) > 1:
+            # in workers whenever an earlier feed of the process started them (they cost nothing more then),
+            # whatever there is to parse; else only when there is enough to pay for starting them
             parallel = self.workers > 1 and (
-                (WARM_WORKERS_PARSE and _PARSE_POOL.warm(self.workers))
+                _PARSE_POOL.warm(self.workers)
                 or sum(os.lstat(p).st_size for p in candidates) >= PARALLEL_MIN_BYTES * PARALLEL_FACTOR.get(self.feed, 1))
             self._prefetcher = Prefetcher(self, candidates, self.workers if parallel else 0)
         progress = Progress(f"ingest {self.feed}", total=len(files), unit="files", log=log,
