@@ -88,7 +88,7 @@ def _snapshot(url: str, table: str, key: str) -> list[tuple]:
 def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, monkeypatch):
     """Hold back files, build, deliver them, run incrementally: the same rows as a full refresh.
 
-    Held back: the last two months of contract and loan files, the last month's district workbooks
+    Held back: the last two months of contract, loan and talent files, the last month's district workbooks
     (the as-of month moves) and the latest version of every restated district area-month (late
     restatements that re-open old months), then delivered as files loaded after everything else (new
     ledger ids, in their order).
@@ -101,7 +101,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
               "intermediate.int_district_projects_versioned": "project_row_id",
-              "marts.fct_projects": "project_snapshot_id"}
+              "marts.fct_projects": "project_snapshot_id", "marts.fct_talent_intake": "record_id"}
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
     assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
@@ -112,7 +112,8 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
         held = conn.execute(
             "select ledger_id from ops.load_ledger where feed = 'techmarket'"
             " and file_name >= 'tech_contracts_20221101.csv'"
-            " union select ledger_id from ops.load_ledger where feed = 'bank' and file_name ~ '_2022(11|12)'").fetchall()
+            " union select ledger_id from ops.load_ledger where feed = 'bank' and file_name ~ '_2022(11|12)'"
+            " union select ledger_id from ops.load_ledger where feed = 'hr' and file_name ~ '_2022(11|12)'").fetchall()
         held = [h[0] for h in held]
         assert len(held) > 40
         restated = [r[0] for r in conn.execute(
@@ -125,19 +126,19 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
         assert len(last_month) >= 6
         restated = sorted(set(restated) | set(last_month))
         last_id = conn.execute("select max(ledger_id) from ops.load_ledger").fetchone()[0]
-        for table in ("techmarket_contracts", "bank_loans", *district):
+        for table in ("techmarket_contracts", "bank_loans", "hr_talents", *district):
             conn.execute(sql.SQL("create table {} as select * from {} where ledger_id = any(%s)").format(
                 sql.Identifier("public", f"held_{table}"), sql.Identifier("raw", table)), (held + restated,))
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
     selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
-                 "+int_district_projects_versioned", "+fct_projects", "+fct_certifications", "--quiet"]
+                 "+int_district_projects_versioned", "+fct_projects", "+fct_certifications", "+fct_talent_intake", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
     before = {t: _snapshot(url, t, k) for t, k in models.items()}
     with psycopg.connect(url) as conn:
         # delivered now: ledger ids after every file loaded so far, in their order (the watermark
         # of dim_enterprise spans the feeds)
-        for table in ("techmarket_contracts", "bank_loans", *district):
+        for table in ("techmarket_contracts", "bank_loans", "hr_talents", *district):
             conn.execute(sql.SQL("update {} set ledger_id = %s + ledger_id").format(
                 sql.Identifier("public", f"held_{table}")), (last_id,))
             conn.execute(sql.SQL("insert into {} select * from {}").format(

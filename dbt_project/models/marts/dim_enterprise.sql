@@ -6,7 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['max_ledger_id']}],
         pre_hook="{% if is_incremental() %}delete from {{ this }} where uscc in ("
-            ~ "{{ enterprises_changed_since(this) }}){% endif %}",
+            ~ "{{ enterprises_restated_since(this) }}){% endif %}",
     )
 }}
 
@@ -16,7 +16,7 @@
 -- depends_on: {{ ref('stg_district__certifications') }}
 -- depends_on: {{ ref('stg_district__platforms') }}
 -- depends_on: {{ ref('stg_district__returns') }}
--- (the incremental branch reads the raw district rows to find the changed enterprises)
+-- (the incremental branch reads the raw district rows to find the restated enterprises)
 
 -- One row per enterprise (统一社会信用代码) seen in any feed, in any role:
 -- certified enterprise, platform host, contract seller or buyer, pledge
@@ -24,16 +24,61 @@
 -- latest corridor area reported (buyers carry no area; a buyer outside the
 -- corridor has none). District rows count in their version that counts.
 --
--- Incremental (issue 11): a run recomputes, from all their observations,
--- only the enterprises that macros/enterprises_changed_since.sql lists
--- (named in a record loaded after the watermark, the highest max_ledger_id
--- in the table, or in any version of a district area-month that received a
--- workbook since), and replaces them (delete+insert on uscc). The pre-hook
--- first deletes that list, so an enterprise that a restatement leaves with
--- no observation at all disappears as in a full refresh. If the watermark
--- falls by that deletion, the run recomputes a few more enterprises: the
--- same rows. Ledger ids committed in order and raw rows never deleted (else
+-- Incremental (issue 11). The watermark is the highest max_ledger_id in the
+-- table; the new observations are those of records loaded after it. Every
+-- column is a max, a min or an "or" over an enterprise's observations, so a
+-- run merges each named enterprise's new observations into its row
+-- (delete+insert on uscc) without reading its old observations, except:
+-- - the enterprises named in any version of a restated district area-month
+--   (macros/enterprises_restated_since.sql: more than one workbook, the
+--   latest loaded after the watermark): a restatement can drop their rows of
+--   the earlier version, so the pre-hook deletes them and the run recomputes
+--   them from all their observations (an enterprise left with none stays
+--   deleted, as in a full refresh);
+-- - an enterprise whose latest new name (or area) was observed on or before
+--   its row's last_seen_date: the old name's date is not in the row, so
+--   which name is the latest is not known from the row; recomputed from all
+--   its observations too.
+-- The whole observation set is read only when some enterprise must be
+-- recomputed (a restatement, a record dated back); a month of new records
+-- reads the new records and the rows they name. If the pre-hook's deletion
+-- lowers the watermark, the run merges some observations again: a max, a min
+-- and an "or" give the same row (or the date test sends it to the recompute).
+-- Ledger ids committed in order and raw rows never deleted (else
 -- --full-refresh), as for the incremental facts.
+
+{%- set aggregates -%}
+        uscc,
+        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, enterprise_name] collate "C")
+        filter (where enterprise_name is not null) as latest_name,
+        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, area_code] collate "C")
+        filter (where area_code is not null) as latest_area,
+        min(observed_date) as first_seen_date,
+        max(observed_date) as last_seen_date,
+        bool_or(enterprise_role = 'certified') as has_certification,
+        bool_or(enterprise_role = 'platform_host') as is_platform_host,
+        bool_or(enterprise_role = 'tech_seller') as is_tech_seller,
+        bool_or(enterprise_role = 'tech_buyer') as is_tech_buyer,
+        bool_or(enterprise_role = 'pledge_borrower') as is_pledge_borrower,
+        bool_or(enterprise_role = 'talent_employer') as is_talent_employer,
+        max(ledger_id) as max_ledger_id
+{%- endset %}
+
+{%- set columns -%}
+        uscc,
+        enterprise_name,
+        area_code,
+        is_in_corridor,
+        has_certification,
+        is_platform_host,
+        is_tech_seller,
+        is_tech_buyer,
+        is_pledge_borrower,
+        is_talent_employer,
+        first_seen_date,
+        last_seen_date,
+        max_ledger_id
+{%- endset %}
 
 with
 
@@ -57,7 +102,7 @@ talents as (
     select * from {{ ref('stg_hr__talents') }}
 ),
 
-observations as (
+observations as not materialized (
     select
         uscc,
         enterprise_name,
@@ -123,41 +168,63 @@ observations as (
 ),
 
 {% if is_incremental() %}
-changed_enterprises as (
-    {{ enterprises_changed_since(this) }}
+{%- set watermark = "(select coalesce(max(seen.max_ledger_id), 0) from " ~ this ~ " as seen)" %}
+restated_enterprises as (
+    {{ enterprises_restated_since(this) }}
 ),
+
+-- the records loaded after the watermark: each branch of observations reads
+-- its new rows only (the raw tables' ledger_id indexes)
+new_enterprises as (
+    select
+        {{ aggregates }},
+        max(observed_date) filter (where enterprise_name is not null) as latest_name_date,
+        max(observed_date) filter (where area_code is not null) as latest_area_date
+    from observations
+    where ledger_id > {{ watermark }}
+    group by uscc
+),
+
+merged as (
+    select
+        new_enterprises.uscc,
+        coalesce(new_enterprises.latest_name[3]::text, old.enterprise_name) as enterprise_name,
+        coalesce(new_enterprises.latest_area[3]::text, old.area_code) as area_code,
+        new_enterprises.latest_area is not null or coalesce(old.is_in_corridor, false) as is_in_corridor,
+        new_enterprises.has_certification or coalesce(old.has_certification, false) as has_certification,
+        new_enterprises.is_platform_host or coalesce(old.is_platform_host, false) as is_platform_host,
+        new_enterprises.is_tech_seller or coalesce(old.is_tech_seller, false) as is_tech_seller,
+        new_enterprises.is_tech_buyer or coalesce(old.is_tech_buyer, false) as is_tech_buyer,
+        new_enterprises.is_pledge_borrower or coalesce(old.is_pledge_borrower, false) as is_pledge_borrower,
+        new_enterprises.is_talent_employer or coalesce(old.is_talent_employer, false) as is_talent_employer,
+        least(new_enterprises.first_seen_date, old.first_seen_date) as first_seen_date,
+        greatest(new_enterprises.last_seen_date, old.last_seen_date) as last_seen_date,
+        greatest(new_enterprises.max_ledger_id, old.max_ledger_id) as max_ledger_id,
+        -- the row cannot tell which name (or area) is the latest: recompute
+        coalesce(new_enterprises.latest_name_date <= old.last_seen_date, false)
+        or coalesce(new_enterprises.latest_area_date <= old.last_seen_date, false) as needs_recompute
+    from new_enterprises
+    left join {{ this }} as old on new_enterprises.uscc = old.uscc
+    where not exists (
+        select from restated_enterprises where restated_enterprises.uscc = new_enterprises.uscc
+    )
+),
+
+recomputed_enterprises as materialized (
+    select restated_enterprises.uscc from restated_enterprises
+    union
+    select merged.uscc from merged where merged.needs_recompute
+),
+
 {% endif %}
 
-observations_in_scope as (
-    select * from observations
-    {%- if is_incremental() %}
-        where observations.uscc in (select changed_enterprises.uscc from changed_enterprises)
-    {%- endif %}
-),
-
--- One hash aggregate over the observations, no sort (issue 11: it sorted
--- them three times): the latest name and area are the greatest
--- (observed date, role rank, value) arrays, compared in the C collation;
--- role_rank inverts the role's alphabetical order, so that on the same
--- date the first role alphabetically wins, as before (then the greatest
--- value, where the old sort left the choice open).
 enterprises as (
     select
-        uscc,
-        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, enterprise_name] collate "C")
-        filter (where enterprise_name is not null) as latest_name,
-        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, area_code] collate "C")
-        filter (where area_code is not null) as latest_area,
-        min(observed_date) as first_seen_date,
-        max(observed_date) as last_seen_date,
-        bool_or(enterprise_role = 'certified') as has_certification,
-        bool_or(enterprise_role = 'platform_host') as is_platform_host,
-        bool_or(enterprise_role = 'tech_seller') as is_tech_seller,
-        bool_or(enterprise_role = 'tech_buyer') as is_tech_buyer,
-        bool_or(enterprise_role = 'pledge_borrower') as is_pledge_borrower,
-        bool_or(enterprise_role = 'talent_employer') as is_talent_employer,
-        max(ledger_id) as max_ledger_id
-    from observations_in_scope
+        {{ aggregates }}
+    from observations
+    {%- if is_incremental() %}
+        where observations.uscc in (select recomputed_enterprises.uscc from recomputed_enterprises)
+    {%- endif %}
     group by uscc
 ),
 
@@ -177,6 +244,13 @@ final as (
         last_seen_date,
         max_ledger_id
     from enterprises
+    {%- if is_incremental() %}
+    union all
+    select
+        {{ columns }}
+    from merged
+    where not merged.needs_recompute
+    {%- endif %}
 )
 
 select * from final
