@@ -95,9 +95,18 @@ def test_grid_by_column_equals_grid_by_row():
     ]
     lengths = {1: 4, 3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
     floats = {(4, 4)}  # D4 written as 12.0: a float for openpyxl
-    by_column = district._grid(FakeSheet(data), 8, lengths, floats)
+    grid = district._grid(FakeSheet(data), 8, lengths, floats)
+    by_column = grid.rows()
     by_row = district._grid_by_row(data, 8, lengths, floats)
+    assert grid.columns is not None  # a rectangle: kept as columns
     assert by_column == by_row
+    # the rows asked one by one and the columns of the data rows give the same cells
+    assert [grid.row(r) for r in range(1, 9)] == by_row
+    ragged = district._Grid(8, lengths, rows=by_row)
+    for i in range(5):
+        expected = [row[i] if i < len(row) else None for row in by_row[3:]]
+        assert district._grid(FakeSheet(data), 8, lengths, floats).column(i, 4) == expected
+        assert ragged.column(i, 4) == expected
     assert [list(map(type, r)) for r in by_column] == [list(map(type, r)) for r in by_row]
     assert by_column[3] == ("x", 12, datetime(2021, 3, 5), 12.0)
     assert type(by_column[3][1]) is int and type(by_column[3][3]) is float
@@ -106,6 +115,12 @@ def test_grid_by_column_equals_grid_by_row():
     assert by_column[1] == () and by_column[7] == ()
     with pytest.raises(district._NotClean):      # a value beyond the row's last cell
         district._grid(FakeSheet(data), 8, {**lengths, 4: 3}, floats)
+    for zero in (0.0, False):                    # a value that is falsy is a value all the same
+        beyond = [*data[:5], ["y", 3.0, True, zero], data[6]]
+        with pytest.raises(district._NotClean):
+            district._grid(FakeSheet(beyond), 8, lengths, floats)
+        with pytest.raises(district._NotClean):
+            district._grid_by_row([*beyond[:6], ["", "", zero]], 8, lengths, floats)
     with pytest.raises(district._NotClean):      # a time of day
         district._grid(FakeSheet([*data[:6], ["", "", datetime(2020, 1, 2, 10, 30), ""]]), 8, lengths, floats)
 

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
-from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -525,31 +524,64 @@ def _column_as_openpyxl(col: int, values: tuple[Any, ...], floats: set[tuple[int
             else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
 
 
-def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
-          ) -> list[tuple[Any, ...]]:
+class _Grid:
+    """A sheet as openpyxl gives it: rows 1 to ``last_row``, each as long as its last cell in the XML.
+
+    Kept as calamine's columns converted (:func:`_column_as_openpyxl`, row 1 on) where calamine's grid is a
+    rectangle, so that :func:`_split` takes the data rows' columns without turning them into rows and back;
+    else as the rows (:func:`_grid_by_row`).
+    """
+
+    __slots__ = ("columns", "height", "last_row", "lengths", "_rows")
+
+    def __init__(self, last_row: int, lengths: dict[int, int], *, columns: list[list[Any]] | None = None,
+                 height: int = 0, rows: list[tuple[Any, ...]] | None = None) -> None:
+        self.last_row, self.lengths = last_row, lengths
+        self.columns, self.height = columns, height  # height: the rows the columns hold
+        self._rows = rows
+
+    def row(self, row_no: int) -> tuple[Any, ...]:
+        """Row ``row_no`` (1 to last_row)."""
+        if self._rows is not None:
+            return self._rows[row_no - 1]
+        n = self.lengths.get(row_no, 0)
+        if row_no > self.height:
+            return (None,) * n
+        columns = self.columns or []
+        cells = tuple([column[row_no - 1] for column in columns[:n]])
+        return cells + (None,) * (n - len(cells)) if len(cells) < n else cells
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = [self.row(r) for r in range(1, self.last_row + 1)]
+        return self._rows
+
+    def column(self, i: int, first_row: int) -> list[Any]:
+        """Column ``i`` (0 on) of rows ``first_row`` to last_row; None where a row is shorter."""
+        if self._rows is not None:
+            return [row[i] if i < len(row) else None for row in self._rows[first_row - 1:]]
+        columns = self.columns or []
+        values = columns[i][first_row - 1:self.height] if i < len(columns) else []
+        return values + [None] * (self.last_row - first_row + 1 - len(values))
+
+
+def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]) -> _Grid:
     data = sheet.to_python(skip_empty_area=False)
     if len(data) > last_row:
         raise _NotClean("cells beyond the last row")
     width = len(data[0]) if data else 0
     if len(set(map(len, data))) > 1:
-        return _grid_by_row(data, last_row, lengths, floats)
+        return _Grid(last_row, lengths, rows=_grid_by_row(data, last_row, lengths, floats))
     # column by column (calamine's grid is a rectangle from A1): a comprehension per column, not a call per cell
+    for row_no, raw in enumerate(data, 1):
+        n = lengths.get(row_no, 0)
+        if width > n and raw[n:].count("") != width - n:  # calamine's empty cells are "" (a 0 is a value)
+            raise _NotClean(f"row {row_no}: a value beyond its last cell")
     days: dict[Any, Any] = {}
     longest = max(lengths.values(), default=0)
     columns = list(zip(*data, strict=True)) if data else []
     converted = [_column_as_openpyxl(col, values, floats, days) for col, values in enumerate(columns[:longest], 1)]
-    rows = list(zip(*converted, strict=True)) if converted else [()] * len(data)
-    out = []
-    for row_no in range(1, last_row + 1):
-        n = lengths.get(row_no, 0)
-        if row_no > len(data):
-            out.append((None,) * n)
-            continue
-        if width > n and any(data[row_no - 1][n:]):  # calamine's empty cells are ""
-            raise _NotClean(f"row {row_no}: a value beyond its last cell")
-        row = rows[row_no - 1]
-        out.append(row[:n] if len(row) >= n else row + (None,) * (n - len(row)))
-    return out
+    return _Grid(last_row, lengths, columns=converted, height=len(data))
 
 
 def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
@@ -561,7 +593,7 @@ def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], 
     for row_no in range(1, last_row + 1):
         n = lengths.get(row_no, 0)
         raw = data[row_no - 1] if row_no <= len(data) else empty
-        if len(raw) > n and any(raw[n:]):  # calamine's empty cells are ""
+        if len(raw) > n and raw[n:].count("") != len(raw) - n:  # calamine's empty cells are "" (a 0 is a value)
             raise _NotClean(f"row {row_no}: a value beyond its last cell")
         raw = raw[:n]
         cells = ([v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw))
@@ -575,12 +607,12 @@ def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], 
 class _CalamineBook:
     """The workbook read whole by python-calamine, each sheet as openpyxl would give it."""
 
-    def __init__(self, sheetnames: list[str], grids: dict[str, list[tuple[Any, ...]]]) -> None:
+    def __init__(self, sheetnames: list[str], grids: dict[str, _Grid]) -> None:
         self.sheetnames = sheetnames
         self.grids = grids
 
     def rows(self, name: str, where: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        return enumerate(self.grids[name], 1)
+        return enumerate(self.grids[name].rows(), 1)
 
     def close(self) -> None:
         self.grids.clear()
@@ -803,28 +835,29 @@ class _SheetRows:
     layout: Layout
     fast_rows: list[int]                       # source rows of the candidates
     values: dict[str, list[Any]]               # field source -> string per candidate
-    cells: dict[int, tuple[Any, ...]]          # source row -> cells, of the candidates
+    cells: Callable[[int], tuple[Any, ...]]    # source row -> its cells (asked of the candidates)
     slow: list[tuple[int, tuple[Any, ...]]]    # rows for the per-row path (blank, total, odd cells …)
 
 
-def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: FileMeta, where: str,
-           limits: Limits) -> _SheetRows:
+def _split(grid: _Grid, sheet: Sheet, meta: FileMeta, where: str, limits: Limits) -> _SheetRows:
     """The header matched (as _load_sheet does) and the data rows sorted into candidates and the rest.
 
     A candidate: no more cells than the header, its text cells without NUL, 合计-like label or over-long
     text, no float that is not finite, some field not blank, and every field a string, blank, or (in a
-    number or date field) a number or a date cell.
+    number or date field) a number or a date cell. The rows are taken as the grid's columns (a row's own
+    cells only where a column has something to look at, which is rare).
     """
-    fields, layout = _header(rows, sheet, meta, where)
+    fields, layout = _header(((r, grid.row(r)) for r in range(1, grid.last_row + 1)), sheet, meta, where)
     kinds = FAST[sheet.name].kinds
     plan = [(layout.index[f.source], kinds[f.source].name) for f in fields]
     width = len(layout.keys)
     field_chars = limits.field_chars
-    body = list(rows)
-    # the rows fit as a whole (their string cells, their floats): each column looked at whole, a row's own
-    # cells only where a column has something to look at (rare)
-    everything = list(zip_longest(*[cells for _, cells in body], fillvalue=None))
-    unfit = {k for k, (_, cells) in enumerate(body) if len(cells) > width}
+    first = HEADER_ROW + 1
+    body = range(first, grid.last_row + 1)  # the data rows' numbers; row body[k] is the k-th of a column
+    lengths = grid.lengths
+    # the rows fit as a whole (their string cells, their floats): each column looked at whole
+    everything = [grid.column(i, first) for i in range(max((lengths.get(r, 0) for r in body), default=0))]
+    unfit = {k for k, r in enumerate(body) if lengths.get(r, 0) > width}
     for column in everything:
         kinds_here = set(map(type, column))
         if str in kinds_here:
@@ -834,29 +867,23 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
                              if type(v) is str and ("\x00" in v or "计" in v or len(v) > field_chars))
         if float in kinds_here and not all(map(math.isfinite, [v for v in column if type(v) is float])):
             unfit.update(k for k, v in enumerate(column) if type(v) is float and not math.isfinite(v))
-    fit = []
-    for k, (_, cells) in enumerate(body):
-        if k in unfit:  # the row's own test, as it was
-            n = len(cells)
-            if n > width:
-                continue
-            strings = [c for c in cells if type(c) is str]
-            joined = "".join(strings)
-            if ("\x00" in joined or ("计" in joined and _fast.total_like(strings))
-                    or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
-                    or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
-                continue
-        fit.append(k)
+    fit = list(range(len(body)))
+    for k in sorted(unfit):  # the row's own test, as it was
+        cells = grid.row(body[k])
+        n = len(cells)
+        strings = [c for c in cells if type(c) is str]
+        joined = "".join(strings)
+        if (n > width or "\x00" in joined or ("计" in joined and _fast.total_like(strings))
+                or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
+                or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
+            fit.remove(k)
     # then each field column by column: its text per fitting row, or _REFUSED (the row goes per row)
-    if len(fit) == len(body):
-        grid = everything
-    else:
-        grid = list(zip_longest(*[body[k][1] for k in fit], fillvalue=None)) if fit else []
+    grid_columns = everything if len(fit) == len(body) else [[column[k] for k in fit] for column in everything]
     blank = (None,) * len(fit)
     iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
     texts_of = []
     for i, kind in plan:
-        column = grid[i] if i < len(grid) else blank
+        column = grid_columns[i] if i < len(grid_columns) else blank
         if kind == "number":
             column = [v if v is None or (t := type(v)) is str else str(v) if t is int else repr(v) if t is float
                       else _REFUSED for v in column]
@@ -867,18 +894,27 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
         elif not _TEXT_ONLY.issuperset(map(type, column)):
             column = [v if v is None or type(v) is str else _REFUSED for v in column]
         texts_of.append(column)
-    blank_row = (None,) * len(texts_of)
-    taken = [j for j, texts in enumerate(zip(*texts_of, strict=True)) if texts != blank_row
-             and _REFUSED not in texts] if fit else []
-    fast_rows = [body[fit[j]][0] for j in taken]
-    cells_of = {body[fit[j]][0]: body[fit[j]][1] for j in taken}
+    # a row is taken unless every field is blank or one is refused: found column by column
+    left_out = set()
+    for column in texts_of:
+        if _REFUSED in column:
+            left_out.update(j for j, v in enumerate(column) if v is _REFUSED)
+    all_blank = [j for j, v in enumerate(texts_of[0]) if v is None] if texts_of else list(range(len(fit)))
+    for column in texts_of[1:]:
+        if not all_blank:
+            break
+        all_blank = [j for j in all_blank if column[j] is None]
+    left_out.update(all_blank)
+    taken = [j for j in range(len(fit)) if j not in left_out] if left_out else range(len(fit))
+    fast_rows = [body[fit[j]] for j in taken]
     if len(taken) < len(fit):
         texts_of = [[column[j] for j in taken] for column in texts_of]
     else:
         texts_of = [list(column) for column in texts_of]
-    slow = [(row_no, cells) for row_no, cells in body if row_no not in cells_of]
+    fast = set(fast_rows)
+    slow = [(r, grid.row(r)) for r in body if r not in fast]
     values = {f.source: column for f, column in zip(fields, texts_of, strict=True)}
-    return _SheetRows(layout, fast_rows, values, cells_of, slow)
+    return _SheetRows(layout, fast_rows, values, grid.row, slow)
 
 
 def _unpack_file(path: Path, sink: Sink, settings: Any) -> _Unpacked | None:
@@ -898,8 +934,8 @@ def _prepare(path: Path, sink: Sink, book: _CalamineBook | None, limits: Limits)
     meta = meta_for("district", path)
     parsed = ParsedFile("district", path.name, file_version=meta.version, sink=sink)
     cover = _cover(book, path.name, meta, parsed)
-    split = {sheet.name: _split(book.rows(_sheet(book, sheet.name, path.name), f"{path.name} {sheet.name}"),
-                                sheet, meta, f"{path.name} {sheet.name}", limits) for sheet in SHEETS}
+    split = {sheet.name: _split(book.grids[_sheet(book, sheet.name, path.name)], sheet, meta,
+                                f"{path.name} {sheet.name}", limits) for sheet in SHEETS}
     return parsed, meta, cover, split
 
 
@@ -911,10 +947,10 @@ def _merge_sheet(parsed: ParsedFile, sheet: Sheet, meta: FileMeta, constants: di
     layout = rows.layout
     loader = RowLoader(slow, sheet.table, sheet.fields(meta), where=where, constants=constants,
                        record=layout.record, check=sheet.check, sheet=sheet.name, limits=limits, keys=layout.key)
-    per_row = sorted(rows.slow + [(r, rows.cells[r]) for r in refused])
+    per_row = sorted(rows.slow + [(r, rows.cells(r)) for r in refused])
     load_table(loader, layout, per_row)
     _fast.merge(parsed, loader, sheet.table, _fast.Result(fast, []), slow, FAST[sheet.name],
-                lambda r: rows.cells[r], lambda r: parsed.sink.format_row(sheet.table, r),
+                rows.cells, lambda r: parsed.sink.format_row(sheet.table, r),
                 slow.rows_received + fast.height)
 
 
