@@ -115,6 +115,17 @@ def test_grid_by_column_equals_grid_by_row():
     assert by_column[1] == () and by_column[7] == ()
     with pytest.raises(district._NotClean):      # a value beyond the row's last cell
         district._grid(FakeSheet(data), 8, {**lengths, 4: 3}, floats)
+    # a number column with and without cells written as floats, and with a non-integral number
+    numbers = [["t"], [""], ["n"], [12.0], [3.0], [2.5], [float("inf")], [""]]
+    lengths_n = {r: 1 for r in range(1, 9)}
+    for written_as_float in (set(), {(4, 1)}, {(4, 1), (7, 1)}):
+        by_col = district._grid(FakeSheet(numbers), 8, lengths_n, written_as_float).rows()
+        assert by_col == district._grid_by_row(numbers, 8, lengths_n, written_as_float)
+        assert [list(map(type, r)) for r in by_col] == [list(map(type, r)) for r in
+                                                         district._grid_by_row(numbers, 8, lengths_n, written_as_float)]
+        assert type(by_col[3][0]) is (float if written_as_float else int)
+    with pytest.raises(district._NotClean):      # an integral number too large for a float to hold exactly
+        district._grid(FakeSheet([*numbers[:4], [1e16], *numbers[5:]]), 8, lengths_n, set())
     for zero in (0.0, False):                    # a value that is falsy is a value all the same
         beyond = [*data[:5], ["y", 3.0, True, zero], data[6]]
         with pytest.raises(district._NotClean):

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -513,15 +514,19 @@ def _column_as_openpyxl(col: int, values: tuple[Any, ...], floats: set[tuple[int
     kinds = set(map(type, values))
     if kinds <= _STR_ONLY:
         return [v or None for v in values]
+    # an integral number is an int unless written as a float (12.0) in this column's rows ``here``
+    here = {r for r, c in floats if c == col}
+    if kinds <= {str, float} and not here:
+        return [v or None if type(v) is str else v if not v.is_integer() else int(v) if abs(v) < 1e15
+                else _as_openpyxl(v, False) for v in values]
     if kinds <= {str, float}:
-        return [v or None if type(v) is str
-                else int(v) if v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
-                else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+        return [v or None if type(v) is str else v if not v.is_integer() or r in here else int(v) if abs(v) < 1e15
+                else _as_openpyxl(v, False) for r, v in enumerate(values, 1)]
     if kinds <= {str, date}:
         return [v or None if type(v) is str else days.get(v) or _day(v, days) for v in values]
     return [v or None if (kind := type(v)) is str else days.get(v) or _day(v, days) if kind is date
-            else int(v) if kind is float and v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
-            else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+            else int(v) if kind is float and v.is_integer() and abs(v) < 1e15 and r not in here
+            else _as_openpyxl(v, r in here) for r, v in enumerate(values, 1)]
 
 
 class _Grid:
@@ -825,6 +830,7 @@ FAST = fast_specs()
 
 
 _REFUSED = object()  # a cell the fast path does not take as it is: its row goes per row
+_ISO_DAYS: dict[datetime, str] = {}  # date cell -> its ISO day (dates repeat, from sheet to sheet too)
 _TEXT_ONLY = frozenset({str, type(None)})
 
 
@@ -854,14 +860,16 @@ def _split(grid: _Grid, sheet: Sheet, meta: FileMeta, where: str, limits: Limits
     field_chars = limits.field_chars
     first = HEADER_ROW + 1
     body = range(first, grid.last_row + 1)  # the data rows' numbers; row body[k] is the k-th of a column
-    lengths = grid.lengths
+    row_lengths = list(map(grid.lengths.get, body, repeat(0, len(body))))
+    longest = max(row_lengths, default=0)
     # the rows fit as a whole (their string cells, their floats): each column looked at whole
-    everything = [grid.column(i, first) for i in range(max((lengths.get(r, 0) for r in body), default=0))]
-    unfit = {k for k, r in enumerate(body) if lengths.get(r, 0) > width}
+    everything = [grid.column(i, first) for i in range(longest)]
+    unfit = {k for k, n in enumerate(row_lengths) if n > width} if longest > width else set()
     for column in everything:
         kinds_here = set(map(type, column))
         if str in kinds_here:
-            joined = "".join([v for v in column if type(v) is str])
+            joined = ("".join(filter(None, column)) if kinds_here <= _TEXT_ONLY  # None and str, never ""
+                      else "".join([v for v in column if type(v) is str]))
             if "\x00" in joined or "计" in joined or len(joined) > field_chars:
                 unfit.update(k for k, v in enumerate(column)
                              if type(v) is str and ("\x00" in v or "计" in v or len(v) > field_chars))
@@ -880,7 +888,7 @@ def _split(grid: _Grid, sheet: Sheet, meta: FileMeta, where: str, limits: Limits
     # then each field column by column: its text per fitting row, or _REFUSED (the row goes per row)
     grid_columns = everything if len(fit) == len(body) else [[column[k] for k in fit] for column in everything]
     blank = (None,) * len(fit)
-    iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
+    iso = _ISO_DAYS if len(_ISO_DAYS) < 100_000 else {}
     texts_of = []
     for i, kind in plan:
         column = grid_columns[i] if i < len(grid_columns) else blank
