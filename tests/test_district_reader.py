@@ -60,6 +60,11 @@ def test_shapes_refuses_what_the_clean_shape_excludes(snippet):
     "<row><c r=\"A1\"><v>1</v></c></row>",
     '<row r="2"><c r="A2"><v>1</v></c></row><row r="1"><c r="A1"><v>1</v></c></row>',  # out of order
     '<row r="1"><c r="A2"><v>1</v></c></row>',  # a cell of another row
+    '<row r="1"><c r="A1"><v>1</v></c><c r="b1"><v>1</v></c></row>',  # a reference that is not A1-style
+    '<row r="1"><c r="ABCD1"><v>1</v></c></row>',
+    '<row r="1"><c r="1"><v>1</v></c></row>',
+    '<row r="1"><c r="A1B1"><v>1</v></c></row>',
+    '<row r="1"><c r="A1><v>1</v></c></row>',
     '<!DOCTYPE x><row r="1"/>',
 ])
 def test_shapes_refuses_rows_of_another_shape(rows):

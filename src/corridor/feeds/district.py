@@ -38,7 +38,6 @@ import io as _io
 import logging
 import math
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
@@ -296,7 +295,6 @@ _UNSAFE = "|".join((
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
 _FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
-_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
 
 
@@ -448,12 +446,15 @@ def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set
         last = chunk.rfind(b'<c r="')
         if last < 0:
             continue
-        m = _CELL.match(chunk, last)
-        if m is None or int(m.group(2)) != row:
+        ref = chunk[last + 6:chunk.find(b'"', last + 6)]  # its last cell's reference: letters, then the row
+        letters = ref.rstrip(b"0123456789")
+        if ref[len(letters):] != number:
             raise _NotClean(f"row {row}: a cell of another row")
-        col = columns.get(m.group(1))
+        col = columns.get(letters)
         if col is None:
-            col = columns[m.group(1)] = _column_number(m.group(1))
+            if not (0 < len(letters) <= 3 and letters.isalpha() and letters.isupper()):
+                raise _NotClean(f"row {row}: a cell reference {ref!r}")
+            col = columns[letters] = _column_number(letters)
         lengths[row] = col
     floats = set()
     for cell in float_cells:
