@@ -243,3 +243,50 @@ def test_the_styles_and_workbook_parts_keep_their_verdict_from_one_workbook_to_t
     with pytest.raises(district._NotClean):
         district._sheet_parts(district._Parts({"xl/workbook.xml": book("封面").replace(b"<sheets>", b"<workbookPr date1904=\"1\"/><sheets>"),
                                                "xl/_rels/workbook.xml.rels": rels}))
+
+
+def test_a_batch_checked_in_groups_gives_what_one_group_gives(warehouse_url, monkeypatch, tmp_path):
+    """The sheets of a batch's workbooks are checked together, in groups of bounded size: a group per
+    workbook gives every workbook what one group for the whole batch gives, the one calamine refuses
+    (a percentage: openpyxl) and a broken file included, and calamine reads the same workbooks."""
+    from datetime import datetime
+
+    import psycopg
+
+    from corridor.feeds import _fast
+    from corridor.ingest import spool_batch
+    from tests.conftest import TEST_PII_KEY
+    from tests.test_fast_path import content, edge_workbook
+
+    with psycopg.connect(warehouse_url) as conn:
+        columns = dict(conn.execute(
+            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
+            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
+            " group by 1").fetchall())
+    base = ["LW-X-0001", "项目", "重点区块", "中国眼谷", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
+    files = [edge_workbook(tmp_path / "LW_202103_v1.xlsx", [base, base[:3], ["合计"]]),
+             edge_workbook(tmp_path / "LW_202103_v2.xlsx", [base], number_format="0%"),
+             tmp_path / "LW_202103_v3.xlsx",
+             edge_workbook(tmp_path / "LW_202103_v4.xlsx", [base, [None] * 9, base])]
+    files[2].write_bytes(b"PK\x03\x04 not a workbook")
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    read = []
+    calamine_book = district._calamine_book
+
+    def counting(book):
+        got = calamine_book(book)
+        read.append(got is not None)
+        return got
+
+    monkeypatch.setattr(district, "_calamine_book", counting)
+    outcomes = {}
+    for group_bytes in (district.CALAMINE_GROUP_BYTES, 1):
+        monkeypatch.setattr(district, "CALAMINE_GROUP_BYTES", group_bytes)
+        read.clear()
+        spooled = spool_batch("district", files, TEST_PII_KEY, columns, str(tmp_path))
+        outcomes[group_bytes] = ([content(s) for s in spooled], list(read))
+    [(whole, read_whole), (grouped, read_grouped)] = outcomes.values()
+    assert grouped == whole
+    assert read_grouped == read_whole
+    assert read_whole[:2] == [True, False] and read_whole.count(True) == 2  # v1, v4 by calamine (v2, v3 per row)
+    assert whole[2]["rejected"] and whole[0]["loaded"] > 0 and whole[3]["loaded"] > 0

@@ -14,7 +14,7 @@ Two readers give the same cells. openpyxl (read-only, streaming) is the
 reference and reads any workbook. python-calamine (Rust, some 20x faster)
 reads a workbook of the common clean shape, checked first from its XML
 (:func:`_unpack`, then the sheets in one polars regex pass, :func:`_shapes_many`: in
-:func:`run_batch`, one pass for all the workbooks of a batch):
+:func:`run_batch`, one pass for the workbooks of a batch, up to :data:`CALAMINE_GROUP_BYTES` of XML):
 no DTD or entity declaration anywhere (those stay for openpyxl and defusedxml
 to refuse), unpacked sheets under :data:`CALAMINE_MAX_BYTES`, only number
 formats both readers read alike (general, plain numbers, the usual date
@@ -275,6 +275,7 @@ class _OpenpyxlBook:
 # -- the calamine reader (the common clean shape) --------------------------------------
 
 CALAMINE_MAX_BYTES = 32 * 1024 * 1024  # unpacked sheets; a larger workbook streams through openpyxl
+CALAMINE_GROUP_BYTES = 2 * CALAMINE_MAX_BYTES  # a batch's workbooks held unpacked at once, checked together
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 # Number formats both readers read alike: numbers (openpyxl: not a date, no %) and dates (both: a date).
@@ -634,6 +635,11 @@ class _Unpacked:
     strings: bytes | None          # the shared strings part
     shapes: list[Shape] | None = None  # of the sheets wanted, once checked (:func:`_check_shapes`)
 
+    @property
+    def size(self) -> int:
+        """Bytes held: the file, its sheets' and shared strings' XML."""
+        return len(self.data) + sum(map(len, self.sheets.values())) + len(self.strings or b"")
+
 
 def _unpack(fh: BinaryIO, wanted: tuple[str, ...]) -> _Unpacked | None:
     """The parts of a workbook that may be of the clean shape (all but its sheets' shapes checked), or None.
@@ -973,25 +979,36 @@ def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: L
     limits = limits or settings.limits
     out: list[tuple[ParsedFile | None, BaseException | None]] = [(None, None)] * len(paths)
     ready = []  # (i, path, parsed, meta, cover row, {sheet name: _SheetRows})
-    unpacked: list[_Unpacked | None] = [None] * len(paths)
+    group: list[tuple[int, _Unpacked | None]] = []  # unpacked, their shapes not yet checked
+    held = 0  # bytes of XML they hold
+
+    def read_group() -> None:
+        """The group's sheets checked in one polars call, then each workbook read and split."""
+        _check_shapes([book for _, book in group])
+        for i, unpacked in group:
+            path, sink = paths[i], sinks[i]
+            try:
+                prep = _prepare(path, sink, _calamine_book(unpacked), limits)
+                if prep is None:
+                    out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
+                else:
+                    ready.append((i, path, *prep))
+            except Exception as exc:
+                out[i] = (None, exc)
+        group.clear()
+
     for i, (path, sink) in enumerate(zip(paths, sinks, strict=True)):
         try:
-            unpacked[i] = _unpack_file(path, sink, settings)
+            unpacked = _unpack_file(path, sink, settings)
         except Exception as exc:
             out[i] = (None, exc)
-    _check_shapes(unpacked)  # the sheets of all the batch's workbooks in one polars call
-    for i, (path, sink) in enumerate(zip(paths, sinks, strict=True)):
-        if out[i][1] is not None:
             continue
-        try:
-            book, unpacked[i] = _calamine_book(unpacked[i]), None
-            prep = _prepare(path, sink, book, limits)
-            if prep is None:
-                out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
-            else:
-                ready.append((i, path, *prep))
-        except Exception as exc:
-            out[i] = (None, exc)
+        group.append((i, unpacked))
+        held += 0 if unpacked is None else unpacked.size
+        if held > CALAMINE_GROUP_BYTES:  # the XML held at once stays bounded, whatever the batch
+            read_group()
+            held = 0
+    read_group()
     if not ready:
         return out
     results: dict[str, Any] = {}
