@@ -60,6 +60,11 @@ def test_shapes_refuses_what_the_clean_shape_excludes(snippet):
     "<row><c r=\"A1\"><v>1</v></c></row>",
     '<row r="2"><c r="A2"><v>1</v></c></row><row r="1"><c r="A1"><v>1</v></c></row>',  # out of order
     '<row r="1"><c r="A2"><v>1</v></c></row>',  # a cell of another row
+    '<row r="1"><c r="A1"><v>1</v></c><c r="b1"><v>1</v></c></row>',  # a reference that is not A1-style
+    '<row r="1"><c r="ABCD1"><v>1</v></c></row>',
+    '<row r="1"><c r="1"><v>1</v></c></row>',
+    '<row r="1"><c r="A1B1"><v>1</v></c></row>',
+    '<row r="1"><c r="A1><v>1</v></c></row>',
     '<!DOCTYPE x><row r="1"/>',
 ])
 def test_shapes_refuses_rows_of_another_shape(rows):
@@ -95,9 +100,18 @@ def test_grid_by_column_equals_grid_by_row():
     ]
     lengths = {1: 4, 3: 4, 4: 4, 5: 4, 6: 3, 7: 2}
     floats = {(4, 4)}  # D4 written as 12.0: a float for openpyxl
-    by_column = district._grid(FakeSheet(data), 8, lengths, floats)
+    grid = district._grid(FakeSheet(data), 8, lengths, floats)
+    by_column = grid.rows()
     by_row = district._grid_by_row(data, 8, lengths, floats)
+    assert grid.columns is not None  # a rectangle: kept as columns
     assert by_column == by_row
+    # the rows asked one by one and the columns of the data rows give the same cells
+    assert [grid.row(r) for r in range(1, 9)] == by_row
+    ragged = district._Grid(8, lengths, rows=by_row)
+    for i in range(5):
+        expected = [row[i] if i < len(row) else None for row in by_row[3:]]
+        assert district._grid(FakeSheet(data), 8, lengths, floats).column(i, 4) == expected
+        assert ragged.column(i, 4) == expected
     assert [list(map(type, r)) for r in by_column] == [list(map(type, r)) for r in by_row]
     assert by_column[3] == ("x", 12, datetime(2021, 3, 5), 12.0)
     assert type(by_column[3][1]) is int and type(by_column[3][3]) is float
@@ -106,6 +120,23 @@ def test_grid_by_column_equals_grid_by_row():
     assert by_column[1] == () and by_column[7] == ()
     with pytest.raises(district._NotClean):      # a value beyond the row's last cell
         district._grid(FakeSheet(data), 8, {**lengths, 4: 3}, floats)
+    # a number column with and without cells written as floats, and with a non-integral number
+    numbers = [["t"], [""], ["n"], [12.0], [3.0], [2.5], [float("inf")], [""]]
+    lengths_n = {r: 1 for r in range(1, 9)}
+    for written_as_float in (set(), {(4, 1)}, {(4, 1), (7, 1)}):
+        by_col = district._grid(FakeSheet(numbers), 8, lengths_n, written_as_float).rows()
+        assert by_col == district._grid_by_row(numbers, 8, lengths_n, written_as_float)
+        assert [list(map(type, r)) for r in by_col] == [list(map(type, r)) for r in
+                                                         district._grid_by_row(numbers, 8, lengths_n, written_as_float)]
+        assert type(by_col[3][0]) is (float if written_as_float else int)
+    with pytest.raises(district._NotClean):      # an integral number too large for a float to hold exactly
+        district._grid(FakeSheet([*numbers[:4], [1e16], *numbers[5:]]), 8, lengths_n, set())
+    for zero in (0.0, False):                    # a value that is falsy is a value all the same
+        beyond = [*data[:5], ["y", 3.0, True, zero], data[6]]
+        with pytest.raises(district._NotClean):
+            district._grid(FakeSheet(beyond), 8, lengths, floats)
+        with pytest.raises(district._NotClean):
+            district._grid_by_row([*beyond[:6], ["", "", zero]], 8, lengths, floats)
     with pytest.raises(district._NotClean):      # a time of day
         district._grid(FakeSheet([*data[:6], ["", "", datetime(2020, 1, 2, 10, 30), ""]]), 8, lengths, floats)
 
@@ -212,3 +243,50 @@ def test_the_styles_and_workbook_parts_keep_their_verdict_from_one_workbook_to_t
     with pytest.raises(district._NotClean):
         district._sheet_parts(district._Parts({"xl/workbook.xml": book("封面").replace(b"<sheets>", b"<workbookPr date1904=\"1\"/><sheets>"),
                                                "xl/_rels/workbook.xml.rels": rels}))
+
+
+def test_a_batch_checked_in_groups_gives_what_one_group_gives(warehouse_url, monkeypatch, tmp_path):
+    """The sheets of a batch's workbooks are checked together, in groups of bounded size: a group per
+    workbook gives every workbook what one group for the whole batch gives, the one calamine refuses
+    (a percentage: openpyxl) and a broken file included, and calamine reads the same workbooks."""
+    from datetime import datetime
+
+    import psycopg
+
+    from corridor.feeds import _fast
+    from corridor.ingest import spool_batch
+    from tests.conftest import TEST_PII_KEY
+    from tests.test_fast_path import content, edge_workbook
+
+    with psycopg.connect(warehouse_url) as conn:
+        columns = dict(conn.execute(
+            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
+            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
+            " group by 1").fetchall())
+    base = ["LW-X-0001", "项目", "重点区块", "中国眼谷", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
+    files = [edge_workbook(tmp_path / "LW_202103_v1.xlsx", [base, base[:3], ["合计"]]),
+             edge_workbook(tmp_path / "LW_202103_v2.xlsx", [base], number_format="0%"),
+             tmp_path / "LW_202103_v3.xlsx",
+             edge_workbook(tmp_path / "LW_202103_v4.xlsx", [base, [None] * 9, base])]
+    files[2].write_bytes(b"PK\x03\x04 not a workbook")
+    monkeypatch.setattr(_fast, "ENABLED", True)
+    read = []
+    calamine_book = district._calamine_book
+
+    def counting(book):
+        got = calamine_book(book)
+        read.append(got is not None)
+        return got
+
+    monkeypatch.setattr(district, "_calamine_book", counting)
+    outcomes = {}
+    for group_bytes in (district.CALAMINE_GROUP_BYTES, 1):
+        monkeypatch.setattr(district, "CALAMINE_GROUP_BYTES", group_bytes)
+        read.clear()
+        spooled = spool_batch("district", files, TEST_PII_KEY, columns, str(tmp_path))
+        outcomes[group_bytes] = ([content(s) for s in spooled], list(read))
+    [(whole, read_whole), (grouped, read_grouped)] = outcomes.values()
+    assert grouped == whole
+    assert read_grouped == read_whole
+    assert read_whole[:2] == [True, False] and read_whole.count(True) == 2  # v1, v4 by calamine (v2, v3 per row)
+    assert whole[2]["rejected"] and whole[0]["loaded"] > 0 and whole[3]["loaded"] > 0

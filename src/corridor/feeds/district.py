@@ -13,7 +13,8 @@ refuses to run without it).
 Two readers give the same cells. openpyxl (read-only, streaming) is the
 reference and reads any workbook. python-calamine (Rust, some 20x faster)
 reads a workbook of the common clean shape, checked first from its XML
-(:func:`_calamine_book`; the sheets in one polars regex pass, :func:`_shapes`):
+(:func:`_unpack`, then the sheets in one polars regex pass, :func:`_shapes_many`: in
+:func:`run_batch`, one pass for the workbooks of a batch, up to :data:`CALAMINE_GROUP_BYTES` of XML):
 no DTD or entity declaration anywhere (those stay for openpyxl and defusedxml
 to refuse), unpacked sheets under :data:`CALAMINE_MAX_BYTES`, only number
 formats both readers read alike (general, plain numbers, the usual date
@@ -33,10 +34,10 @@ and the conversion.
 from __future__ import annotations
 
 import importlib.util
+import io as _io
 import logging
 import math
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
-from itertools import zip_longest
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -169,6 +170,7 @@ SHEETS = (
     Sheet("企业认定", "raw.district_certifications", _certification_fields, _check_certification),
     Sheet("重点项目", "raw.district_projects", _project_fields),
 )
+WANTED = (COVER, *(s.name for s in SHEETS))  # the sheets read
 
 
 # -- opening the workbook safely -----------------------------------------------------
@@ -273,6 +275,7 @@ class _OpenpyxlBook:
 # -- the calamine reader (the common clean shape) --------------------------------------
 
 CALAMINE_MAX_BYTES = 32 * 1024 * 1024  # unpacked sheets; a larger workbook streams through openpyxl
+CALAMINE_GROUP_BYTES = 2 * CALAMINE_MAX_BYTES  # a batch's workbooks held unpacked at once, checked together
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 # Number formats both readers read alike: numbers (openpyxl: not a date, no %) and dates (both: a date).
@@ -293,7 +296,6 @@ _UNSAFE = "|".join((
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
 _FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
-_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
 
 
@@ -383,16 +385,50 @@ def _parts_of(book: bytes, rels: bytes) -> tuple[tuple[str, str], ...]:
 def _shapes(xmls: list[bytes], strings: bytes | None
             ) -> list[tuple[int, dict[int, int], set[tuple[int, int]]]]:
     """As openpyxl reads each sheet: (the last row number, row number -> its length (the column of its last
-    cell), the (row, column) of the numbers it reads as floats). The shared strings are checked alike (in
-    the same polars call: each costs some 0.3 ms)."""
-    texts = [xml.decode("utf-8") for xml in xmls]  # calamine reads UTF-8; another encoding goes to openpyxl
-    if not all("<sheetData" in text for text in texts):
-        raise _NotClean("sheet XML")
-    series = _fast.pl.Series(texts + ([] if strings is None else [strings.decode("utf-8")]), dtype=_fast.pl.String)
-    if series.str.contains(_UNSAFE).any():
-        raise _NotClean("sheet or shared strings XML")
-    return [_shape(xml, floats) for xml, floats in zip(xmls, series.head(len(xmls)).str.extract_all(_FLOAT_CELL)
-                                                        .to_list(), strict=True)]
+    cell), the (row, column) of the numbers it reads as floats). The shared strings are checked alike.
+    :func:`_shapes_many` of one workbook."""
+    [shapes] = _shapes_many([(xmls, strings)])
+    if isinstance(shapes, _NotClean):
+        raise shapes
+    return shapes
+
+
+Shape = tuple[int, dict[int, int], set[tuple[int, int]]]
+
+
+def _shapes_many(books: list[tuple[list[bytes], bytes | None]]) -> list[list[Shape] | _NotClean]:
+    """:func:`_shapes` of several workbooks (their sheets' XML, their shared strings), each its own verdict:
+    its sheets' shapes or why it is not of the clean shape. One polars call for all of them (each call
+    costs some milliseconds: per workbook it was ~0.6 ms of a 27 ms parse at province)."""
+    out: list[list[Shape] | _NotClean | None] = [None] * len(books)
+    texts: list[str] = []
+    spans: list[tuple[int, int, int, int]] = []  # (book, first text, its sheets, its texts)
+    for k, (xmls, strings) in enumerate(books):
+        try:  # calamine reads UTF-8; another encoding goes to openpyxl
+            mine = [xml.decode("utf-8") for xml in xmls] + ([] if strings is None else [strings.decode("utf-8")])
+        except UnicodeDecodeError:
+            out[k] = _NotClean("sheet XML not in UTF-8")
+            continue
+        if not all("<sheetData" in text for text in mine[:len(xmls)]):
+            out[k] = _NotClean("sheet XML")
+            continue
+        spans.append((k, len(texts), len(xmls), len(mine)))
+        texts += mine
+    if texts:
+        pl = _fast.pl
+        frame = pl.DataFrame({"xml": texts}, schema={"xml": pl.String}).select(
+            pl.col("xml").str.contains(_UNSAFE).alias("unsafe"), pl.col("xml").str.extract_all(_FLOAT_CELL))
+        unsafe, floats = frame["unsafe"].to_list(), frame["xml"].to_list()
+        for k, first, n_sheets, n_texts in spans:
+            if any(unsafe[first:first + n_texts]):
+                out[k] = _NotClean("sheet or shared strings XML")
+                continue
+            try:
+                out[k] = [_shape(xml, cells) for xml, cells in zip(books[k][0], floats[first:first + n_sheets],
+                                                                   strict=True)]
+            except Exception as exc:  # noqa: BLE001 - any surprise in the XML: openpyxl reads the workbook
+                out[k] = exc if isinstance(exc, _NotClean) else _NotClean(f"{type(exc).__name__}: {exc}")
+    return out  # type: ignore[return-value]
 
 
 def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
@@ -411,12 +447,15 @@ def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set
         last = chunk.rfind(b'<c r="')
         if last < 0:
             continue
-        m = _CELL.match(chunk, last)
-        if m is None or int(m.group(2)) != row:
+        ref = chunk[last + 6:chunk.find(b'"', last + 6)]  # its last cell's reference: letters, then the row
+        letters = ref.rstrip(b"0123456789")
+        if ref[len(letters):] != number:
             raise _NotClean(f"row {row}: a cell of another row")
-        col = columns.get(m.group(1))
+        col = columns.get(letters)
         if col is None:
-            col = columns[m.group(1)] = _column_number(m.group(1))
+            if not (0 < len(letters) <= 3 and letters.isalpha() and letters.isupper()):
+                raise _NotClean(f"row {row}: a cell reference {ref!r}")
+            col = columns[letters] = _column_number(letters)
         lengths[row] = col
     floats = set()
     for cell in float_cells:
@@ -477,42 +516,79 @@ def _column_as_openpyxl(col: int, values: tuple[Any, ...], floats: set[tuple[int
     kinds = set(map(type, values))
     if kinds <= _STR_ONLY:
         return [v or None for v in values]
+    # an integral number is an int unless written as a float (12.0) in this column's rows ``here``
+    here = {r for r, c in floats if c == col}
+    if kinds <= {str, float} and not here:
+        return [v or None if type(v) is str else v if not v.is_integer() else int(v) if abs(v) < 1e15
+                else _as_openpyxl(v, False) for v in values]
     if kinds <= {str, float}:
-        return [v or None if type(v) is str
-                else int(v) if v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
-                else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+        return [v or None if type(v) is str else v if not v.is_integer() or r in here else int(v) if abs(v) < 1e15
+                else _as_openpyxl(v, False) for r, v in enumerate(values, 1)]
     if kinds <= {str, date}:
         return [v or None if type(v) is str else days.get(v) or _day(v, days) for v in values]
     return [v or None if (kind := type(v)) is str else days.get(v) or _day(v, days) if kind is date
-            else int(v) if kind is float and v.is_integer() and abs(v) < 1e15 and (r, col) not in floats
-            else _as_openpyxl(v, (r, col) in floats) for r, v in enumerate(values, 1)]
+            else int(v) if kind is float and v.is_integer() and abs(v) < 1e15 and r not in here
+            else _as_openpyxl(v, r in here) for r, v in enumerate(values, 1)]
 
 
-def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
-          ) -> list[tuple[Any, ...]]:
+class _Grid:
+    """A sheet as openpyxl gives it: rows 1 to ``last_row``, each as long as its last cell in the XML.
+
+    Kept as calamine's columns converted (:func:`_column_as_openpyxl`, row 1 on) where calamine's grid is a
+    rectangle, so that :func:`_split` takes the data rows' columns without turning them into rows and back;
+    else as the rows (:func:`_grid_by_row`).
+    """
+
+    __slots__ = ("columns", "height", "last_row", "lengths", "_rows")
+
+    def __init__(self, last_row: int, lengths: dict[int, int], *, columns: list[list[Any]] | None = None,
+                 height: int = 0, rows: list[tuple[Any, ...]] | None = None) -> None:
+        self.last_row, self.lengths = last_row, lengths
+        self.columns, self.height = columns, height  # height: the rows the columns hold
+        self._rows = rows
+
+    def row(self, row_no: int) -> tuple[Any, ...]:
+        """Row ``row_no`` (1 to last_row)."""
+        if self._rows is not None:
+            return self._rows[row_no - 1]
+        n = self.lengths.get(row_no, 0)
+        if row_no > self.height:
+            return (None,) * n
+        columns = self.columns or []
+        cells = tuple([column[row_no - 1] for column in columns[:n]])
+        return cells + (None,) * (n - len(cells)) if len(cells) < n else cells
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = [self.row(r) for r in range(1, self.last_row + 1)]
+        return self._rows
+
+    def column(self, i: int, first_row: int) -> list[Any]:
+        """Column ``i`` (0 on) of rows ``first_row`` to last_row; None where a row is shorter."""
+        if self._rows is not None:
+            return [row[i] if i < len(row) else None for row in self._rows[first_row - 1:]]
+        columns = self.columns or []
+        values = columns[i][first_row - 1:self.height] if i < len(columns) else []
+        return values + [None] * (self.last_row - first_row + 1 - len(values))
+
+
+def _grid(sheet: Any, last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]) -> _Grid:
     data = sheet.to_python(skip_empty_area=False)
     if len(data) > last_row:
         raise _NotClean("cells beyond the last row")
     width = len(data[0]) if data else 0
     if len(set(map(len, data))) > 1:
-        return _grid_by_row(data, last_row, lengths, floats)
+        return _Grid(last_row, lengths, rows=_grid_by_row(data, last_row, lengths, floats))
     # column by column (calamine's grid is a rectangle from A1): a comprehension per column, not a call per cell
+    for row_no, raw in enumerate(data, 1):
+        n = lengths.get(row_no, 0)
+        if width > n and raw[n:].count("") != width - n:  # calamine's empty cells are "" (a 0 is a value)
+            raise _NotClean(f"row {row_no}: a value beyond its last cell")
     days: dict[Any, Any] = {}
     longest = max(lengths.values(), default=0)
     columns = list(zip(*data, strict=True)) if data else []
     converted = [_column_as_openpyxl(col, values, floats, days) for col, values in enumerate(columns[:longest], 1)]
-    rows = list(zip(*converted, strict=True)) if converted else [()] * len(data)
-    out = []
-    for row_no in range(1, last_row + 1):
-        n = lengths.get(row_no, 0)
-        if row_no > len(data):
-            out.append((None,) * n)
-            continue
-        if width > n and any(data[row_no - 1][n:]):  # calamine's empty cells are ""
-            raise _NotClean(f"row {row_no}: a value beyond its last cell")
-        row = rows[row_no - 1]
-        out.append(row[:n] if len(row) >= n else row + (None,) * (n - len(row)))
-    return out
+    return _Grid(last_row, lengths, columns=converted, height=len(data))
 
 
 def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], floats: set[tuple[int, int]]
@@ -524,7 +600,7 @@ def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], 
     for row_no in range(1, last_row + 1):
         n = lengths.get(row_no, 0)
         raw = data[row_no - 1] if row_no <= len(data) else empty
-        if len(raw) > n and any(raw[n:]):  # calamine's empty cells are ""
+        if len(raw) > n and raw[n:].count("") != len(raw) - n:  # calamine's empty cells are "" (a 0 is a value)
             raise _NotClean(f"row {row_no}: a value beyond its last cell")
         raw = raw[:n]
         cells = ([v or None for v in raw] if _STR_ONLY.issuperset(map(type, raw))
@@ -538,60 +614,105 @@ def _grid_by_row(data: list[list[Any]], last_row: int, lengths: dict[int, int], 
 class _CalamineBook:
     """The workbook read whole by python-calamine, each sheet as openpyxl would give it."""
 
-    def __init__(self, sheetnames: list[str], grids: dict[str, list[tuple[Any, ...]]]) -> None:
+    def __init__(self, sheetnames: list[str], grids: dict[str, _Grid]) -> None:
         self.sheetnames = sheetnames
         self.grids = grids
 
     def rows(self, name: str, where: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        return enumerate(self.grids[name], 1)
+        return enumerate(self.grids[name].rows(), 1)
 
     def close(self) -> None:
         self.grids.clear()
 
 
-def _calamine_book(fh: BinaryIO, wanted: tuple[str, ...]) -> _CalamineBook | None:
-    """The workbook read by python-calamine when it is of the clean shape (module docstring), else None.
+@dataclass
+class _Unpacked:
+    """A workbook's parts as the calamine reader checks them, before its sheets' shapes are known."""
 
-    Call after :func:`_check_archive`. Only the sheets ``wanted`` (compared as
-    :func:`header` compares them) are read; None also when calamine fails on
-    the file: openpyxl then reads it (and rejects it with its own reason).
+    data: bytes                    # the whole file (calamine reads it from memory)
+    sheetnames: list[str]          # all its sheets, in order
+    sheets: dict[str, bytes]       # the sheets wanted: name -> XML
+    strings: bytes | None          # the shared strings part
+    shapes: list[Shape] | None = None  # of the sheets wanted, once checked (:func:`_check_shapes`)
+
+    @property
+    def size(self) -> int:
+        """Bytes held: the file, its sheets' and shared strings' XML."""
+        return len(self.data) + sum(map(len, self.sheets.values())) + len(self.strings or b"")
+
+
+def _unpack(fh: BinaryIO, wanted: tuple[str, ...]) -> _Unpacked | None:
+    """The parts of a workbook that may be of the clean shape (all but its sheets' shapes checked), or None.
+
+    Call after :func:`_check_archive`. Only the sheets ``wanted`` (compared as :func:`header` compares
+    them) are kept; None when calamine is off or missing or the workbook is not of the clean shape.
     """
-    if not _fast.ENABLED:
-        return None
-    try:
-        import python_calamine
-    except ImportError:
+    if not _fast.ENABLED or importlib.util.find_spec("python_calamine") is None:
         return None
     try:
         fh.seek(0)
-        with zipfile.ZipFile(fh) as archive:
+        data = fh.read()
+        with zipfile.ZipFile(_io.BytesIO(data)) as archive:
             if sum(m.file_size for m in archive.infolist()) > CALAMINE_MAX_BYTES:
                 return None
-            read = _Parts()  # each part unpacked once (the sheets are checked by _shapes)
+            read = _Parts()  # each part unpacked once (the sheets are checked by _shapes_many)
             for member in archive.infolist():
                 if not member.filename.startswith("xl/worksheets/") and member.filename.endswith((".xml", ".rels")):
-                    data = read[member.filename] = archive.read(member)
-                    if b"<!" in data:
+                    part = read[member.filename] = archive.read(member)
+                    if b"<!" in part:
                         return None
             strings = _xml(read, "xl/sharedStrings.xml")
             _check_styles(read)
             parts = _sheet_parts(read)
             wanted_keys = {header(w) for w in wanted}
-            wanted_parts = {name: part for name, part in parts.items() if header(name) in wanted_keys}
-            shapes = dict(zip(wanted_parts, _shapes([archive.read(part) for part in wanted_parts.values()], strings),
-                              strict=True))
-        fh.seek(0)
-        wb = python_calamine.CalamineWorkbook.from_filelike(fh)
+            sheets = {name: archive.read(part) for name, part in parts.items() if header(name) in wanted_keys}
+    except Exception:  # _NotClean, a broken part: the reference reader decides
+        return None
+    return _Unpacked(data, list(parts), sheets, strings)
+
+
+def _check_shapes(books: list[_Unpacked | None]) -> None:
+    """The sheets' shapes of several unpacked workbooks, in one polars call (:func:`_shapes_many`)."""
+    todo = [book for book in books if book is not None]
+    try:
+        verdicts = _shapes_many([(list(b.sheets.values()), b.strings) for b in todo])
+    except Exception:  # polars failed on them: the reference reader reads them
+        log.exception("checking the sheets of %d workbook(s) failed: openpyxl reads them", len(todo))
+        return
+    for book, shapes in zip(todo, verdicts, strict=True):
+        book.shapes = None if isinstance(shapes, _NotClean) else shapes
+
+
+def _calamine_book(book: _Unpacked | None) -> _CalamineBook | None:
+    """The workbook read by python-calamine when it is of the clean shape (module docstring), else None.
+
+    ``book``: from :func:`_unpack`, its shapes checked (:func:`_check_shapes`). None also when calamine
+    fails on the file: openpyxl then reads it (and rejects it with its own reason).
+    """
+    if book is None or book.shapes is None:
+        return None
+    try:
+        import python_calamine
+
+        wb = python_calamine.CalamineWorkbook.from_filelike(_io.BytesIO(book.data))
         try:
-            if wb.sheet_names != list(parts) or any(
+            if wb.sheet_names != book.sheetnames or any(
                     m.typ != python_calamine.SheetTypeEnum.WorkSheet for m in wb.sheets_metadata):
                 return None
-            grids = {name: _grid(wb.get_sheet_by_name(name), *shape) for name, shape in shapes.items()}
+            grids = {name: _grid(wb.get_sheet_by_name(name), *shape)
+                     for name, shape in zip(book.sheets, book.shapes, strict=True)}
         finally:
             wb.close()
-    except Exception:  # _NotClean, a calamine error, a broken part: the reference reader decides
+    except Exception:  # _NotClean, a calamine error: the reference reader decides
         return None
-    return _CalamineBook(list(parts), grids)
+    return _CalamineBook(book.sheetnames, grids)
+
+
+def _read_calamine(fh: BinaryIO, wanted: tuple[str, ...]) -> _CalamineBook | None:
+    """:func:`_calamine_book` of one workbook (its archive checked already)."""
+    book = _unpack(fh, wanted)
+    _check_shapes([book])
+    return _calamine_book(book)
 
 
 def _sheet(wb: Any, name: str, file_name: str) -> str:
@@ -664,7 +785,7 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
         _check_archive(path, fh)
         if not _defusedxml():
             raise RuntimeError("defusedxml is not installed: refusing to parse untrusted xlsx files")
-        wb = _calamine_book(fh, (COVER, *(s.name for s in SHEETS))) or _OpenpyxlBook(_open(path, fh))
+        wb = _read_calamine(fh, WANTED) or _OpenpyxlBook(_open(path, fh))
         try:
             parsed = ParsedFile("district", path.name, file_version=meta.version, sink=sink)
             constants = {"area_code": meta.area_code, "report_month": meta.period_start,
@@ -716,6 +837,7 @@ FAST = fast_specs()
 
 
 _REFUSED = object()  # a cell the fast path does not take as it is: its row goes per row
+_ISO_DAYS: dict[datetime, str] = {}  # date cell -> its ISO day (dates repeat, from sheet to sheet too)
 _TEXT_ONLY = frozenset({str, type(None)})
 
 
@@ -726,60 +848,57 @@ class _SheetRows:
     layout: Layout
     fast_rows: list[int]                       # source rows of the candidates
     values: dict[str, list[Any]]               # field source -> string per candidate
-    cells: dict[int, tuple[Any, ...]]          # source row -> cells, of the candidates
+    cells: Callable[[int], tuple[Any, ...]]    # source row -> its cells (asked of the candidates)
     slow: list[tuple[int, tuple[Any, ...]]]    # rows for the per-row path (blank, total, odd cells …)
 
 
-def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: FileMeta, where: str,
-           limits: Limits) -> _SheetRows:
+def _split(grid: _Grid, sheet: Sheet, meta: FileMeta, where: str, limits: Limits) -> _SheetRows:
     """The header matched (as _load_sheet does) and the data rows sorted into candidates and the rest.
 
     A candidate: no more cells than the header, its text cells without NUL, 合计-like label or over-long
     text, no float that is not finite, some field not blank, and every field a string, blank, or (in a
-    number or date field) a number or a date cell.
+    number or date field) a number or a date cell. The rows are taken as the grid's columns (a row's own
+    cells only where a column has something to look at, which is rare).
     """
-    fields, layout = _header(rows, sheet, meta, where)
+    fields, layout = _header(((r, grid.row(r)) for r in range(1, grid.last_row + 1)), sheet, meta, where)
     kinds = FAST[sheet.name].kinds
     plan = [(layout.index[f.source], kinds[f.source].name) for f in fields]
     width = len(layout.keys)
     field_chars = limits.field_chars
-    body = list(rows)
-    # the rows fit as a whole (their string cells, their floats): each column looked at whole, a row's own
-    # cells only where a column has something to look at (rare)
-    everything = list(zip_longest(*[cells for _, cells in body], fillvalue=None))
-    unfit = {k for k, (_, cells) in enumerate(body) if len(cells) > width}
+    first = HEADER_ROW + 1
+    body = range(first, grid.last_row + 1)  # the data rows' numbers; row body[k] is the k-th of a column
+    row_lengths = list(map(grid.lengths.get, body, repeat(0, len(body))))
+    longest = max(row_lengths, default=0)
+    # the rows fit as a whole (their string cells, their floats): each column looked at whole
+    everything = [grid.column(i, first) for i in range(longest)]
+    unfit = {k for k, n in enumerate(row_lengths) if n > width} if longest > width else set()
     for column in everything:
         kinds_here = set(map(type, column))
         if str in kinds_here:
-            joined = "".join([v for v in column if type(v) is str])
+            joined = ("".join(filter(None, column)) if kinds_here <= _TEXT_ONLY  # None and str, never ""
+                      else "".join([v for v in column if type(v) is str]))
             if "\x00" in joined or "计" in joined or len(joined) > field_chars:
                 unfit.update(k for k, v in enumerate(column)
                              if type(v) is str and ("\x00" in v or "计" in v or len(v) > field_chars))
         if float in kinds_here and not all(map(math.isfinite, [v for v in column if type(v) is float])):
             unfit.update(k for k, v in enumerate(column) if type(v) is float and not math.isfinite(v))
-    fit = []
-    for k, (_, cells) in enumerate(body):
-        if k in unfit:  # the row's own test, as it was
-            n = len(cells)
-            if n > width:
-                continue
-            strings = [c for c in cells if type(c) is str]
-            joined = "".join(strings)
-            if ("\x00" in joined or ("计" in joined and _fast.total_like(strings))
-                    or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
-                    or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
-                continue
-        fit.append(k)
+    fit = list(range(len(body)))
+    for k in sorted(unfit):  # the row's own test, as it was
+        cells = grid.row(body[k])
+        n = len(cells)
+        strings = [c for c in cells if type(c) is str]
+        joined = "".join(strings)
+        if (n > width or "\x00" in joined or ("计" in joined and _fast.total_like(strings))
+                or (len(joined) > field_chars and max(map(len, strings)) > field_chars)
+                or (len(strings) < n and not all(map(math.isfinite, [c for c in cells if type(c) is float])))):
+            fit.remove(k)
     # then each field column by column: its text per fitting row, or _REFUSED (the row goes per row)
-    if len(fit) == len(body):
-        grid = everything
-    else:
-        grid = list(zip_longest(*[body[k][1] for k in fit], fillvalue=None)) if fit else []
+    grid_columns = everything if len(fit) == len(body) else [[column[k] for k in fit] for column in everything]
     blank = (None,) * len(fit)
-    iso: dict[Any, str] = {}  # date cell -> its ISO day (dates repeat)
+    iso = _ISO_DAYS if len(_ISO_DAYS) < 100_000 else {}
     texts_of = []
     for i, kind in plan:
-        column = grid[i] if i < len(grid) else blank
+        column = grid_columns[i] if i < len(grid_columns) else blank
         if kind == "number":
             column = [v if v is None or (t := type(v)) is str else str(v) if t is int else repr(v) if t is float
                       else _REFUSED for v in column]
@@ -790,34 +909,48 @@ def _split(rows: Iterator[tuple[int, tuple[Any, ...]]], sheet: Sheet, meta: File
         elif not _TEXT_ONLY.issuperset(map(type, column)):
             column = [v if v is None or type(v) is str else _REFUSED for v in column]
         texts_of.append(column)
-    blank_row = (None,) * len(texts_of)
-    taken = [j for j, texts in enumerate(zip(*texts_of, strict=True)) if texts != blank_row
-             and _REFUSED not in texts] if fit else []
-    fast_rows = [body[fit[j]][0] for j in taken]
-    cells_of = {body[fit[j]][0]: body[fit[j]][1] for j in taken}
+    # a row is taken unless every field is blank or one is refused: found column by column
+    left_out = set()
+    for column in texts_of:
+        if _REFUSED in column:
+            left_out.update(j for j, v in enumerate(column) if v is _REFUSED)
+    all_blank = [j for j, v in enumerate(texts_of[0]) if v is None] if texts_of else list(range(len(fit)))
+    for column in texts_of[1:]:
+        if not all_blank:
+            break
+        all_blank = [j for j in all_blank if column[j] is None]
+    left_out.update(all_blank)
+    taken = [j for j in range(len(fit)) if j not in left_out] if left_out else range(len(fit))
+    fast_rows = [body[fit[j]] for j in taken]
     if len(taken) < len(fit):
         texts_of = [[column[j] for j in taken] for column in texts_of]
     else:
         texts_of = [list(column) for column in texts_of]
-    slow = [(row_no, cells) for row_no, cells in body if row_no not in cells_of]
+    fast = set(fast_rows)
+    slow = [(r, grid.row(r)) for r in body if r not in fast]
     values = {f.source: column for f, column in zip(fields, texts_of, strict=True)}
-    return _SheetRows(layout, fast_rows, values, cells_of, slow)
+    return _SheetRows(layout, fast_rows, values, grid.row, slow)
 
 
-def _prepare(path: Path, sink: Sink, settings: Any, limits: Limits) -> tuple | None:
-    """(parsed, meta, cover row, {sheet: _SheetRows}) of a workbook calamine reads, or None: parse it per row."""
-    meta = meta_for("district", path)
+def _unpack_file(path: Path, sink: Sink, settings: Any) -> _Unpacked | None:
+    """A workbook's parts for the calamine reader (:func:`_unpack`), its guards passed; None: parse it per row."""
+    meta_for("district", path)
     if not _fast.usable(ParsedFile("district", path.name, sink=sink)):
         return None
     with open_regular(path, max_bytes=settings.max_xlsx_bytes, limit_name="CORRIDOR_MAX_XLSX_BYTES") as fh:
         _check_archive(path, fh)
-        book = _calamine_book(fh, (COVER, *(s.name for s in SHEETS)))
+        return _unpack(fh, WANTED)
+
+
+def _prepare(path: Path, sink: Sink, book: _CalamineBook | None, limits: Limits) -> tuple | None:
+    """(parsed, meta, cover row, {sheet: _SheetRows}) of a workbook calamine read, or None: parse it per row."""
     if book is None:
         return None
+    meta = meta_for("district", path)
     parsed = ParsedFile("district", path.name, file_version=meta.version, sink=sink)
     cover = _cover(book, path.name, meta, parsed)
-    split = {sheet.name: _split(book.rows(_sheet(book, sheet.name, path.name), f"{path.name} {sheet.name}"),
-                                sheet, meta, f"{path.name} {sheet.name}", limits) for sheet in SHEETS}
+    split = {sheet.name: _split(book.grids[_sheet(book, sheet.name, path.name)], sheet, meta,
+                                f"{path.name} {sheet.name}", limits) for sheet in SHEETS}
     return parsed, meta, cover, split
 
 
@@ -829,10 +962,10 @@ def _merge_sheet(parsed: ParsedFile, sheet: Sheet, meta: FileMeta, constants: di
     layout = rows.layout
     loader = RowLoader(slow, sheet.table, sheet.fields(meta), where=where, constants=constants,
                        record=layout.record, check=sheet.check, sheet=sheet.name, limits=limits, keys=layout.key)
-    per_row = sorted(rows.slow + [(r, rows.cells[r]) for r in refused])
+    per_row = sorted(rows.slow + [(r, rows.cells(r)) for r in refused])
     load_table(loader, layout, per_row)
     _fast.merge(parsed, loader, sheet.table, _fast.Result(fast, []), slow, FAST[sheet.name],
-                lambda r: rows.cells[r], lambda r: parsed.sink.format_row(sheet.table, r),
+                rows.cells, lambda r: parsed.sink.format_row(sheet.table, r),
                 slow.rows_received + fast.height)
 
 
@@ -846,15 +979,36 @@ def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: L
     limits = limits or settings.limits
     out: list[tuple[ParsedFile | None, BaseException | None]] = [(None, None)] * len(paths)
     ready = []  # (i, path, parsed, meta, cover row, {sheet name: _SheetRows})
+    group: list[tuple[int, _Unpacked | None]] = []  # unpacked, their shapes not yet checked
+    held = 0  # bytes of XML they hold
+
+    def read_group() -> None:
+        """The group's sheets checked in one polars call, then each workbook read and split."""
+        _check_shapes([book for _, book in group])
+        for i, unpacked in group:
+            path, sink = paths[i], sinks[i]
+            try:
+                prep = _prepare(path, sink, _calamine_book(unpacked), limits)
+                if prep is None:
+                    out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
+                else:
+                    ready.append((i, path, *prep))
+            except Exception as exc:
+                out[i] = (None, exc)
+        group.clear()
+
     for i, (path, sink) in enumerate(zip(paths, sinks, strict=True)):
         try:
-            prep = _prepare(path, sink, settings, limits)
-            if prep is None:
-                out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
-            else:
-                ready.append((i, path, *prep))
+            unpacked = _unpack_file(path, sink, settings)
         except Exception as exc:
             out[i] = (None, exc)
+            continue
+        group.append((i, unpacked))
+        held += 0 if unpacked is None else unpacked.size
+        if held > CALAMINE_GROUP_BYTES:  # the XML held at once stays bounded, whatever the batch
+            read_group()
+            held = 0
+    read_group()
     if not ready:
         return out
     results: dict[str, Any] = {}
