@@ -287,6 +287,13 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
         person(67) + " x",                             # extra data after the object: invalid_json
         person(68) + person(69),
         person(70)[:-1],                               # cut short
+        person(71, title='a"b'),                       # an escaped quote: per row
+        person(72)[:-1] + ', "area": "RA"}',           # a repeated key (json.loads keeps the last): per row
+        json.dumps(dict(reversed(json.loads(person(73)).items())), ensure_ascii=False),  # another layout: per row
+        person(74, overseas=None), person(75, overseas=True), person(76, team_id=""),   # fast
+        person(77, record_id="HR-1", area=" LW"),     # per row, repeating a fast row's record_id
+        person(78, name=5),                            # a number where a name is: per row
+        person(79)[:-1] + ', "x": {"a": [1]}}',        # nested: per row
     ]
     good = landing / "talent_202103.jsonl"
     good.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -294,27 +301,63 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
     other.write_text("\ufeff" + "\n".join(person(i, intake_date="2021-04-02") for i in range(1, 30)), encoding="utf-8")
     bad = landing / "talent_202105.jsonl"
     bad.write_bytes(good.read_bytes() + "海".encode("gb18030") + b"\n")
-    fast_rows, received = compare("hr", [good, other, bad], columns, monkeypatch, tmp_path, batch=3)
-    assert 50 < fast_rows < received
+    # the layout from the third line, in another order (the file's lines of the usual order: per row)
+    reordered = landing / "talent_202106.jsonl"
+    reordered.write_text("\n".join(["{not json", "[1]"] + [
+        json.dumps(dict(reversed(json.loads(person(i, intake_date="2021-06-02")).items())), ensure_ascii=False)
+        for i in range(100, 120)] + [person(120)]) + "\n", encoding="utf-8")
+    nested = landing / "talent_202107.jsonl"  # no flat record in the first lines: no layout, every line per row
+    nested.write_text("\n".join(person(i)[:-1] + ', "x": {"a": 1}}' for i in range(130, 140)), encoding="utf-8")
+    crlf = landing / "talent_202108.jsonl"
+    crlf.write_bytes("\r\n".join(person(i) for i in range(140, 150)).encode())
+    empty = [landing / f"talent_2021{m}.jsonl" for m in ("09", "10", "11")]
+    for path, data in zip(empty, (b"", "\ufeff".encode(), b"\n"), strict=True):
+        path.write_bytes(data)
+    files = [good, other, bad, reordered, nested, crlf, *empty]
+    fast_rows, received = compare("hr", files, columns, monkeypatch, tmp_path, batch=3)
+    assert 70 < fast_rows < received
+    assert compare("hr", files, columns, monkeypatch, tmp_path, batch=len(files)) == (fast_rows, received)
 
 
-def test_hr_line_decoding_is_json_loads():
-    """hr decodes a line with the C scanner when the value fills it: what json.loads gives, or the same error."""
+def test_hr_layout_pattern_matches_only_lines_json_loads_reads_as_the_layout():
+    """A line matching its file's layout (polars' regular expression, as the fast path runs it) is one json.loads
+    reads as exactly the layout's keys, in order, with the values the groups hold; the others do not match."""
     import json
 
-    from corridor.feeds.hr import _DECODER, _decode_line
+    from corridor.config import Limits
+    from corridor.feeds.hr import _SOURCES, _layout, _layout_pattern
 
-    for line in ['{"a": 1}', ' {"a": 1}', '{"a": 1} ', '{"a": 1}\t', '{"a": 1} x', '{"a": 1}{"b": 2}', '{"a": 1',
-                 '[1, 2]', '"text"', '3', 'NaN', '{"a": NaN}', '{"a": Infinity}', '', '  ', 'nul', '{"a": "\\ud800"}',
-                 '{"a": 1, "a": 2}', '{"a": 1e400}', '{"a": {"b": [1, {"c": null}]}}', '\ufeff{"a": 1}']:
-        try:
-            expected = _DECODER.decode(line)
-        except (ValueError, RecursionError) as exc:
-            with pytest.raises(type(exc)):
-                _decode_line(line)
+    keys = ("record_id", "name", "overseas", "team_id")
+    base = '{"record_id": "HR-1", "name": "张三", "overseas": false, "team_id": null}'
+    assert _layout(base + "\n" + base, Limits()) == keys
+    matching = [base, base.replace(": ", ":").replace(", ", ","), base.replace(": ", "  :  ").replace(", ", " , "),
+                '{ "record_id": "", "name": null, "overseas": true, "team_id": "null"}',
+                '{"record_id": "a\u2028b\u00a0c\x7f", "name": "", "overseas": null, "team_id": "温州团队[2021]第1号" }']
+    not_matching = [
+        base[:-1], base + " ", " " + base, base + "x", base + base, base.replace("false", "False"),
+        base.replace('"HR-1"', "7"), base.replace('"HR-1"', "1.5"), base.replace('"HR-1"', "true"),
+        base.replace('"HR-1"', '"HR\\u0031"'), base.replace('"HR-1"', '"HR\\"1"'), base.replace('"HR-1"', '"a\tb"'),
+        base.replace('"HR-1"', '["HR-1"]'), base.replace('"HR-1"', '{"a": "b"}'), base.replace("false", '"false"'),
+        base.replace("null}", 'null, "team_id": "x"}'), base.replace('"name"', '"record_id"'),
+        base.replace(", ", ",\t"), base.replace(", ", ",\r"), base.replace("null}", "null,}"), '{}', "", "[1, 2]",
+        '{"record_id": "HR-1", "overseas": false, "team_id": null}', base.replace("{", "{{"), "\ufeff" + base,
+        base.replace("false", "NaN"), base.replace('"HR-1"', '"HR-1" "x"')]
+    groups = pl.Series(matching + not_matching).str.extract_groups(_layout_pattern(keys)).struct.unnest()
+    for i, line in enumerate(matching + not_matching):
+        row = groups.row(i, named=True)
+        assert (row["m"] is not None) == (i < len(matching)), line
+        if row["m"] is None:
             continue
-        got = _decode_line(line)
-        assert json.dumps(got) == json.dumps(expected) and type(got) is type(expected), line
+        pairs = json.loads(line, object_pairs_hook=list)
+        assert [k for k, _ in pairs] == list(keys)
+        for key, value in pairs:
+            if key in _SOURCES:
+                got = row[f"s{_SOURCES.index(key)}"]
+                assert got == (json.dumps(value) if key == "overseas" else value), line
+    assert _layout('{"a": 1}\n' + base, Limits()) == keys  # the first flat record's, within the first lines
+    assert _layout('{"a": 1}', Limits()) is None
+    assert _layout(base, Limits(fields=3)) is None
+    assert _layout("[1, 2]\n" + base.replace('"name"', '"na me"'), Limits()) is None
 
 
 @pytest.mark.parametrize("feed", ["techmarket", "bank"])

@@ -613,20 +613,32 @@ def fast_json(files: Sequence[JsonFile], fields: Sequence[Any], spec: Spec,
         if spec.kinds[fld.source].name == "bool":
             values = [None if v is None else ("t" if v else "f") for v in values]
         data[fld.source] = pl.Series(values, dtype=pl.String)
-    frame = pl.DataFrame(data)
-    per_file = pl.DataFrame(
-        {"_file": pl.Series(range(len(files)), dtype=pl.Int32),
-         **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
-         **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
-    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
-        pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
-    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), [])
+    out, slow = fast_records(pl.DataFrame(data), [f.params for f in files], [f.constants for f in files], fields,
+                             spec, columns)
     fast_of = out.partition_by("_file", as_dict=True, include_key=False)
     slow_of: dict[int, list[int]] = {}
     for f, r in zip(*slow.to_dict(as_series=False).values(), strict=True):
         slow_of.setdefault(f, []).append(r)
     empty = out.clear().drop("_file")
     return [(fast_of.get((i,), empty), slow_of.get(i, [])) for i in range(len(files))]
+
+
+def fast_records(frame: pl.DataFrame, params: Sequence[Mapping[str, Any]], constants: Sequence[Mapping[str, str]],
+                 fields: Sequence[Any], spec: Spec, columns: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The vectorised pass over candidate records of several files, already in a frame: (the accepted rows as COPY
+    text, _file, source_row, line, _key: what :func:`merge_batch` takes; the refused ones: _file, source_row).
+
+    ``frame``: _file (the file's number: its ``params`` and ``constants``, as COPY text), source_row, and a
+    string column per field source (a "bool" kind's as "t" / "f" / null).
+    """
+    per_file = pl.DataFrame(
+        {"_file": pl.Series(range(len(params)), dtype=pl.Int32),
+         **{f"_p_{k}": [p[k] for p in params] for k in params[0]},
+         **{f"_c_{k}": pl.Series([c[k] for c in constants], dtype=pl.String) for k in constants[0]}})
+    lf = frame.lazy().with_columns(pl.col("_file").cast(pl.Int32)).join(
+        per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
+        pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
+    return _convert(lf, fields, spec, columns, list(constants[0]), [])
 
 
 def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: ParsedFile, spec: Spec,
@@ -864,5 +876,5 @@ def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
 
 
 __all__ = ["ENABLED", "MAX_BYTES", "CsvBatch", "CsvFile", "JsonFile", "Kind", "MergeJob", "NoDedup", "Result", "Spec",
-           "convert", "csv_body", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "merge", "merge_batch", "safe_line",
-           "usable"]
+           "convert", "csv_body", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "fast_records", "merge",
+           "merge_batch", "safe_line", "usable"]
