@@ -183,7 +183,8 @@ def _full_width(value: str) -> str:
 
 
 def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_does(columns, monkeypatch, tmp_path):
-    """Full-width ASCII, surrounding whitespace, lower-case codes, compact dates and names with 计 (计算机,
+    """Full-width ASCII, surrounding whitespace, lower-case codes, dates of every form (compact, 2021/3/1,
+    2021.3.1, 2021年3月1日 …) and names with 计 (计算机,
     设计 …) are converted on the fast path now: the same bytes as per row, and no row of the first file left
     to the per-row path; the look-alikes of each (a 合计 row, a bad compact date …) still go per row."""
     landing = tmp_path / "techmarket"
@@ -192,6 +193,8 @@ def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_
     taken = [
         contract(1, 登记日期="20210301"),                                  # compact date
         contract(2, 登记日期=" 2021-03-01\u3000"),                        # whitespace around a date
+        contract(11, 登记日期="2021/3/1"), contract(12, 登记日期="2021.03.1"),  # the other forms of a date
+        contract(13, 登记日期="2021年3月1日"), contract(14, 登记日期=" 2021年03月01 "), contract(15, 登记日期="2021-3-01"),
         contract(3, 卖方统一社会信用代码=seller.lower()),                  # lower case
         contract(4, 卖方统一社会信用代码=_full_width(seller)),             # full width
         contract(5, 卖方统一社会信用代码=f" {seller}\t", 买方统一社会信用代码=f"\u3000{seller}"),
@@ -205,6 +208,8 @@ def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_
         contract(20, 登记日期="20210230"),                                 # no such day
         contract(21, 登记日期="20210304"),                                 # after the export day
         contract(22, 登记日期="2021030"),                                  # seven digits
+        contract(30, 登记日期="2021-3/1"), contract(31, 登记日期="2021年3月 1日"),  # two separators; a space inside
+        contract(32, 登记日期="2021/02/29"), contract(33, 登记日期="2021.3.1 10:00"),  # no such day; a time
         contract(23, 卖方统一社会信用代码=_full_width(seller)[:-1] + "0"),  # bad check character
         contract(24, 卖方统一社会信用代码=seller[:9] + " " + seller[9:]),    # inner space: per row
         contract(25, 买方名称="合 计"),                                     # a total row, spaced
@@ -572,3 +577,27 @@ def test_quoted_shape_without_the_regular_expression_is_the_regular_expressions(
     assert frame["_quoted"].to_list() == expected
     assert frame["_bare"].to_list() == ['"' not in line for line in lines]
     assert sum(expected) > 5
+
+
+def test_lenient_dates_are_what_parse_date_reads():
+    """The lenient conversion of a date takes a value only when normalize.parse_date reads it as that day."""
+    from corridor.normalize import NormalizeError, parse_date
+
+    values = ["2021-3-5", " 2021/03/05 ", "2021.3.5", "2021年3月5日", "2021年03月5", "20210305", "2021-02-30",
+              "0000-01-01", "2021-3/5", "2021-03-05 10:00", "２０２１-03-05", "2021-003-05", "2021年3月5日日",
+              "2021-02-29", "2020-02-29", "20211305", "9999-12-31", "2014-12-31", "2021年12月31", "2021.12.1",
+              "2021/1/31", "2021-1-031", "202103051", "2021年3月 5日", "2021-03-05x", "2021年3-5", "2021-3月5日",
+              "2021/3.5", "12021-03-05", "2021-00-05", "2021-03-00", "2021--03-05", "2021年3月5号", "2021/12/1\u3000"]
+    col = _fast.convert(pl.col("v"), _fast.Kind("date"), True, lenient=True)
+    got = pl.DataFrame({"v": values}).select(col.copy.alias("copy"), col.ok.alias("ok")).rows()
+    taken = 0
+    for value, (copy, ok) in zip(values, got, strict=True):
+        try:
+            expected = parse_date(value).isoformat()
+        except NormalizeError:
+            expected = None
+        assert not ok or copy == expected, value
+        taken += ok
+    assert taken == 12
+    unbounded = _fast.convert(pl.col("v"), _fast.Kind("date", lo=None), True, lenient=True)
+    assert pl.DataFrame({"v": ["0000-01-01", "0001-01-01"]}).select(unbounded.ok)["v"].to_list() == [False, True]
