@@ -318,7 +318,9 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
     empty = [landing / f"talent_2021{m}.jsonl" for m in ("09", "10", "11")]
     for path, data in zip(empty, (b"", "\ufeff".encode(), b"\n"), strict=True):
         path.write_bytes(data)
-    files = [good, other, bad, reordered, nested, crlf, *empty]
+    long_line = landing / "talent_202112.jsonl"  # a line over the field limit: the file streams per row
+    long_line.write_text("\n".join([person(150), person(151, title="长" * 40_000), person(152)]), encoding="utf-8")
+    files = [good, other, bad, reordered, nested, crlf, *empty, long_line]
     fast_rows, received = compare("hr", files, columns, monkeypatch, tmp_path, batch=3)
     assert 70 < fast_rows < received
     assert compare("hr", files, columns, monkeypatch, tmp_path, batch=len(files)) == (fast_rows, received)
@@ -334,7 +336,7 @@ def test_hr_layout_pattern_matches_only_lines_json_loads_reads_as_the_layout():
 
     keys = ("record_id", "name", "overseas", "team_id")
     base = '{"record_id": "HR-1", "name": "张三", "overseas": false, "team_id": null}'
-    assert _layout(base + "\n" + base, Limits()) == keys
+    assert _layout([base, base], Limits()) == keys
     matching = [base, base.replace(": ", ":").replace(", ", ","), base.replace(": ", "  :  ").replace(", ", " , "),
                 '{ "record_id": "", "name": null, "overseas": true, "team_id": "null"}',
                 '{"record_id": "a\u2028b\u00a0c\x7f", "name": "", "overseas": null, "team_id": "温州团队[2021]第1号" }']
@@ -359,10 +361,11 @@ def test_hr_layout_pattern_matches_only_lines_json_loads_reads_as_the_layout():
             if key in _SOURCES:
                 got = row[f"s{_SOURCES.index(key)}"]
                 assert got == (json.dumps(value) if key == "overseas" else value), line
-    assert _layout('{"a": 1}\n' + base, Limits()) == keys  # the first flat record's, within the first lines
-    assert _layout('{"a": 1}', Limits()) is None
-    assert _layout(base, Limits(fields=3)) is None
-    assert _layout("[1, 2]\n" + base.replace('"name"', '"na me"'), Limits()) is None
+    assert _layout(['{"a": 1}', base], Limits()) == keys  # the first flat record's, within the first lines
+    assert _layout(['{"a": 1}'] * 8 + [base], Limits()) is None
+    assert _layout(['{"a": 1}'], Limits()) is None
+    assert _layout([base], Limits(fields=3)) is None
+    assert _layout(["[1, 2]", base.replace('"name"', '"na me"')], Limits()) is None
 
 
 @pytest.mark.parametrize("feed", ["techmarket", "bank"])

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -221,47 +221,39 @@ _LAYOUT_PROBES = 8  # the first lines of a file looked at for its layout
 
 @dataclass
 class _Ready:
-    """A file read for the vectorised pass: its text (no BOM, no last line end) and its layout (or None)."""
+    """A file read for the vectorised pass: its bytes and, once split (:func:`_vectorised`), its lines."""
 
     index: int                  # its number among the files read (its rows' _file)
     at: int                     # its place in the batch
     path: Path
     sink: Any
     meta: Any
-    text: str | None            # None: the file is empty (no line at all)
-    layout: tuple[str, ...] | None
-    lines: list[str] | None = None  # its physical lines, split when the per-row path needs some
+    body: bytes | None          # no BOM, no last line end; None: the file is empty (no line at all)
+    lines: Any = None           # the batch's lines (a polars Series, without their CR), file after file
+    first: int = 0              # where its line 1 sits in ``lines``
 
     def line(self, line_no: int) -> str:
-        if self.lines is None:
-            self.lines = self.text.split("\n")
-        return self.lines[line_no - 1].removesuffix("\r")
+        return self.lines[self.first + line_no - 1]
 
 
 class _Pairs(list):
     """A JSON object's (key, value) pairs in order, as json.loads's object_pairs_hook gives them."""
 
 
-def _layout(text: str | None, limits: Limits) -> tuple[str, ...] | None:
-    """The keys, in order, of the file's first flat record (a JSON object of distinct plain keys whose values are
-    strings without escapes, null, true or false): the shape its other lines are matched against
-    (:func:`_layout_pattern`); None when none of the first lines is one."""
-    start = 0
-    for _ in range(_LAYOUT_PROBES if text is not None else 0):
-        end = text.find("\n", start)
-        line = (text[start:] if end < 0 else text[start:end]).removesuffix("\r")
+def _layout(lines: Sequence[str], limits: Limits) -> tuple[str, ...] | None:
+    """The keys, in order, of the first flat record among a file's first lines (a JSON object of distinct plain
+    keys whose values are strings without escapes, null, true or false): the shape its other lines are matched
+    against (:func:`_layout_pattern`); None when none of them is one."""
+    for line in lines[:_LAYOUT_PROBES]:
         try:
             pairs = json.loads(line, object_pairs_hook=_Pairs)
         except (ValueError, RecursionError):
-            pairs = None
+            continue
         if type(pairs) is _Pairs and pairs:
             keys = tuple(k for k, _ in pairs)
             if (len(set(keys)) == len(keys) <= limits.fields and all(_LAYOUT_KEY.fullmatch(k) for k in keys)
                     and re.fullmatch(_layout_pattern(keys), line)):
                 return keys
-        if end < 0:
-            return None
-        start = end + 1
     return None
 
 
@@ -283,11 +275,11 @@ def _layout_pattern(keys: tuple[str, ...]) -> str:
     return "^(?P<m>)\\{" + ",".join(parts) + "\\}$"
 
 
-def _read(path: Path, limits: Limits) -> tuple[Any, str | None] | None:
-    """(meta, the text: no BOM, no last line end; None for an empty file) of a file fit for the vectorised pass,
-    or None: it streams. Fit: under _fast.MAX_BYTES, UTF-8, no NUL, every line well under the record and field
-    limits. Its lines are the text split on \\n: those BoundedLines reads (a file of a BOM or a line end alone
-    holds one, blank)."""
+def _read(path: Path, limits: Limits) -> tuple[Any, bytes | None] | None:
+    """(meta, the bytes: no BOM, no last line end; None for an empty file) of a file for the vectorised pass, or
+    None: it streams (over _fast.MAX_BYTES, or a NUL). Its lines are those bytes split on \\n: those BoundedLines
+    reads (a file of a BOM or a line end alone holds one, blank). :func:`_vectorised` decodes them (a file not
+    UTF-8, or with a line over the record or field limits, streams then)."""
     meta = meta_for("hr", path)
     with open_regular(path, max_bytes=limits.file_bytes) as fh:
         if os.fstat(fh.fileno()).st_size > _fast.MAX_BYTES:
@@ -295,18 +287,9 @@ def _read(path: Path, limits: Limits) -> tuple[Any, str | None] | None:
         data = fh.read()
     if b"\x00" in data:
         return None
-    try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        return None
     if not data:
         return meta, None
-    text = text.removesuffix("\n")  # as BoundedLines: no line after the last line end
-    if 4 * len(text) + 2 > limits.record_bytes or len(text) > limits.field_chars:  # else: line by line
-        longest = max(map(len, text.split("\n")))
-        if 4 * longest + 2 > limits.record_bytes or longest > limits.field_chars:
-            return None
-    return meta, text
+    return meta, data.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\n")  # as BoundedLines
 
 
 def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: Limits | None = None
@@ -328,15 +311,15 @@ def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: L
             if read is None:
                 out[i] = (parse(path, pii_key=pii_key, sink=sink, limits=limits), None)
             else:
-                meta, text = read
-                ready.append(_Ready(len(ready), i, path, sink, meta, text, _layout(text, limits)))
+                meta, body = read
+                ready.append(_Ready(len(ready), i, path, sink, meta, body))
         except Exception as exc:
             out[i] = (None, exc)
     if not ready:
         return out
     spec = fast_spec(pii_key)
     try:
-        fast, slow = _vectorised(ready, spec, pii_key)
+        fast, slow, stream = _vectorised(ready, spec, pii_key, limits)
     except Exception:
         log.exception("the vectorised parse of %d file(s) failed: parsing them per row", len(ready))
         for r in ready:
@@ -348,6 +331,9 @@ def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: L
     jobs = []
     for r in ready:
         try:
+            if r.index in stream:
+                out[r.at] = (parse(r.path, pii_key=pii_key, sink=r.sink, limits=limits), None)
+                continue
             parsed = ParsedFile("hr", r.path.name, sink=r.sink)
             part = ParsedFile("hr", r.path.name)
             loader = _loader(part, r.path, r.meta, pii_key, limits, _fast.NoDedup())
@@ -367,20 +353,50 @@ def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: L
     return out
 
 
-def _vectorised(ready: list[_Ready], spec: _fast.Spec, pii_key: bytes) -> tuple[Any, dict[int, list[int]]]:
+def _vectorised(ready: list[_Ready], spec: _fast.Spec, pii_key: bytes, limits: Limits
+                ) -> tuple[Any, dict[int, list[int]], set[int]]:
     """The batch's lines of their file's layout read and converted in polars: (the accepted rows for
-    ``_fast.merge_batch``; file -> the line numbers for the per-row path, in order)."""
-    pl = _fast.pl
-    texts = [r for r in ready if r.text is not None]
-    lines = pl.DataFrame({"_file": pl.Series([r.index for r in texts], dtype=pl.Int32),
-                          "line": pl.Series([r.text for r in texts], dtype=pl.String)}).with_columns(
-        pl.col("line").str.split("\n")).explode("line").with_columns(
-        (pl.int_range(pl.len(), dtype=pl.Int32).over("_file") + 1).alias("source_row"),
-        pl.col("line").str.strip_suffix("\r"))
+    ``_fast.merge_batch``; file -> the line numbers for the per-row path, in order; the files to stream per row:
+    not UTF-8, or with a line over the record or field limits)."""
+    pl, np = _fast.pl, _fast.np
+    stream: set[int] = set()
+    read = [r for r in ready if r.body is not None]
+    try:
+        texts = pl.Series([r.body for r in read], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.ComputeError:  # a file not UTF-8 (the per-row path rejects it, naming the byte)
+        decoded = []
+        for r in read:
+            try:
+                decoded.append(pl.Series([r.body], dtype=pl.Binary).cast(pl.String))
+            except pl.exceptions.ComputeError:
+                stream.add(r.index)
+        read = [r for r in read if r.index not in stream]
+        texts = pl.concat(decoded) if decoded else pl.Series([], dtype=pl.String)
+    split = texts.str.split("\n")
+    sizes = split.list.len().to_numpy().astype(np.int64)
+    lines = split.explode()
+    starts = (np.cumsum(sizes) - sizes).astype(np.int64)
+    if len(read):  # the per-row path streams a file with a line over the limits (its CR counted, as there)
+        longest = np.maximum.reduceat(lines.str.len_chars().to_numpy(), starts)
+        stream.update(r.index for r, n in zip(read, longest.tolist(), strict=True)
+                      if 4 * n + 2 > limits.record_bytes or n > limits.field_chars)
+    lines = lines.str.strip_suffix("\r")
+    for r, first in zip(read, starts.tolist(), strict=True):
+        r.lines, r.first = lines, first
+    frame = pl.DataFrame({
+        "_file": np.repeat(np.asarray([r.index for r in read], dtype=np.int32), sizes),
+        "source_row": (np.arange(len(lines), dtype=np.int64) - np.repeat(starts, sizes) + 1).astype(np.int32),
+        "line": lines})
+    if stream:
+        frame = frame.filter(~pl.col("_file").is_in(sorted(stream)))
     layouts: dict[tuple[str, ...], list[int]] = {}
-    for r in texts:
-        if r.layout is not None:
-            layouts.setdefault(r.layout, []).append(r.index)
+    for r, first, n in zip(read, starts.tolist(), sizes.tolist(), strict=True):
+        layout = _layout(lines.slice(first, min(n, _LAYOUT_PROBES)).to_list(), limits) if r.index not in stream \
+            else None
+        if layout is not None:
+            layouts.setdefault(layout, []).append(r.index)
+    lines = frame
+    texts = [r for r in read if r.index not in stream]
     taken = []
     for keys, files in layouts.items():
         part = lines if len(files) == len(texts) else lines.filter(pl.col("_file").is_in(files))
@@ -420,4 +436,4 @@ def _vectorised(ready: list[_Ready], spec: _fast.Spec, pii_key: bytes) -> tuple[
     if fast is None:
         fast = pl.DataFrame({"_file": [], "source_row": [], "line": [], "_key": []},
                             schema={"_file": pl.Int32, "source_row": pl.Int32, "line": pl.String, "_key": pl.String})
-    return fast, slow
+    return fast, slow, stream
