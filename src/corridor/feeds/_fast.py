@@ -15,8 +15,12 @@ with the size, record-length, NUL and encoding guards of ``_rows``): under
 :data:`MAX_BYTES`, strictly decodable, without NUL, every line well under
 the record and field limits, and (CSV) every line either all fields quoted
 without a quote inside, or no quote at all: a shape whose split on ``","``
-or ``,`` is exactly what Python's csv module reads. Clean rows are written
-straight as COPY text (psycopg's escaping) to the loader's spool.
+or ``,`` is exactly what Python's csv module reads; (JSON Lines, hr) a line
+is a candidate only when it is its file's layout exactly (``hr._layout``: a
+flat object of known keys in order, plain strings without escapes, null,
+true / false), the shape whose regular expression reads what json.loads
+reads. Clean rows are written straight as COPY text (psycopg's escaping) to
+the loader's spool.
 
 ``CORRIDOR_INGEST_FAST=0`` turns the fast path off (everything per row).
 """

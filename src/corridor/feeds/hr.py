@@ -376,10 +376,14 @@ def _vectorised(ready: list[_Ready], spec: _fast.Spec, pii_key: bytes, limits: L
     sizes = split.list.len().to_numpy().astype(np.int64)
     lines = split.explode()
     starts = (np.cumsum(sizes) - sizes).astype(np.int64)
-    if len(read):  # the per-row path streams a file with a line over the limits (its CR counted, as there)
+    def over(n: int) -> bool:
+        return 4 * n + 2 > limits.record_bytes or n > limits.field_chars
+
+    # the per-row path streams a file with a line over the limits (in characters, its CR counted, as there; its
+    # bytes, never fewer, are counted first: without a look at the characters when no line is that long)
+    if len(read) and over(int(lines.str.len_bytes().max())):
         longest = np.maximum.reduceat(lines.str.len_chars().to_numpy(), starts)
-        stream.update(r.index for r, n in zip(read, longest.tolist(), strict=True)
-                      if 4 * n + 2 > limits.record_bytes or n > limits.field_chars)
+        stream.update(r.index for r, n in zip(read, longest.tolist(), strict=True) if over(n))
     lines = lines.str.strip_suffix("\r")
     for r, first in zip(read, starts.tolist(), strict=True):
         r.lines, r.first = lines, first
