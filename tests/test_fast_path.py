@@ -183,7 +183,8 @@ def _full_width(value: str) -> str:
 
 
 def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_does(columns, monkeypatch, tmp_path):
-    """Full-width ASCII, surrounding whitespace, lower-case codes, compact dates and names with 计 (计算机,
+    """Full-width ASCII, surrounding whitespace, lower-case codes, dates of every form (compact, 2021/3/1,
+    2021.3.1, 2021年3月1日 …) and names with 计 (计算机,
     设计 …) are converted on the fast path now: the same bytes as per row, and no row of the first file left
     to the per-row path; the look-alikes of each (a 合计 row, a bad compact date …) still go per row."""
     landing = tmp_path / "techmarket"
@@ -192,6 +193,8 @@ def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_
     taken = [
         contract(1, 登记日期="20210301"),                                  # compact date
         contract(2, 登记日期=" 2021-03-01\u3000"),                        # whitespace around a date
+        contract(11, 登记日期="2021/3/1"), contract(12, 登记日期="2021.03.1"),  # the other forms of a date
+        contract(13, 登记日期="2021年3月1日"), contract(14, 登记日期=" 2021年03月01 "), contract(15, 登记日期="2021-3-01"),
         contract(3, 卖方统一社会信用代码=seller.lower()),                  # lower case
         contract(4, 卖方统一社会信用代码=_full_width(seller)),             # full width
         contract(5, 卖方统一社会信用代码=f" {seller}\t", 买方统一社会信用代码=f"\u3000{seller}"),
@@ -205,6 +208,8 @@ def test_fast_path_takes_what_nfkc_and_stripping_make_plain_as_the_per_row_path_
         contract(20, 登记日期="20210230"),                                 # no such day
         contract(21, 登记日期="20210304"),                                 # after the export day
         contract(22, 登记日期="2021030"),                                  # seven digits
+        contract(30, 登记日期="2021-3/1"), contract(31, 登记日期="2021年3月 1日"),  # two separators; a space inside
+        contract(32, 登记日期="2021/02/29"), contract(33, 登记日期="2021.3.1 10:00"),  # no such day; a time
         contract(23, 卖方统一社会信用代码=_full_width(seller)[:-1] + "0"),  # bad check character
         contract(24, 卖方统一社会信用代码=seller[:9] + " " + seller[9:]),    # inner space: per row
         contract(25, 买方名称="合 计"),                                     # a total row, spaced
@@ -287,6 +292,13 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
         person(67) + " x",                             # extra data after the object: invalid_json
         person(68) + person(69),
         person(70)[:-1],                               # cut short
+        person(71, title='a"b'),                       # an escaped quote: per row
+        person(72)[:-1] + ', "area": "RA"}',           # a repeated key (json.loads keeps the last): per row
+        json.dumps(dict(reversed(json.loads(person(73)).items())), ensure_ascii=False),  # another layout: per row
+        person(74, overseas=None), person(75, overseas=True), person(76, team_id=""),   # fast
+        person(77, record_id="HR-1", area=" LW"),     # per row, repeating a fast row's record_id
+        person(78, name=5),                            # a number where a name is: per row
+        person(79)[:-1] + ', "x": {"a": [1]}}',        # nested: per row
     ]
     good = landing / "talent_202103.jsonl"
     good.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -294,27 +306,66 @@ def test_fast_path_equals_per_row_path_on_json_lines_edge_cases(columns, monkeyp
     other.write_text("\ufeff" + "\n".join(person(i, intake_date="2021-04-02") for i in range(1, 30)), encoding="utf-8")
     bad = landing / "talent_202105.jsonl"
     bad.write_bytes(good.read_bytes() + "海".encode("gb18030") + b"\n")
-    fast_rows, received = compare("hr", [good, other, bad], columns, monkeypatch, tmp_path, batch=3)
-    assert 50 < fast_rows < received
+    # the layout from the third line, in another order (the file's lines of the usual order: per row)
+    reordered = landing / "talent_202106.jsonl"
+    reordered.write_text("\n".join(["{not json", "[1]"] + [
+        json.dumps(dict(reversed(json.loads(person(i, intake_date="2021-06-02")).items())), ensure_ascii=False)
+        for i in range(100, 120)] + [person(120)]) + "\n", encoding="utf-8")
+    nested = landing / "talent_202107.jsonl"  # no flat record in the first lines: no layout, every line per row
+    nested.write_text("\n".join(person(i)[:-1] + ', "x": {"a": 1}}' for i in range(130, 140)), encoding="utf-8")
+    crlf = landing / "talent_202108.jsonl"
+    crlf.write_bytes("\r\n".join(person(i) for i in range(140, 150)).encode())
+    empty = [landing / f"talent_2021{m}.jsonl" for m in ("09", "10", "11")]
+    for path, data in zip(empty, (b"", "\ufeff".encode(), b"\n"), strict=True):
+        path.write_bytes(data)
+    long_line = landing / "talent_202112.jsonl"  # a line over the field limit: the file streams per row
+    long_line.write_text("\n".join([person(150), person(151, title="长" * 40_000), person(152)]), encoding="utf-8")
+    files = [good, other, bad, reordered, nested, crlf, *empty, long_line]
+    fast_rows, received = compare("hr", files, columns, monkeypatch, tmp_path, batch=3)
+    assert 70 < fast_rows < received
+    assert compare("hr", files, columns, monkeypatch, tmp_path, batch=len(files)) == (fast_rows, received)
 
 
-def test_hr_line_decoding_is_json_loads():
-    """hr decodes a line with the C scanner when the value fills it: what json.loads gives, or the same error."""
+def test_hr_layout_pattern_matches_only_lines_json_loads_reads_as_the_layout():
+    """A line matching its file's layout (polars' regular expression, as the fast path runs it) is one json.loads
+    reads as exactly the layout's keys, in order, with the values the groups hold; the others do not match."""
     import json
 
-    from corridor.feeds.hr import _DECODER, _decode_line
+    from corridor.config import Limits
+    from corridor.feeds.hr import _SOURCES, _layout, _layout_pattern
 
-    for line in ['{"a": 1}', ' {"a": 1}', '{"a": 1} ', '{"a": 1}\t', '{"a": 1} x', '{"a": 1}{"b": 2}', '{"a": 1',
-                 '[1, 2]', '"text"', '3', 'NaN', '{"a": NaN}', '{"a": Infinity}', '', '  ', 'nul', '{"a": "\\ud800"}',
-                 '{"a": 1, "a": 2}', '{"a": 1e400}', '{"a": {"b": [1, {"c": null}]}}', '\ufeff{"a": 1}']:
-        try:
-            expected = _DECODER.decode(line)
-        except (ValueError, RecursionError) as exc:
-            with pytest.raises(type(exc)):
-                _decode_line(line)
+    keys = ("record_id", "name", "overseas", "team_id")
+    base = '{"record_id": "HR-1", "name": "张三", "overseas": false, "team_id": null}'
+    assert _layout([base, base], Limits()) == keys
+    matching = [base, base.replace(": ", ":").replace(", ", ","), base.replace(": ", "  :  ").replace(", ", " , "),
+                '{ "record_id": "", "name": null, "overseas": true, "team_id": "null"}',
+                '{"record_id": "a\u2028b\u00a0c\x7f", "name": "", "overseas": null, "team_id": "温州团队[2021]第1号" }']
+    not_matching = [
+        base[:-1], base + " ", " " + base, base + "x", base + base, base.replace("false", "False"),
+        base.replace('"HR-1"', "7"), base.replace('"HR-1"', "1.5"), base.replace('"HR-1"', "true"),
+        base.replace('"HR-1"', '"HR\\u0031"'), base.replace('"HR-1"', '"HR\\"1"'), base.replace('"HR-1"', '"a\tb"'),
+        base.replace('"HR-1"', '["HR-1"]'), base.replace('"HR-1"', '{"a": "b"}'), base.replace("false", '"false"'),
+        base.replace("null}", 'null, "team_id": "x"}'), base.replace('"name"', '"record_id"'),
+        base.replace(", ", ",\t"), base.replace(", ", ",\r"), base.replace("null}", "null,}"), '{}', "", "[1, 2]",
+        '{"record_id": "HR-1", "overseas": false, "team_id": null}', base.replace("{", "{{"), "\ufeff" + base,
+        base.replace("false", "NaN"), base.replace('"HR-1"', '"HR-1" "x"')]
+    groups = pl.Series(matching + not_matching).str.extract_groups(_layout_pattern(keys)).struct.unnest()
+    for i, line in enumerate(matching + not_matching):
+        row = groups.row(i, named=True)
+        assert (row["m"] is not None) == (i < len(matching)), line
+        if row["m"] is None:
             continue
-        got = _decode_line(line)
-        assert json.dumps(got) == json.dumps(expected) and type(got) is type(expected), line
+        pairs = json.loads(line, object_pairs_hook=list)
+        assert [k for k, _ in pairs] == list(keys)
+        for key, value in pairs:
+            if key in _SOURCES:
+                got = row[f"s{_SOURCES.index(key)}"]
+                assert got == (json.dumps(value) if key == "overseas" else value), line
+    assert _layout(['{"a": 1}', base], Limits()) == keys  # the first flat record's, within the first lines
+    assert _layout(['{"a": 1}'] * 8 + [base], Limits()) is None
+    assert _layout(['{"a": 1}'], Limits()) is None
+    assert _layout([base], Limits(fields=3)) is None
+    assert _layout(["[1, 2]", base.replace('"name"', '"na me"')], Limits()) is None
 
 
 @pytest.mark.parametrize("feed", ["techmarket", "bank"])
@@ -529,3 +580,27 @@ def test_quoted_shape_without_the_regular_expression_is_the_regular_expressions(
     assert frame["_quoted"].to_list() == expected
     assert frame["_bare"].to_list() == ['"' not in line for line in lines]
     assert sum(expected) > 5
+
+
+def test_lenient_dates_are_what_parse_date_reads():
+    """The lenient conversion of a date takes a value only when normalize.parse_date reads it as that day."""
+    from corridor.normalize import NormalizeError, parse_date
+
+    values = ["2021-3-5", " 2021/03/05 ", "2021.3.5", "2021年3月5日", "2021年03月5", "20210305", "2021-02-30",
+              "0000-01-01", "2021-3/5", "2021-03-05 10:00", "２０２１-03-05", "2021-003-05", "2021年3月5日日",
+              "2021-02-29", "2020-02-29", "20211305", "9999-12-31", "2014-12-31", "2021年12月31", "2021.12.1",
+              "2021/1/31", "2021-1-031", "202103051", "2021年3月 5日", "2021-03-05x", "2021年3-5", "2021-3月5日",
+              "2021/3.5", "12021-03-05", "2021-00-05", "2021-03-00", "2021--03-05", "2021年3月5号", "2021/12/1\u3000"]
+    col = _fast.convert(pl.col("v"), _fast.Kind("date"), True, lenient=True)
+    got = pl.DataFrame({"v": values}).select(col.copy.alias("copy"), col.ok.alias("ok")).rows()
+    taken = 0
+    for value, (copy, ok) in zip(values, got, strict=True):
+        try:
+            expected = parse_date(value).isoformat()
+        except NormalizeError:
+            expected = None
+        assert not ok or copy == expected, value
+        taken += ok
+    assert taken == 12
+    unbounded = _fast.convert(pl.col("v"), _fast.Kind("date", lo=None), True, lenient=True)
+    assert pl.DataFrame({"v": ["0000-01-01", "0001-01-01"]}).select(unbounded.ok)["v"].to_list() == [False, True]

@@ -15,8 +15,12 @@ with the size, record-length, NUL and encoding guards of ``_rows``): under
 :data:`MAX_BYTES`, strictly decodable, without NUL, every line well under
 the record and field limits, and (CSV) every line either all fields quoted
 without a quote inside, or no quote at all: a shape whose split on ``","``
-or ``,`` is exactly what Python's csv module reads. Clean rows are written
-straight as COPY text (psycopg's escaping) to the loader's spool.
+or ``,`` is exactly what Python's csv module reads; (JSON Lines, hr) a line
+is a candidate only when it is its file's layout exactly (``hr._layout``: a
+flat object of known keys in order, plain strings without escapes, null,
+true / false), the shape whose regular expression reads what json.loads
+reads. Clean rows are written straight as COPY text (psycopg's escaping) to
+the loader's spool.
 
 ``CORRIDOR_INGEST_FAST=0`` turns the fast path off (everything per row).
 """
@@ -73,7 +77,12 @@ _ASCII_CODE = "^[!-~\u4e00-\u9fff]+$"
 # str(Decimal(s without commas)) == s without commas; at most 15 characters is checked apart
 _PLAIN_DECIMAL = r"^(0|[1-9][0-9]*|[1-9][0-9]{0,2}(,[0-9]{3})+)(\.[0-9]{1,6})?$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_COMPACT_DATE = r"^[0-9]{8}$"
+# What normalize._read_date reads without NFKC, whitespace or a time: 2021-3-5, 2021/3/5, 2021.3.5 (one separator
+# throughout), 2021年3月5日 (日 optional), 20210305; its month and its day (every such value starts with its year)
+_LENIENT_DATE = (r"^[0-9]{4}(?:-[0-9]{1,2}-[0-9]{1,2}|/[0-9]{1,2}/[0-9]{1,2}|\.[0-9]{1,2}\.[0-9]{1,2}"
+                 r"|年[0-9]{1,2}月[0-9]{1,2}日?|[0-9]{4})$")
+_LENIENT_MONTH = r"^[0-9]{4}[-/.年]?([0-9]{1,2})"
+_LENIENT_DAY = r"([0-9]{1,2})日?$"
 # Full-width ASCII (U+FF01..U+FF5E) is what NFKC turns into ASCII, one character for one.
 _FULL_WIDTH_ASCII = {chr(0xFF01 + i): chr(0x21 + i) for i in range(94)}
 
@@ -168,7 +177,8 @@ def convert(e: pl.Expr, kind: Kind, required: bool, lenient: bool = False) -> Co
 
     ``lenient`` (the second pass, over the rows the first refused: see :func:`_convert`) also takes what
     NFKC and stripping make plain as the per-row rule does: full-width ASCII, surrounding whitespace,
-    lower-case letters of a USCC or ID, a compact date (20210305). Each costs a few passes over a column,
+    lower-case letters of a USCC or ID, a date of another form than ISO (20210305, 2021/3/5, 2021.3.5,
+    2021年3月5日). Each costs a few passes over a column,
     so the first pass, over every row, does without them.
     """
     if kind.name == "text":  # blank (null, or nothing once stripped) -> NULL: one when/then, not three
@@ -198,12 +208,16 @@ def convert(e: pl.Expr, kind: Kind, required: bool, lenient: bool = False) -> Co
         copy, ok = e, (_uscc_ok(e) if kind.name == "uscc" else _id_ok(e))
     elif kind.name == "date":
         if lenient:
-            # _read_date's last pattern (20210305), between whitespace, a day of the calendar: as its ISO day
+            # _read_date's patterns without a time or inner whitespace (2021-3-5, 2021/3/5, 2021.3.5, 2021年3月5日,
+            # 20210305), between whitespace, a day of the calendar: as its ISO day
+            # (one regular expression with groups per form cost ten times these four: a struct field is computed anew)
             v = e.str.strip_chars(_STRIP)
-            d = pl.when(v.str.contains(_ISO_DATE)).then(v.str.to_date("%Y-%m-%d", strict=False)).otherwise(
-                pl.when(v.str.contains(_COMPACT_DATE)).then(v.str.to_date("%Y%m%d", strict=False)))
+            year = v.str.slice(0, 4)
+            iso = pl.concat_str(year, pl.lit("-"), v.str.extract(_LENIENT_MONTH, 1).str.zfill(2), pl.lit("-"),
+                                v.str.extract(_LENIENT_DAY, 1).str.zfill(2))
+            d = pl.when(v.str.contains(_LENIENT_DATE)).then(iso).str.to_date("%Y-%m-%d", strict=False)
             e = d.dt.strftime("%Y-%m-%d")
-            ok = d.is_not_null() & ((e == v) | (d.dt.strftime("%Y%m%d") == v))
+            ok = d.is_not_null() & (e == iso) & (year != "0000")  # date() takes years 1..9999
         else:
             d = e.str.to_date("%Y-%m-%d", strict=False)
             ok = e.str.contains(_ISO_DATE) & d.is_not_null() & (d.dt.strftime("%Y-%m-%d") == e)
@@ -275,7 +289,8 @@ class Spec:
     # a per-row value computed in Python from the accepted rows' column (hr: person_key from id_number)
     python_columns: Mapping[str, Callable[[list[str]], list[str]]] = field(default_factory=dict)
     # a second, lenient pass over the rows the first refused (:func:`_convert`): worth its cost where many
-    # rows carry full-width, spaced or compact values (techmarket; measured slower on bank, even on hr)
+    # rows carry full-width, spaced or compact values (techmarket; on bank and hr, with the dates of every form
+    # and the first pass's plan not split, no cheaper: bank 0.52-0.53 s either way, hr 0.54 s without, 0.59 s with)
     lenient: bool = False
 
 
@@ -536,19 +551,28 @@ def _convert(lf: pl.LazyFrame, fields: Sequence[Any], spec: Spec, columns: Seque
         out = first.drop(keep_slow).filter(pl.col("_ok"))
         slow = first.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
         return _lines(out, spec, columns), slow
-    frame = lf.filter(pl.col("_file_ok")).collect(engine=ENGINE)
-    first = frame.lazy().select(select(False)).collect(engine=ENGINE)
-    refused = ~first["_ok"]
-    out = first.drop(keep_slow).filter(~refused)
-    rest = frame.filter(refused)
+    # The first pass carries what the second needs of the rows it refuses (their values, the file's parameters,
+    # what decides a retry), renamed apart from its own columns: one plan over every row, not the frame
+    # materialised whole first (which cost as much as the first pass itself).
+    schema = lf.collect_schema().names()
+    needed = sorted({f.source for f in fields} | {n for n in schema if n.startswith("_p_")}
+                    | (set(retry_candidate.meta.root_names()) - set(keep_slow) if retry_candidate is not None
+                       else {"_candidate"}))
+    first = lf.filter(pl.col("_file_ok")).select(
+        *select(False), *[pl.col(n).alias(f"_raw:{n}") for n in needed]).collect(engine=ENGINE)
+    carried = [f"_raw:{n}" for n in needed]
+    out = first.drop(*keep_slow, *carried).filter(pl.col("_ok"))
+    rest = first.filter(~pl.col("_ok"))
     if rest.height:
+        rest = rest.select("_file", "source_row", *keep_slow, *[c for c in rest.columns if c.startswith("_c_")],
+                           *(["_escaped"] if escaped else []), *[pl.col(f"_raw:{n}").alias(n) for n in needed])
         if retry_candidate is not None:
             rest = rest.with_columns(retry_candidate.alias("_candidate"))
         second = rest.lazy().select(select(True)).collect(engine=ENGINE)
         out = pl.concat([out, second.drop(keep_slow).filter(pl.col("_ok"))], how="vertical_relaxed")
         slow = second.filter(~pl.col("_ok")).select("_file", "source_row", *keep_slow)
     else:
-        slow = first.filter(refused).select("_file", "source_row", *keep_slow)
+        slow = rest.select("_file", "source_row", *keep_slow)
     return _lines(out, spec, columns), slow
 
 
@@ -613,20 +637,32 @@ def fast_json(files: Sequence[JsonFile], fields: Sequence[Any], spec: Spec,
         if spec.kinds[fld.source].name == "bool":
             values = [None if v is None else ("t" if v else "f") for v in values]
         data[fld.source] = pl.Series(values, dtype=pl.String)
-    frame = pl.DataFrame(data)
-    per_file = pl.DataFrame(
-        {"_file": pl.Series(range(len(files)), dtype=pl.Int32),
-         **{f"_p_{k}": [f.params[k] for f in files] for k in files[0].params},
-         **{f"_c_{k}": pl.Series([f.constants[k] for f in files], dtype=pl.String) for k in files[0].constants}})
-    lf = frame.lazy().join(per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
-        pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
-    out, slow = _convert(lf, fields, spec, columns, list(files[0].constants), [])
+    out, slow = fast_records(pl.DataFrame(data), [f.params for f in files], [f.constants for f in files], fields,
+                             spec, columns)
     fast_of = out.partition_by("_file", as_dict=True, include_key=False)
     slow_of: dict[int, list[int]] = {}
     for f, r in zip(*slow.to_dict(as_series=False).values(), strict=True):
         slow_of.setdefault(f, []).append(r)
     empty = out.clear().drop("_file")
     return [(fast_of.get((i,), empty), slow_of.get(i, [])) for i in range(len(files))]
+
+
+def fast_records(frame: pl.DataFrame, params: Sequence[Mapping[str, Any]], constants: Sequence[Mapping[str, str]],
+                 fields: Sequence[Any], spec: Spec, columns: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The vectorised pass over candidate records of several files, already in a frame: (the accepted rows as COPY
+    text, _file, source_row, line, _key: what :func:`merge_batch` takes; the refused ones: _file, source_row).
+
+    ``frame``: _file (the file's number: its ``params`` and ``constants``, as COPY text), source_row, and a
+    string column per field source (a "bool" kind's as "t" / "f" / null).
+    """
+    per_file = pl.DataFrame(
+        {"_file": pl.Series(range(len(params)), dtype=pl.Int32),
+         **{f"_p_{k}": [p[k] for p in params] for k in params[0]},
+         **{f"_c_{k}": pl.Series([c[k] for c in constants], dtype=pl.String) for k in constants[0]}})
+    lf = frame.lazy().with_columns(pl.col("_file").cast(pl.Int32)).join(
+        per_file.lazy(), on="_file", how="left", maintain_order="left").with_columns(
+        pl.lit(True).alias("_candidate"), pl.lit(True).alias("_file_ok"))
+    return _convert(lf, fields, spec, columns, list(constants[0]), [])
 
 
 def merge(parsed: ParsedFile, loader: Any, table: str, result: Result, slow: ParsedFile, spec: Spec,
@@ -864,5 +900,5 @@ def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
 
 
 __all__ = ["ENABLED", "MAX_BYTES", "CsvBatch", "CsvFile", "JsonFile", "Kind", "MergeJob", "NoDedup", "Result", "Spec",
-           "convert", "csv_body", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "merge", "merge_batch", "safe_line",
-           "usable"]
+           "convert", "csv_body", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "fast_records", "merge",
+           "merge_batch", "safe_line", "usable"]
