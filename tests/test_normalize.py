@@ -11,7 +11,7 @@ import pytest
 
 from corridor import normalize as n
 from corridor.normalize import NormalizeError
-from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key
+from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key, person_keys
 
 USCC = "91330300MA2AB1C2D" + n.uscc_check_char("91330300MA2AB1C2D")
 ID = "33030319900101123" + n.id_check_char("33030319900101123")
@@ -257,6 +257,17 @@ def test_person_key_is_the_hmac_sha256_of_the_id_number():
     key = b"k"
     assert person_key(ID, key) == hmac.new(key, ID.encode(), hashlib.sha256).hexdigest()
     assert person_key(ID, b"other") != person_key(ID, key)
+
+
+def test_person_keys_is_person_key_for_every_key_length():
+    """pii.person_keys hashes the HMAC's padded key blocks once: the same digests as hmac for keys shorter than,
+    as long as and longer than SHA-256's 64-byte block (a longer key is hashed first)."""
+    ids = [ID, "11010519491231002X", "330303199001011234", ""]
+    for key in (b"k", b"x" * 32, b"y" * 63, b"y" * 64, b"z" * 65, bytes(range(256)) * 2):
+        assert person_keys(ids, key) == [person_key(i, key) for i in ids]
+    assert person_keys([], b"k") == []
+    with pytest.raises(ValueError):
+        person_keys(ids, b"")
 
 
 def test_person_key_refuses_an_empty_key():
