@@ -130,43 +130,30 @@ final as (
         latest_action,
         is_withdrawn,
         withdrawn_date,
+        -- in an increment, a person (team) not touched keeps its numbers:
+        -- its records are not all in scope
+        case
         {%- if is_incremental() %}
-        -- a person (team) not touched keeps its numbers: its records are
-        -- not all in scope
-            case
-                when person_key not in (select touched_persons.person_key from touched_persons)
-                    then old_person_intake_seq
-                when not is_withdrawn then
-                    row_number() over (
-                        partition by person_key, is_withdrawn
-                        order by intake_date, record_id
-                    )
-            end as person_intake_seq,
-            case
-                when team_id is null or team_id not in (select touched_teams.team_id from touched_teams)
-                    then old_team_member_seq
-                when not is_withdrawn then
-                    row_number() over (
-                        partition by team_id, is_withdrawn
-                        order by intake_date, record_id
-                    )
-            end as team_member_seq,
-        {%- else %}
-            case
-                when not is_withdrawn then
-                    row_number() over (
-                        partition by person_key, is_withdrawn
-                        order by intake_date, record_id
-                    )
-            end as person_intake_seq,
-            case
-                when not is_withdrawn and team_id is not null then
-                    row_number() over (
-                        partition by team_id, is_withdrawn
-                        order by intake_date, record_id
-                    )
-            end as team_member_seq,
+            when person_key not in (select touched_persons.person_key from touched_persons)
+                then old_person_intake_seq
         {%- endif %}
+            when not is_withdrawn then
+                row_number() over (
+                    partition by person_key, is_withdrawn
+                    order by intake_date, record_id
+                )
+        end as person_intake_seq,
+        case
+        {%- if is_incremental() %}
+            when team_id not in (select touched_teams.team_id from touched_teams)
+                then old_team_member_seq
+        {%- endif %}
+            when not is_withdrawn and team_id is not null then
+                row_number() over (
+                    partition by team_id, is_withdrawn
+                    order by intake_date, record_id
+                )
+        end as team_member_seq,
         first_file_month,
         last_file_month,
         actions_received,
