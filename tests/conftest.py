@@ -78,6 +78,17 @@ def warehouse_url(pg_admin_url) -> str:
 
 
 @pytest.fixture
+def columns(warehouse_url) -> dict[str, list[str]]:
+    """The raw tables' columns but ledger_id, as the loader spools them (``raw.<table>`` -> names in order)."""
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute(
+            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
+            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
+            " group by 1").fetchall()
+    return dict(rows)
+
+
+@pytest.fixture
 def pii_key() -> bytes:
     return TEST_PII_KEY
 

@@ -172,7 +172,7 @@ def test_district_batches_start_with_two_workbooks_and_hold_about_a_mib(tmp_path
     assert [len(b) for b in ingest._batches(files([5_000_000, 10]), ingest.RAMP)] == [1, 1]
 
 
-def test_a_worker_whose_workbooks_calamine_reads_never_imports_openpyxl(warehouse_url, tmp_path):
+def test_a_worker_whose_workbooks_calamine_reads_never_imports_openpyxl(columns, tmp_path):
     """openpyxl (~0.3 s of CPU to import) is for the workbooks calamine does not read: a parsing worker
     given clean workbooks loads them without it, and a workbook calamine refuses brings it in."""
     import json
@@ -181,15 +181,8 @@ def test_a_worker_whose_workbooks_calamine_reads_never_imports_openpyxl(warehous
     import sys
     from datetime import datetime
 
-    import psycopg
-
     from tests.test_fast_path import edge_workbook
 
-    with psycopg.connect(warehouse_url) as conn:
-        columns = dict(conn.execute(
-            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
-            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
-            " group by 1").fetchall())
     base = ["LW-X-0001", "项目", "重点区块", "中国眼谷", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
     clean = [edge_workbook(tmp_path / f"LW_202103_v{v}.xlsx", [base, base[:3]]) for v in (1, 2)]
     percent = edge_workbook(tmp_path / "LW_202103_v3.xlsx", [base], number_format="0%")  # openpyxl reads it
@@ -245,24 +238,17 @@ def test_the_styles_and_workbook_parts_keep_their_verdict_from_one_workbook_to_t
                                                "xl/_rels/workbook.xml.rels": rels}))
 
 
-def test_a_batch_checked_in_groups_gives_what_one_group_gives(warehouse_url, monkeypatch, tmp_path):
+def test_a_batch_checked_in_groups_gives_what_one_group_gives(columns, monkeypatch, tmp_path):
     """The sheets of a batch's workbooks are checked together, in groups of bounded size: a group per
     workbook gives every workbook what one group for the whole batch gives, the one calamine refuses
     (a percentage: openpyxl) and a broken file included, and calamine reads the same workbooks."""
     from datetime import datetime
-
-    import psycopg
 
     from corridor.feeds import _fast
     from corridor.ingest import spool_batch
     from tests.conftest import TEST_PII_KEY
     from tests.test_fast_path import content, edge_workbook
 
-    with psycopg.connect(warehouse_url) as conn:
-        columns = dict(conn.execute(
-            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
-            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
-            " group by 1").fetchall())
     base = ["LW-X-0001", "项目", "重点区块", "中国眼谷", datetime(2020, 6, 1), "2023-12-31", "在建", 12.0, 45]
     files = [edge_workbook(tmp_path / "LW_202103_v1.xlsx", [base, base[:3], ["合计"]]),
              edge_workbook(tmp_path / "LW_202103_v2.xlsx", [base], number_format="0%"),

@@ -17,7 +17,6 @@ import io
 from pathlib import Path
 
 import polars as pl
-import psycopg
 import pytest
 
 from corridor.demo import generate
@@ -33,16 +32,6 @@ def city(tmp_path_factory) -> Path:
     landing = tmp_path_factory.mktemp("city")
     generate(landing, scale="city", start="2021-01", end="2021-12")
     return landing
-
-
-@pytest.fixture
-def columns(warehouse_url) -> dict[str, list[str]]:
-    with psycopg.connect(warehouse_url) as conn:
-        rows = conn.execute(
-            "select table_schema || '.' || table_name, array_agg(column_name::text order by ordinal_position)"
-            " from information_schema.columns where table_schema = 'raw' and column_name <> 'ledger_id'"
-            " group by 1").fetchall()
-    return dict(rows)
 
 
 def content(spooled: Spooled) -> dict:
