@@ -260,8 +260,8 @@ def test_person_key_is_the_hmac_sha256_of_the_id_number():
 
 
 def test_person_keys_is_person_key_for_every_key_length():
-    """pii.person_keys hashes the HMAC's padded key blocks once: the same digests as hmac for keys shorter than,
-    as long as and longer than SHA-256's 64-byte block (a longer key is hashed first)."""
+    """pii.person_keys prepares the key once for many numbers: the same digests as person_key for keys shorter
+    than, as long as and longer than SHA-256's 64-byte block (a longer key is hashed first)."""
     ids = [ID, "11010519491231002X", "330303199001011234", ""]
     for key in (b"k", b"x" * 32, b"y" * 63, b"y" * 64, b"z" * 65, bytes(range(256)) * 2):
         assert person_keys(ids, key) == [person_key(i, key) for i in ids]
