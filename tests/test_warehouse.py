@@ -101,6 +101,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
               "intermediate.int_district_platforms_versioned": "platform_event_id",
               "intermediate.int_district_certifications_versioned": "certification_event_id",
               "intermediate.int_district_projects_versioned": "project_row_id",
+              "intermediate.int_project_states_windowed": "project_state_id",
               "marts.fct_projects": "project_snapshot_id", "marts.fct_talent_intake": "record_id"}
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
@@ -116,7 +117,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
             " union select ledger_id from ops.load_ledger where feed = 'hr' and file_name ~ '_2022(11|12)'").fetchall()
         held = [h[0] for h in held]
         assert len(held) > 40
-        restated = [r[0] for r in conn.execute(
+        restated = restated_versions = [r[0] for r in conn.execute(
             "select max(ledger_id) from raw.district_returns group by area_code, report_month"
             " having count(*) > 1").fetchall()]
         assert len(restated) >= 3, "the demo set restates some area-months"
@@ -131,6 +132,16 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
                 sql.Identifier("public", f"held_{table}"), sql.Identifier("raw", table)), (held + restated,))
             conn.execute(sql.SQL("delete from {} where ledger_id = any(%s)").format(
                 sql.Identifier("raw", table)), (held + restated,))
+        # a restatement that drops a project its earlier version listed: the project's state of that
+        # month goes, and its state before holds on (int_project_states_windowed's post-hook)
+        dropped = conn.execute(
+            "delete from public.held_district_projects where ctid = (select held.ctid"
+            " from public.held_district_projects as held join raw.district_projects as earlier"
+            " using (area_code, report_month, project_id)"
+            " where held.ledger_id = any(%s) and held.report_month < (select max(report_month) from"
+            " raw.district_projects) order by held.ledger_id, held.source_row limit 1) returning project_id",
+            (restated_versions,)).fetchall()
+        assert len(dropped) == 1, "a restated area-month of the demo set lists a project of its earlier version"
     selection = ["--select", "+fct_tech_contracts", "+fct_pledge_loans", "+dim_enterprise",
                  "+int_district_projects_versioned", "+fct_projects", "+fct_certifications", "+fct_talent_intake", "--quiet"]
     transform.dbt(["run", "--full-refresh", *selection], ROOT / "dbt_project")
