@@ -253,6 +253,35 @@ def test_parsing_in_worker_processes_loads_exactly_what_one_process_loads(pg_adm
     assert load(2) == load(1)  # same ledger order, same rows, same quarantine
 
 
+def test_quarantine_rows_inserted_equal_those_copied(pg_admin_url, landing, monkeypatch):
+    """A file's few quarantined records are INSERTed in the pipeline that commits, many go by COPY: the same
+    rows, in the same order."""
+    from corridor import db, ingest
+    from tests.conftest import _new_database
+
+    victim = discover(landing, "techmarket")[2]
+    lines = victim.read_bytes().decode("utf-8-sig").splitlines()
+    bad = [lines[1].replace(lines[1].split(",")[0], f'"BAD{i}"', 1) for i in range(7)]  # not a registration number
+    victim.write_bytes(("\ufeff" + "\r\n".join([*lines, *bad]) + "\r\n").encode("utf-8"))
+
+    def load(insert_max: int) -> list[tuple]:
+        url = _new_database(pg_admin_url)
+        db.ensure_schema(url)
+        monkeypatch.setattr(ingest, "QUARANTINE_INSERT_MAX", insert_max)
+        for feed in ("techmarket", "bank", "hr"):
+            ingest_feed(url, feed, landing, pii_key=TEST_PII_KEY)
+        with psycopg.connect(url) as conn:
+            return conn.execute(
+                "select l.file_name, q.ledger_id - (select min(ledger_id) from ops.load_ledger), q.feed, q.file_name,"
+                " q.sheet, q.source_row, q.rule_code, q.message, q.record::text"
+                " from ops.quarantine q join ops.load_ledger l using (ledger_id) order by q.quarantine_id").fetchall()
+
+    copied = load(-1)  # every file's quarantine by COPY
+    per_file = [sum(r[0] == name for r in copied) for name in {r[0] for r in copied}]
+    assert len(per_file) > 5 and max(per_file) > 3, per_file
+    assert load(500) == copied
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
