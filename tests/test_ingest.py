@@ -197,6 +197,48 @@ def test_concurrent_loaders_never_load_a_file_twice(warehouse_url, landing):
     assert scalar(warehouse_url, "select count(*) from raw.bank_loans") == sum(r[4] for r in loaded)
 
 
+def test_a_loader_that_waited_for_the_feeds_lock_sees_what_its_holder_committed(warehouse_url, landing, tmp_path):
+    """The "loaded meanwhile?" check reads the ledger after the feed's lock is granted: a loader that waited while
+    another committed the same bytes (under another name) loads nothing of them. (A statement's snapshot is taken
+    when it starts: a check in the statement that waits for the lock would not see that commit.)"""
+    import threading
+
+    from corridor.ingest import sha256_of
+
+    path = sorted(discover(landing, "bank"))[0]
+    one = tmp_path / "one"
+    shutil.copytree(landing, one)
+    for other in discover(one, "bank"):
+        if other.name != path.name:
+            other.unlink()
+    holder = psycopg.connect(warehouse_url)  # another loader, mid-file: the feed's lock and its ledger row
+    holder.execute("select pg_advisory_xact_lock(hashtext('corridor.ingest.bank'))")
+    holder.execute("insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at,"
+                   " rows_received, rows_loaded, rows_quarantined) values ('bank', %s, %s, %s, 'loaded', now(),"
+                   " now(), 0, 0, 0)", ("renamed_" + path.name, sha256_of(path), path.stat().st_size))
+    summaries = []
+    waiter = threading.Thread(target=lambda: summaries.append(
+        ingest_feed(warehouse_url, "bank", one, pii_key=TEST_PII_KEY)))
+    waiter.start()
+    try:
+        for _ in range(600):  # the waiter reaches the lock (its ledger look-up found nothing committed yet)
+            if scalar(warehouse_url, "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+                                     " and database = (select oid from pg_database where datname = current_database())"):
+                break
+            waiter.join(0.05)
+        else:
+            pytest.fail("the second loader never waited for the feed's lock")
+        holder.commit()
+    finally:
+        holder.close()
+        waiter.join(60)
+    (summary,) = summaries
+    assert [(f.file_name, f.status, f.message) for f in summary.files] == [
+        (path.name, "unchanged", "loaded meanwhile by another run")]
+    assert scalar(warehouse_url, "select count(*) from raw.bank_loans") == 0
+    assert [r[1] for r in ledger(warehouse_url)] == ["renamed_" + path.name]
+
+
 def test_restated_workbook_keeps_both_versions_on_record(warehouse_url, landing):
     ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
     with psycopg.connect(warehouse_url) as conn:

@@ -1151,16 +1151,18 @@ class Loader:
                 self._contracts.preset(contracts[0], spooled.key_ints)
             with self.conn.pipeline():
                 self.conn.execute("begin")
-                # The feed's lock, then: has another loader taken the file meanwhile? If not, its ledger row.
+                # The feed's lock, in a statement of its own: the check below then reads the ledger as of after
+                # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
+                # statement that waited would miss what the lock's holder committed meanwhile).
+                self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
+                # Has another loader taken the file meanwhile? If not, its ledger row.
                 cur = self.conn.execute(
                     "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
                     " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
-                    " from (select exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
-                    " and (file_name = %s or sha256 = %s)) as taken"
-                    " from (select pg_advisory_xact_lock(hashtext(%s))) as l) as t"
-                    " where not t.taken returning ledger_id",
+                    " where not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
+                    " and (file_name = %s or sha256 = %s)) returning ledger_id",
                     (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at,
-                     self.feed, path.name, sha, f"corridor.ingest.{self.feed}"))
+                     self.feed, path.name, sha))
                 checks = self._contracts.statements(self.conn, contracts[0]) if contracts else None
             row = cur.fetchone()
             if row is None:
