@@ -20,7 +20,7 @@
 -- area-month version keeps its last row.
 --
 -- Incremental (issue 11; a province month rewrites ~2 states of each project
--- it names, ~11 k of ~200 k rows): a project's states change only from the
+-- it names, ~8 k of ~200 k rows): a project's states change only from the
 -- earliest report month in which it gained or lost a row, and the state
 -- before that month changes only its valid_to. A run takes the projects
 -- with a row in a workbook loaded after the watermark (the highest ledger_id
