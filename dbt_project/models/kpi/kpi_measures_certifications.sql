@@ -57,23 +57,45 @@ validity_windows as (
 ),
 
 -- per window: the latest day the earlier windows of its area (of the
--- enterprise in every area) reach, the latest day it and they reach, and
--- the start of the next window
+-- enterprise in every area) reach, and the start of the next window; one
+-- window clause per scope, so that PostgreSQL computes both functions in one
+-- pass (lead() reads the partition whatever the frame)
+window_neighbours as (
+    select
+        kpi_code,
+        area_code,
+        valid_from,
+        valid_to,
+        max(valid_to) over in_area as area_reach_before,
+        lead(valid_from) over in_area as area_next_from,
+        max(valid_to) over in_corridor as corridor_reach_before,
+        lead(valid_from) over in_corridor as corridor_next_from
+    from validity_windows
+    window
+        in_area as (
+            partition by kpi_code, uscc, area_code order by valid_from, valid_to
+            rows between unbounded preceding and 1 preceding
+        ),
+        in_corridor as (
+            partition by kpi_code, uscc order by valid_from, valid_to
+            rows between unbounded preceding and 1 preceding
+        )
+),
+
+-- the latest day a window and the earlier ones reach (greatest() skips the
+-- null of a first window)
 window_reaches as (
     select
         kpi_code,
         area_code,
         valid_from,
-        max(valid_to) over (in_area rows between unbounded preceding and 1 preceding) as area_reach_before,
-        max(valid_to) over (in_area rows between unbounded preceding and current row) as area_reach,
-        lead(valid_from) over in_area as area_next_from,
-        max(valid_to) over (in_corridor rows between unbounded preceding and 1 preceding) as corridor_reach_before,
-        max(valid_to) over (in_corridor rows between unbounded preceding and current row) as corridor_reach,
-        lead(valid_from) over in_corridor as corridor_next_from
-    from validity_windows
-    window
-        in_area as (partition by kpi_code, uscc, area_code order by valid_from, valid_to),
-        in_corridor as (partition by kpi_code, uscc order by valid_from, valid_to)
+        area_reach_before,
+        greatest(area_reach_before, valid_to) as area_reach,
+        area_next_from,
+        corridor_reach_before,
+        greatest(corridor_reach_before, valid_to) as corridor_reach,
+        corridor_next_from
+    from window_neighbours
 ),
 
 first_recognitions as (
