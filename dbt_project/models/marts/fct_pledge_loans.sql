@@ -11,9 +11,6 @@
 -- Index on max_ledger_id: an incremental run reads its watermark,
 -- max(max_ledger_id), from the index instead of scanning the table.
 
--- depends_on: {{ ref('stg_bank__loans') }}
--- (the incremental branch reads the raw records to find the changed keys)
-
 -- One row per pledge loan (bank + 贷款编号): its disbursement and its
 -- current status (the latest 报告期).
 --
@@ -21,31 +18,20 @@
 -- highest ledger_id already processed, kept per loan as max_ledger_id) is
 -- recomputed from all its records and replaced (delete+insert on
 -- pledge_loan_id), so an incremental run equals a full refresh (ledger ids
--- committed in order; after a purge of raw rows, run --full-refresh).
+-- committed in order; after a purge of raw rows, run --full-refresh). The
+-- changed loans are those whose max_ledger_id in int_pledge_loans_resolved
+-- (resolved in this build, over all their records) is above the watermark,
+-- read through its max_ledger_id index (the raw records' ledger_id compared
+-- through a cross join scanned every raw record).
 
 with
 
 loans_resolved as (
     select * from {{ ref('int_pledge_loans_resolved') }}
+    {%- if is_incremental() %}
+    where max_ledger_id > (select coalesce(max(seen.max_ledger_id), 0) from {{ this }} as seen)
+    {%- endif %}
 ),
-
-{% if is_incremental() %}
-loan_rows as (
-    select * from {{ ref('stg_bank__loans') }}
-),
-
-watermark as (
-    select coalesce(max(max_ledger_id), 0) as max_ledger_id
-    from {{ this }}
-),
-
-changed_loans as (
-    select distinct loan_rows.pledge_loan_id
-    from loan_rows
-    cross join watermark
-    where loan_rows.ledger_id > watermark.max_ledger_id
-),
-{% endif %}
 
 final as (
     select
@@ -72,10 +58,6 @@ final as (
         loans_resolved.source_row,
         loans_resolved.max_ledger_id
     from loans_resolved
-    {%- if is_incremental() %}
-    inner join changed_loans
-        on loans_resolved.pledge_loan_id = changed_loans.pledge_loan_id
-    {%- endif %}
 )
 
 select * from final

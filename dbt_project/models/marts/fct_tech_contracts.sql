@@ -11,9 +11,6 @@
 -- Index on max_ledger_id: an incremental run reads its watermark,
 -- max(max_ledger_id), from the index instead of scanning the table.
 
--- depends_on: {{ ref('stg_techmarket__contracts') }}
--- (the incremental branch reads the raw records to find the changed keys)
-
 -- One row per technology contract (合同登记号) in its current state,
 -- cancelled ones included: a contract whose latest record is 撤销 stays,
 -- with is_cancelled (the KPIs leave cancelled contracts out in one place,
@@ -26,31 +23,20 @@
 -- contract's row. An incremental run thus gives the same table as a full
 -- refresh, provided ledger ids are committed in order (one loader at a
 -- time) and raw rows are never deleted (after a purge of raw rows, run
--- --full-refresh).
+-- --full-refresh). The changed contracts are those whose max_ledger_id in
+-- int_tech_contracts_resolved (resolved in this build, over all their
+-- records) is above the watermark, read through its max_ledger_id index
+-- (issue 11: the raw records' ledger_id compared through a cross join
+-- scanned every raw record, then the whole resolved table).
 
 with
 
 contracts_resolved as (
     select * from {{ ref('int_tech_contracts_resolved') }}
+    {%- if is_incremental() %}
+    where max_ledger_id > (select coalesce(max(seen.max_ledger_id), 0) from {{ this }} as seen)
+    {%- endif %}
 ),
-
-{% if is_incremental() %}
-contract_rows as (
-    select * from {{ ref('stg_techmarket__contracts') }}
-),
-
-watermark as (
-    select coalesce(max(max_ledger_id), 0) as max_ledger_id
-    from {{ this }}
-),
-
-changed_contracts as (
-    select distinct contract_rows.registration_no
-    from contract_rows
-    cross join watermark
-    where contract_rows.ledger_id > watermark.max_ledger_id
-),
-{% endif %}
 
 final as (
     select
@@ -77,10 +63,6 @@ final as (
         contracts_resolved.source_row,
         contracts_resolved.max_ledger_id
     from contracts_resolved
-    {%- if is_incremental() %}
-    inner join changed_contracts
-        on contracts_resolved.registration_no = changed_contracts.registration_no
-    {%- endif %}
 )
 
 select * from final
