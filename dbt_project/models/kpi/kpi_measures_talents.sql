@@ -62,20 +62,22 @@ entity_records as (
     where team_id is not null and intake_date is not null
 ),
 
--- the records of each person / team, with how many it has
+-- how many records each person / team has
+record_counts as (
+    select
+        kpi_code,
+        entity_key,
+        count(*) as record_count
+    from entity_records
+    group by kpi_code, entity_key
+),
+
 records_counted as (
     select
         entity_records.*,
         record_counts.record_count
     from entity_records
-    inner join (
-        select
-            kpi_code,
-            entity_key,
-            count(*) as record_count
-        from entity_records
-        group by kpi_code, entity_key
-    ) as record_counts
+    inner join record_counts
         on
             entity_records.kpi_code = record_counts.kpi_code
             and entity_records.entity_key = record_counts.entity_key
