@@ -1323,12 +1323,16 @@ class Loader:
         if not hits:
             return []
         table, columns, spool = spooled.tables[0]
-        lines = spool_bytes(spool).split(b"\n")
-        if len(lines) != len(regnos) + 1 or lines[-1]:
+        data = spool_bytes(spool)
+        # where each line ends (a newline byte only ever ends a row in COPY text): the hits are cut out of the
+        # spool by these offsets, not by splitting it into a bytes object per line and joining them again
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10).tolist()
+        if len(ends) != len(regnos) or not data.endswith(b"\n"):
             return None
         out = []
         for i in hits:
-            values = dict(zip(columns, lines[i].decode("utf-8").split("\t"), strict=True))
+            line = data[ends[i - 1] + 1 if i else 0:ends[i]]
+            values = dict(zip(columns, line.decode("utf-8").split("\t"), strict=True))
             parts = []
             for column, raw in values.items():
                 if column == "row_hash":
@@ -1347,12 +1351,13 @@ class Loader:
             out.append((ledger_id, "techmarket", file_name, None, int(row), "duplicate_row",
                         f"{file_name} row {row}: 合同登记号 {regno} repeats exactly its latest registration, "
                         f"{earlier_file} row {earlier_row}", "{" + ", ".join(parts) + "}"))
-        kept = lines[:-1]
-        for i in sorted(hits, reverse=True):  # a few a file: deleting beats rebuilding the list line by line
-            del kept[i]
-        data = b"\n".join(kept) + b"\n" if kept else b""
+        kept, start = [], 0
+        for i in sorted(hits):  # the lines between the hits, each with its newline
+            kept.append(data[start:ends[i - 1] + 1 if i else 0])
+            start = ends[i] + 1
+        kept.append(data[start:])
         _remove_spool(spool)
-        spooled.tables[0] = (table, columns, data)
+        spooled.tables[0] = (table, columns, b"".join(kept))
         return out
 
     def _remember_contracts(self, contracts: Any, repeats: list[tuple] | None, ledger_id: int) -> None:
