@@ -10,7 +10,10 @@ For each entry of ``landing/<feed>/`` the loader
    no-op (a file re-sent under its own name is skipped; the same bytes under a
    new name get a ledger row saying which file they duplicate and load
    nothing); a name already loaded with *other* bytes is rejected, because a
-   delivered file is never changed in place;
+   delivered file is never changed in place. (A file parsed ahead by a worker
+   was hashed there, before the parse read it; the loader takes that hash
+   while the file's inode, size and times are still the ones the worker saw,
+   and hashes and parses it again itself otherwise);
 3. in ONE transaction, committed when the file is done: writes the ledger
    row, streams the parser's rows into the ``raw`` tables by COPY as they are
    parsed (memory does not grow with the file) and the invalid ones into
