@@ -269,6 +269,54 @@ def test_an_unchanged_file_is_not_reread_but_a_changed_one_is(warehouse_url, lan
     assert hashed == [victim.name]  # its new mtime is remembered
 
 
+def test_a_file_parsed_by_a_worker_is_hashed_there_not_by_the_loader(warehouse_url, landing, monkeypatch):
+    import hashlib
+
+    from corridor import ingest
+
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)  # parse in worker processes
+    hashed = []
+    real = ingest.sha256_of
+    monkeypatch.setattr(ingest, "sha256_of", lambda p: hashed.append(p.name) or real(p))
+    summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert summary.count("loaded") == len(summary.files) > 1
+    assert hashed == []  # the workers hashed every file before parsing it
+    with psycopg.connect(warehouse_url) as conn:
+        ledger = dict(conn.execute("select file_name, sha256 from ops.load_ledger where feed = 'bank'").fetchall())
+    assert ledger == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in discover(landing, "bank")}
+
+
+def test_a_file_changed_after_its_parse_is_hashed_and_parsed_again(warehouse_url, landing, monkeypatch):
+    import hashlib
+
+    from corridor import ingest
+
+    victim = discover(landing, "bank")[1]
+    real_take = ingest.Prefetcher.take
+
+    def take_then_change(self, path):
+        spooled = real_take(self, path)
+        if path.name == victim.name and spooled is not None:  # its last record gone, after the parse read it
+            lines = victim.read_bytes().splitlines(keepends=True)
+            victim.write_bytes(b"".join(lines[:-1]))
+        return spooled
+
+    monkeypatch.setattr(ingest.Prefetcher, "take", take_then_change)
+    summary = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    outcome = next(f for f in summary.files if f.file_name == victim.name)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        columns = ingest.Loader(conn, "bank", pii_key=TEST_PII_KEY).raw_columns()
+    now = ingest.spool_file("bank", victim, TEST_PII_KEY, columns)
+    now.remove()
+    assert outcome.status == "loaded"
+    assert outcome.sha256 == hashlib.sha256(victim.read_bytes()).hexdigest()
+    assert (outcome.rows_received, outcome.rows_loaded) == (now.rows_received, now.rows_loaded)
+    assert scalar(warehouse_url, "select count(*) from raw.bank_loans where ledger_id = %s",
+                  (outcome.ledger_id,)) == now.rows_loaded
+    again = ingest_feed(warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)
+    assert again.count("unchanged") == len(again.files)  # its size and mtime on record are the new ones
+
+
 def test_parsing_in_worker_processes_loads_exactly_what_one_process_loads(pg_admin_url, landing, monkeypatch):
     from corridor import ingest
     from tests.conftest import _new_database

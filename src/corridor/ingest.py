@@ -10,7 +10,10 @@ For each entry of ``landing/<feed>/`` the loader
    no-op (a file re-sent under its own name is skipped; the same bytes under a
    new name get a ledger row saying which file they duplicate and load
    nothing); a name already loaded with *other* bytes is rejected, because a
-   delivered file is never changed in place;
+   delivered file is never changed in place. (A file parsed ahead by a worker
+   was hashed there, before the parse read it; the loader takes that hash
+   while the file's inode, size and times are still the ones the worker saw,
+   and hashes and parses it again itself otherwise);
 3. in ONE transaction, committed when the file is done: writes the ledger
    row, streams the parser's rows into the ``raw`` tables by COPY as they are
    parsed (memory does not grow with the file) and the invalid ones into
@@ -129,11 +132,31 @@ class ReconciliationError(RuntimeError):
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open_regular(path) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+        return _sha256_of_open(fh)
+
+
+def _sha256_of_open(fh: Any) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells that a file is still the one read earlier: its inode, size, modification and change times."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _hash_ahead(path: Path) -> tuple[str | None, tuple[int, int, int, int] | None]:
+    """(sha256, stamp) of a file, for a parse worker to hand over with its parse (the loader's hashing is then
+    off its chain of work); (None, None) when it cannot be read, which the loader finds out again for itself."""
+    try:
+        with open_regular(path) as fh:
+            st = os.fstat(fh.fileno())  # before reading: a write while hashing changes what the loader sees
+            return _sha256_of_open(fh), _stamp(st)
+    except (FileRejected, OSError):
+        return None, None
 
 
 class LandingFolderMissing(RuntimeError):
@@ -182,8 +205,11 @@ def _inside(path: Path, folder: Path, real_folder: Path | None = None) -> bool:
 
 def _mtime(st: os.stat_result) -> datetime:
     """A file's modification time, at the microsecond PostgreSQL keeps."""
-    return datetime.fromtimestamp(st.st_mtime_ns // 1000 / 1e6, UTC).replace(
-        microsecond=(st.st_mtime_ns // 1000) % 1_000_000)
+    return _mtime_of_ns(st.st_mtime_ns)
+
+
+def _mtime_of_ns(mtime_ns: int) -> datetime:
+    return datetime.fromtimestamp(mtime_ns // 1000 / 1e6, UTC).replace(microsecond=(mtime_ns // 1000) % 1_000_000)
 
 
 def _jsonable(value: Any) -> Any:
@@ -386,6 +412,10 @@ class Spooled:
     # techmarket: (registration_no, row_hash, source_row) of its spooled rows, for ContractDuplicates
     keys: tuple[list[str], list[str], list[int]] | None = None
     key_ints: Any = None  # _contract_keys(keys[0]) when the parse computed them (an int64 array), else None
+    # the file's sha256 and _stamp, taken by the worker before it parsed the file (spool_batch), else None: the
+    # loader takes the sha256 when the file's stamp is still this one, and parses the file again otherwise
+    sha256: str | None = None
+    stamp: tuple[int, int, int, int] | None = None
 
     def remove(self) -> None:
         for spool in [p for _, _, p in self.tables] + [self.quarantine_path]:
@@ -451,8 +481,19 @@ def spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str,
     """Parse several landing files into spools, the CSV ones vectorised together (feeds/_fast.py).
 
     Each file keeps its own outcome, exactly as :func:`spool_file` gives it
-    (one file's rejection or failure costs that file only).
+    (one file's rejection or failure costs that file only), with the file's
+    sha256 and stamp as they were before the parse read it (``Spooled.sha256``,
+    ``Spooled.stamp``): the loader hashes nothing it takes from here.
     """
+    ahead = [_hash_ahead(p) for p in paths]
+    outcomes = _spool_batch(feed, paths, pii_key, columns, spool_dir)
+    for spooled, (sha, stamp) in zip(outcomes, ahead, strict=True):
+        spooled.sha256, spooled.stamp = sha, stamp
+    return outcomes
+
+
+def _spool_batch(feed: str, paths: list[Path], pii_key: bytes, columns: dict[str, list[str]],
+                 spool_dir: str | None) -> list[Spooled]:
     if feed not in ("techmarket", "bank", "hr", "district") or (len(paths) < 2 and not _batch_pays(feed, paths)):
         return [spool_file(feed, p, pii_key, columns, None, spool_dir) for p in paths]
     module = feed_module(feed)  # the feed's own only
@@ -1077,12 +1118,25 @@ class Loader:
         if self._unchanged(path.name, st):
             # Same name, size and modification time as when it was loaded: not re-read.
             return FileOutcome(path.name, "unchanged", stamp[3], message="already loaded", sha256=stamp[2])
+        # The file's parse, when a worker made it: with its sha256, taken before the worker read the file. A file
+        # changed since (another stamp now, after waiting for the parse) is hashed and parsed again here.
+        ahead = self._prefetcher.take(path) if self._prefetcher is not None else None
+        if ahead is not None:
+            try:
+                now = _stamp(os.lstat(path))
+            except OSError:
+                now = None
+            if ahead.sha256 is None or ahead.stamp != now:
+                ahead.remove()
+                ahead = None
         try:
-            sha = sha256_of(path)
+            sha = ahead.sha256 if ahead is not None else sha256_of(path)
         except FileRejected as exc:  # swapped for a link or a FIFO since it was looked at
             return self._reject(path, "", str(exc))
         except OSError as exc:
             return self._reject(path, "", f"{path.name} cannot be read: {exc.strerror}")
+        if ahead is not None and (path.name in by_name or sha in by_sha):
+            ahead.remove()  # not loaded: its parse is not needed
         if path.name in by_name:
             known_sha, lid = by_name[path.name]
             if known_sha == sha:  # touched, or loaded before mtimes were kept: remember it as it is now
@@ -1094,7 +1148,7 @@ class Loader:
                 "as a new file"))
         if sha in by_sha:
             return self._record_duplicate(path, sha, *by_sha[sha])
-        return self.load_file(path, sha)
+        return self.load_file(path, sha, spooled=ahead)
 
     def _analyze(self) -> None:
         """Refresh planner statistics of the load ledger (and of ops.quarantine by autovacuum's rule).
@@ -1120,8 +1174,12 @@ class Loader:
         self._quarantined = 0
 
     # -- one file ------------------------------------------------------------
-    def load_file(self, path: Path, sha: str | None = None) -> FileOutcome:
+    def load_file(self, path: Path, sha: str | None = None, *, spooled: Spooled | None = None) -> FileOutcome:
         """Parse and load one file in one transaction; on any failure roll it back and reject the file.
+
+        ``spooled``: the file's parse, taken already from the prefetcher by the caller, of the bytes ``sha`` is
+        of: the ledger row gets the size and modification time the worker saw (``Spooled.stamp``), so that a
+        file changed since is read again by the next run.
 
         Whatever goes wrong (an unreadable file, a parser bug, a value the
         database refuses inside COPY, a reconciliation failure) costs this
@@ -1134,14 +1192,20 @@ class Loader:
         try:
             file_meta(self.feed, path.name)
         except BadFileName as exc:
+            if spooled is not None:
+                spooled.remove()
             return self._reject(path, sha, str(exc), started_at)
         # The transaction is begun and ended by hand so that its statements share round trips
         # (pipelines): BEGIN + lock + check + ledger row (+ techmarket's contract look-up), then COPY, then
         # the quarantine + the ledger's counts + COMMIT. A file costs 3-4 round trips.
-        spooled: Spooled | None = None
         try:
-            st = os.lstat(path)
-            spooled = self._prefetcher.take(path) if self._prefetcher else None
+            if spooled is not None and spooled.stamp is not None:
+                size, mtime = spooled.stamp[1], _mtime_of_ns(spooled.stamp[2])
+            else:
+                st = os.lstat(path)
+                size, mtime = st.st_size, _mtime(st)
+            if spooled is None and self._prefetcher is not None:
+                spooled = self._prefetcher.take(path)
             if spooled is None:
                 spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
                                      self.spool_dir)
@@ -1161,7 +1225,7 @@ class Loader:
                     " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
                     " where not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
                     " and (file_name = %s or sha256 = %s)) returning ledger_id",
-                    (self.feed, path.name, sha, st.st_size, _mtime(st), started_at, started_at,
+                    (self.feed, path.name, sha, size, mtime, started_at, started_at,
                      self.feed, path.name, sha))
                 checks = self._contracts.statements(self.conn, contracts[0]) if contracts else None
             row = cur.fetchone()
@@ -1262,12 +1326,16 @@ class Loader:
         if not hits:
             return []
         table, columns, spool = spooled.tables[0]
-        lines = spool_bytes(spool).split(b"\n")
-        if len(lines) != len(regnos) + 1 or lines[-1]:
+        data = spool_bytes(spool)
+        # where each line ends (a newline byte only ever ends a row in COPY text): the hits are cut out of the
+        # spool by these offsets, not by splitting it into a bytes object per line and joining them again
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10).tolist()
+        if len(ends) != len(regnos) or not data.endswith(b"\n"):
             return None
         out = []
         for i in hits:
-            values = dict(zip(columns, lines[i].decode("utf-8").split("\t"), strict=True))
+            line = data[ends[i - 1] + 1 if i else 0:ends[i]]
+            values = dict(zip(columns, line.decode("utf-8").split("\t"), strict=True))
             parts = []
             for column, raw in values.items():
                 if column == "row_hash":
@@ -1286,12 +1354,13 @@ class Loader:
             out.append((ledger_id, "techmarket", file_name, None, int(row), "duplicate_row",
                         f"{file_name} row {row}: 合同登记号 {regno} repeats exactly its latest registration, "
                         f"{earlier_file} row {earlier_row}", "{" + ", ".join(parts) + "}"))
-        kept = lines[:-1]
-        for i in sorted(hits, reverse=True):  # a few a file: deleting beats rebuilding the list line by line
-            del kept[i]
-        data = b"\n".join(kept) + b"\n" if kept else b""
+        kept, start = [], 0
+        for i in sorted(hits):  # the lines between the hits, each with its newline
+            kept.append(data[start:ends[i - 1] + 1 if i else 0])
+            start = ends[i] + 1
+        kept.append(data[start:])
         _remove_spool(spool)
-        spooled.tables[0] = (table, columns, data)
+        spooled.tables[0] = (table, columns, b"".join(kept))
         return out
 
     def _remember_contracts(self, contracts: Any, repeats: list[tuple] | None, ledger_id: int) -> None:
