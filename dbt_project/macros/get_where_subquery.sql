@@ -113,7 +113,8 @@
     is a column whose meta says key_holds_ledger_id (ledger_id || '-' || source_row). Rows sharing
     such a key come from one file, so every row sharing a key with a later file's row is itself in a
     later file. Else the test reads every row sharing a key with one of them, which for the views'
-    computed keys was a scan of the whole raw table per test (issue 11). -#}
+    computed keys was a scan of the whole raw table per test (issue 11). An incremental model's
+    test (written = '@.ctid = …'): key_replaced_by_the_increment. -#}
 {% macro key_within_the_tested_files(test_node, written) -%}
     {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') -%}
     {%- set test_kwargs = (test_node.test_metadata or {}).get('kwargs') or {} -%}
@@ -135,7 +136,6 @@
     {%- set meta = column.get('meta') or (column.get('config') or {}).get('meta') or {} -%}
     {%- do return(meta.get('key_holds_ledger_id') is true) -%}
 {%- endmacro %}
-
 
 
 {#- True when a unique / unique_combination test of an incremental model need only read the rows its

@@ -18,10 +18,13 @@
     after the INSERT (int_project_states_windowed) is no longer read: a TID
     scan returns live rows only, and nothing inserts into the table after it
     in the node, so a slot is not reused before the tests. The statement's row
-    count (run_results.json's rows_affected) stays the rows inserted.
+    count (run_results.json's rows_affected) stays the rows inserted. Builds
+    of one warehouse do not overlap (the build DAG's pool of one slot): a
+    second build that wrote the model between another's node and its tests
+    would replace the ctids those tests read.
 
-    Not recorded: a table created or rebuilt whole (first build, --full-refresh,
-    on_schema_change), another strategy, or a command other than `build` (no
+    Not recorded: a table created or rebuilt whole (first build,
+    --full-refresh), another strategy, or a command other than `build` (no
     tests follow). Their tests read every row.
 #}
 {% macro postgres__get_incremental_delete_insert_sql(arg_dict) -%}
