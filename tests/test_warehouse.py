@@ -235,59 +235,112 @@ def test_bi_reader_reads_marts_and_kpi_and_nothing_else(bi_login, built_warehous
         assert schemas == {"marts", "kpi"}
 
 
+def record_as_written(conn, model: str, statement: str, *params) -> int:
+    """Run an UPDATE or INSERT … RETURNING ctid on a model's table and record the rows it wrote as its
+    increment's INSERT does (macros/record_rows_written.sql): their ctids in ops."<model>__rows_written"."""
+    rows = conn.execute(f'with written as ({statement}) insert into ops."{model}__rows_written" (row_ctid)'
+                        " select ctid from written", params).rowcount
+    assert rows > 0
+    return rows
+
+
 def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_their_keys(
         warehouse_copy, monkeypatch, tmp_path):
-    """In a `dbt build` (not --full-refresh), the generic tests of an incremental model read the rows
-    written since the build's start mark (macros/get_where_subquery.sql); `unique` reads every row
-    whose key the build wrote, so a new row colliding with an old one fails; `dbt test` and
-    --full-refresh builds read every row."""
+    """In a `dbt build` (not --full-refresh), the generic tests of an incremental model read the rows its
+    increment wrote, recorded by ctid (macros/record_rows_written.sql, get_where_subquery.sql): a bad
+    written row fails its test, a bad old row does not; `unique` reads every row whose key the build
+    wrote, so a new row colliding with an old one fails (but for delete+insert on the tested key, whose
+    DELETE leaves no old row with a new row's key); `dbt test` and --full-refresh builds read every row."""
     url = warehouse_copy
     point_dbt_at(monkeypatch, url)
     project = ROOT / "dbt_project"
     table = "intermediate.int_tech_contracts_resolved"
+    appended = "intermediate.int_district_projects_versioned"
     target = tmp_path / "target"
+    build = ["build", "--select", "int_tech_contracts_resolved", "int_district_projects_versioned",
+             "--exclude-resource-type", "unit_test", "--target-path", str(target), "--quiet"]
 
-    def compiled(name: str, step: str = "run") -> str:
+    def compiled(name: str, step: str = "run", model: str = "int_tech_contracts_resolved") -> str:
         """The test's SQL as run (a count of its rows) or, step "compiled", its select of the failing rows."""
-        folder = target / step / "corridor" / "models" / "intermediate" / "techmarket" / "_techmarket__models.yml"
+        yml = ("intermediate/techmarket/_techmarket__models.yml" if "tech" in model
+               else "intermediate/district/_district__models.yml")
+        folder = target / step / "corridor" / "models" / yml
         # unique: dbt's, per column; not_null: the model's one test of its not-null columns
-        test = f"{name}_int_tech_contracts_resolved" + ("_registration_no" if name == "unique" else "")
+        key = {"int_tech_contracts_resolved": "_registration_no", "int_district_projects_versioned": "_project_row_id"}
+        test = f"{name}_{model}" + (key[model] if name == "unique" else "")
         return (folder / f"{test}.sql").read_text(encoding="utf-8")
 
-    transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--exclude-resource-type", "unit_test",
-                   "--target-path", str(target), "--quiet"], project)
-    unique, not_null = compiled("unique"), compiled("not_null")
-    assert "ops.dbt_invocations" in unique and "ops.dbt_invocations" in not_null
+    with psycopg.connect(url, autocommit=True) as conn:
+        # a real increment: the contracts of the latest file are resolved again (delete+insert)
+        latest = {r[0] for r in conn.execute(
+            f"delete from {table} where max_ledger_id = (select max(max_ledger_id) from {table})"  # noqa: S608
+            " returning registration_no")}
+        assert latest
+    result = transform.dbt(build, project)
+    [written] = [r.adapter_response["rows_affected"] for r in result.result.results
+                 if r.node.name == "int_tech_contracts_resolved"]
+    assert written == len(latest)
+    unique, not_null, accepted = compiled("unique"), compiled("not_null"), compiled("accepted_values")
+    unique_appended = compiled("unique", model="int_district_projects_versioned")
+    for test_sql in (unique, not_null, accepted, unique_appended):
+        assert "__rows_written" in test_sql
+    # delete+insert on the tested key: the written rows only; append: every row sharing their keys
+    assert "as written_rows" not in unique and "as written_rows" in unique_appended
     with psycopg.connect(url, autocommit=True) as conn:
         def failures(test_sql: str) -> int:
             return conn.execute(test_sql).fetchone()[0]
 
-        assert failures(unique) == 0 and failures(not_null) == 0
-        # from here on, as if the build had started now: every row in the table is an old one
-        conn.execute("update ops.dbt_invocations set started_xid = pg_current_xact_id()")
-        key = conn.execute(f"select min(registration_no) from {table}").fetchone()[0]  # noqa: S608
-        conn.execute(f"insert into {table} select * from {table} where registration_no = %s", (key,))  # noqa: S608
-        # one new row, alone unique among the new rows, collides with the old row of its key
-        assert failures(unique) == 1
-        # a new row without a key (an old row rewritten)
-        conn.execute(f"update {table} set registration_no = null"  # noqa: S608
-                     f" where registration_no = (select max(registration_no) from {table})")
-        assert failures(not_null) == 1 and failures(unique) == 1
+        # the rows the tests read are the rows the increment wrote
+        read = {r[0] for r in conn.execute(
+            f"select registration_no from {table} where ctid = any(array("  # noqa: S608
+            'select row_ctid from ops."int_tech_contracts_resolved__rows_written"))')}
+        assert read == latest
+        assert failures(unique) == failures(not_null) == failures(accepted) == failures(unique_appended) == 0
+        # an old row breaking a rule: not this build's
+        conn.execute(f"update {table} set registration_status = 'bogus-old'"  # noqa: S608
+                     f" where registration_no = (select min(registration_no) from {table})")
+        assert failures(accepted) == 0
+        # written rows breaking them: read
+        some = min(latest)
+        record_as_written(conn, "int_tech_contracts_resolved",
+                          f"update {table} set registration_status = 'bogus' where registration_no = %s"  # noqa: S608
+                          " returning ctid", some)
+        assert failures(accepted) == 1
+        record_as_written(conn, "int_tech_contracts_resolved",
+                          f"update {table} set registration_no = null where registration_no = %s"  # noqa: S608
+                          " returning ctid", max(latest))
+        assert failures(not_null) == 1
         # the model's one not-null test names the column, the rule and the rows that break it
         assert conn.execute(compiled("not_null", "compiled")).fetchall() == [("registration_no", "not_null", 1)]
-    # a later build that writes nothing new does not re-test those old rows; `dbt test` reads them all
-    transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--exclude-resource-type", "unit_test",
-                   "--target-path", str(target), "--quiet"], project)
-    result = transform.dbt(["test", "--select", "int_tech_contracts_resolved", "--target-path", str(target),
-                            "--quiet"], project, check=False)
-    failed = {r.node.name for r in result.result.results if str(r.status) == "fail"}
-    assert failed == {"not_null_int_tech_contracts_resolved",
-                      "unique_int_tech_contracts_resolved_registration_no"}, failed
-    assert "ops.dbt_invocations" not in compiled("not_null")
-    # a --full-refresh build reads every row (here it rebuilds the table: nothing to fail)
-    transform.dbt(["build", "--select", "int_tech_contracts_resolved", "--full-refresh", "--exclude-resource-type",
-                   "unit_test", "--target-path", str(target), "--quiet"], project)
-    assert "ops.dbt_invocations" not in compiled("unique")
+        # two written rows sharing a key (the model's unique index would refuse the second: dropped here)
+        [index] = conn.execute("select indexname from pg_indexes where schemaname = 'intermediate'"
+                               " and tablename = 'int_tech_contracts_resolved' and indexdef ~ '^CREATE UNIQUE'"
+                               ).fetchone()
+        conn.execute(f'drop index intermediate."{index}"')
+        assert failures(unique) == 0
+        record_as_written(conn, "int_tech_contracts_resolved",
+                          f"insert into {table} select * from {table} where registration_no = %s"  # noqa: S608
+                          " returning ctid", some)
+        assert failures(unique) == 1
+        # append: a written row colliding with an old row of its key
+        assert conn.execute('select count(*) from ops."int_district_projects_versioned__rows_written"').fetchone()[0] == 0
+        record_as_written(conn, "int_district_projects_versioned",
+                          f"insert into {appended} select * from {appended}"  # noqa: S608
+                          f" where project_row_id = (select min(project_row_id) from {appended}) returning ctid")
+        assert failures(unique_appended) == 1
+    # a later build that writes nothing new does not re-test those rows; `dbt test` reads them all
+    transform.dbt(build, project)
+    result = transform.dbt(["test", "--select", "int_tech_contracts_resolved", "int_district_projects_versioned",
+                            "--target-path", str(target), "--quiet"], project, check=False)
+    failed = {r.node.name: r.failures for r in result.result.results if str(r.status) == "fail"}
+    assert failed == {"not_null_int_tech_contracts_resolved": 1,
+                      "accepted_values_int_tech_contracts_resolved": 2,
+                      "unique_int_tech_contracts_resolved_registration_no": 1,
+                      "unique_int_district_projects_versioned_project_row_id": 1}, failed
+    assert "__rows_written" not in compiled("not_null")
+    # a --full-refresh build reads every row (here it rebuilds the tables: nothing to fail)
+    transform.dbt([*build, "--full-refresh"], project)
+    assert "__rows_written" not in compiled("unique") and "__rows_written" not in compiled("not_null")
 
 
 def test_increment_relationships_test_fails_on_a_written_row_whose_parent_is_missing(
@@ -304,17 +357,18 @@ def test_increment_relationships_test_fails_on_a_written_row_whose_parent_is_mis
     folder = target / "run" / "corridor" / "models" / "marts" / "_marts__models.yml"
     [test_sql] = [p.read_text(encoding="utf-8") for p in folder.glob("relationships_fct_tech_contrac*.sql")
                   if "seller_uscc" in p.read_text(encoding="utf-8") and "dim_enterprise" in p.read_text(encoding="utf-8")]
-    assert "ops.dbt_invocations" in test_sql and "in (select child.from_field from child)" in test_sql
+    assert '"fct_tech_contracts__rows_written"' in test_sql and "in (select child.from_field from child)" in test_sql
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute(test_sql).fetchone()[0] == 0
-        # an old row (written before the build's start mark) naming no enterprise: not this build's
+        # an old row naming no enterprise: not this build's
         conn.execute("update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE'"
                      " where registration_no = (select min(registration_no) from marts.fct_tech_contracts)")
-        conn.execute("update ops.dbt_invocations set started_xid = pg_current_xact_id()")
         assert conn.execute(test_sql).fetchone()[0] == 0
-        # a row written after it
-        conn.execute("update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE-EITHER'"
-                     " where registration_no = (select max(registration_no) from marts.fct_tech_contracts)")
+        # a row the build wrote
+        record_as_written(conn, "fct_tech_contracts",
+                          "update marts.fct_tech_contracts set seller_uscc = 'NO-SUCH-ENTERPRISE-EITHER'"
+                          " where registration_no = (select max(registration_no) from marts.fct_tech_contracts)"
+                          " returning ctid")
         assert conn.execute(test_sql).fetchone()[0] == 1
     result = transform.dbt(["test", "--select", "fct_tech_contracts", "--target-path", str(target), "--quiet"],
                            project, check=False)

@@ -6,14 +6,19 @@
     get_where_subquery (this project's version overrides dbt's). In a
     `dbt build` that is not a --full-refresh, for a test attached to an
     incremental model that this build selected (so ran, before its tests),
-    the relation becomes the rows written since the build started: rows
-    whose xmin (the transaction that wrote them) is later than the
-    transaction id that record_build_start (on-run-start) stored for this
-    invocation in ops.dbt_invocations. Rows this build did not write are the
-    rows that passed the same tests in an earlier build.
+    the relation becomes the rows that the model's increment wrote in this
+    build: its INSERT recorded their ctids in ops."<model>__rows_written"
+    and the invocation in ops.dbt_rows_written (macros/record_rows_written.sql),
+    and the test reads them by a TID scan, a cost of the rows written, not of
+    the table (the earlier filter on xmin scanned the whole table per test).
+    Rows this build did not write are the rows that passed the same tests in
+    an earlier build.
 
     - unique / unique_combination: every row (new or old) whose key is a key
-      this build wrote, so that a new row colliding with an old one fails.
+      this build wrote, so that a new row colliding with an old one fails;
+      only the written rows when the model's strategy is delete+insert on
+      exactly that key (its DELETE removed every old row with a new row's
+      key: key_replaced_by_the_increment, below).
     - not_null, accepted_values, relationships (the child side) and the
       project's row-level generic tests: the rows this build wrote.
     - The staging views over the raw feeds (meta tests_read_rows_after_ledger_id):
@@ -27,8 +32,9 @@
       below); else every row sharing a key with them.
     - Singular tests (tests/*.sql) and tests of tables rebuilt whole read
       everything, as before; so does every test of a --full-refresh build, a
-      `dbt test`, or a build without the start mark (no row in
-      ops.dbt_invocations: the filter then keeps every row).
+      `dbt test`, and of a model whose node did not record its rows in this
+      invocation (it created or rebuilt its table, or another strategy: no
+      row for the model and invocation in ops.dbt_rows_written).
     A test's own `where` config still applies on top.
 #}
 {% macro get_where_subquery(relation) -%}
@@ -90,11 +96,15 @@
         or tested.config.full_refresh -%}
         {%- do return('') -%}
     {%- endif -%}
-    {#- age() counts transactions back from now: a row written after the mark is younger than it.
-        Without a mark for this invocation, every row is kept. -#}
-    {%- do return("age(@.xmin) <= coalesce((select age(xid(invocations.started_xid))"
-        ~ " from ops.dbt_invocations as invocations where invocations.invocation_id = '"
-        ~ invocation_id ~ "'), 2147483647)") -%}
+    {#- The model's node has run (a test runs after its model): did its increment record the rows it
+        wrote in this invocation? Not when it created or rebuilt the table, nor by a strategy that
+        does not record (record_rows_written): then every row. -#}
+    {%- set recorded = run_query("select count(*) from ops.dbt_rows_written where model_name = '"
+        ~ tested.name ~ "' and invocation_id = '" ~ invocation_id ~ "'") -%}
+    {%- if recorded.columns[0].values()[0] | int != 1 -%}
+        {%- do return('') -%}
+    {%- endif -%}
+    {%- do return('@.ctid = any(array(select row_ctid from ' ~ rows_written_relation(tested.name) ~ '))') -%}
 {%- endmacro %}
 
 
@@ -103,13 +113,17 @@
     is a column whose meta says key_holds_ledger_id (ledger_id || '-' || source_row). Rows sharing
     such a key come from one file, so every row sharing a key with a later file's row is itself in a
     later file. Else the test reads every row sharing a key with one of them, which for the views'
-    computed keys was a scan of the whole raw table per test (issue 11). -#}
+    computed keys was a scan of the whole raw table per test (issue 11). An incremental model's
+    test (written = '@.ctid = …'): key_replaced_by_the_increment. -#}
 {% macro key_within_the_tested_files(test_node, written) -%}
+    {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') -%}
+    {%- set test_kwargs = (test_node.test_metadata or {}).get('kwargs') or {} -%}
+    {%- if written.startswith('@.ctid ') -%}
+        {%- do return(key_replaced_by_the_increment(tested, test_kwargs)) -%}
+    {%- endif -%}
     {%- if not written.startswith('@.ledger_id > ') -%}
         {%- do return(false) -%}
     {%- endif -%}
-    {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') -%}
-    {%- set test_kwargs = (test_node.test_metadata or {}).get('kwargs') or {} -%}
     {%- set combination = test_kwargs.get('combination_of_columns') -%}
     {%- if combination -%}
         {%- do return('ledger_id' in combination) -%}
@@ -124,18 +138,20 @@
 {%- endmacro %}
 
 
-{#- on-run-start of a `dbt build`: the transaction id before any model runs, for
-    rows_written_this_build. -#}
-{% macro record_build_start() -%}
-    {%- if flags.WHICH == 'build' -%}
-        create schema if not exists ops;
-        create table if not exists ops.dbt_invocations (
-            invocation_id text primary key,
-            started_xid xid8 not null default pg_current_xact_id(),
-            started_at timestamptz not null default now()
-        );
-        insert into ops.dbt_invocations (invocation_id) values ('{{ invocation_id }}')
-    {%- else -%}
-        select 1
+{#- True when a unique / unique_combination test of an incremental model need only read the rows its
+    increment wrote (written = '@.ctid = any(…)'): the model's strategy is delete+insert on exactly
+    the tested key, without incremental_predicates. The increment's DELETE removed every row whose
+    key is the key of a new row, in the same transaction as the INSERT of the new rows
+    (record_rows_written.sql), so every row sharing a key with a written row is itself a written row.
+    Else the test reads every row sharing a key with one of them (a scan of the model unless an index
+    serves the key). -#}
+{% macro key_replaced_by_the_increment(tested, test_kwargs) -%}
+    {%- set unique_key = tested.config.unique_key -%}
+    {%- if tested.config.incremental_strategy != 'delete+insert' or not unique_key
+        or tested.config.incremental_predicates or tested.config.predicates -%}
+        {%- do return(false) -%}
     {%- endif -%}
+    {%- set unique_key = [unique_key] if unique_key is string else unique_key -%}
+    {%- set keys = test_kwargs.get('combination_of_columns') or [test_kwargs.get('column_name')] -%}
+    {%- do return((keys | map('trim') | sort | list) == (unique_key | map('trim') | sort | list)) -%}
 {%- endmacro %}
