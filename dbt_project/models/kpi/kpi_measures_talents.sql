@@ -83,7 +83,7 @@ records_counted as (
             and entity_records.entity_key = record_counts.entity_key
 ),
 
--- a person or team with one record (at province 46 k of 47 k persons) has
+-- a person or team with one record (at province 45,946 of 46,486 persons; no team) has
 -- one segment: from its intake until its withdrawal (for K12 also before
 -- the next 1 January); withdrawn by its intake day, it never counts (its
 -- segment ends before it starts, and `changes` leaves it out)
