@@ -1177,9 +1177,10 @@ class Loader:
     def load_file(self, path: Path, sha: str | None = None, *, spooled: Spooled | None = None) -> FileOutcome:
         """Parse and load one file in one transaction; on any failure roll it back and reject the file.
 
-        ``spooled``: the file's parse, taken already from the prefetcher by the caller, of the bytes ``sha`` is
-        of: the ledger row gets the size and modification time the worker saw (``Spooled.stamp``), so that a
-        file changed since is read again by the next run.
+        ``spooled``: the file's parse, which the caller took from the prefetcher (the only place a file's parse
+        is taken from it) and found still of the bytes ``sha`` is of: the ledger row gets the size and
+        modification time the worker saw (``Spooled.stamp``), so that a file changed since is read again by the
+        next run. Without it the file is parsed here.
 
         Whatever goes wrong (an unreadable file, a parser bug, a value the
         database refuses inside COPY, a reconciliation failure) costs this
@@ -1204,8 +1205,6 @@ class Loader:
             else:
                 st = os.lstat(path)
                 size, mtime = st.st_size, _mtime(st)
-            if spooled is None and self._prefetcher is not None:
-                spooled = self._prefetcher.take(path)
             if spooled is None:
                 spooled = spool_file(self.feed, path, self.pii_key, self.raw_columns(), self.parse,
                                      self.spool_dir)
