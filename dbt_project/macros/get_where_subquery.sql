@@ -57,7 +57,8 @@
         {%- else -%}
             {%- set keys = none -%}
         {%- endif -%}
-        {%- if keys and key_within_the_tested_files(model, written) -%}
+        {%- if keys and (key_replaced_by_the_increment(model) if written.startswith('@.ctid ')
+            else key_within_the_tested_files(model, written)) -%}
             {%- set keys = none -%}
         {%- endif -%}
         {%- if keys -%}
@@ -113,17 +114,13 @@
     is a column whose meta says key_holds_ledger_id (ledger_id || '-' || source_row). Rows sharing
     such a key come from one file, so every row sharing a key with a later file's row is itself in a
     later file. Else the test reads every row sharing a key with one of them, which for the views'
-    computed keys was a scan of the whole raw table per test (issue 11). An incremental model's
-    test (written = '@.ctid = …'): key_replaced_by_the_increment. -#}
+    computed keys was a scan of the whole raw table per test (issue 11). -#}
 {% macro key_within_the_tested_files(test_node, written) -%}
-    {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') -%}
-    {%- set test_kwargs = (test_node.test_metadata or {}).get('kwargs') or {} -%}
-    {%- if written.startswith('@.ctid ') -%}
-        {%- do return(key_replaced_by_the_increment(tested, test_kwargs)) -%}
-    {%- endif -%}
     {%- if not written.startswith('@.ledger_id > ') -%}
         {%- do return(false) -%}
     {%- endif -%}
+    {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') -%}
+    {%- set test_kwargs = (test_node.test_metadata or {}).get('kwargs') or {} -%}
     {%- set combination = test_kwargs.get('combination_of_columns') -%}
     {%- if combination -%}
         {%- do return('ledger_id' in combination) -%}
@@ -145,7 +142,9 @@
     (record_rows_written.sql), so every row sharing a key with a written row is itself a written row.
     Else the test reads every row sharing a key with one of them (a scan of the model unless an index
     serves the key). -#}
-{% macro key_replaced_by_the_increment(tested, test_kwargs) -%}
+{% macro key_replaced_by_the_increment(test_node) -%}
+    {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') -%}
+    {%- set test_kwargs = (test_node.test_metadata or {}).get('kwargs') or {} -%}
     {%- set unique_key = tested.config.unique_key -%}
     {%- if tested.config.incremental_strategy != 'delete+insert' or not unique_key
         or tested.config.incremental_predicates or tested.config.predicates -%}
