@@ -250,3 +250,53 @@ def test_dbts_file_log_keeps_warnings_and_errors_unless_asked_for_more(monkeypat
     assert transform.file_log_args(["build"]) == ["--log-level-file", "debug"]
     monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "info")
     assert transform.file_log_args(["build"]) == []
+
+
+def test_a_second_dbt_build_waits_for_the_first_and_then_decides_what_changed(warehouse_copy, monkeypatch):
+    """Two dbt commands that write one warehouse never overlap (an increment's tests read the rows its INSERT
+    recorded; two increments of one watermark would insert the same rows twice): a build waits for the
+    build lock, saying which backend holds it, and decides whether anything changed only once it has it,
+    so a build that the other one made needless is skipped. Commands that only read dbt's project run."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from corridor import transform
+
+    project = ROOT / "dbt_project"
+    calls, said = [], []
+    monkeypatch.setattr(transform, "dbt", lambda args, project_dir, **_: calls.append(list(args)))
+
+    def waiter_waits() -> bool:
+        with psycopg.connect(warehouse_copy) as conn:
+            return conn.execute("select count(*) from pg_stat_activity where datname = current_database()"
+                                " and application_name like 'corridor dbt build (pid %%'"
+                                " and wait_event_type = 'Lock' and wait_event = 'advisory'").fetchone()[0] == 1
+
+    with psycopg.connect(warehouse_copy, autocommit=True, application_name="the other build") as other:
+        other.execute("select pg_advisory_lock(hashtext(%s))", (transform.BUILD_LOCK,))
+        transform.dbt_recorded(warehouse_copy, ["compile"], project, log=said.append)  # reads: does not wait
+        assert calls == [["compile"]]
+        second = threading.Thread(target=transform.dbt_recorded, args=(warehouse_copy, ["build"], project),
+                                  kwargs={"log": said.append})
+        second.start()
+        deadline = time.monotonic() + 60
+        while not waiter_waits() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiter_waits()
+        assert calls == [["compile"]]  # not yet
+        assert said and said[0].startswith("another dbt command is writing this warehouse (backend ")
+        assert "the other build" in said[0] and said[0].endswith("waiting for it to finish")
+        # the other build ends having built everything loaded so far
+        transform.record_build(warehouse_copy, transform.ledger_position(warehouse_copy),
+                               transform.project_digest(project), datetime.now(UTC), False)
+        other.execute("select pg_advisory_unlock(hashtext(%s))", (transform.BUILD_LOCK,))
+        second.join(timeout=60)
+    assert not second.is_alive()
+    assert calls == [["compile"]]  # nothing left to build: skipped
+    assert said[1] == "the other dbt command finished: this one runs"
+    assert said[2].startswith("nothing loaded since the last successful build")
+    # the lock is free again: the next build neither waits nor says so
+    said.clear()
+    transform.dbt_recorded(warehouse_copy, ["build"], project, log=said.append, skip_unchanged=False)
+    assert calls[-1][0] == "build" and not any("waiting" in line for line in said)

@@ -19,9 +19,10 @@
     scan returns live rows only, and nothing inserts into the table after it
     in the node, so a slot is not reused before the tests. The statement's row
     count (run_results.json's rows_affected) stays the rows inserted. Builds
-    of one warehouse do not overlap (the build DAG's pool of one slot): a
-    second build that wrote the model between another's node and its tests
-    would replace the ctids those tests read.
+    of one warehouse do not overlap (corridor.transform.build_lock, taken by
+    `corridor dbt build` and the build DAG's task): a second build that wrote
+    the model between another's node and its tests would replace the ctids
+    those tests read.
 
     Not recorded: a table created or rebuilt whole (first build,
     --full-refresh), another strategy, or a command other than `build` (no

@@ -221,6 +221,50 @@ create table if not exists ops.dbt_builds (
 )
 """
 
+# --- one dbt build of a warehouse at a time ------------------------------------------------------
+#
+# An increment's tests read the rows its model's INSERT recorded (macros/record_rows_written.sql), and two
+# increments of the same watermark would both insert the same new rows: two dbt commands that write one
+# warehouse must not overlap. The build DAG's pool of one slot keeps its runs apart; `build_lock` keeps
+# them apart from `corridor dbt build` in a terminal (and two terminals apart): a session advisory lock on
+# a connection of its own, held while dbt runs. PostgreSQL releases it when that connection ends, so a
+# killed build never leaves it behind. A second build waits, saying which backend holds the lock.
+
+BUILD_LOCK = "corridor.dbt_build"
+
+# dbt commands that write the warehouse, or test what a build is writing
+WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
+
+
+@contextlib.contextmanager
+def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
+    """Hold the warehouse's build lock while the body runs, for a dbt command that writes (else nothing).
+
+    When another dbt command of the same warehouse holds it, log who (backend pid, application, since when,
+    its current statement) and wait for it."""
+    if not args or args[0] not in WRITING_COMMANDS:
+        yield
+        return
+    with db.connect(url, autocommit=True, application_name=f"corridor dbt {args[0]} (pid {os.getpid()})") as conn:
+        if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (BUILD_LOCK,)).fetchone()[0]:
+            holder = conn.execute(
+                "select a.pid, a.application_name, a.backend_start, a.query from pg_locks as l"
+                " join pg_stat_activity as a on a.pid = l.pid"
+                " where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database"
+                " where datname = current_database()) and l.objsubid = 1"
+                " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid", (BUILD_LOCK,)).fetchone()
+            who = (f"backend {holder[0]} ({holder[1] or 'no application name'}, connected"
+                   f" {holder[2]:%Y-%m-%d %H:%M:%S %Z})" if holder else "a backend that has just finished")
+            log(f"another dbt command is writing this warehouse ({who}): waiting for it to finish")
+            conn.execute("select pg_advisory_lock(hashtext(%s))", (BUILD_LOCK,))
+            log("the other dbt command finished: this one runs")
+        try:
+            yield
+        finally:
+            if not conn.closed:
+                conn.execute("select pg_advisory_unlock(hashtext(%s))", (BUILD_LOCK,))
+
+
 # dbt build flags after which the build is not "the whole project as configured": it runs always
 # and is not recorded (a --full-refresh build runs always, and is recorded).
 PARTIAL_BUILD_FLAGS = frozenset({
@@ -365,28 +409,30 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
     --full-refresh) when nothing changed since the last one. A whole build (not --full-refresh) of
     the project the last recorded build ran leaves out the unit tests and the seeds, and its staging
     tests read the raw rows loaded since that build (``increment_scope``).
+    A command that writes the warehouse runs under ``build_lock`` (it waits for another).
     Returns dbt's result, None if skipped.
     """
     from datetime import UTC, datetime
 
     whole = is_whole_build(args)
     full_refresh = "--full-refresh" in args
-    if whole and skip_unchanged and not full_refresh:
-        reason = unchanged_since_last_build(url, project_dir)
-        if reason:
-            log(reason)
-            return None
-    position = ledger_position(url) if whole else None
-    digest = project_digest(project_dir) if whole else None
-    extra, tested = increment_scope(url, digest, full_refresh, log, project_dir) if whole else ([], None)
-    target = target_path(args, project_dir)
-    keep = bool(extra) and manifest_is_current(target, digest)
-    if not keep:  # dbt rewrites manifest.json: stamped again only after a successful whole build
-        (target / TARGET_STAMP).unlink(missing_ok=True)
-    started_at = datetime.now(UTC)
-    result = dbt([*args, *extra], project_dir, tested_ledger_id=tested, keep_manifest=keep)
-    if whole:
-        record_build(url, position, digest, started_at, full_refresh)
-        if not keep:
-            stamp_manifest(target, digest)
-    return result
+    with build_lock(url, args, log):  # what changed is decided once no other build is writing
+        if whole and skip_unchanged and not full_refresh:
+            reason = unchanged_since_last_build(url, project_dir)
+            if reason:
+                log(reason)
+                return None
+        position = ledger_position(url) if whole else None
+        digest = project_digest(project_dir) if whole else None
+        extra, tested = increment_scope(url, digest, full_refresh, log, project_dir) if whole else ([], None)
+        target = target_path(args, project_dir)
+        keep = bool(extra) and manifest_is_current(target, digest)
+        if not keep:  # dbt rewrites manifest.json: stamped again only after a successful whole build
+            (target / TARGET_STAMP).unlink(missing_ok=True)
+        started_at = datetime.now(UTC)
+        result = dbt([*args, *extra], project_dir, tested_ledger_id=tested, keep_manifest=keep)
+        if whole:
+            record_build(url, position, digest, started_at, full_refresh)
+            if not keep:
+                stamp_manifest(target, digest)
+        return result

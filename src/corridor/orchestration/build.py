@@ -55,20 +55,23 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         self.cache_dir = Path(state) / "cosmos"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         url = db.warehouse_url(config.load())
-        # where the ledger stands before the build: what this build includes
-        position = transform.ledger_position(url)
-        digest = transform.project_digest(Path(self.project_dir))
-        full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
-        # what this build need not check again (unit tests, seeds, raw rows already tested): transform.py
-        extra, tested = transform.increment_scope(url, digest, full_refresh, log.info, Path(self.project_dir))
-        started_at = datetime.now(UTC)
-        with transform.tested_ledger(tested):
-            # dbt's file log at transform's level (warnings and errors), as `corridor dbt build` has it
-            result = self.build_and_run_cmd(
-                context=context, cmd_flags=[*self.add_cmd_flags(), *extra, *transform.file_log_args([])], **kwargs)
-        log_node_summary(result)
-        # only reached when dbt succeeded (cosmos raises on a failed node)
-        transform.record_build(url, position, digest, started_at, full_refresh=full_refresh)
+        # never beside `corridor dbt build` in a terminal (the pool keeps this DAG's own runs apart)
+        with transform.build_lock(url, ["build"], log.info):
+            # where the ledger stands before the build: what this build includes
+            position = transform.ledger_position(url)
+            digest = transform.project_digest(Path(self.project_dir))
+            full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
+            # what this build need not check again (unit tests, seeds, raw rows already tested): transform.py
+            extra, tested = transform.increment_scope(url, digest, full_refresh, log.info, Path(self.project_dir))
+            started_at = datetime.now(UTC)
+            with transform.tested_ledger(tested):
+                # dbt's file log at transform's level (warnings and errors), as `corridor dbt build` has it
+                result = self.build_and_run_cmd(
+                    context=context, cmd_flags=[*self.add_cmd_flags(), *extra, *transform.file_log_args([])],
+                    **kwargs)
+            log_node_summary(result)
+            # only reached when dbt succeeded (cosmos raises on a failed node)
+            transform.record_build(url, position, digest, started_at, full_refresh=full_refresh)
 
 
 def log_node_summary(result: Any) -> None:
