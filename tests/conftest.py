@@ -3,7 +3,9 @@ a fresh database per test, and an isolated Airflow home on SQLite."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,9 @@ os.environ.update({
 for _var in ("CORRIDOR_WAREHOUSE_URL", "CORRIDOR_LANDING_DIR", "CORRIDOR_OUTPUT_DIR", "CORRIDOR_PII_KEY"):
     os.environ.pop(_var, None)
 os.environ["CORRIDOR_STATE_DIR"] = str(Path(tempfile.mkdtemp(prefix="corridor-state-")))
+# ... and removed when this process ends (each xdist worker has its own pair)
+for _folder in (_AIRFLOW_HOME, Path(os.environ["CORRIDOR_STATE_DIR"])):
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
 
 TEST_PII_KEY = b"test-pii-key-not-a-secret"
 
