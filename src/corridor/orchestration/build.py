@@ -64,6 +64,7 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
             # what this build need not check again (unit tests, seeds, raw rows already tested): transform.py
             extra, tested = transform.increment_scope(url, digest, full_refresh, log.info, Path(self.project_dir))
             started_at = datetime.now(UTC)
+            transform.keep_dbt_connections()  # cosmos runs dbt in this process (InvocationMode.DBT_RUNNER)
             with transform.tested_ledger(tested):
                 # dbt's file log at transform's level (warnings and errors), as `corridor dbt build` has it
                 result = self.build_and_run_cmd(
