@@ -370,6 +370,20 @@ def test_a_missing_database_is_one_line_naming_it(pg_admin_url):
     assert "no_such_db" in lines[0] and "does not exist" in lines[0]
 
 
+def test_the_command_line_imports_the_scorecards_only_for_their_commands(tmp_path):
+    """`corridor dbt build` and `corridor ingest` do not pay for WeasyPrint and the renderers (issue 11:
+    ~0.3-0.5 s of every command's start-up); `corridor scorecards …` still finds its commands."""
+    probe = "import sys, corridor.cli; print(sorted(m for m in sys.modules if m.startswith('corridor.scorecards')))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    listed = corridor_cli("--help", url="postgresql://nobody@127.0.0.1:1/none")
+    assert listed.returncode == 0 and "scorecards  Scorecards of the plan's rhythm" in listed.stdout
+    scorecards = corridor_cli("scorecards", "--help", url="postgresql://nobody@127.0.0.1:1/none")
+    assert scorecards.returncode == 0, scorecards.stderr
+    assert {"editions", "publish", "render"} <= set(scorecards.stdout.split())
+
+
 def test_every_feed_parser_takes_a_sink():
     import inspect
 

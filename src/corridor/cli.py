@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
 
 import click
 
+# Errors a person can act on (an unreachable warehouse, a missing landing folder): (module, class).
+_ACTIONABLE = (("corridor.db", "WarehouseUnavailable"), ("corridor.ingest", "LandingFolderMissing"))
+
+# Subcommands imported only when used: `corridor.scorecards` (WeasyPrint, openpyxl, …) cost every other
+# command ~0.3-0.5 s of start-up (issue 11: `corridor dbt build` and `corridor ingest` pay it each run).
+_LAZY_COMMANDS = {"scorecards": ("corridor.scorecards.cli", "scorecards")}
+
 
 class _Group(click.Group):
-    """Errors a person can act on (an unreachable warehouse, a missing landing folder) print as one line."""
+    """Actionable errors print as one line; the subcommands of _LAZY_COMMANDS load when asked for."""
 
     def invoke(self, ctx: click.Context):
-        from corridor.db import WarehouseUnavailable
-        from corridor.ingest import LandingFolderMissing
-
         try:
             return super().invoke(ctx)
-        except (WarehouseUnavailable, LandingFolderMissing) as exc:
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            # a module never imported raised none of its errors: only those imported are looked at
+            actionable = tuple(getattr(sys.modules[m], name) for m, name in _ACTIONABLE if m in sys.modules)
+            if actionable and isinstance(exc, actionable):
+                raise click.ClickException(str(exc)) from None
+            raise
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in _LAZY_COMMANDS and name not in self.commands:
+            module, attribute = _LAZY_COMMANDS[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
 
 @click.group(cls=_Group)
@@ -201,14 +219,6 @@ def stack_init() -> None:
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 
-
-def _register_subcommands() -> None:
-    from corridor.scorecards.cli import scorecards
-
-    main.add_command(scorecards)
-
-
-_register_subcommands()
 
 if __name__ == "__main__":
     main()
