@@ -69,6 +69,7 @@ def test_a_nodes_connection_serves_the_next_node_clean(connections, monkeypatch)
 
     # a statement that failed: its transaction is aborted; the next node runs on the same backend all the same
     connections.set_connection_name("model.c")
+    connections.execute("begin")
     with pytest.raises(Exception, match="division by zero"):
         connections.execute("select 1 / 0")
     assert handle.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INERROR

@@ -127,6 +127,8 @@ def keep_dbt_connections() -> None:
     from dbt.adapters.contracts.connection import ConnectionState
 
     idle = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    in_transaction = psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+    in_error = psycopg2.extensions.TRANSACTION_STATUS_INERROR
 
     def release(self) -> None:
         conn = self.get_if_exists()
@@ -134,20 +136,31 @@ def keep_dbt_connections() -> None:
             return
         try:
             handle = conn.handle
-            if (conn.state != ConnectionState.OPEN or getattr(handle, "closed", 1)
-                    or handle.get_transaction_status() not in (idle, psycopg2.extensions.TRANSACTION_STATUS_INTRANS,
-                                                               psycopg2.extensions.TRANSACTION_STATUS_INERROR)):
+            status = handle.get_transaction_status() if conn.state == ConnectionState.OPEN and isinstance(
+                handle, psycopg2.extensions.connection) and not handle.closed else None
+            if status not in (idle, in_transaction, in_error):
                 self.close(conn)  # dbt's own release
                 return
-            if conn.transaction_open or handle.get_transaction_status() != idle:
-                self._rollback_handle(conn)
-                conn.transaction_open = False
-                if handle.get_transaction_status() != idle:
-                    self.close(conn)
-                    return
-            with handle.cursor() as cursor:  # the node's temporary tables (an increment's new rows)
-                cursor.execute("discard temp")
-            handle.commit()
+            # The node's transaction ended, as close() did (psycopg2's rollback: a round trip only when psycopg2
+            # believes a transaction is open, and it leaves psycopg2 as on a fresh connection), then, after a
+            # model, its temporary tables dropped (tests make none). Few round trips: each costs a worker thread
+            # more than the server's time, as it waits for the GIL again when the answer comes.
+            if status != idle or conn.transaction_open or handle.status != psycopg2.extensions.STATUS_READY:
+                handle.rollback()
+            conn.transaction_open = False
+            if handle.get_transaction_status() != idle:
+                self.close(conn)
+                return
+            if not str(conn.name).startswith("test."):
+                toggle = not handle.autocommit
+                if toggle:
+                    handle.autocommit = True  # no BEGIN of psycopg2's around it
+                try:
+                    with handle.cursor() as cursor:
+                        cursor.execute("discard temp")
+                finally:
+                    if toggle:
+                        handle.autocommit = False
         except Exception:
             self.clear_thread_connection()
             raise
