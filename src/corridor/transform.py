@@ -316,15 +316,15 @@ WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry
 def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
     """Hold the warehouse's build lock while the body runs, for a dbt command that writes (else nothing).
 
-    When another dbt command of the same warehouse holds it, log who (backend pid, application, since when,
-    its current statement) and wait for it."""
+    When another dbt command of the same warehouse holds it, log who (backend pid, application, connected
+    since) and wait for it."""
     if not args or args[0] not in WRITING_COMMANDS:
         yield
         return
     with db.connect(url, autocommit=True, application_name=f"corridor dbt {args[0]} (pid {os.getpid()})") as conn:
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (BUILD_LOCK,)).fetchone()[0]:
             holder = conn.execute(
-                "select a.pid, a.application_name, a.backend_start, a.query from pg_locks as l"
+                "select a.pid, a.application_name, a.backend_start from pg_locks as l"
                 " join pg_stat_activity as a on a.pid = l.pid"
                 " where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database"
                 " where datname = current_database()) and l.objsubid = 1"
