@@ -25,7 +25,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except Exception as exc:
             # a module never imported raised none of its errors: only those imported are looked at
-            actionable = tuple(getattr(sys.modules[m], name) for m, name in _ACTIONABLE if m in sys.modules)
+            actionable = tuple(c for c in (getattr(sys.modules.get(m), name, None) for m, name in _ACTIONABLE)
+                               if isinstance(c, type))
             if actionable and isinstance(exc, actionable):
                 raise click.ClickException(str(exc)) from None
             raise
