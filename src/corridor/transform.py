@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from corridor import db
@@ -479,6 +480,31 @@ def record_build(url: str, position: tuple[int, int], digest: str, started_at, f
                      " started_at) values (%s, %s, %s, %s, %s)", (*position, digest, full_refresh, started_at))
 
 
+@dataclass(frozen=True)
+class WholeBuild:
+    """A build of the whole project about to run: its project digest, the dbt arguments of what it need not
+    check again and the ledger id whose raw rows were tested already (``increment_scope``)."""
+
+    digest: str
+    extra: list[str]
+    tested_ledger_id: int | None
+
+
+@contextlib.contextmanager
+def whole_build(url: str, project_dir: Path, full_refresh: bool, log=print) -> Iterator[WholeBuild]:
+    """The bookkeeping of a whole-project build, whoever runs dbt (``dbt_recorded``, the build DAG's task):
+    where the ledger stands before it (what the build includes) and its scope; the build is recorded in
+    ops.dbt_builds when the body returns, never when it raises (a failed dbt run). Run under ``build_lock``."""
+    from datetime import UTC, datetime
+
+    position = ledger_position(url)
+    digest = project_digest(project_dir)
+    extra, tested = increment_scope(url, digest, full_refresh, log, project_dir)
+    started_at = datetime.now(UTC)
+    yield WholeBuild(digest, extra, tested)
+    record_build(url, position, digest, started_at, full_refresh)
+
+
 def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_unchanged: bool = True):
     """Run dbt ``args``; a successful whole-project build is recorded (ops.dbt_builds) with the
     ledger position it started from, and skipped (unless ``skip_unchanged`` is false, or with
@@ -488,8 +514,6 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
     A command that writes the warehouse runs under ``build_lock`` (it waits for another).
     Returns dbt's result, None if skipped.
     """
-    from datetime import UTC, datetime
-
     whole = is_whole_build(args)
     full_refresh = "--full-refresh" in args
     with build_lock(url, args, log):  # what changed is decided once no other build is writing
@@ -498,17 +522,13 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
             if reason:
                 log(reason)
                 return None
-        position = ledger_position(url) if whole else None
-        digest = project_digest(project_dir) if whole else None
-        extra, tested = increment_scope(url, digest, full_refresh, log, project_dir) if whole else ([], None)
         target = target_path(args, project_dir)
-        keep = bool(extra) and manifest_is_current(target, digest)
-        if not keep:  # dbt rewrites manifest.json: stamped again only after a successful whole build
-            (target / TARGET_STAMP).unlink(missing_ok=True)
-        started_at = datetime.now(UTC)
-        result = dbt([*args, *extra], project_dir, tested_ledger_id=tested, keep_manifest=keep)
-        if whole:
-            record_build(url, position, digest, started_at, full_refresh)
-            if not keep:
-                stamp_manifest(target, digest)
+        with whole_build(url, project_dir, full_refresh, log) if whole else contextlib.nullcontext() as build:
+            keep = build is not None and bool(build.extra) and manifest_is_current(target, build.digest)
+            if not keep:  # dbt rewrites manifest.json: stamped again only after a successful whole build
+                (target / TARGET_STAMP).unlink(missing_ok=True)
+            result = dbt([*args, *(build.extra if build else [])], project_dir,
+                         tested_ledger_id=build.tested_ledger_id if build else None, keep_manifest=keep)
+        if build is not None and not keep:
+            stamp_manifest(target, build.digest)
         return result

@@ -45,7 +45,6 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
     """``dbt build`` of the whole project (cosmos), connected through ``CORRIDOR_WAREHOUSE_URL``."""
 
     def execute(self, context: Any, **kwargs: Any) -> None:
-        from datetime import UTC, datetime
         from pathlib import Path
 
         from corridor import config, db, transform
@@ -55,24 +54,18 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         self.cache_dir = Path(state) / "cosmos"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         url = db.warehouse_url(config.load())
-        # never beside `corridor dbt build` in a terminal (the pool keeps this DAG's own runs apart)
-        with transform.build_lock(url, ["build"], log.info):
-            # where the ledger stands before the build: what this build includes
-            position = transform.ledger_position(url)
-            digest = transform.project_digest(Path(self.project_dir))
-            full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
-            # what this build need not check again (unit tests, seeds, raw rows already tested): transform.py
-            extra, tested = transform.increment_scope(url, digest, full_refresh, log.info, Path(self.project_dir))
-            started_at = datetime.now(UTC)
+        full_refresh = str(getattr(self, "full_refresh", False)).strip().lower() in ("true", "1", "yes")
+        # never beside `corridor dbt build` in a terminal (the pool keeps this DAG's own runs apart); recorded
+        # in ops.dbt_builds only when dbt succeeded (cosmos raises on a failed node)
+        with (transform.build_lock(url, ["build"], log.info),
+              transform.whole_build(url, Path(self.project_dir), full_refresh, log.info) as build):
             transform.keep_dbt_connections()  # cosmos runs dbt in this process (InvocationMode.DBT_RUNNER)
-            with transform.tested_ledger(tested):
+            with transform.tested_ledger(build.tested_ledger_id):
                 # dbt's file log at transform's level (warnings and errors), as `corridor dbt build` has it
                 result = self.build_and_run_cmd(
-                    context=context, cmd_flags=[*self.add_cmd_flags(), *extra, *transform.file_log_args([])],
+                    context=context, cmd_flags=[*self.add_cmd_flags(), *build.extra, *transform.file_log_args([])],
                     **kwargs)
             log_node_summary(result)
-            # only reached when dbt succeeded (cosmos raises on a failed node)
-            transform.record_build(url, position, digest, started_at, full_refresh=full_refresh)
 
 
 def log_node_summary(result: Any) -> None:
