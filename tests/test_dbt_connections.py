@@ -87,6 +87,64 @@ def test_a_nodes_connection_serves_the_next_node_clean(connections, monkeypatch)
     assert second != first and _pid(connections, "model.f") != second
 
 
+NODE_ROLE = "corridor_test_node_role"
+
+
+def test_nothing_of_a_nodes_session_reaches_the_next_node(connections, warehouse_copy, monkeypatch):
+    """A model's `set` (a pre-hook's or sql_header's work_mem, time zone, search path), an advisory lock, a
+    LISTEN, a prepared statement: the thread's next node, on the same backend, sees none of them, but what a
+    new connection sees; and the profile's role again, as dbt-postgres's open() sets it."""
+    from corridor import transform
+
+    monkeypatch.delenv("CORRIDOR_DBT_KEEP_CONNECTIONS", raising=False)
+    transform.keep_dbt_connections()
+    probe = ("select current_setting('work_mem') as w, current_setting('timezone') as tz,"
+             " current_setting('search_path') as sp, current_user::text as u,"
+             " (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as locks,"
+             " (select count(*) from pg_listening_channels()) as listens,"
+             " (select count(*) from pg_prepared_statements) as prepared")
+    with psycopg.connect(warehouse_copy, autocommit=True) as admin:
+        fresh = admin.execute(probe).fetchone()
+        admin.execute(f"""do $$ begin create role {NODE_ROLE} nologin; exception when duplicate_object then null;
+                          end $$""")
+        admin.execute(f"grant {NODE_ROLE} to current_user")
+    assert fresh[0] != "77MB" and fresh[1] != "Pacific/Apia" and fresh[3:] == (fresh[3], 0, 0, 0)
+
+    def dirty_node(name: str) -> None:
+        connections.set_connection_name(name)
+        connections.begin()
+        for statement in ("set work_mem = '77MB'", "set timezone = 'Pacific/Apia'", "set search_path = seeds",
+                          "select pg_advisory_lock(724201)", "listen corridor_test_channel",
+                          "prepare corridor_test_plan as select 1"):
+            connections.execute(statement)
+        connections.commit()  # a session's settings outlive the transaction that made them
+
+    first = _pid(connections, "model.a")
+    dirty_node("model.a")
+    assert tuple(_node(connections, "model.a", probe).rows[0])[:3] == ("77MB", "Pacific/Apia", "seeds")
+    connections.release()
+    assert _pid(connections, "test.b") == first
+    assert tuple(_node(connections, "test.b", probe).rows[0]) == tuple(fresh)
+    connections.release()
+
+    # a profile with a role: the next node runs under it again
+    connections.profile.credentials.role = NODE_ROLE
+    try:
+        connections.set_connection_name("model.c")
+        connections.release()
+        connections.cleanup_all()  # a new connection, opened with the role
+        assert _node(connections, "model.d", "select current_user::text as u").rows[0][0] == NODE_ROLE
+        dirty_node("model.d")
+        connections.execute("reset role")
+        connections.release()
+        row = tuple(_node(connections, "test.e", probe).rows[0])
+        assert row == (*fresh[:3], NODE_ROLE, 0, 0, 0)
+        connections.release()
+    finally:
+        connections.cleanup_all()
+        connections.profile.credentials.role = None
+
+
 def _sessions(url: str) -> int:
     time.sleep(1.0)  # a closed session is counted when its backend has exited
     with psycopg.connect(url) as conn:

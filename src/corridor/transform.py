@@ -104,9 +104,11 @@ def tested_ledger(ledger_id: int | None) -> Iterator[None]:
 # leave the connection open; dbt's `set_connection_name` then gives the same thread's next node that
 # connection under its own name (dbt's ConnectionReused), and dbt closes every connection at the end of the
 # invocation (`cleanup_connections`). A connection that failed or is not open is closed as before. Nothing
-# of a node is left in the session for the next: the project sets no session settings, and `release()`
-# drops the node's temporary tables (`discard temp`: an increment's new rows, which dbt leaves to the
-# session's end).
+# of a node is left in the session for the next: `release()` puts the session back as a new connection has
+# it (`discard all`: the node's temporary tables, e.g. an increment's new rows, which dbt leaves to the
+# session's end; any `set` of a pre-hook or `sql_header`, such as a model's own work_mem or time zone, which
+# would otherwise reach whichever node the thread runs next; advisory locks, LISTENs, prepared statements,
+# cached plans) and applies the profile's `role` again, as dbt-postgres's `open()` does.
 # Applies to dbt run in this process (`dbt` below, the build DAG's cosmos task with InvocationMode.DBT_RUNNER).
 # CORRIDOR_DBT_KEEP_CONNECTIONS=0 restores dbt's behaviour.
 KEEP_CONNECTIONS_VAR = "CORRIDOR_DBT_KEEP_CONNECTIONS"
@@ -143,25 +145,28 @@ def keep_dbt_connections() -> None:
                 self.close(conn)  # dbt's own release
                 return
             # The node's transaction ended, as close() did (psycopg2's rollback: a round trip only when psycopg2
-            # believes a transaction is open, and it leaves psycopg2 as on a fresh connection), then, after a
-            # model, its temporary tables dropped (tests make none). Few round trips: each costs a worker thread
-            # more than the server's time, as it waits for the GIL again when the answer comes.
+            # believes a transaction is open, and it leaves psycopg2 as on a fresh connection), then the session
+            # as a new connection has it (see above), after every node: a test can carry a sql_header too. Few
+            # round trips: each costs a worker thread more than the server's time, as it waits for the GIL again
+            # when the answer comes.
             if status != idle or conn.transaction_open or handle.status != psycopg2.extensions.STATUS_READY:
                 handle.rollback()
             conn.transaction_open = False
             if handle.get_transaction_status() != idle:
                 self.close(conn)
                 return
-            if not str(conn.name).startswith("test."):
-                toggle = not handle.autocommit
+            toggle = not handle.autocommit
+            if toggle:
+                handle.autocommit = True  # DISCARD ALL cannot run in a transaction block
+            try:
+                with handle.cursor() as cursor:
+                    cursor.execute("discard all")  # resets the role too: dbt's own `set role` follows
+                    role = getattr(conn.credentials, "role", None)
+                    if role:
+                        cursor.execute(f"set role {role}")  # as dbt-postgres's open() writes it
+            finally:
                 if toggle:
-                    handle.autocommit = True  # no BEGIN of psycopg2's around it
-                try:
-                    with handle.cursor() as cursor:
-                        cursor.execute("discard temp")
-                finally:
-                    if toggle:
-                        handle.autocommit = False
+                    handle.autocommit = False
         except Exception:
             self.clear_thread_connection()
             raise
