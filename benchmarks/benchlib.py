@@ -10,6 +10,7 @@ that its CPU time and peak RSS are its own):
     no-op ingest    the same landing area again: nothing new
     full build      `corridor dbt build`
     full build: gate  the quality gate after the full build (as after every build)
+    (--floor)       `corridor dbt build` with nothing selected, then `--force` with nothing new
     increment       the last month delivered: ingest + `corridor dbt build` + quality gate
     no-op build     `corridor dbt build` with nothing new
     gate            the quality gate alone (corridor.quality.quality_gate)
@@ -528,6 +529,11 @@ def dump_kpi_values(url: str, path: Path) -> None:
                 gz.write(chunk)
 
 
+# the steps of --floor
+FLOOR_NOTHING = "floor: dbt build, nothing selected"
+FLOOR_FORCED = "floor: dbt build --force, nothing new"
+
+
 def _slug(name: str) -> str:
     return re.sub(r"\W+", "_", name).strip("_")
 
@@ -572,6 +578,10 @@ def main(scale: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and work folder")
     parser.add_argument("--ingest-only", action="store_true",
                         help="only ingest, the COPY reference and the no-op ingest (the loader's figures)")
+    parser.add_argument("--floor", action="store_true",
+                        help="after the full build's gate, two builds more: dbt with nothing selected (its start-up"
+                             " and parse) and `corridor dbt build --force` with nothing new (the increment's graph"
+                             " without data): what an increment cannot go below")
     parser.add_argument("--through-increment", action="store_true",
                         help="stop after the increment (ingest, no-op ingest, full build, increment): national's figures")
     parser.add_argument("--publish-only", metavar="DATABASE",
@@ -633,6 +643,12 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
         # As every month: the build's gate, so the increment's gate meets the files it validated
         # (the gate validates the raw rows of the files loaded since its last pass).
         bench.gate("full build: gate")
+        if args.floor:
+            # What dbt costs with no data to process (issue 11's "increment ≤ 15 % of full"): its start-up and
+            # parse alone, then the increment's graph with nothing new (`--force` runs the build that new files
+            # would run). Neither changes what the increment then does.
+            bench.build(FLOOR_NOTHING, "--select", "tag:corridor_benchmark_selects_nothing")
+            bench.build(FLOOR_FORCED, "--force")
         inc_ingest = bench.ingest("increment: ingest", landing["full"])
         inc_build = bench.build("increment: build")
         inc_gate = bench.gate("increment: gate")
@@ -771,7 +787,8 @@ def markdown(report: dict) -> str:
     full = steps.get("full build")
     if full and full["wall"]:
         rel = [f"{n} = {steps[n]['wall'] / full['wall']:.0%} of full build"
-               for n in ("increment: build", "no-op build", "full-refresh build") if n in steps]
+               for n in ("increment: build", "no-op build", FLOOR_NOTHING, FLOOR_FORCED, "full-refresh build")
+               if n in steps]
         lines.append("")
         lines.append("dbt, same run: " + "; ".join(rel) + ".")
     lines.append("")
