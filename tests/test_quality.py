@@ -473,3 +473,41 @@ def test_a_duplicate_mart_key_without_its_unique_index_blocks_the_gate(warehouse
     [failure] = report.errors
     assert (failure.table, failure.check) == ("marts.fct_tech_contracts", "unique:registration_no")
     assert failure.samples == [{"registration_no": registration_no, "rows_with_key": 2}]
+
+
+def test_the_gates_sessions_start_with_its_own_work_mem_and_jit(built_warehouse, gx_root, monkeypatch):
+    """GX's connections and the gate's own start with the gate's session settings (GATE_SESSION_SETTINGS:
+    work_mem 64MB and jit off unless CORRIDOR_GATE_WORK_MEM / CORRIDOR_GATE_JIT say otherwise, "" for the
+    server's), whatever the process's PGOPTIONS (this test process has dbt's)."""
+    import sqlalchemy
+
+    from corridor.quality import context as gxc
+
+    probe = "select current_setting('work_mem'), current_setting('jit')"
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    with psycopg.connect(built_warehouse.url) as conn:
+        server = conn.execute(probe).fetchone()
+    assert server != ("19MB", "off")
+
+    def sessions() -> tuple[tuple, tuple]:
+        with gxc.locked(gx_root):
+            context = gxc.open_context(built_warehouse.url, gx_root)
+            try:
+                engine = context.data_sources.get(gxc.DATASOURCE).get_engine()
+                with engine.connect() as gx_conn:
+                    gx = tuple(gx_conn.execute(sqlalchemy.text(probe)).fetchone())
+                engine.dispose()
+            finally:
+                gxc.release(context)
+        with psycopg.connect(gxc.gate_url(built_warehouse.url)) as conn:
+            own = conn.execute(probe).fetchone()
+        return gx, own
+
+    monkeypatch.setenv("CORRIDOR_GATE_WORK_MEM", "19MB")
+    monkeypatch.delenv("CORRIDOR_GATE_JIT", raising=False)
+    assert sessions() == (("19MB", "off"), ("19MB", "off"))
+    monkeypatch.delenv("CORRIDOR_GATE_WORK_MEM")
+    assert sessions() == (("64MB", "off"), ("64MB", "off"))
+    monkeypatch.setenv("CORRIDOR_GATE_WORK_MEM", "")
+    monkeypatch.setenv("CORRIDOR_GATE_JIT", "")
+    assert sessions() == (server, server)

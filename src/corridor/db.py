@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from importlib import resources
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -114,6 +115,22 @@ def dbt_env(url: str) -> dict[str, str]:
         "CORRIDOR_PGPASSWORD": p["password"],
         "CORRIDOR_PGDATABASE": p["dbname"],
     }
+
+
+def with_session_settings(url: str, settings: dict[str, str]) -> str:
+    """``url`` whose sessions start with these settings (libpq's ``options``: ``-c name=value``), e.g.
+    ``{"work_mem": "64MB"}``. A setting the URL's own ``options`` already give, or an empty value, is left
+    as it is. Spaces are percent-encoded: libpq does not read ``+`` as a space."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    options = " ".join(v for k, v in pairs if k == "options")
+    added = [f"-c {name}={value}" for name, value in settings.items()
+             if value and not re.search(rf"(^|\s)(-c\s*|--){re.escape(name)}=", options)]
+    if not added:
+        return url
+    pairs = [(k, v) for k, v in pairs if k != "options"] + [("options", " ".join([options, *added]).strip())]
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='/')}" for k, v in pairs)
+    return urlunsplit(parts._replace(query=query))
 
 
 def with_database(url: str, dbname: str) -> str:

@@ -221,7 +221,7 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
     suites: list[SuiteResult] = []
     failures: list[Failure] = []
     specs = {spec.name: spec for spec in catalog.all_suites()}
-    with gxc.locked(root), psycopg.connect(url, autocommit=True) as conn:
+    with gxc.locked(root), psycopg.connect(gxc.gate_url(url), autocommit=True) as conn:
         state.lock(conn)
         try:
             state.ensure_table(conn)

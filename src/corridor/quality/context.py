@@ -57,6 +57,22 @@ DOCS_SITE = "local_site"
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 DETAIL_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
 
+# The gate's sessions (GX's and its own) start with these settings, as dbt's do (transform.set_dbt_env):
+# the server's default work_mem (4MB) made the gate's joins and aggregates over whole marts and a month's
+# raw rows spill to disk at national scale: an increment's gate wrote 1.7 GB of temp files and took
+# 40.0–42.6 s (4 runs on PostgreSQL 15 defaults), none and 37.6–38.6 s at 64MB, 35.4–38.0 s with jit off
+# too (3 runs each; issue 11, benchmarks/README.md).
+# CORRIDOR_GATE_WORK_MEM / CORRIDOR_GATE_JIT set another value, "" keeps the server's.
+GATE_SESSION_SETTINGS = {"work_mem": ("CORRIDOR_GATE_WORK_MEM", "64MB"), "jit": ("CORRIDOR_GATE_JIT", "off")}
+
+
+def gate_url(url: str) -> str:
+    """``url`` with the gate's session settings (GATE_SESSION_SETTINGS) in its libpq ``options``."""
+    from corridor import db
+
+    return db.with_session_settings(url, {name: os.environ.get(var, default).strip()
+                                          for name, (var, default) in GATE_SESSION_SETTINGS.items()})
+
 
 def committed_dir() -> Path:
     """The committed GX file context in the code tree (``expectations/``): read, never written at run time."""
@@ -135,8 +151,9 @@ def locked(root: Path | None = None) -> Iterator[None]:
 
 
 def open_env(url: str) -> None:
-    """Point ``${CORRIDOR_GX_URL}`` (the data source's connection string) at ``url`` in this process."""
-    os.environ[URL_VAR] = sqlalchemy_url(url)
+    """Point ``${CORRIDOR_GX_URL}`` (the data source's connection string) at ``url`` in this process, with
+    the gate's session settings (:func:`gate_url`)."""
+    os.environ[URL_VAR] = sqlalchemy_url(gate_url(url))
 
 
 def open_context(url: str, root: Path | None = None):
