@@ -511,3 +511,9 @@ def test_the_gates_sessions_start_with_its_own_work_mem_and_jit(built_warehouse,
     monkeypatch.setenv("CORRIDOR_GATE_WORK_MEM", "")
     monkeypatch.setenv("CORRIDOR_GATE_JIT", "")
     assert sessions() == (server, server)
+    # PGOPTIONS still reaches the gate's sessions, and a setting it names is the one they start with
+    monkeypatch.delenv("CORRIDOR_GATE_WORK_MEM")
+    monkeypatch.delenv("CORRIDOR_GATE_JIT")
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=23MB -c application_name=corridor_gate_test")
+    probe = "select current_setting('work_mem'), current_setting('jit'), current_setting('application_name')"
+    assert sessions() == (("23MB", "off", "corridor_gate_test"), ("23MB", "off", "corridor_gate_test"))

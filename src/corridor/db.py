@@ -119,11 +119,13 @@ def dbt_env(url: str) -> dict[str, str]:
 
 def with_session_settings(url: str, settings: dict[str, str]) -> str:
     """``url`` whose sessions start with these settings (libpq's ``options``: ``-c name=value``), e.g.
-    ``{"work_mem": "64MB"}``. A setting the URL's own ``options`` already give, or an empty value, is left
-    as it is. Spaces are percent-encoded: libpq does not read ``+`` as a space."""
+    ``{"work_mem": "64MB"}``. The URL's ``options`` replace PGOPTIONS for its sessions, so they start from
+    the URL's own ``options`` or, without any, from PGOPTIONS; a setting named there, or an empty value, is
+    left as it is. Spaces are percent-encoded: libpq does not read ``+`` as a space."""
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    options = " ".join(v for k, v in pairs if k == "options")
+    given = [v for k, v in pairs if k == "options"]
+    options = " ".join(given) if given else os.environ.get("PGOPTIONS", "").strip()
     added = [f"-c {name}={value}" for name, value in settings.items()
              if value and not re.search(rf"(^|\s)(-c\s*|--){re.escape(name)}=", options)]
     if not added:
