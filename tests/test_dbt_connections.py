@@ -4,6 +4,7 @@ dbt-postgres's own connection manager on a real PostgreSQL, then whole builds co
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from types import SimpleNamespace
 
@@ -175,3 +176,23 @@ def test_a_whole_build_opens_a_session_per_thread_not_per_node(warehouse_copy, m
     assert kept <= 12, counts  # the two threads', dbt's master connection and corridor's own
     assert counts["0"][1] >= nodes * 0.8, counts
     assert kpi_kept == counts["0"][2]
+
+
+def test_dbt_sessions_get_their_work_mem_beside_a_pgoptions_naming_maintenance_work_mem(pg_admin_url, monkeypatch):
+    """set_dbt_env adds dbt's work_mem and jit to PGOPTIONS unless PGOPTIONS names them: a setting whose name
+    merely ends in ``work_mem`` is another setting (db.merged_options, which the gate's URL uses too)."""
+    from corridor import db, transform
+
+    for var in db.dbt_env(pg_admin_url):
+        monkeypatch.setenv(var, os.environ.get(var, ""))  # restored after the test
+    monkeypatch.setenv("PGOPTIONS", "-c maintenance_work_mem=99MB")
+    monkeypatch.setenv("CORRIDOR_DBT_WORK_MEM", "21MB")
+    monkeypatch.delenv("CORRIDOR_DBT_JIT", raising=False)
+    transform.set_dbt_env(pg_admin_url)
+    probe = "select current_setting('work_mem'), current_setting('maintenance_work_mem'), current_setting('jit')"
+    with psycopg.connect(pg_admin_url) as conn:  # libpq reads PGOPTIONS
+        assert conn.execute(probe).fetchone() == ("21MB", "99MB", "off")
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=7MB")
+    transform.set_dbt_env(pg_admin_url)
+    with psycopg.connect(pg_admin_url) as conn:
+        assert conn.execute(probe).fetchone()[::2] == ("7MB", "off")  # PGOPTIONS' own work_mem is kept

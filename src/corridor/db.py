@@ -117,20 +117,27 @@ def dbt_env(url: str) -> dict[str, str]:
     }
 
 
+def merged_options(options: str, settings: dict[str, str]) -> str:
+    """libpq ``options`` (as in PGOPTIONS: ``-c name=value …``) with ``settings`` added, e.g.
+    ``{"work_mem": "64MB"}``; a setting ``options`` already names, or an empty value, is left as it is."""
+    added = [f"-c {name}={value}" for name, value in settings.items()
+             if value and not re.search(rf"(^|\s)(-c\s*|--){re.escape(name)}=", options)]
+    return " ".join([options.strip(), *added]).strip()
+
+
 def with_session_settings(url: str, settings: dict[str, str]) -> str:
-    """``url`` whose sessions start with these settings (libpq's ``options``: ``-c name=value``), e.g.
-    ``{"work_mem": "64MB"}``. The URL's ``options`` replace PGOPTIONS for its sessions, so they start from
-    the URL's own ``options`` or, without any, from PGOPTIONS; a setting named there, or an empty value, is
-    left as it is. Spaces are percent-encoded: libpq does not read ``+`` as a space."""
+    """``url`` whose sessions start with these settings (:func:`merged_options`, in the URL's libpq
+    ``options``). The URL's ``options`` replace PGOPTIONS for its sessions, so they start from the URL's own
+    ``options`` or, without any, from PGOPTIONS. Spaces are percent-encoded: libpq does not read ``+`` as a
+    space."""
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     given = [v for k, v in pairs if k == "options"]
     options = " ".join(given) if given else os.environ.get("PGOPTIONS", "").strip()
-    added = [f"-c {name}={value}" for name, value in settings.items()
-             if value and not re.search(rf"(^|\s)(-c\s*|--){re.escape(name)}=", options)]
-    if not added:
+    merged = merged_options(options, settings)
+    if merged == options:
         return url
-    pairs = [(k, v) for k, v in pairs if k != "options"] + [("options", " ".join([options, *added]).strip())]
+    pairs = [(k, v) for k, v in pairs if k != "options"] + [("options", merged)]
     query = "&".join(f"{quote(k, safe='')}={quote(v, safe='/')}" for k, v in pairs)
     return urlunsplit(parts._replace(query=query))
 

@@ -42,10 +42,10 @@ def set_dbt_env(url: str) -> None:
     os.environ.update(db.dbt_env(url))
     settings = {"work_mem": os.environ.get("CORRIDOR_DBT_WORK_MEM", DBT_WORK_MEM).strip(),
                 "jit": os.environ.get("CORRIDOR_DBT_JIT", DBT_JIT).strip()}
-    for name, value in settings.items():
-        options = os.environ.get("PGOPTIONS", "")
-        if value and f"{name}=" not in options:
-            os.environ["PGOPTIONS"] = f"{options} -c {name}={value}".strip()
+    options = os.environ.get("PGOPTIONS", "").strip()
+    merged = db.merged_options(options, settings)
+    if merged != options:
+        os.environ["PGOPTIONS"] = merged
 
 
 def dbt_state_dir() -> Path:
