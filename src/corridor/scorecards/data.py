@@ -5,9 +5,16 @@
 KPI's values and monthly series (kpi.kpi_values with kpi.kpi_catalogue), the
 year-end ranking (kpi.area_ranking), the period's detail (marts.dim_platform,
 marts.fct_certifications, marts.fct_projects: fetched once for the corridor,
-an area's rows are its subset, the same row objects), the completeness of the
-period's deliveries and the quality gate's outcome. `load_scorecard` is the
-same for one area.
+an area's rows are its subset), the completeness of the period's deliveries
+and the quality gate's outcome. `load_scorecard` is the same for one area.
+
+The detail rows are not held in memory: they stream from the server (libpq's
+chunked rows) into temporary files (`DetailRows`), which the XLSX and the data hash read
+row by row; a page shows only what it summarises (the first rows, counts by
+area, and the certified enterprises' names per group, counted in SQL). So a
+publication's memory does not grow with the number of detail rows (issue 11:
+at national scale a year-end's 315,000 certifications held as dicts took the
+publishing process to 653 MiB).
 
 `Scorecard.data_sha256` hashes a canonical JSON of the *data* only (values,
 series, ranking, detail, catalogue wording, completeness), not the data's
@@ -20,12 +27,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import pickle
 import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
+from itertools import islice
 
 import psycopg
 import yaml
@@ -42,6 +54,7 @@ ALL = "ALL"
 ALL_NAME = "全走廊"
 AREA_ORDER = ("LW", "OH", "YQ", "RA", "ZN", "OJK")
 SERIES_MONTHS = 36  # the trend shows at most the last 36 months
+GROUP_NAMES = 20  # enterprise names fetched per area × certification type: the most a page lists
 
 # status -> (label, symbol, colour); the symbol keeps the status readable in black and white
 STATUS = {
@@ -57,6 +70,77 @@ GATE_OUTCOMES = {
     "passed_with_warnings": "通过（有警告）",
     "failed": "未通过",
 }
+
+
+class DetailRows:
+    """A scorecard's detail list (its certifications, platforms or projects): rows as dicts, kept in a
+    temporary file, not in memory.
+
+    Rows are appended (pickled in chunks of :attr:`CHUNK`), then read as often as needed: iterating reads
+    the file again, one chunk at a time, so the data hash and the XLSX, which go through every row, hold a
+    chunk, not the list. ``len()``, truth and indexing (by iterating: for tests and the first rows) work as
+    on a list; a row read is a new dict each time. The file is unlinked from the start
+    (``tempfile.TemporaryFile``) and closed with the object; reads use ``os.pread`` (no shared offset: threads may read one list at once). Pickling gives the rows
+    as a plain list.
+    """
+
+    CHUNK = 1000
+
+    def __init__(self, rows: Iterable[dict] = ()) -> None:
+        self._file = None
+        self._chunks: list[tuple[int, int]] = []  # (offset, length) of each pickled chunk
+        self._end = 0
+        self._pending: list[dict] = []
+        self._len = 0
+        self.extend(rows)
+
+    def append(self, row: dict) -> None:
+        self._pending.append(row)
+        self._len += 1
+        if len(self._pending) >= self.CHUNK:
+            self._flush()
+
+    def extend(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self.append(row)
+
+    def _flush(self) -> None:
+        data = pickle.dumps(self._pending, protocol=pickle.HIGHEST_PROTOCOL)
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="corridor-scorecard-rows-")
+        written = 0
+        while written < len(data):  # pwrite may write less than asked
+            written += os.pwrite(self._file.fileno(), data[written:], self._end + written)
+        self._chunks.append((self._end, len(data)))
+        self._end += len(data)
+        self._pending = []
+
+    def __iter__(self) -> Iterator[dict]:
+        chunks, pending = list(self._chunks), list(self._pending)  # as they are when the iteration starts
+        for offset, length in chunks:
+            data = os.pread(self._file.fileno(), length, offset)
+            if len(data) != length:
+                raise OSError(f"scorecard detail rows: read {len(data)} of {length} bytes at {offset}")
+            yield from pickle.loads(data)
+        yield from pending
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._len)
+            return list(islice(self, start, stop, step)) if step > 0 else list(self)[index]
+        i = index + self._len if index < 0 else index
+        if not 0 <= i < self._len:
+            raise IndexError("detail row index out of range")
+        return next(islice(self, i, None))
+
+    def __reduce__(self):
+        return (list, (list(self),))
+
+    def __repr__(self) -> str:
+        return f"DetailRows({self._len} rows)"
 
 
 class PeriodNotAvailable(LookupError):
@@ -119,12 +203,14 @@ class Scorecard:
     as_of: date
     kpis: list[Kpi]
     ranking: list[Rank] | None
-    platforms: list[dict]
-    certifications: list[dict]
-    projects: list[dict]
+    platforms: DetailRows | list[dict]
+    certifications: DetailRows | list[dict]
+    projects: DetailRows | list[dict]
     completeness: Completeness
     gate: dict | None
     status_thresholds: tuple[Decimal, Decimal]  # ahead ≥ x, on track ≥ y
+    # the certified enterprises' names by area and type, as the page lists them (`certification_groups`)
+    certification_groups: list[tuple[str, list[tuple[str, list[str], int]]]]
     edition_no: int | None = None
     # active projects missing from their area's return at the period end (fct_projects.is_unreported)
     unreported_projects: int = 0
@@ -351,11 +437,16 @@ def load_scorecards(url: str, edition_code: str, period_start: date, areas: list
 
     {area: Scorecard}, in the order asked. The corridor's detail rows are fetched once (also when only
     areas are asked) and each area's lists are its subset, in the same order as a query per area gives.
+    The detail lists are `DetailRows` (on disk): each row streams from the server into the corridor's list
+    and its area's, none is held.
     """
     ed = edition(edition_code)
     ed.check_start(period_start)
     wanted = list(dict.fromkeys(a.upper() for a in areas))
     with psycopg.connect(url) as conn:
+        # one snapshot for all of it: the rows, the groups' counts and the KPIs of one moment, even while a
+        # build commits
+        conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
         names = area_names(conn)
         unknown = [a for a in wanted if a != ALL and a not in names]
         if unknown:
@@ -370,22 +461,22 @@ def load_scorecards(url: str, edition_code: str, period_start: date, areas: list
         period_end, as_of = period
         kpis = _kpis(conn, ed, period_start, period_end, wanted)
         ranking = _ranking(conn, period_start.year, names) if ed.code == "year_end" else None
-        platforms = _platforms(conn, period_start, period_end, names)
-        certifications = _certifications(conn, period_start, period_end, names)
-        projects = _projects(conn, period_start, period_end, names, by_area=any(a != ALL for a in wanted))
+        platforms = _platforms(conn, period_start, period_end, names, wanted)
+        certifications, groups = _certifications(conn, period_start, period_end, names, wanted)
+        projects = _projects(conn, period_start, period_end, names, wanted)
         thresholds = _status_thresholds(conn)
         unreported = {a: _unreported_projects(conn, period_end, None if a == ALL else a) for a in wanted}
     comps = completeness_by_area(url, ed.grain, period_start, wanted, names)
     normal_gate = normalise_gate(gate)
     out = {}
     for area in wanted:
-        mine = (lambda rows: rows) if area == ALL else (lambda rows, a=area: [r for r in rows if r["area_code"] == a])
         out[area] = Scorecard(
             edition=ed, period_start=period_start, period_end=period_end, area_code=area,
             area_name=ALL_NAME if area == ALL else names[area], as_of=as_of, kpis=kpis[area],
-            ranking=ranking, platforms=mine(platforms), certifications=mine(certifications),
-            projects=projects[ALL] if area == ALL else projects.get(area, []), completeness=comps[area],
+            ranking=ranking, platforms=platforms[area], certifications=certifications[area],
+            projects=projects[area], completeness=comps[area],
             gate=None if normal_gate is None else dict(normal_gate), status_thresholds=thresholds,
+            certification_groups=[(name, by_type) for code, name, by_type in groups if area in (ALL, code)],
             unreported_projects=unreported[area])
     return out
 
@@ -442,78 +533,137 @@ def _ranking(conn, year: int, names: dict[str, str]) -> list[Rank]:
     return [Rank(rank, code, names.get(code, code), score, kpis or 0) for rank, code, score, kpis in rows]
 
 
-def _area_sort(row: dict) -> int:
-    """Areas in the plan's order (LW, OH, YQ, RA, ZN, OJK); a stable sort keeps the SQL order within."""
-    return AREA_ORDER.index(row["area_code"]) if row["area_code"] in AREA_ORDER else len(AREA_ORDER)
+# the plan's order of the areas (LW, OH, YQ, RA, ZN, OJK), as the detail queries sort on it: an area not in it
+# last; within one position, each query's own order
+_AREA_POSITION = sql.SQL("array_position(%(area_order)s::text[], area_code) nulls last")
+_FETCH_ROWS = 2000  # rows of a detail query the client holds at a time
 
 
-def _dicts(cursor, names: dict[str, str]) -> list[dict]:
-    cols = [d.name for d in cursor.description]
-    out = []
-    for r in cursor:
-        row = dict(zip(cols, r, strict=True))
-        row["area_name"] = names.get(row["area_code"], row["area_code"])
-        out.append(row)
+def _stream_detail(conn, query: sql.Composable, params: dict, names: dict[str, str], wanted: list[str],
+                   each: Callable[[dict], None] | None = None) -> dict[str, DetailRows]:
+    """{area asked: DetailRows} of a detail query's rows (each with its ``area_name``), in the query's order:
+    every row in ALL's list (when asked) and in its area's. The rows stream (libpq's chunked rows: a chunk of
+    _FETCH_ROWS at a time; the query itself runs as any other, parallel workers included, which a server-side
+    cursor's would not). ``each`` sees every row first (it may take columns out of it)."""
+    out = {a: DetailRows() for a in wanted}
+    corridor = out.get(ALL)
+    with conn.cursor() as cur:
+        cols: list[str] = []
+        for r in cur.stream(query, {**params, "area_order": list(AREA_ORDER)}, size=_FETCH_ROWS):
+            if not cols:
+                cols = [d.name for d in cur.description]
+            row = dict(zip(cols, r, strict=True))
+            row["area_name"] = names.get(row["area_code"], row["area_code"])
+            if each is not None:
+                each(row)
+            if corridor is not None:
+                corridor.append(row)
+            mine = out.get(row["area_code"]) if row["area_code"] != ALL else None
+            if mine is not None:
+                mine.append(row)
     return out
 
 
-def _platforms(conn, start: date, end: date, names: dict[str, str]) -> list[dict]:
-    rows = conn.execute(
-        """
+def _platforms(conn, start: date, end: date, names: dict[str, str], wanted: list[str]) -> dict[str, DetailRows]:
+    query = sql.SQL("""
         select area_code, platform_id, platform_name, platform_category, platform_level, host_name,
                first_recognised_date as recognised_date,
                case when revoked_date is not null and revoked_date <= %(end)s then '已撤销' else '在册' end
                    as standing
         from marts.dim_platform
         where first_recognised_date between %(start)s and %(end)s
-        order by area_code, first_recognised_date, platform_id
-        """, {"start": start, "end": end})
-    return sorted(_dicts(rows, names), key=_area_sort)
+        order by {area_position}, area_code, first_recognised_date, platform_id
+        """).format(area_position=_AREA_POSITION)
+    return _stream_detail(conn, query, {"start": start, "end": end}, names, wanted)
 
 
-def _certifications(conn, start: date, end: date, names: dict[str, str]) -> list[dict]:
-    rows = conn.execute(
-        """
+# How the page names a certified enterprise: its name (its USCC when it has none), marked （已撤销） when the
+# certification was revoked by the period's end. A group (area × certification type) lists each name once.
+_DISPLAY_NAME = sql.SQL("""coalesce(nullif(enterprise_name, ''), uscc)
+        || case when revoked_date is not null and revoked_date <= %(end)s then '（已撤销）' else '' end""")
+
+
+def _certifications(conn, start: date, end: date, names: dict[str, str], wanted: list[str]
+                    ) -> tuple[dict[str, DetailRows], list[tuple[str, str, list[tuple[str, list[str], int]]]]]:
+    """({area asked: its certifications}, the page's groups of names).
+
+    The groups: [(area code, area name, [(certification type, its first GROUP_NAMES names, how many)])] in
+    the rows' order (a group's rows are consecutive: the query sorts on area and type first); a group lists
+    its first names in the order of their first rows, and counts every distinct name (``count(distinct)``
+    by the server). Memory: GROUP_NAMES names a group, whatever the number of rows.
+    """
+    query = sql.SQL("""
         select area_code, enterprise_name, uscc, certification_type, certificate_no, granted_date,
                valid_until,
                case when revoked_date is not null and revoked_date <= %(end)s then '已撤销' else '有效' end
-                   as standing
+                   as standing,
+               {display_name} as _display_name
         from marts.fct_certifications
         where granted_date between %(start)s and %(end)s
-        order by area_code, certification_type, granted_date, enterprise_name, certificate_no
-        """, {"start": start, "end": end})
-    return sorted(_dicts(rows, names), key=_area_sort)
+        order by {area_position}, area_code, certification_type, granted_date, enterprise_name, certificate_no
+        """).format(area_position=_AREA_POSITION, display_name=_DISPLAY_NAME)
+    params = {"start": start, "end": end}
+    groups: list[tuple[str, str, list[tuple[str, list[str], int]]]] = []
+
+    def group(row: dict) -> None:
+        display = row.pop("_display_name")  # not a column of the scorecard's rows
+        area, ctype = row["area_code"], row["certification_type"]
+        if not groups or groups[-1][0] != area:
+            groups.append((area, row["area_name"], []))
+        mine = groups[-1][2]
+        if not mine or mine[-1][0] != ctype:
+            mine.append((ctype, [], 0))
+        listed = mine[-1][1]
+        if len(listed) < GROUP_NAMES and display not in listed:
+            listed.append(display)
+
+    rows = _stream_detail(conn, query, params, names, wanted, each=group)
+    counts = dict(((area, ctype), n) for area, ctype, n in conn.execute(sql.SQL("""
+        select area_code, certification_type, count(distinct {display_name})
+        from marts.fct_certifications
+        where granted_date between %(start)s and %(end)s
+        group by area_code, certification_type
+        """).format(display_name=_DISPLAY_NAME), params))
+    return rows, [(area, name, [(ctype, listed, counts[area, ctype]) for ctype, listed, _ in by_type])
+                  for area, name, by_type in groups]
 
 
 _PROJECTS = sql.SQL("""
-        select distinct on ({key})
-               area_code, project_id, project_name, project_category, block_name, start_date,
+        select area_code, project_id, project_name, project_category, block_name, start_date,
                planned_completion_date, project_status, cumulative_investment_10k_yuan, progress_pct
-        from marts.fct_projects
-        where start_date between %(start)s and %(end)s
-        order by {key},
-                 snapshot_month <= date_trunc('month', %(end)s::date) desc,
-                 case when snapshot_month <= date_trunc('month', %(end)s::date) then snapshot_month end
-                     desc nulls last,
-                 snapshot_month
+        from (
+            select distinct on ({key})
+                   area_code, project_key, project_id, project_name, project_category, block_name, start_date,
+                   planned_completion_date, project_status, cumulative_investment_10k_yuan, progress_pct
+            from marts.fct_projects
+            where start_date between %(start)s and %(end)s
+            order by {key},
+                     snapshot_month <= date_trunc('month', %(end)s::date) desc,
+                     case when snapshot_month <= date_trunc('month', %(end)s::date) then snapshot_month end
+                         desc nulls last,
+                     snapshot_month
+        ) as latest
+        order by {area_position}, start_date, project_id collate "C", {key}
 """)
 
 
-def _projects(conn, start: date, end: date, names: dict[str, str], by_area: bool) -> dict[str, list[dict]]:
-    """{ALL: the corridor's projects, area: the area's} (an area's projects: its own snapshots only).
+def _projects(conn, start: date, end: date, names: dict[str, str], wanted: list[str]) -> dict[str, DetailRows]:
+    """{area asked: its projects}: the corridor's, one row per project; an area's, its own snapshots only.
 
     The project's state as of the period end: its latest snapshot up to the period's last month (or
     its first snapshot, when it was first reported later). For the corridor, one row per project; for
     an area, one per project among the snapshots reported by that area (``distinct on (area_code,
-    project_key)``), as a query filtered on the area gives.
+    project_key)``), as a query filtered on the area gives. Sorted by area (the plan's order), start date
+    and project id (code point order, as Python compares text), then the project.
     """
-    def key(r):
-        return (_area_sort(r), r["start_date"], r["project_id"])
-
     params = {"start": start, "end": end}
-    out = {ALL: sorted(_dicts(conn.execute(_PROJECTS.format(key=sql.SQL("project_key")), params), names), key=key)}
-    if by_area:
-        for row in sorted(_dicts(conn.execute(_PROJECTS.format(key=sql.SQL("area_code, project_key")), params), names),
-                          key=key):
-            out.setdefault(row["area_code"], []).append(row)
+    out = {a: DetailRows() for a in wanted}
+    if ALL in wanted:
+        out[ALL] = _stream_detail(conn, _PROJECTS.format(key=sql.SQL("project_key"), area_position=_AREA_POSITION),
+                                  params, names, [ALL])[ALL]
+    areas = [a for a in wanted if a != ALL]
+    if areas:
+        key = sql.SQL("area_code, project_key")
+        out.update(_stream_detail(conn, _PROJECTS.format(key=key, area_position=_AREA_POSITION), params, names,
+                                  areas))
     return out

@@ -7,18 +7,18 @@ media. Jinja2 autoescapes every value, so a name such as ``<script>`` or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
-from itertools import islice
 
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from corridor.scorecards import format as fmt
 from corridor.scorecards.charts import FONT, trend_svg
-from corridor.scorecards.data import STATUS, Scorecard
+from corridor.scorecards.data import GROUP_NAMES, STATUS, Scorecard
 from corridor.scorecards.fonts import SUBSET_FAMILY
 
 OFFICE = "环大罗山科创走廊建设领导小组办公室"
@@ -55,7 +55,7 @@ def stylesheet(medium: str = "html") -> str:
 # province scorecard at 5-9 A4 pages (at 200 rows / 100 names: 5-25, year-end 13-25, ~2x the layout time and
 # a larger peak per rendering process; benchmarks/README.md): the PDF is the briefing, the XLSX the list.
 APPENDIX_ROWS = 30         # rows of the platforms and projects tables
-NAMES_PER_GROUP = 20       # enterprise names per area × certification type
+NAMES_PER_GROUP = GROUP_NAMES  # enterprise names per area × certification type (at most what the data fetched)
 
 
 @dataclass(frozen=True)
@@ -69,31 +69,30 @@ class Appendix:
         return self.total > len(self.rows)
 
 
-def appendix(rows: list[dict], limit: int | None = None) -> Appendix:
-    """What the page shows of an appendix: at most ``limit`` (default APPENDIX_ROWS) rows, counts by area."""
+def appendix(rows: Iterable[dict], limit: int | None = None) -> Appendix:
+    """What the page shows of an appendix: at most ``limit`` (default APPENDIX_ROWS) rows, counts by area.
+
+    One pass over ``rows`` (a list or `DetailRows`, read from its file), keeping the first rows only."""
     limit = APPENDIX_ROWS if limit is None else limit
-    if len(rows) <= limit:
-        return Appendix(rows, len(rows), [])
+    shown: list[dict] = []
     counts: dict[str, int] = {}
     for row in rows:
+        if len(shown) < limit:
+            shown.append(row)
         counts[row["area_name"]] = counts.get(row["area_name"], 0) + 1
-    return Appendix(rows[:limit], len(rows), list(counts.items()))
+    total = sum(counts.values())
+    return Appendix(shown, total, list(counts.items()) if total > len(shown) else [])
 
 
 def certification_groups(sc: Scorecard, limit: int | None = None
                          ) -> list[tuple[str, list[tuple[str, list[str], int]]]]:
     """[(area name, [(certification type, [enterprise names], count of enterprises)])] in the plan's order.
 
-    At most ``limit`` (default NAMES_PER_GROUP) names per group; the count is always of every enterprise."""
+    At most ``limit`` (default NAMES_PER_GROUP) names per group; the count is always of every enterprise
+    (``Scorecard.certification_groups``, counted by the server: `data._certification_groups`)."""
     limit = NAMES_PER_GROUP if limit is None else limit
-    areas: dict[str, dict[str, dict[str, None]]] = {}
-    for row in sc.certifications:
-        name = row["enterprise_name"] or row["uscc"]
-        if row["standing"] != "有效":
-            name = f"{name}（{row['standing']}）"
-        areas.setdefault(row["area_name"], {}).setdefault(row["certification_type"], {})[name] = None
-    return [(area, [(ctype, list(islice(names, limit)), len(names)) for ctype, names in types.items()])
-            for area, types in areas.items()]
+    return [(area, [(ctype, names[:limit], n) for ctype, names, n in groups])
+            for area, groups in sc.certification_groups]
 
 
 def _rank_width(score) -> str:
