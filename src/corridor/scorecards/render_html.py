@@ -89,7 +89,8 @@ def certification_groups(sc: Scorecard, limit: int | None = None
     """[(area name, [(certification type, [enterprise names], count of enterprises)])] in the plan's order.
 
     At most ``limit`` (default NAMES_PER_GROUP) names per group; the count is always of every enterprise
-    (``Scorecard.certification_groups``, counted by the server: `data._certification_groups`)."""
+    (``Scorecard.certification_groups``: the first names taken as the rows stream, counted by the server in
+    `data._certifications`)."""
     limit = NAMES_PER_GROUP if limit is None else limit
     return [(area, [(ctype, names[:limit], n) for ctype, names, n in groups])
             for area, groups in sc.certification_groups]
