@@ -120,8 +120,4 @@ final as (
             and snapshot_states.snapshot_month = district_returns.report_month
 )
 
--- in primary-key order: the key's b-tree is filled as the rows come, and rows
--- in key order append to it (as in dim_enterprise; national, a --full-refresh
--- of this model: 21-23 s instead of 24-26 s)
 select * from final
-order by project_snapshot_id
