@@ -253,13 +253,11 @@ final as (
     {%- endif %}
 )
 
--- in key order: the table's primary key (uscc) is a b-tree filled as the rows
--- come; rows in key order append to it instead of splitting pages all over
--- (national, 7.6 M enterprises: a --full-refresh of this model 74-81 s instead of
--- 99-101 s; province: the same time within the noise, 77 MB more temp files for
--- the sort). fct_tech_contracts and fct_projects gained 4-8 and 2-5 s at
--- national the same way, not kept: fct_projects' sort spilled 69 MB more at
--- province, and the three together took the province build to 497-516 MB of
--- temp files (issue 11's bound: 500 MB).
+-- In key order: the contract's primary key (uscc) is a b-tree filled as the
+-- rows are inserted; rows in key order append to it instead of splitting pages
+-- all over (national, 7.6 M enterprises: 74-81 s instead of 99-101 s; province:
+-- same time, 77 MB more temp files for the sort). Not done for the other marts:
+-- their sorts took a province build over issue 11's 500 MB of temp files
+-- (benchmarks/README.md, 2026-12-06 17:45).
 select * from final
 order by uscc
