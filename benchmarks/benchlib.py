@@ -6,7 +6,8 @@ that its CPU time and peak RSS are its own):
     generate        the landing area (cached under the state folder by scale + seed + months)
     ingest          corridor.ingest.ingest_feed per feed, every month but the last
     COPY reference  a plain COPY of the same rows into an empty copy of each raw table
-                    (and of ops.quarantine), on the same server, right after
+                    (and of ops.quarantine), on the same server, right after; then the same
+                    rows again a transaction per file (the loader's constraint, nothing else)
     no-op ingest    the same landing area again: nothing new
     full build      `corridor dbt build`
     full build: gate  the quality gate after the full build (as after every build)
@@ -453,7 +454,11 @@ class Bench:
 
     def copy_reference(self, feeds: list[str]) -> dict[str, dict]:
         """Per feed: a plain COPY (text, from this client) of the rows now in its raw tables and its quarantine
-        rows into empty copies (``create table … (like … including all)``), one transaction per feed."""
+        rows into empty copies (``create table … (like … including all)``), one transaction per feed
+        (``seconds``); then the same rows as the loader commits them, a transaction per file in ledger order,
+        each with its file's COPYs and nothing else, into other empty copies (``per_file_seconds``; the
+        session's ``synchronous_commit`` off, as the loader's): what a loader bound to a transaction per file
+        could reach with its parse and its ledger statements free."""
         from psycopg import sql
 
         out: dict[str, dict] = {}
@@ -490,12 +495,73 @@ class Bench:
                             while chunk := fh.read(1 << 20):
                                 copy.write(chunk)
                 seconds = time.perf_counter() - started
-                out[feed] = {"rows": rows, "seconds": round(seconds, 3)}
                 for path, _ in files:
                     path.unlink()
+                per_file = self._copy_per_file(conn, feed, sources, spool)
+                out[feed] = {"rows": rows, "seconds": round(seconds, 3), "per_file_seconds": per_file}
             conn.execute("drop schema bench_copy cascade")
         shutil.rmtree(spool, ignore_errors=True)
         return out
+
+    @staticmethod
+    def _copy_per_file(conn, feed: str, sources: list, spool: Path) -> float | None:
+        """Seconds to COPY ``sources``' rows (raw tables and quarantine, ``(query, (schema, table))``) a file at
+        a time: one transaction per ledger id, ascending, holding that file's COPY into each table it has rows
+        for. The rows are spooled in ledger order and each file's byte range found before the clock starts."""
+        from psycopg import sql
+
+        spools = []  # (path, target, {ledger id: (offset, length)})
+        for i, (query, (schema, table)) in enumerate(sources):
+            column = conn.execute(
+                "select ordinal_position - 1 from information_schema.columns"
+                " where table_schema = %s and table_name = %s and column_name = 'ledger_id'",
+                (schema, table)).fetchone()
+            if column is None:
+                return None
+            path = spool / f"{feed}-{i}.per-file.copy"
+            with path.open("wb") as fh, conn.cursor() as cur:
+                with cur.copy(sql.SQL("copy ({} order by ledger_id) to stdout").format(query)) as copy:
+                    for chunk in copy:
+                        fh.write(chunk)
+            ranges: dict[int, tuple[int, int]] = {}
+            offset = lines = 0
+            with path.open("rb") as fh:
+                for line in fh:  # ledger_id is a bigint: never escaped, never null in these tables
+                    lid = int(line.split(b"\t", column[0] + 1)[column[0]])
+                    start, length = ranges.get(lid, (offset, 0))
+                    ranges[lid] = (start, length + len(line))
+                    offset += len(line)
+                    lines += 1
+            target = sql.Identifier("bench_copy", f"{feed}_{i}_{table}_per_file")
+            conn.execute(sql.SQL("create table {} (like {} including all)").format(
+                target, sql.Identifier(schema, table)))
+            spools.append((path, target, ranges, lines))
+        ledger_ids = sorted({lid for _, _, ranges, _ in spools for lid in ranges})
+        handles = [path.open("rb") for path, _, _, _ in spools]
+        conn.execute("set synchronous_commit = off")  # as the loader's session (corridor.ingest.Loader)
+        try:
+            started = time.perf_counter()
+            for lid in ledger_ids:
+                with conn.transaction(), conn.cursor() as cur:
+                    for fh, (_, target, ranges, _) in zip(handles, spools, strict=True):
+                        if lid in ranges:
+                            start, length = ranges[lid]
+                            data = os.pread(fh.fileno(), length, start)
+                            with cur.copy(sql.SQL("copy {} from stdin").format(target)) as copy:
+                                copy.write(data)
+            seconds = time.perf_counter() - started
+        finally:
+            conn.execute("reset synchronous_commit")
+            for fh in handles:
+                fh.close()
+            for path, _, _, _ in spools:
+                path.unlink()
+        for _, target, _, lines in spools:  # every row went in, once
+            copied = conn.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()[0]
+            if copied != lines:
+                raise RuntimeError(f"{feed}: the per-file COPY into {target.as_string(conn)} holds {copied} rows, "
+                                   f"not {lines}")
+        return round(seconds, 3)
 
     def kpi_checksum(self) -> dict:
         return kpi_checksum(self.server.url)
@@ -676,11 +742,14 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
         seconds = (loader.get(feed) or {}).get("seconds")
         ref = copy.get(feed, {})
         ratio = (ref["seconds"] / seconds) if seconds and ref.get("seconds") else None
+        per_file = ref.get("per_file_seconds")
         feeds.append({"feed": feed, "files": led.get("files"), "rows": led.get("rows_received"),
                       "loader_seconds": seconds, "copy_rows": ref.get("rows"), "copy_seconds": ref.get("seconds"),
-                      "loader_vs_copy": ratio})
+                      "loader_vs_copy": ratio, "copy_per_file_seconds": per_file,
+                      "per_file_vs_copy": (ref["seconds"] / per_file) if per_file and ref.get("seconds") else None})
     total_loader = sum(f["loader_seconds"] or 0 for f in feeds)
     total_copy = sum(f["copy_seconds"] or 0 for f in feeds)
+    total_per_file = sum(f["copy_per_file_seconds"] or 0 for f in feeds)
 
     kpi = {"after full build (all months but the last)": kpi_held, "after increment (all months)": kpi_full,
            "after --full-refresh (all months)": kpi_refresh}
@@ -692,7 +761,9 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
         "conditions": conditions, "generated": landing["generated"], "raw_rows_loaded": raw_rows,
         "steps": [asdict(s) | {"rate": s.rate} for s in bench.steps], "feeds": feeds,
         "copy_total": {"loader_seconds": total_loader, "copy_seconds": total_copy,
-                       "ratio": total_copy / total_loader if total_loader else None},
+                       "ratio": total_copy / total_loader if total_loader else None,
+                       "per_file_seconds": total_per_file,
+                       "per_file_ratio": total_copy / total_per_file if total_per_file else None},
         "kpi_values": kpi, "kpi_reference": reference,
         "ok": all(s.ok for s in bench.steps),
         "finished": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -792,16 +863,28 @@ def markdown(report: dict) -> str:
         lines.append("")
         lines.append("dbt, same run: " + "; ".join(rel) + ".")
     lines.append("")
-    lines.append("| feed | files | rows | loader s | plain COPY s | loader speed / COPY speed |")
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines.append("| feed | files | rows | loader s | plain COPY s | loader speed / COPY speed "
+                 "| COPY, a transaction per file s | its speed / plain COPY's |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def _ratio(value: float | None) -> str:
+        return "—" if value is None else f"{value:.3f} (1/{1 / value:.0f})"
+
+    def _seconds(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
     for f in report["feeds"]:
-        ratio = "—" if f["loader_vs_copy"] is None else f"{f['loader_vs_copy']:.3f} (1/{1 / f['loader_vs_copy']:.0f})"
         lines.append(f"| {f['feed']} | {f['files'] or 0:,} | {f['rows'] or 0:,} | "
-                     f"{f['loader_seconds'] or 0:.1f} | {f['copy_seconds'] or 0:.2f} | {ratio} |")
+                     f"{f['loader_seconds'] or 0:.1f} | {f['copy_seconds'] or 0:.2f} | {_ratio(f['loader_vs_copy'])} | "
+                     f"{_seconds(f.get('copy_per_file_seconds'))} | {_ratio(f.get('per_file_vs_copy'))} |")
     ct = report["copy_total"]
     if ct["ratio"]:
-        lines.append(f"| all | | | {ct['loader_seconds']:.1f} | {ct['copy_seconds']:.2f} | "
-                     f"{ct['ratio']:.3f} (1/{1 / ct['ratio']:.0f}) |")
+        lines.append(f"| all | | | {ct['loader_seconds']:.1f} | {ct['copy_seconds']:.2f} | {_ratio(ct['ratio'])} | "
+                     f"{_seconds(ct.get('per_file_seconds') or None)} | {_ratio(ct.get('per_file_ratio'))} |")
+    lines.append("")
+    lines.append("The last two columns: the same rows COPYed as the loader commits them (a transaction per file, in "
+                 "ledger order, synchronous_commit off as the loader's), with no parse and no ledger statements: the "
+                 "most a loader that keeps a transaction per file can reach on this server.")
     lines.append("")
     if report["kpi_values"]:
         lines.append("kpi.kpi_values: " + "; ".join(f"{k}: {v['rows']:,} rows, md5 `{v['md5']}`"
