@@ -14,13 +14,19 @@
 - Memory: xlsxwriter's ``constant_memory`` mode writes each row out when the
   next one starts (every sheet is written strictly row by row, the trend
   sheet included), so a workbook of 30,000 detail rows does not hold them as
-  cells; the detail sheets write their cells with formats resolved once per
-  column (the time of a province workbook is mostly these rows).
+  cells.
+- Speed: the detail sheets' rows (most of a workbook's cells: two million in a
+  national year's) are written as sheet XML here, byte for byte what
+  xlsxwriter's cell calls write (``tests/test_xlsx_detail_rows.py``), about a
+  third of their CPU time; a text that needs one of xlsxwriter's escapes takes
+  xlsxwriter's own cell writer.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
 from datetime import date, datetime
 
 import xlsxwriter
@@ -260,8 +266,6 @@ def _detail_sheet(wb, f: _Formats, name: str, title: str, columns: list[tuple[st
     s.text(0, 0, f"{title}（{len(rows)}条）", "subtitle")
     s.header(2, [c[0] for c in columns], [c[3] for c in columns])
     # the cells as `_Sheet.text` / `number` / `day` write them, with each column's formats looked up once
-    ws = s.ws
-    write_string, write_number, write_blank = ws.write_string, ws.write_number, ws.write_blank
     plan = []
     for col, (_, key, kind, _) in enumerate(columns):
         if kind == "date":
@@ -270,8 +274,21 @@ def _detail_sheet(wb, f: _Formats, name: str, title: str, columns: list[tuple[st
             plan.append((col, key, "number", f.num("#,##0" if kind == "int" else "#,##0.00"), None))
         else:
             plan.append((col, key, "text", f.get("text"), f.get("text", quote=True)))
+    if rows:
+        _detail_rows(s.ws, plan, rows, 3)
+    if rows:
+        s.ws.autofilter(2, 0, 2 + len(rows), len(columns) - 1)
+        s.ws.freeze_panes(3, 0)
+    else:
+        s.text(3, 0, empty)
+
+
+def _detail_rows_by_api(ws, plan: list[tuple], rows, first: int) -> None:
+    """The detail rows through xlsxwriter's cell writers, a call per cell: what :func:`_detail_rows` writes
+    (the rule it is held to, in the tests, and what it falls back on)."""
+    write_string, write_number, write_blank = ws.write_string, ws.write_number, ws.write_blank
     serials: dict[date, float] = {}
-    for i, row in enumerate(rows, start=3):
+    for i, row in enumerate(rows, start=first):
         for col, key, kind, fmt, quoted in plan:
             value = row.get(key)
             if value is None:
@@ -286,11 +303,92 @@ def _detail_sheet(wb, f: _Formats, name: str, title: str, columns: list[tuple[st
                 if serial is None:
                     serial = serials[value] = _excel_serial(value)
                 write_number(i, col, serial, fmt)
-    if rows:
-        s.ws.autofilter(2, 0, 2 + len(rows), len(columns) - 1)
-        s.ws.freeze_panes(3, 0)
-    else:
-        s.text(3, 0, empty)
+
+
+# A text xlsxwriter writes as it is (no XML or control-character escape, no _xHHHH_ to escape, no whitespace
+# to preserve at either end, not a rich string, short enough never to be truncated) when this finds nothing:
+# the rest takes xlsxwriter's own cell writer.
+_TEXT_NEEDS_XLSXWRITER = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_|^\s|\s$")
+_TEXT_PLAIN_MAX = 32767 // 2  # xlsxwriter checks a longer text's UTF-16 length (and truncates past 32,767)
+_ROWS_PER_WRITE = 500
+
+
+def _detail_rows(ws, plan: list[tuple], rows, first: int) -> None:
+    """The detail rows (from row ``first`` on), their sheet XML written here, row after row, byte for byte what
+    xlsxwriter's ``constant_memory`` mode writes for the same ``write_string`` / ``write_number`` /
+    ``write_blank`` calls (:func:`_detail_rows_by_api`), at a fraction of its Python per cell: a national
+    workbook's detail sheets hold some two million cells, and xlsxwriter's per-cell calls (argument checks, a
+    cell tuple, then its escapes and attribute loop when the row is written) were most of the time of
+    publication. A text that needs any of xlsxwriter's escapes, a non-finite number, and a worksheet whose rows
+    xlsxwriter would write with attributes of their own, take xlsxwriter's own code."""
+    import xlsxwriter.worksheet as xw
+
+    if not ws.constant_memory or ws.excel_version != 2007 or ws.row_info or ws.previous_row >= first:
+        return _detail_rows_by_api(ws, plan, rows, first)
+    probe = io.StringIO()
+    fh, ws.fh = ws.fh, probe
+    try:
+        ws._write_row(first, None)  # what xlsxwriter opens a plain row with (height, version …)
+    finally:
+        ws.fh = fh
+    if probe.getvalue() != f'<row r="{first + 1}">':
+        return _detail_rows_by_api(ws, plan, rows, first)
+
+    last_col = max(col for col, *_ in plan)
+    ws._write_single_row(first)  # the rows above (the header) out, as xlsxwriter's next cell would
+    columns = [(col, xl_rowcol_to_cell(0, col)[:-1], key, kind, fmt, quoted) for col, key, kind, fmt, quoted in plan]
+    # id(format) -> its index, taken when a cell first uses it: the order in which xlsxwriter's cells take them
+    xf: dict[int, int] = {}
+    needs_xlsxwriter = _TEXT_NEEDS_XLSXWRITER.search
+    serials: dict[date, str] = {}
+    out: list[str] = []
+    write = ws.fh.write
+    i = first - 1
+    for i, row in enumerate(rows, start=first):
+        n = i + 1
+        out.append(f'<row r="{n}">')
+        for col, letter, key, kind, fmt, quoted in columns:
+            value = row.get(key)
+            if value is None:
+                pass
+            elif kind == "text":
+                text = value if isinstance(value, str) else str(value)
+                if text.startswith(FORMULA_TRIGGERS):
+                    fmt = quoted
+                if len(text) > _TEXT_PLAIN_MAX or needs_xlsxwriter(text):
+                    if len(text) > _TEXT_PLAIN_MAX and xw._utf16_len(text) > ws.xls_strmax:
+                        text = xw._utf16_truncate(text, ws.xls_strmax)
+                    write("".join(out))
+                    out.clear()
+                    ws._write_cell(i, col, xw.CellStringTuple(text, fmt))
+                    continue
+            elif kind == "number":
+                number = float(value)
+                if not math.isfinite(number):  # as xlsxwriter's write_number refuses it
+                    raise TypeError("NAN/INF not supported in write_number() without 'nan_inf_to_errors' "
+                                    "Workbook() option")
+                text = f"{number:.16G}"
+            else:
+                text = serials.get(value)
+                if text is None:
+                    text = serials[value] = f"{_excel_serial(value):.16G}"
+            s = xf.get(id(fmt))
+            if s is None:
+                s = xf[id(fmt)] = fmt._get_xf_index()
+            if value is None:
+                out.append(f'<c r="{letter}{n}" s="{s}"/>')
+            elif kind == "text":
+                out.append(f'<c r="{letter}{n}" s="{s}" t="inlineStr"><is><t>{text}</t></is></c>')
+            else:
+                out.append(f'<c r="{letter}{n}" s="{s}"><v>{text}</v></c>')
+        out.append("</row>")
+        if len(out) > _ROWS_PER_WRITE * (len(plan) + 2):
+            write("".join(out))
+            out.clear()
+    write("".join(out))
+    if i >= first:
+        ws._check_dimensions(i, last_col)  # the sheet's <dimension> and the autofilter's range, as cells do
+        ws.previous_row = i  # xlsxwriter's next row, or its close, writes nothing more of these
 
 
 def _definitions_sheet(wb, f: _Formats, sc: Scorecard) -> None:
