@@ -7,9 +7,10 @@ import io
 from datetime import date
 
 import psycopg
+import pytest
 
 from corridor.scorecards import render_html as page
-from corridor.scorecards.data import ALL, AREA_ORDER, DetailRows, latest_period, load_scorecards
+from corridor.scorecards.data import ALL, AREA_ORDER, ChainedRows, DetailRows, latest_period, load_scorecards
 from corridor.scorecards.render_xlsx import render_xlsx
 
 PASSED = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
@@ -101,7 +102,10 @@ def test_the_data_hash_is_the_sha256_of_the_canonical_json_though_hashed_row_by_
         "valid_until": None, "standing": "有效", "score": Decimal("-0.50")}]
     for sc in (corridor, cards["LW"]):
         text = sc.canonical_json()
-        assert "".join(sc._canonical_chunks()) == text
+        assert len(sc.certifications) > 7
+        for batch in (1, 7, sc._HASH_BATCH):  # rows encoded a batch at a time: every batch boundary joins alike
+            sc._HASH_BATCH = batch
+            assert "".join(sc._canonical_chunks()) == text
         assert sc.data_sha256 == hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert cards[ALL].data_sha256 != cards["LW"].data_sha256
 
@@ -141,7 +145,8 @@ def test_a_pages_certified_names_are_what_every_row_gives_though_counted_by_the_
                 """, {"no": no, "uscc": uscc, "name": name, "revoked": revoked})
     start = latest_period(warehouse_copy, "year_end")
     cards = load_scorecards(warehouse_copy, "year_end", start, [ALL, *AREA_ORDER], PASSED)
-    assert isinstance(cards[ALL].certifications, DetailRows)  # not a list held in memory
+    corridor = cards[ALL].certifications  # not a list held in memory: its areas' lists on disk
+    assert isinstance(corridor, ChainedRows) and all(isinstance(part, DetailRows) for part in corridor._parts)
     names = {n for _, groups in cards["OH"].certification_groups for _, listed, _ in groups for n in listed}
     assert {uscc_a, uscc_b, "撤销测试企业（已撤销）", "撤销测试企业"} <= names
     for limit in (page.NAMES_PER_GROUP, 2):
@@ -192,3 +197,28 @@ def test_detail_rows_stay_on_disk_and_read_back_as_written():
     for t in threads:
         t.join()
     assert seen == [n * (n - 1) // 2] * 4
+
+
+def test_the_corridors_list_is_its_areas_lists_read_one_after_another(built_warehouse):
+    import pickle
+
+    parts = [DetailRows({"n": i, "part": p} for i in range(size)) for p, size in enumerate((3, 0, 2500, 1))]
+    chained = ChainedRows(parts)
+    every = [{"n": i, "part": p} for p, size in enumerate((3, 0, 2500, 1)) for i in range(size)]
+    assert len(chained) == len(every) and bool(chained) and not ChainedRows([DetailRows()])
+    assert list(chained) == every and pickle.loads(pickle.dumps(chained)) == every
+    for i in (0, 2, 3, 1500, 2502, 2503, -1, -2504):
+        assert chained[i] == every[i], i
+    assert chained[2:7] == every[2:7] and chained[::-700] == every[::-700]
+    for i in (2504, -2505):
+        with pytest.raises(IndexError):
+            chained[i]
+
+    # a publication's corridor list holds no row of its own: every row is stored once, in its area's list
+    start = latest_period(built_warehouse.url, "year_end")
+    cards = load_scorecards(built_warehouse.url, "year_end", start, [ALL, "LW", "OH"], PASSED)
+    for kind in ("certifications", "platforms"):
+        corridor = getattr(cards[ALL], kind)
+        assert isinstance(corridor, ChainedRows)
+        assert any(part is getattr(cards["LW"], kind) for part in corridor._parts), kind
+        assert len(corridor) == sum(len(part) for part in corridor._parts) > len(getattr(cards["LW"], kind)) > 0
