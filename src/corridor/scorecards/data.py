@@ -589,7 +589,7 @@ def _stream_detail(conn, query: sql.Composable, params: dict, names: dict[str, s
     other, parallel workers included, which a server-side cursor's would not). ``each`` sees every row first
     (it may take columns out of it)."""
     whole = ALL in wanted
-    parts: dict[str, DetailRows] = {}  # area code -> its rows, in the order the areas come
+    parts: dict[str, DetailRows | None] = {}  # area code -> its rows (None: not kept), in the order the areas come
     with conn.cursor() as cur:
         cols: list[str] = []
         code: object = object()  # no area yet (None is an area code a row may have)

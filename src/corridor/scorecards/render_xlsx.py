@@ -276,7 +276,6 @@ def _detail_sheet(wb, f: _Formats, name: str, title: str, columns: list[tuple[st
             plan.append((col, key, "text", f.get("text"), f.get("text", quote=True)))
     if rows:
         _detail_rows(s.ws, plan, rows, 3)
-    if rows:
         s.ws.autofilter(2, 0, 2 + len(rows), len(columns) - 1)
         s.ws.freeze_panes(3, 0)
     else:
