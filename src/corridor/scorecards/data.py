@@ -73,7 +73,25 @@ GATE_OUTCOMES = {
 }
 
 
-class DetailRows:
+class _ReadLikeAList:
+    """Read like a list (``len``, truth, indexing and slices by iterating; pickled as a plain list) by a class
+    that gives ``__iter__`` and ``__len__``."""
+
+    def __getitem__(self, index):
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            return list(islice(self, start, stop, step)) if step > 0 else list(self)[index]
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("detail row index out of range")
+        return next(islice(self, i, None))
+
+    def __reduce__(self):
+        return (list, (list(self),))
+
+
+class DetailRows(_ReadLikeAList):
     """A scorecard's detail list (its certifications, platforms or projects): rows as dicts, kept in a
     temporary file, not in memory.
 
@@ -128,23 +146,11 @@ class DetailRows:
     def __len__(self) -> int:
         return self._len
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            start, stop, step = index.indices(self._len)
-            return list(islice(self, start, stop, step)) if step > 0 else list(self)[index]
-        i = index + self._len if index < 0 else index
-        if not 0 <= i < self._len:
-            raise IndexError("detail row index out of range")
-        return next(islice(self, i, None))
-
-    def __reduce__(self):
-        return (list, (list(self),))
-
     def __repr__(self) -> str:
         return f"DetailRows({self._len} rows)"
 
 
-class ChainedRows:
+class ChainedRows(_ReadLikeAList):
     """Several detail lists read as one, one after another: the corridor's list made of its areas' lists (the
     rows stored once, not once for the corridor and again for their area). Reads like `DetailRows`."""
 
@@ -157,23 +163,6 @@ class ChainedRows:
 
     def __len__(self) -> int:
         return sum(len(part) for part in self._parts)
-
-    def __getitem__(self, index):
-        n = len(self)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(n)
-            return list(islice(self, start, stop, step)) if step > 0 else list(self)[index]
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("detail row index out of range")
-        for part in self._parts:
-            if i < len(part):
-                return part[i]
-            i -= len(part)
-        raise IndexError("detail row index out of range")  # pragma: no cover (the length was checked)
-
-    def __reduce__(self):
-        return (list, (list(self),))
 
     def __repr__(self) -> str:
         return f"ChainedRows({len(self)} rows in {len(self._parts)} parts)"
@@ -478,8 +467,8 @@ def load_scorecards(url: str, edition_code: str, period_start: date, areas: list
 
     {area: Scorecard}, in the order asked. The corridor's detail rows are fetched once (also when only
     areas are asked) and each area's lists are its subset, in the same order as a query per area gives.
-    The detail lists are `DetailRows` (on disk): each row streams from the server into the corridor's list
-    and its area's, none is held.
+    The detail lists are on disk (`DetailRows`): each row streams from the server into its area's list; the
+    corridor's list reads its areas' lists one after another (`ChainedRows`). None is held in memory.
     """
     ed = edition(edition_code)
     ed.check_start(period_start)
@@ -615,7 +604,8 @@ def _stream_detail(conn, query: sql.Composable, params: dict, names: dict[str, s
     return {a: out[a] for a in wanted}
 
 
-def _platforms(conn, start: date, end: date, names: dict[str, str], wanted: list[str]) -> dict[str, DetailRows]:
+def _platforms(conn, start: date, end: date, names: dict[str, str], wanted: list[str]
+               ) -> dict[str, DetailRows | ChainedRows]:
     query = sql.SQL("""
         select area_code, platform_id, platform_name, platform_category, platform_level, host_name,
                first_recognised_date as recognised_date,
@@ -635,7 +625,7 @@ _DISPLAY_NAME = sql.SQL("""coalesce(nullif(enterprise_name, ''), uscc)
 
 
 def _certifications(conn, start: date, end: date, names: dict[str, str], wanted: list[str]
-                    ) -> tuple[dict[str, DetailRows], list[tuple[str, str, list[tuple[str, list[str], int]]]]]:
+                    ) -> tuple[dict[str, DetailRows | ChainedRows], list[tuple[str, str, list[tuple[str, list[str], int]]]]]:
     """({area asked: its certifications}, the page's groups of names).
 
     The groups: [(area code, area name, [(certification type, its first GROUP_NAMES names, how many)])] in
@@ -654,7 +644,7 @@ def _certifications(conn, start: date, end: date, names: dict[str, str], wanted:
         order by {area_position}, area_code, certification_type, granted_date, enterprise_name, certificate_no
         """).format(area_position=_AREA_POSITION, display_name=_DISPLAY_NAME)
     params = {"start": start, "end": end}
-    groups: list[tuple[str, str, list[tuple[str, list[str], int]]]] = []
+    groups: list[tuple[str, str, list[tuple[str, list[str]]]]] = []  # counted by the server below
 
     def group(row: dict) -> None:
         display = row.pop("_display_name")  # not a column of the scorecard's rows
@@ -663,7 +653,7 @@ def _certifications(conn, start: date, end: date, names: dict[str, str], wanted:
             groups.append((area, row["area_name"], []))
         mine = groups[-1][2]
         if not mine or mine[-1][0] != ctype:
-            mine.append((ctype, [], 0))
+            mine.append((ctype, []))
         listed = mine[-1][1]
         if len(listed) < GROUP_NAMES and display not in listed:
             listed.append(display)
@@ -675,7 +665,7 @@ def _certifications(conn, start: date, end: date, names: dict[str, str], wanted:
         where granted_date between %(start)s and %(end)s
         group by area_code, certification_type
         """).format(display_name=_DISPLAY_NAME), params))
-    return rows, [(area, name, [(ctype, listed, counts[area, ctype]) for ctype, listed, _ in by_type])
+    return rows, [(area, name, [(ctype, listed, counts[area, ctype]) for ctype, listed in by_type])
                   for area, name, by_type in groups]
 
 
@@ -698,7 +688,8 @@ _PROJECTS = sql.SQL("""
 """)
 
 
-def _projects(conn, start: date, end: date, names: dict[str, str], wanted: list[str]) -> dict[str, DetailRows]:
+def _projects(conn, start: date, end: date, names: dict[str, str], wanted: list[str]
+              ) -> dict[str, DetailRows | ChainedRows]:
     """{area asked: its projects}: the corridor's, one row per project; an area's, its own snapshots only.
 
     The project's state as of the period end: its latest snapshot up to the period's last month (or
@@ -708,7 +699,7 @@ def _projects(conn, start: date, end: date, names: dict[str, str], wanted: list[
     and project id (code point order, as Python compares text), then the project.
     """
     params = {"start": start, "end": end}
-    out = {a: DetailRows() for a in wanted}
+    out: dict[str, DetailRows | ChainedRows] = {a: DetailRows() for a in wanted}
     if ALL in wanted:
         out[ALL] = _stream_detail(conn, _PROJECTS.format(key=sql.SQL("project_key"), area_position=_AREA_POSITION),
                                   params, names, [ALL])[ALL]

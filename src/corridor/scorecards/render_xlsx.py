@@ -30,7 +30,8 @@ import re
 from datetime import date, datetime
 
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell
+from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_rowcol_to_cell
+from xlsxwriter.worksheet import CellStringTuple
 
 from corridor.scorecards.data import Scorecard
 from corridor.scorecards.render_html import OFFICE
@@ -320,8 +321,6 @@ def _detail_rows(ws, plan: list[tuple], rows, first: int) -> None:
     cell tuple, then its escapes and attribute loop when the row is written) were most of the time of
     publication. A text that needs any of xlsxwriter's escapes, a non-finite number, and a worksheet whose rows
     xlsxwriter would write with attributes of their own, take xlsxwriter's own code."""
-    import xlsxwriter.worksheet as xw
-
     if not ws.constant_memory or ws.excel_version != 2007 or ws.row_info or ws.previous_row >= first:
         return _detail_rows_by_api(ws, plan, rows, first)
     probe = io.StringIO()
@@ -355,11 +354,11 @@ def _detail_rows(ws, plan: list[tuple], rows, first: int) -> None:
                 if text.startswith(FORMULA_TRIGGERS):
                     fmt = quoted
                 if len(text) > _TEXT_PLAIN_MAX or needs_xlsxwriter(text):
-                    if len(text) > _TEXT_PLAIN_MAX and xw._utf16_len(text) > ws.xls_strmax:
-                        text = xw._utf16_truncate(text, ws.xls_strmax)
+                    if len(text) > _TEXT_PLAIN_MAX and _utf16_len(text) > ws.xls_strmax:
+                        text = _utf16_truncate(text, ws.xls_strmax)
                     write("".join(out))
                     out.clear()
-                    ws._write_cell(i, col, xw.CellStringTuple(text, fmt))
+                    ws._write_cell(i, col, CellStringTuple(text, fmt))
                     continue
             elif kind == "number":
                 number = float(value)
