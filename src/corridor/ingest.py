@@ -946,13 +946,14 @@ class ContractDuplicates:
             return sorted(set(regnos))
         return sorted({regnos[i] for i in np.flatnonzero(self.maybe(regnos)).tolist()})
 
-    def statements(self, conn: psycopg.Connection, regnos: list[str]) -> tuple[Any, Any]:
-        """(has another loader committed a file since?, the latest rows of the file's candidate contracts),
+    # Has another loader committed a file since ``mark``? Asked by the statement adding the file's ledger row
+    # (:meth:`Loader.load_file`), under the feed's lock; the file's own row has no rows yet (rows_loaded = 0).
+    OTHER = ("exists (select from ops.load_ledger as o where o.feed = 'techmarket' and o.status = 'loaded'"
+             " and o.rows_loaded > 0 and o.ledger_id > %s)")
+
+    def statements(self, conn: psycopg.Connection, regnos: list[str]) -> Any:
+        """The latest rows of the file's candidate contracts (a cursor, or None when there is none to look up),
         queued in a pipeline after the file's ledger row (so: under the feed's lock)."""
-        other = conn.execute(
-            # the file's own ledger row has no rows yet (rows_loaded = 0): only another loader's count here
-            "select exists (select from ops.load_ledger where feed = 'techmarket' and status = 'loaded'"
-            " and rows_loaded > 0 and ledger_id > %s)", (self.mark,))
         wanted = self.candidates(regnos)
         looked = None
         if wanted:
@@ -963,7 +964,7 @@ class ContractDuplicates:
                 " where c.registration_no = any(%s)"
                 " order by c.registration_no, c.export_date desc, c.ledger_id desc, c.source_row desc",
                 (wanted,))
-        return other, looked
+        return looked
 
     def remember(self, regnos: list[str]) -> None:
         """After a file's commit: its contracts are in the table now."""
@@ -1218,15 +1219,17 @@ class Loader:
                 # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
                 # statement that waited would miss what the lock's holder committed meanwhile).
                 self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
-                # Has another loader taken the file meanwhile? If not, its ledger row.
+                # Has another loader taken the file meanwhile? If not, its ledger row (techmarket: and has another
+                # loader committed a file since the contracts were last looked at?).
+                other = ContractDuplicates.OTHER if contracts else "null"
                 cur = self.conn.execute(
                     "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
                     " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
                     " where not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
-                    " and (file_name = %s or sha256 = %s)) returning ledger_id",
+                    f" and (file_name = %s or sha256 = %s)) returning ledger_id, {other}",
                     (self.feed, path.name, sha, size, mtime, started_at, started_at,
-                     self.feed, path.name, sha))
-                checks = self._contracts.statements(self.conn, contracts[0]) if contracts else None
+                     self.feed, path.name, sha, *((self._contracts.mark,) if contracts else ())))
+                looked = self._contracts.statements(self.conn, contracts[0]) if contracts else None
             row = cur.fetchone()
             if row is None:
                 self.conn.execute("rollback")
@@ -1240,7 +1243,7 @@ class Loader:
                     raise ParseFailed(f"{path.name}: could not be parsed ({spooled.failed}); "
                                       "nothing of it was loaded")
                 try:
-                    repeats = self._contract_repeats(spooled, contracts, checks, ledger_id, path.name)
+                    repeats = self._contract_repeats(spooled, contracts, (row[1], looked), ledger_id, path.name)
                 except psycopg.Error:
                     raise
                 except Exception:  # a bug here must not cost the file: the SQL statement decides
@@ -1262,16 +1265,14 @@ class Loader:
                         f"and quarantined {quarantined}; nothing committed")
                 message = "; ".join(parsed.notes) or None
                 few = spooled.quarantined <= QUARANTINE_INSERT_MAX
-                if repeats and not few:
-                    with self.conn.pipeline():
-                        self._insert_quarantine_rows(repeats)
                 if not few:
+                    self._insert_quarantine_rows(ledger_id, path.name, repeats or [])
                     self._copy_quarantine(spooled, ledger_id, path.name)
                 with self.conn.pipeline():
-                    if repeats and few:
-                        self._insert_quarantine_rows(repeats)
+                    # the repeats (cross-file duplicates) and the file's own few quarantined rows: one INSERT
                     if few:
-                        self._insert_quarantine(spooled, ledger_id, path.name)
+                        self._insert_quarantine_rows(ledger_id, path.name,
+                                                     [*(repeats or ()), *self._quarantine_records(spooled)])
                     self.conn.execute(
                         "update ops.load_ledger set rows_received = %s, rows_loaded = %s, rows_quarantined = %s,"
                         " finished_at = %s, message = %s where ledger_id = %s",
@@ -1304,14 +1305,15 @@ class Loader:
 
     # -- techmarket's cross-file duplicates, decided here (ContractDuplicates) --------------------------
     def _contract_repeats(self, spooled: Spooled, contracts: Any, checks: Any, ledger_id: int,
-                          file_name: str) -> list[tuple] | None:
-        """The quarantine rows of the file's contract rows repeating their latest registration, removed from its
-        spool; None when the SQL check must decide (another loader committed meanwhile, or an odd value)."""
+                          file_name: str) -> list[str] | None:
+        """The quarantine records (JSON, as a parse spools them) of the file's contract rows repeating their latest
+        registration, removed from its spool; None when the SQL check must decide (another loader committed
+        meanwhile, or an odd value)."""
         if contracts is None:
             return None
-        other, looked = checks
+        other, looked = checks  # other: another loader committed meanwhile (see load_file)
         tracker = self._contracts
-        if other.fetchone()[0]:
+        if other:
             log.info("techmarket: another loader committed files meanwhile; checking duplicates in SQL")
             tracker.reset(ledger_id)
             return None
@@ -1350,9 +1352,10 @@ class Loader:
                     parts.append(f"{json.dumps(column)}: {json.dumps(value, ensure_ascii=False)}")
             regno, row = regnos[i], values["source_row"]
             _, _, earlier_row, _, earlier_file = latest[regno]
-            out.append((ledger_id, "techmarket", file_name, None, int(row), "duplicate_row",
-                        f"{file_name} row {row}: 合同登记号 {regno} repeats exactly its latest registration, "
-                        f"{earlier_file} row {earlier_row}", "{" + ", ".join(parts) + "}"))
+            out.append(json.dumps([None, int(row), "duplicate_row",
+                                   f"{file_name} row {row}: 合同登记号 {regno} repeats exactly its latest "
+                                   f"registration, {earlier_file} row {earlier_row}", "{" + ", ".join(parts) + "}"],
+                                  ensure_ascii=False))
         kept, start = [], 0
         for i in sorted(hits):  # the lines between the hits, each with its newline
             kept.append(data[start:ends[i - 1] + 1 if i else 0])
@@ -1362,7 +1365,7 @@ class Loader:
         spooled.tables[0] = (table, columns, b"".join(kept))
         return out
 
-    def _remember_contracts(self, contracts: Any, repeats: list[tuple] | None, ledger_id: int) -> None:
+    def _remember_contracts(self, contracts: Any, repeats: list[str] | None, ledger_id: int) -> None:
         """After the file's commit: its contracts are in the table. A file the SQL check decided: every later
         file looks all its contracts up."""
         if contracts is None or repeats is None:
@@ -1370,11 +1373,21 @@ class Loader:
             return
         self._contracts.remember(contracts[0])
 
-    def _insert_quarantine_rows(self, rows: list[tuple]) -> None:
-        """Quarantine rows (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record) as INSERTs."""
-        with self.conn.cursor() as cur:
-            cur.executemany("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code,"
-                            " message, record) values (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    def _insert_quarantine_rows(self, ledger_id: int, file_name: str, records: list[str]) -> None:
+        """A file's quarantine rows in one INSERT: ``records``, each a JSON array [sheet, source_row, rule_code,
+        message, record] as the parse spools them (the record: its JSON text).
+
+        One statement whatever their number, the records sent as one JSON array that the server unnests in
+        order (an INSERT a row, in a pipeline, cost the loader and the server a statement each: some 7,300 at
+        province; arrays of each column cost psycopg more to write than the rows' own JSON).
+        """
+        if not records:
+            return
+        self.conn.execute(
+            "insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message, record)"
+            " select %s, %s, %s, e.v ->> 0, (e.v ->> 1)::integer, e.v ->> 2, e.v ->> 3, (e.v ->> 4)::jsonb"
+            " from json_array_elements(%s::json) with ordinality as e (v, n) order by e.n",
+            (ledger_id, self.feed, file_name, f"[{','.join(records)}]"))
 
     def _rollback(self) -> None:
         """End the file's transaction, if one is open, without committing anything of it."""
@@ -1434,12 +1447,10 @@ class Loader:
                         copy.write(chunk.replace(b"\n", suffix))
         self._touched.add(table)
 
-    def _insert_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> None:
-        """A file's few quarantined records as INSERTs (inside the pipeline that commits: no round trip of its own)."""
-        if not spooled.quarantine_path:
-            return
-        self._insert_quarantine_rows([(ledger_id, self.feed, file_name, *json.loads(line))
-                                      for line in spool_lines(spooled.quarantine_path)])
+    @staticmethod
+    def _quarantine_records(spooled: Spooled) -> list[str]:
+        """A file's quarantined records as spooled (JSON arrays: :meth:`_insert_quarantine_rows`)."""
+        return list(spool_lines(spooled.quarantine_path)) if spooled.quarantine_path else []
 
     def _copy_quarantine(self, spooled: Spooled, ledger_id: int, file_name: str) -> int:
         if not spooled.quarantine_path:
