@@ -510,12 +510,23 @@ def test_the_loaded_contracts_bitmap_never_misses_a_member_and_rarely_claims_ano
     dense.add(run)
     assert dense.contains(run).all() and dense.contains(run + 50000).mean() < 3 * 50000 / 2**ingest._Bitmap.BITS
 
+    # keys sharing a byte of the bitmap, added in one call (with a repeat): every one of them is found
+    pool = np.array([rng.randrange(0, 10**16) for _ in range(2_000_000)], dtype=np.int64)
+    where, mask = dense.slots(pool)
+    byte, counts = np.unique(where, return_counts=True)
+    crowded = np.isin(where, byte[counts >= 3])
+    crowd = pool[crowded][np.argsort(where[crowded], kind="stable")][:300]  # whole groups, one after the other
+    assert len(crowd) >= 30 and len(set(dense.slots(crowd)[0].tolist())) < len(crowd) / 2
+    shared = ingest._Bitmap()
+    shared.add(np.concatenate([crowd, crowd[:5]]))
+    assert shared.contains(crowd).all() and len(shared) == len(crowd) + 5
+
     keys = ingest._contract_keys(["2021330300000001", "0000000000000001", "2021-33", "２０２１"])
     assert keys.tolist()[:2] == [2021330300000001, 1] and min(keys.tolist()[2:]) < 0
     assert ingest._contract_keys([]).tolist() == []
 
     tracker = ingest.ContractDuplicates.__new__(ingest.ContractDuplicates)
-    tracker.empty, tracker.loaded, tracker._keys = True, ingest._Bitmap(), None
+    tracker.empty, tracker.loaded, tracker._keys, tracker._slots, tracker._maybe = True, ingest._Bitmap(), None, None, None
     tracker.remember(["2021330300000001", "2021330300000002"])
     assert tracker.candidates(["2021330300000003", "2021330300000002", "2021330300000002"]) == ["2021330300000002"]
     tracker.reset(5)  # after an SQL-decided file, or another loader: every contract is looked up

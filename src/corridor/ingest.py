@@ -849,21 +849,31 @@ class _Bitmap:
         with np.errstate(over="ignore"):
             return (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - self.BITS)
 
-    def contains(self, keys: Any) -> Any:
+    def slots(self, keys: Any) -> tuple[Any, Any]:
+        """Where ``keys`` (an int64 array) sit: (byte index, bit mask) each (to pass to contains and add)."""
+        slots = self._slots(keys)
+        return (slots >> np.uint64(3)).astype(np.intp), np.left_shift(np.uint8(1), (slots & np.uint64(7)).astype(np.uint8))
+
+    def contains(self, keys: Any, slots: tuple[Any, Any] | None = None) -> Any:
         """A boolean array: which of ``keys`` (an int64 array) may be members (every member is)."""
         if self._bits is None:
             return np.zeros(len(keys), dtype=bool)
-        slots = self._slots(keys)
-        return ((self._bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
+        where, mask = slots or self.slots(keys)
+        return (self._bits[where] & mask) != 0
 
-    def add(self, keys: Any) -> None:
+    def add(self, keys: Any, slots: tuple[Any, Any] | None = None) -> None:
         if not len(keys):
             return
         if self._bits is None:
             self._bits = np.zeros(1 << (self.BITS - 3), dtype=np.uint8)
-        slots = self._slots(keys)
-        np.bitwise_or.at(self._bits, slots >> np.uint64(3),
-                         np.left_shift(np.uint8(1), (slots & np.uint64(7)).astype(np.uint8)))
+        where, mask = slots or self.slots(keys)
+        # a buffered |= keeps one of several masks for the same byte: those left out are set again, until none is
+        # (a few keys a call share a byte; np.bitwise_or.at, unbuffered, cost several times as much)
+        self._bits[where] |= mask
+        left = np.flatnonzero((self._bits[where] & mask) == 0)
+        while len(left):
+            self._bits[where[left]] |= mask[left]
+            left = left[(self._bits[where[left]] & mask[left]) == 0]
         self.count += len(keys)
 
     def clear(self) -> None:
@@ -922,23 +932,37 @@ class ContractDuplicates:
             "select (select coalesce(max(ledger_id), 0) from ops.load_ledger),"
             " not exists (select from raw.techmarket_contracts)").fetchone()
         self.loaded = _Bitmap()  # while self.empty: the registration numbers loaded by this run
-        self._keys: tuple[list[str], Any] | None = None  # the last file's numbers and their keys
+        # the last file's numbers, their keys, then their bits and which may have been loaded (once a file)
+        self._keys: tuple[list[str], Any] | None = None
+        self._slots: tuple[Any, Any] | None = None
+        self._maybe: Any = None
 
     def preset(self, regnos: list[str], keys: Any) -> None:
         """The keys of a file's registration numbers, computed already (``Spooled.key_ints``)."""
         self._keys = (regnos, keys)
+        self._slots = self._maybe = None
 
     def keys(self, regnos: list[str]) -> Any:
         """The 64-bit keys of a file's registration numbers (kept for the same list: its remember())."""
         if self._keys is None or self._keys[0] is not regnos:
             self._keys = (regnos, _contract_keys(regnos))
+            self._slots = self._maybe = None
         return self._keys[1]
+
+    def _bits_of(self, regnos: list[str]) -> tuple[Any, Any]:
+        keys = self.keys(regnos)
+        if self._slots is None:
+            self._slots = self.loaded.slots(keys)
+        return self._slots
 
     def maybe(self, regnos: list[str]) -> Any:
         """Which of the file's rows may have a contract with a row in the table already (a boolean array)."""
         if not self.empty:
             return np.ones(len(regnos), dtype=bool)
-        return self.loaded.contains(self.keys(regnos))
+        keys = self.keys(regnos)
+        if self._maybe is None:
+            self._maybe = self.loaded.contains(keys, self._bits_of(regnos))
+        return self._maybe
 
     def candidates(self, regnos: list[str]) -> list[str]:
         """The file's contracts that may have a row in the table already (all of them unless it began empty)."""
@@ -969,13 +993,13 @@ class ContractDuplicates:
     def remember(self, regnos: list[str]) -> None:
         """After a file's commit: its contracts are in the table now."""
         if self.empty:
-            self.loaded.add(self.keys(regnos))
-        self._keys = None
+            self.loaded.add(self.keys(regnos), self._bits_of(regnos))
+        self._keys = self._slots = self._maybe = None
 
     def reset(self, ledger_id: int) -> None:
         """Another loader committed meanwhile (or SQL decided a file): look every contract up from now on."""
         self.loaded.clear()
-        self._keys = None
+        self._keys = self._slots = self._maybe = None
         self.empty = False
         self.mark = ledger_id
 
