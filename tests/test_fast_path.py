@@ -593,3 +593,24 @@ def test_lenient_dates_are_what_parse_date_reads():
     assert taken == 12
     unbounded = _fast.convert(pl.col("v"), _fast.Kind("date", lo=None), True, lenient=True)
     assert pl.DataFrame({"v": ["0000-01-01", "0001-01-01"]}).select(unbounded.ok)["v"].to_list() == [False, True]
+
+
+
+@pytest.mark.parametrize("inserted", ["x005F_", "_x005F_"])
+def test_a_shared_string_holding_x005F_reads_as_openpyxl_reads_it(city, columns, monkeypatch, tmp_path, inserted):
+    """openpyxl takes every ``x005F_`` out of a shared string (its reading of the ``_x005F_`` escape), calamine
+    keeps it: a demo workbook with one in a shared string is read by openpyxl, whatever precedes the x."""
+    import zipfile
+
+    source = sorted((city / "district").glob("*.xlsx"))[0]
+    path = tmp_path / "district" / source.name
+    path.parent.mkdir()
+    with zipfile.ZipFile(source) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    strings = members["xl/sharedStrings.xml"].decode("utf-8")
+    last = strings.rindex("</t></si>")  # the last shared string: a value of a data row
+    members["xl/sharedStrings.xml"] = (strings[:last] + f"甲{inserted}乙" + strings[last:]).encode("utf-8")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert compare_workbooks([path], columns, monkeypatch, tmp_path) == 0

@@ -22,7 +22,7 @@ formats; a percentage format goes to openpyxl, which shows it as displayed),
 no formulas, error or ISO-date cells, no numbers written in exponent form or
 as an integral with a decimal point (openpyxl would give a float where
 calamine's value looks integral), no empty strings and no ``_xHHHH_``
-escapes. Its values are then turned into what openpyxl gives (integral
+escapes (nor an ``x005F_``, which openpyxl takes out of a shared string). Its values are then turned into what openpyxl gives (integral
 numbers as ``int``, dates as ``datetime``, empty cells as ``None``, each row
 as long as its last cell in the XML), column by column. Anything else, or
 any calamine error, and the workbook is read by openpyxl.
@@ -286,13 +286,14 @@ _DATE_CODES = frozenset({"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", 'yyyy"年"m"月
                          "yyyy.m.d", "yyyy.mm.dd", "mm-dd-yy", "yyyy年m月d日", "yyyy-mm-dd h:mm:ss"})
 # What makes a sheet's XML not of the clean shape: a DTD, entity or CDATA (<!), a formula, an error,
 # string-formula or ISO-date cell, a phonetic run, a value that is not a plain number (spaces, other
-# characters), an empty or self-closing text, an _xHHHH_ escape, a row or cell whose first attribute is not
+# characters), an empty or self-closing text, an _xHHHH_ escape (and x005F_ anywhere: openpyxl takes it out of
+# a shared string, calamine does not), a row or cell whose first attribute is not
 # its reference (as Excel, xlsxwriter and openpyxl write them). One regular expression run by polars (Rust):
 # one pass over the text where Python's re took a dozen, each slower (\s is written out as ASCII whitespace).
 _WS = r"[ \t\n\r\f\v]"
 _UNSAFE = "|".join((
     r"<!", r"<f", r' t="e"', r' t="str"', r' t="d"', r"<rPh", r"<v>[^<]*[^0-9.eE+<-]",
-    r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_",
+    r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_", r"x005F_",
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
 _FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
