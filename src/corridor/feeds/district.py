@@ -21,8 +21,10 @@ formats both readers read alike (general, plain numbers, the usual date
 formats; a percentage format goes to openpyxl, which shows it as displayed),
 no formulas, error or ISO-date cells, no numbers written in exponent form or
 as an integral with a decimal point (openpyxl would give a float where
-calamine's value looks integral), no empty strings and no ``_xHHHH_``
-escapes (nor an ``x005F_``, which openpyxl takes out of a shared string). Its values are then turned into what openpyxl gives (integral
+calamine's value looks integral), no empty strings, no ``_xHHHH_``
+escapes (nor an ``x005F_``, which openpyxl takes out of a shared string), no
+character references and no text with whitespace at an end unless marked
+``xml:space="preserve"`` (calamine drops it, openpyxl keeps it). Its values are then turned into what openpyxl gives (integral
 numbers as ``int``, dates as ``datetime``, empty cells as ``None``, each row
 as long as its last cell in the XML), column by column. Anything else, or
 any calamine error, and the workbook is read by openpyxl.
@@ -287,14 +289,18 @@ _DATE_CODES = frozenset({"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", 'yyyy"年"m"月
 # What makes a sheet's XML not of the clean shape: a DTD, entity or CDATA (<!), a formula, an error,
 # string-formula or ISO-date cell, a phonetic run, a value that is not a plain number (spaces, other
 # characters), an empty or self-closing text, an _xHHHH_ escape (and x005F_ anywhere: openpyxl takes it out of
-# a shared string, calamine does not), a row or cell whose first attribute is not
+# a shared string, calamine does not; a character reference: &#x5F;x0041_ is "A" for calamine), a text with
+# whitespace at an end but no xml:space="preserve" (calamine drops that whitespace, openpyxl keeps it; a <t>
+# with other attributes is counted apart: _PRESERVED), a row or cell whose first attribute is not
 # its reference (as Excel, xlsxwriter and openpyxl write them). One regular expression run by polars (Rust):
 # one pass over the text where Python's re took a dozen, each slower (\s is written out as ASCII whitespace).
 _WS = r"[ \t\n\r\f\v]"
 _UNSAFE = "|".join((
     r"<!", r"<f", r' t="e"', r' t="str"', r' t="d"', r"<rPh", r"<v>[^<]*[^0-9.eE+<-]",
-    r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_", r"x005F_",
+    r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_", r"x005F_", r"&#",
+    rf"<t>{_WS}", rf"<t>[^<]*{_WS}</t>",
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
+_PRESERVED = '<t xml:space="preserve">'  # the one attribute a text may have: each "<t " must begin this
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
 _FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
@@ -417,8 +423,11 @@ def _shapes_many(books: list[tuple[list[bytes], bytes | None]]) -> list[list[Sha
         texts += mine
     if texts:
         pl = _fast.pl
+        xml = pl.col("xml")
         frame = pl.DataFrame({"xml": texts}, schema={"xml": pl.String}).select(
-            pl.col("xml").str.contains(_UNSAFE).alias("unsafe"), pl.col("xml").str.extract_all(_FLOAT_CELL))
+            (xml.str.contains(_UNSAFE) | (xml.str.count_matches("<t ", literal=True)
+                                          != xml.str.count_matches(_PRESERVED, literal=True))).alias("unsafe"),
+            xml.str.extract_all(_FLOAT_CELL))
         unsafe, floats = frame["unsafe"].to_list(), frame["xml"].to_list()
         for k, first, n_sheets, n_texts in spans:
             if any(unsafe[first:first + n_texts]):
