@@ -480,6 +480,48 @@ def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule(pg_admin
     assert sum(1 for q in by_loader[0] if "repeats exactly its latest registration" in q[3]) >= 4
 
 
+def test_a_file_committed_by_another_loader_meanwhile_sends_the_next_files_to_the_sql_check(warehouse_url, tmp_path,
+                                                                                            monkeypatch):
+    """The loader's memory of loaded contracts holds only while no other loader adds contracts: when one commits a
+    file between two of this loader's, the statement adding the next file's ledger row sees it: that file is decided
+    by the SQL statement of the rule, every later one looks all its contracts up (the same quarantine)."""
+    from datetime import UTC, datetime
+
+    from corridor import ingest
+    from tests.test_fast_path import contract, write_csv
+
+    folder = tmp_path / "landing" / "techmarket"
+    folder.mkdir(parents=True)
+    for day in ("02", "03", "04"):
+        write_csv(folder / f"tech_contracts_202103{day}.csv", [contract(1), contract(int(day) + 10)])
+    decided_by_sql: list[str] = []
+    remembered: list[int] = []
+    sql_check = ingest.Loader._quarantine_cross_file_duplicates
+    remember = ingest.Loader._remember_contracts
+
+    def counting_sql(self, ledger_id, file_name):
+        decided_by_sql.append(file_name)
+        return sql_check(self, ledger_id, file_name)
+
+    def remember_then_another_loader_commits(self, contracts, repeats, ledger_id):
+        remember(self, contracts, repeats, ledger_id)
+        remembered.append(ledger_id)
+        if len(remembered) == 1:  # after this loader's first file: another loader's file, committed
+            now = datetime.now(UTC)
+            with psycopg.connect(warehouse_url, autocommit=True) as other:
+                other.execute(
+                    "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at,"
+                    " rows_received, rows_loaded, rows_quarantined) values ('techmarket', 'elsewhere.csv', 'x', 1,"
+                    " 'loaded', %s, %s, 1, 1, 0)", (now, now))
+
+    monkeypatch.setattr(ingest.Loader, "_quarantine_cross_file_duplicates", counting_sql)
+    monkeypatch.setattr(ingest.Loader, "_remember_contracts", remember_then_another_loader_commits)
+    summary = ingest_feed(warehouse_url, "techmarket", folder.parent, pii_key=TEST_PII_KEY)
+    assert decided_by_sql == ["tech_contracts_20210303.csv"]
+    assert [(f.rows_loaded, f.rows_quarantined) for f in summary.files] == [(2, 0), (1, 1), (1, 1)]
+    assert scalar(warehouse_url, "select count(*) from ops.quarantine where rule_code = 'duplicate_row'") == 2
+
+
 def test_the_loaded_contracts_bitmap_never_misses_a_member_and_rarely_claims_another():
     """ingest._Bitmap (16 MiB whatever the number of contracts) answers yes for every member it was given,
     over adds of many sizes, and for few others (each a needless look-up in the database, never a wrong
