@@ -852,7 +852,8 @@ class _Bitmap:
     def slots(self, keys: Any) -> tuple[Any, Any]:
         """Where ``keys`` (an int64 array) sit: (byte index, bit mask) each (to pass to contains and add)."""
         slots = self._slots(keys)
-        return (slots >> np.uint64(3)).astype(np.intp), np.left_shift(np.uint8(1), (slots & np.uint64(7)).astype(np.uint8))
+        bit = (slots & np.uint64(7)).astype(np.uint8)
+        return (slots >> np.uint64(3)).astype(np.intp), np.left_shift(np.uint8(1), bit)
 
     def contains(self, keys: Any, slots: tuple[Any, Any] | None = None) -> Any:
         """A boolean array: which of ``keys`` (an int64 array) may be members (every member is)."""

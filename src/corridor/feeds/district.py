@@ -24,9 +24,10 @@ as an integral with a decimal point (openpyxl would give a float where
 calamine's value looks integral), no empty strings, no ``_xHHHH_``
 escapes (nor an ``x005F_``, which openpyxl takes out of a shared string), no
 character references and no text with whitespace at an end unless marked
-``xml:space="preserve"`` (calamine drops it, openpyxl keeps it). Its values are then turned into what openpyxl gives (integral
-numbers as ``int``, dates as ``datetime``, empty cells as ``None``, each row
-as long as its last cell in the XML), column by column. Anything else, or
+``xml:space="preserve"`` (calamine drops it, openpyxl keeps it). Its values
+are then turned into what openpyxl gives (integral numbers as ``int``, dates
+as ``datetime``, empty cells as ``None``, each row as long as its last cell in
+the XML), column by column. Anything else, or
 any calamine error, and the workbook is read by openpyxl.
 ``tests/test_fast_path.py`` holds both readers to the same COPY bytes,
 quarantine entries and notes; ``tests/test_district_reader.py`` the checks
