@@ -41,6 +41,7 @@ import io as _io
 import logging
 import math
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
@@ -292,16 +293,20 @@ _DATE_CODES = frozenset({"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", 'yyyy"年"m"月
 # characters), an empty or self-closing text, an _xHHHH_ escape (and x005F_ anywhere: openpyxl takes it out of
 # a shared string, calamine does not; a character reference: &#x5F;x0041_ is "A" for calamine), a text with
 # whitespace at an end but no xml:space="preserve" (calamine drops that whitespace, openpyxl keeps it; a <t>
-# with other attributes is counted apart: _PRESERVED), a row or cell whose first attribute is not
+# with other attributes: _OTHER_TEXT), a row or cell whose first attribute is not
 # its reference (as Excel, xlsxwriter and openpyxl write them). One regular expression run by polars (Rust):
 # one pass over the text where Python's re took a dozen, each slower (\s is written out as ASCII whitespace).
 _WS = r"[ \t\n\r\f\v]"
+# A text element with attributes other than xml:space="preserve" alone: "<t " then anything but that (spelled
+# out character by character: the regular expressions have no look-ahead, and one pass beats counting apart).
+_PRESERVE = 'xml:space="preserve">'
+_OTHER_TEXT = "<t (?:" + "|".join(f"{re.escape(_PRESERVE[:i])}[^{re.escape(_PRESERVE[i])}]"
+                                  for i in range(len(_PRESERVE))) + ")"
 _UNSAFE = "|".join((
     r"<!", r"<f", r' t="e"', r' t="str"', r' t="d"', r"<rPh", r"<v>[^<]*[^0-9.eE+<-]",
     r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_", r"x005F_", r"&#",
-    rf"<t>{_WS}", rf"<t>[^<]*{_WS}</t>",
+    rf"<t>{_WS}", rf"<t>[^<]*{_WS}</t>", _OTHER_TEXT,
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
-_PRESERVED = '<t xml:space="preserve">'  # the one attribute a text may have: each "<t " must begin this
 # A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
 _FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
@@ -424,11 +429,8 @@ def _shapes_many(books: list[tuple[list[bytes], bytes | None]]) -> list[list[Sha
         texts += mine
     if texts:
         pl = _fast.pl
-        xml = pl.col("xml")
         frame = pl.DataFrame({"xml": texts}, schema={"xml": pl.String}).select(
-            (xml.str.contains(_UNSAFE) | (xml.str.count_matches("<t ", literal=True)
-                                          != xml.str.count_matches(_PRESERVED, literal=True))).alias("unsafe"),
-            xml.str.extract_all(_FLOAT_CELL))
+            pl.col("xml").str.contains(_UNSAFE).alias("unsafe"), pl.col("xml").str.extract_all(_FLOAT_CELL))
         unsafe, floats = frame["unsafe"].to_list(), frame["xml"].to_list()
         for k, first, n_sheets, n_texts in spans:
             if any(unsafe[first:first + n_texts]):
