@@ -960,9 +960,8 @@ class ContractDuplicates:
         """Which of the file's rows may have a contract with a row in the table already (a boolean array)."""
         if not self.empty:
             return np.ones(len(regnos), dtype=bool)
-        keys = self.keys(regnos)
         if self._maybe is None:
-            self._maybe = self.loaded.contains(keys, self._bits_of(regnos))
+            self._maybe = self.loaded.contains(self.keys(regnos), self._bits_of(regnos))
         return self._maybe
 
     def candidates(self, regnos: list[str]) -> list[str]:

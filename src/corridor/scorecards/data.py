@@ -598,7 +598,7 @@ def _stream_detail(conn, query: sql.Composable, params: dict, names: dict[str, s
             if part is not None:
                 part.append(row)
     out: dict[str, DetailRows | ChainedRows] = {
-        a: parts.get(a) or DetailRows() for a in wanted if a != ALL}
+        a: part if (part := parts.get(a)) is not None else DetailRows() for a in wanted if a != ALL}
     if whole:
         out = {ALL: ChainedRows(parts.values()), **out}
     return {a: out[a] for a in wanted}
