@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import polars as pl
@@ -625,6 +626,44 @@ def test_a_shared_string_calamine_reads_otherwise_goes_to_openpyxl(city, columns
     first, last = strings.rindex("<si><t>"), strings.rindex("</t></si>")
     item = item.replace("@", strings[first + len("<si><t>"):last])
     members["xl/sharedStrings.xml"] = (strings[:first] + item + strings[last + len("</t></si>"):]).encode("utf-8")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert compare_workbooks([path], columns, monkeypatch, tmp_path) == int(by_calamine)
+
+
+@pytest.mark.parametrize(("cell", "by_calamine"), [
+    ('<c r="F4" s="7"><v>43830</v></c>', True),      # as the demo writes it: a date (style 7: yyyy-mm-dd)
+    ('<c r="F4" s="7"><v>2958466</v></c>', False),   # after 9999-12-31: #VALUE! for openpyxl, a number for calamine
+    ('<c r="F4" s="7"><v>1E+400</v></c>', False),    # infinite: #VALUE! for openpyxl, inf for calamine
+    ('<c r="F4" s="7" t="n"><v>2958466</v></c>', False),
+    ("<c r=\"F4\" s = '7'><v>2958466</v></c>", False),  # the style in the other quotes, spaced
+    ('<c r="F4" s="7"><v>2958465</v></c>', False),   # 9999-12-31 itself, a negative or a time: openpyxl too
+    ('<c r="F4" s="7"><v>-1</v></c>', False),
+    ('<c r="F4" s="7"><v>43830.5</v></c>', False),
+    ('<c r="F4" s="9"><v>2958466</v></c>', True),    # a number style (0): a number for both
+    ('<c r="F4" s="9"><v>-1</v></c>', True),
+    ('<c r="F4"><v>1E+400</v></c>', True),           # no style: inf for both
+    ('<c r="F4" s="10"><v>43830</v></c>', True),     # a style the workbook does not define (it has 10): the number
+    ('<c r="F4" s="99"><v>12.5</v></c>', True),      # for both (the reference path failed on its format)
+])
+def test_a_date_cell_calamine_reads_otherwise_goes_to_openpyxl(city, columns, monkeypatch, tmp_path, cell,
+                                                                by_calamine):
+    """A demo workbook whose 重点项目 F4 (计划完成日期, a date cell) is written as ``cell``: read by calamine only where
+    calamine reads it as openpyxl does, and the same rows and quarantine either way (a differential fuzz of the
+    two readers found the first two, the same row quarantined with another message and record, and the last two,
+    which failed the file on the reference path)."""
+    import zipfile
+
+    source = sorted((city / "district").glob("*.xlsx"))[0]
+    path = tmp_path / "district" / source.name
+    path.parent.mkdir()
+    with zipfile.ZipFile(source) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    sheet = members["xl/worksheets/sheet4.xml"].decode("utf-8")
+    written = re.search(r'<c r="F4" s="7"><v>[0-9]+</v></c>', sheet)
+    assert written is not None, "the demo's 重点项目 F4 is no longer a date cell of style 7"
+    members["xl/worksheets/sheet4.xml"] = sheet.replace(written[0], cell).encode("utf-8")
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)

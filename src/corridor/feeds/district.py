@@ -19,7 +19,9 @@ no DTD or entity declaration anywhere (those stay for openpyxl and defusedxml
 to refuse), unpacked sheets under :data:`CALAMINE_MAX_BYTES`, only number
 formats both readers read alike (general, plain numbers, the usual date
 formats; a percentage format goes to openpyxl, which shows it as displayed),
-no formulas, error or ISO-date cells, no numbers written in exponent form or
+no date-styled number that is negative, of seven digits or more or written
+with a point or an exponent (beyond openpyxl's dates, or a time of day), no
+formulas, error or ISO-date cells, no numbers written in exponent form or
 as an integral with a decimal point (openpyxl would give a float where
 calamine's value looks integral), no empty strings, no ``_xHHHH_``
 escapes (nor an ``x005F_``, which openpyxl takes out of a shared string), no
@@ -239,10 +241,17 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _cell_value(cell: Any) -> Any:
-    """The cell's value; a number formatted as a percentage as it displays (0.85 -> "85%")."""
+    """The cell's value; a number formatted as a percentage as it displays (0.85 -> "85%"). A number whose cell
+    style the workbook does not define (openpyxl raises IndexError for its format) is the number, as calamine
+    reads it (openpyxl itself reads the value, only not its format)."""
     value = cell.value
-    if isinstance(value, int | float) and not isinstance(value, bool) and "%" in (cell.number_format or ""):
-        return f"{(Decimal(str(value)) * 100).normalize():f}%"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number_format = cell.number_format
+        except IndexError:
+            return value
+        if "%" in (number_format or ""):
+            return f"{(Decimal(str(value)) * 100).normalize():f}%"
     return value
 
 
@@ -307,8 +316,13 @@ _UNSAFE = "|".join((
     r"<t/>", rf"<t>{_WS}*</t>", r"<t [^>]*/>", rf"<t [^>]*>{_WS}*</t>", r"_x[0-9A-Fa-f]{4}_", r"x005F_", r"&#",
     rf"<t>{_WS}", rf"<t>[^<]*{_WS}</t>", _OTHER_TEXT,
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
-# A number written with a decimal point or an exponent: openpyxl gives a float (12.00 -> 12.0), else an int.
-_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>[^<]*[.eE]'
+# A number written with a decimal point or an exponent (openpyxl gives a float: 12.00 -> 12.0, else an int), a
+# negative one or one of seven digits or more: under a date style the last two and any of an exponent may be
+# beyond what openpyxl takes for a date (it reads #VALUE! where calamine reads a number: 2958466, 1E+400), and the
+# first ones hold a time of day, so a date-styled cell of any of them goes to openpyxl (:func:`_shape`).
+_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>(?:[^<]*[.eE]|{_WS}*-|{_WS}*[0-9]{{7}})'
+# A cell's style, among the attributes _FLOAT_CELL holds (XML allows either quote and whitespace around "=").
+_STYLE_ATTRIBUTE = re.compile(r'\ss[ \t\n\r]*=[ \t\n\r]*(["\'])([^"\']*)\1')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
 
 
@@ -346,13 +360,16 @@ def _parse_xml(data: bytes) -> Any:
     return ElementTree.fromstring(data)
 
 
-def _check_styles(archive: zipfile.ZipFile | _Parts) -> None:
+def _check_styles(archive: zipfile.ZipFile | _Parts) -> frozenset[int]:
+    """The workbook's cell styles (``s``) of a date format, when each of its number formats is one both readers
+    read alike."""
     data = _xml(archive, "xl/styles.xml")
     if data is None:
-        return
+        return frozenset()
     refused = _styles_refused(data)
     if refused:
         raise _NotClean(refused)
+    return _date_styles(data)
 
 
 # The workbooks of one producer share their styles and workbook parts byte for byte: each is parsed once a
@@ -375,6 +392,17 @@ def _styles_refused(data: bytes) -> str | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _date_styles(data: bytes) -> frozenset[int]:
+    """The cell styles of a date format, in a styles part that :func:`_styles_refused` lets pass."""
+    root = _parse_xml(data)
+    codes = {int(f.get("numFmtId", "-1")): f.get("formatCode", "")
+             for f in root.iter(f"{_NS_MAIN}numFmt")}
+    xfs = root.find(f"{_NS_MAIN}cellXfs")
+    formats = [int(xf.get("numFmtId", "0")) for xf in ([] if xfs is None else xfs.iter(f"{_NS_MAIN}xf"))]
+    return frozenset(i for i, fmt in enumerate(formats) if fmt in _DATE_FORMATS or codes.get(fmt) in _DATE_CODES)
+
+
 def _sheet_parts(archive: zipfile.ZipFile | _Parts) -> dict[str, str]:
     """Sheet name -> its XML part."""
     book = _xml(archive, "xl/workbook.xml")
@@ -395,12 +423,13 @@ def _parts_of(book: bytes, rels: bytes) -> tuple[tuple[str, str], ...]:
     return tuple(parts.items())
 
 
-def _shapes(xmls: list[bytes], strings: bytes | None
+def _shapes(xmls: list[bytes], strings: bytes | None, date_styles: frozenset[int] = frozenset()
             ) -> list[tuple[int, dict[int, int], set[tuple[int, int]]]]:
     """As openpyxl reads each sheet: (the last row number, row number -> its length (the column of its last
     cell), the (row, column) of the numbers it reads as floats). The shared strings are checked alike.
-    :func:`_shapes_many` of one workbook."""
-    [shapes] = _shapes_many([(xmls, strings)])
+    :func:`_shapes_many` of one workbook (``date_styles``: its cell styles of a date format,
+    :func:`_check_styles`)."""
+    [shapes] = _shapes_many([(xmls, strings, date_styles)])
     if isinstance(shapes, _NotClean):
         raise shapes
     return shapes
@@ -409,14 +438,14 @@ def _shapes(xmls: list[bytes], strings: bytes | None
 Shape = tuple[int, dict[int, int], set[tuple[int, int]]]
 
 
-def _shapes_many(books: list[tuple[list[bytes], bytes | None]]) -> list[list[Shape] | _NotClean]:
-    """:func:`_shapes` of several workbooks (their sheets' XML, their shared strings), each its own verdict:
+def _shapes_many(books: list[tuple[list[bytes], bytes | None, frozenset[int]]]) -> list[list[Shape] | _NotClean]:
+    """:func:`_shapes` of several workbooks (their sheets' XML, shared strings, date styles), each its own verdict:
     its sheets' shapes or why it is not of the clean shape. One polars call for all of them (each call
     costs some milliseconds: per workbook it was ~0.6 ms of a 27 ms parse at province)."""
     out: list[list[Shape] | _NotClean | None] = [None] * len(books)
     texts: list[str] = []
     spans: list[tuple[int, int, int, int]] = []  # (book, first text, its sheets, its texts)
-    for k, (xmls, strings) in enumerate(books):
+    for k, (xmls, strings, _) in enumerate(books):
         try:  # calamine reads UTF-8; another encoding goes to openpyxl
             mine = [xml.decode("utf-8") for xml in xmls] + ([] if strings is None else [strings.decode("utf-8")])
         except UnicodeDecodeError:
@@ -437,15 +466,18 @@ def _shapes_many(books: list[tuple[list[bytes], bytes | None]]) -> list[list[Sha
                 out[k] = _NotClean("sheet or shared strings XML")
                 continue
             try:
-                out[k] = [_shape(xml, cells) for xml, cells in zip(books[k][0], floats[first:first + n_sheets],
-                                                                   strict=True)]
+                out[k] = [_shape(xml, cells, books[k][2]) for xml, cells in zip(books[k][0],
+                                                                               floats[first:first + n_sheets],
+                                                                               strict=True)]
             except Exception as exc:  # noqa: BLE001 - any surprise in the XML: openpyxl reads the workbook
                 out[k] = exc if isinstance(exc, _NotClean) else _NotClean(f"{type(exc).__name__}: {exc}")
     return out  # type: ignore[return-value]
 
 
-def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
-    """:func:`_shapes` of one sheet, its float cells found (the text of each, from its reference on)."""
+def _shape(xml: bytes, float_cells: list[str], date_styles: frozenset[int] = frozenset()
+           ) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
+    """:func:`_shapes` of one sheet, its float cells found (the text of each, from its reference on: see
+    _FLOAT_CELL, which also finds the negative numbers and those of seven digits or more)."""
     columns: dict[bytes, int] = {}
     lengths: dict[int, int] = {}
     rows: list[int] = []
@@ -472,6 +504,11 @@ def _shape(xml: bytes, float_cells: list[str]) -> tuple[int, dict[int, int], set
         lengths[row] = col
     floats = set()
     for cell in float_cells:
+        style = _STYLE_ATTRIBUTE.search(cell, cell.index('"', 1))
+        if style is not None and (not style[2].isdigit() or int(style[2]) in date_styles):
+            raise _NotClean(f"a date cell written as {cell[cell.rindex('<v>') + 3:]!r}…")
+        if cell[-1] not in ".eE":  # negative, or seven digits or more: an int for openpyxl
+            continue
         ref = cell[1:cell.index('"', 1)].encode()
         letters = ref.rstrip(b"0123456789")
         col = columns.get(letters)
@@ -646,6 +683,7 @@ class _Unpacked:
     sheetnames: list[str]          # all its sheets, in order
     sheets: dict[str, bytes]       # the sheets wanted: name -> XML
     strings: bytes | None          # the shared strings part
+    date_styles: frozenset[int]    # its cell styles of a date format
     shapes: list[Shape] | None = None  # of the sheets wanted, once checked (:func:`_check_shapes`)
 
     @property
@@ -675,20 +713,20 @@ def _unpack(fh: BinaryIO, wanted: tuple[str, ...]) -> _Unpacked | None:
                     if b"<!" in part:
                         return None
             strings = _xml(read, "xl/sharedStrings.xml")
-            _check_styles(read)
+            date_styles = _check_styles(read)
             parts = _sheet_parts(read)
             wanted_keys = {header(w) for w in wanted}
             sheets = {name: archive.read(part) for name, part in parts.items() if header(name) in wanted_keys}
     except Exception:  # _NotClean, a broken part: the reference reader decides
         return None
-    return _Unpacked(data, list(parts), sheets, strings)
+    return _Unpacked(data, list(parts), sheets, strings, date_styles)
 
 
 def _check_shapes(books: list[_Unpacked | None]) -> None:
     """The sheets' shapes of several unpacked workbooks, in one polars call (:func:`_shapes_many`)."""
     todo = [book for book in books if book is not None]
     try:
-        verdicts = _shapes_many([(list(b.sheets.values()), b.strings) for b in todo])
+        verdicts = _shapes_many([(list(b.sheets.values()), b.strings, b.date_styles) for b in todo])
     except Exception:  # polars failed on them: the reference reader reads them
         log.exception("checking the sheets of %d workbook(s) failed: openpyxl reads them", len(todo))
         return
