@@ -110,6 +110,19 @@ def mutate_csv(src: Path, dst: Path, feed: str, rng: random.Random) -> None:
                 row[i] = tricky(row[i], kinds.get(header[i], "any"), rng)
     if body and rng.random() < 0.1:
         body.insert(rng.randrange(len(body)), list(rng.choice(body)))
+    r = rng.random()
+    if r < 0.05:  # the columns in another order
+        order = rng.sample(range(len(header)), len(header))
+        header, body = [header[i] for i in order], [[row[i] for i in order] if len(row) == len(order) else row
+                                                    for row in body]
+    elif r < 0.1:  # a header spaced or in full width
+        i = rng.randrange(len(header))
+        header[i] = tricky(header[i], "any", rng) if rng.random() < 0.5 else f" {header[i]}\u3000"
+    elif r < 0.13:  # a column more, or a row short of one
+        header.append(rng.choice(["备注", "", header[0]]))
+        body = [row + [rng.choice(["", "x", "1"])] for row in body]
+    elif r < 0.16 and body:
+        body[rng.randrange(len(body))].pop()
     buf = io.StringIO()
     writer = csv.writer(buf, quoting=rng.choice([csv.QUOTE_ALL, csv.QUOTE_MINIMAL]),
                         lineterminator=rng.choice(["\r\n", "\n"]))
@@ -143,6 +156,12 @@ def mutate_jsonl(src: Path, dst: Path, rng: random.Random) -> None:
                         record[key] = tricky(value, KINDS["hr"].get(key, "any"), rng)
                     elif isinstance(value, bool) or value is None:
                         record[key] = rng.choice(["true", "是", "否", "Y", "1", " true", "TRUE", None, True, False])
+                if rng.random() < 0.05:  # a key missing, another added, or the keys in another order
+                    record.pop(rng.choice(list(record)))
+                elif rng.random() < 0.05:
+                    record[rng.choice(["extra", "备注", "id_number2"])] = rng.choice(["x", 1, None])
+                elif rng.random() < 0.05:
+                    record = dict(rng.sample(list(record.items()), len(record)))
                 line = json.dumps(record, ensure_ascii=rng.random() < 0.3)
                 if rng.random() < 0.1:
                     line = line.replace(": ", ":").replace(", ", ",")
