@@ -276,6 +276,13 @@ def _detail_sheet(wb, f: _Formats, name: str, title: str, columns: list[tuple[st
         else:
             plan.append((col, key, "text", f.get("text"), f.get("text", quote=True)))
     if rows:
+        # the columns' formats take their indices now, in column order, whichever row first uses them: xlsxwriter
+        # gives a format its index when its cell is written out, the last row's only when the sheet is closed,
+        # which :func:`_detail_rows` (writing as it goes) could not follow (a format first used in the last row)
+        for *_, fmt, quoted in plan:
+            for used in (fmt, quoted):
+                if used is not None:
+                    used._get_xf_index()
         _detail_rows(s.ws, plan, rows, 3)
         s.ws.autofilter(2, 0, 2 + len(rows), len(columns) - 1)
         s.ws.freeze_panes(3, 0)
