@@ -193,7 +193,8 @@ def _text(value: str, rng: random.Random, plain: bool) -> str:
 
 
 def mutate_workbook(src: Path, dst: Path, rng: random.Random) -> None:
-    """A district workbook with some shared strings and data cells (row 4 on) rewritten in its XML: mostly mild
+    """A district workbook with some shared strings and data cells (row 4 on; sometimes the cover's, or a sheet's
+    name) rewritten in its XML: mostly mild
     rewrites that keep it of the shape calamine reads (so that its reading is what is compared), sometimes
     any (numbers of every form and style, inline, boolean, string-formula and ISO-date cells, removed cells,
     rich text, phonetic runs, styles the workbook does not define)."""
@@ -212,9 +213,11 @@ def mutate_workbook(src: Path, dst: Path, rng: random.Random) -> None:
         rewritten.append(f"<si>{item}</si>")
     parts["xl/sharedStrings.xml"] = (strings[:strings.index("<si>")] + "".join(rewritten) + "</sst>").encode()
 
+    cover = rng.random() < 0.1  # the cover's cells too (its labels and values sit in rows 1 to 5)
+
     def cell(m: re.Match) -> str:
         ref, attributes = m[1], m[2]
-        if int(re.sub("[A-Z]+", "", ref)) <= 3 or rng.random() > rate:
+        if (int(re.sub("[A-Z]+", "", ref)) <= 3 and not cover) or rng.random() > rate:
             return m[0]
         found = re.search(r' s="\d+"', attributes)
         style = found[0] if found else ""
@@ -243,6 +246,13 @@ def mutate_workbook(src: Path, dst: Path, rng: random.Random) -> None:
             return f'<c r="{ref}"{style} t="str"><v>{escape(rng.choice(NUMBERS))}</v></c>'
         return f'<c r="{ref}"{style} t="d"><v>2021-03-01T00:00:00</v></c>'
 
+    if rng.random() < 0.05:  # a sheet's name spaced or in full width (both readers match names alike)
+        book = parts["xl/workbook.xml"].decode("utf-8")
+        names = re.findall(r'<sheet name="([^"]*)"', book)
+        name = rng.choice(names)
+        renamed = escape(_xml_chars(tricky(name, "any", rng)), {'"': "&quot;"})
+        book = book.replace(f'<sheet name="{name}"', f'<sheet name="{renamed}"')
+        parts["xl/workbook.xml"] = book.encode("utf-8")
     for name in [n for n in parts if n.startswith("xl/worksheets/sheet")]:
         parts[name] = re.sub(r'<c r="([A-Z]+\d+)"([^>/]*)(?:/>|>(.*?)</c>)', cell, parts[name].decode("utf-8"),
                              flags=re.S).encode("utf-8")
