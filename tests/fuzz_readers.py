@@ -302,7 +302,8 @@ def run(feed: str, sources: Sequence[Path], rng: random.Random, columns: dict, w
             campaign.counted = [a + b for a, b in zip(campaign.counted, counted, strict=True)]
             campaign.files += len(files)
         except Exception as exc:  # AssertionError: the paths differ; anything else: a path broke
-            what = str(exc).splitlines()[0][:300] if isinstance(exc, AssertionError) else traceback.format_exc()[-800:]
+            what = (str(exc).splitlines()[0][:300] if isinstance(exc, AssertionError)
+                    else traceback.format_exc()[-800:])
             if keep is not None:
                 shutil.copytree(landing, keep / f"{feed}-{campaign.rounds}")
                 what = f"{keep / f'{feed}-{campaign.rounds}'}: {what}"

@@ -55,6 +55,6 @@ def test_the_fuzz_finds_a_fast_rule_that_differs(demo, columns, monkeypatch, tmp
 
     monkeypatch.setattr(TECH_FAST, "kinds", kinds)
     monkeypatch.setattr(_fast, "convert", ascii_strip)
-    campaign = fuzz_readers.run("techmarket", sorted((demo / "techmarket").iterdir()), random.Random(SEED), columns,
-                                tmp_path, rounds=40)
+    files = sorted((demo / "techmarket").iterdir())
+    campaign = fuzz_readers.run("techmarket", files, random.Random(SEED), columns, tmp_path, rounds=40)
     assert campaign.failures and "differs between the fast and the per-row path" in campaign.failures[0]

@@ -1,0 +1,179 @@
+"""A campaign for the incremental models: a demo set delivered in random chunks, `corridor dbt build` after each.
+
+Each round generates a city demo set (random seed and window), cuts its months into 3 to 6 deliveries, sends
+some files late (one or two deliveries after their month's; a restatement never before the version it
+restates), and for each delivery loads the four feeds (``ingest_feed``) and runs ``corridor dbt build`` (so the
+increments, their scope and the tests of the rows they wrote run as in production). Then every incremental
+model and ``kpi.kpi_values`` are compared with what ``corridor dbt build --full-refresh`` makes of the same
+raw rows. ``tests/test_warehouse.py::test_incremental_run_equals_full_refresh`` holds one designed history;
+this tries many. A round costs about 80 s on two cores::
+
+    .venv/bin/python -m tests.fuzz_increments SECONDS [SEED] --url postgresql://…  (a maintenance database
+    URL: each round creates its own database, and drops it unless the round differs)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+# every incremental model, with its key (as tests/test_warehouse.py lists them)
+MODELS = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
+          "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
+          "intermediate.int_pledge_loans_resolved": "pledge_loan_id",
+          "marts.fct_certifications": "certificate_key",
+          "intermediate.int_district_platforms_versioned": "platform_event_id",
+          "intermediate.int_district_certifications_versioned": "certification_event_id",
+          "intermediate.int_district_projects_versioned": "project_row_id",
+          "intermediate.int_project_states_windowed": "project_state_id",
+          "marts.fct_projects": "project_snapshot_id", "marts.fct_talent_intake": "record_id"}
+WINDOWS = (("2021-01", "2022-12"), ("2020-07", "2022-06"), ("2021-07", "2022-12"))
+
+
+def month_of(path: Path) -> str:
+    """The month a delivered file belongs to (YYYYMM, from its name)."""
+    return re.search(r"_(\d{6})(\d{2})?(_v\d+)?\.", path.name)[1]
+
+
+def deliveries(files: list[Path], rng: random.Random) -> tuple[dict[Path, int], int]:
+    """Each file's delivery (0 on) and how many there are: months cut into 3 to 6 deliveries, ~8 % of the files
+    one or two deliveries late, a restatement (v2, v3 …) never before the version it restates."""
+    months = sorted({month_of(p) for p in files})
+    count = rng.randrange(3, 7)
+    cuts = sorted(rng.sample(range(1, len(months)), count - 1))
+    of_month = {m: sum(1 for c in cuts if i >= c) for i, m in enumerate(months)}
+    delivery = {p: (min(count - 1, of_month[month_of(p)] + rng.randrange(1, 3)) if rng.random() < 0.08
+                    else of_month[month_of(p)]) for p in files}
+    versions: dict[str, list[tuple[int, Path]]] = {}
+    for p in files:
+        m = re.match(r"([A-Z]+_\d{6})_v(\d+)\.xlsx$", p.name)
+        if m:
+            versions.setdefault(m[1], []).append((int(m[2]), p))
+    for restated in versions.values():
+        restated.sort()
+        for (_, earlier), (_, later) in zip(restated, restated[1:], strict=False):
+            delivery[later] = max(delivery[later], delivery[earlier])
+    return delivery, count
+
+
+def snapshot(url: str) -> dict[str, list[tuple]]:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url) as conn:
+        out = {table: conn.execute(sql.SQL("select * from {} order by {}").format(
+            sql.Identifier(*table.split(".")), sql.Identifier(key))).fetchall() for table, key in MODELS.items()}
+        out["kpi.kpi_values"] = sorted(conn.execute("select * from kpi.kpi_values").fetchall(), key=repr)
+    return out
+
+
+@dataclass
+class Round:
+    line: str
+    differ: list[str]
+
+
+def one_round(admin_url: str, rng: random.Random, work: Path, name: str) -> Round:
+    """Generate, deliver, build after each delivery, compare with a full refresh; the database is dropped when
+    the round agrees."""
+    import psycopg
+
+    from corridor import db
+    from corridor.demo import generate
+    from corridor.feeds import FEEDS
+    from corridor.ingest import ingest_feed
+
+    demo = work / "demo"
+    seed = rng.randrange(1, 10**6)
+    start, end = rng.choice(WINDOWS)
+    generate(demo, seed=seed, scale="city", start=start, end=end)
+    files = [p for feed in FEEDS for p in sorted((demo / feed).iterdir())]
+    delivery, count = deliveries(files, rng)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}"')
+        conn.execute(f'create database "{name}"')
+    url = db.with_database(admin_url, name)
+    db.ensure_schema(url)
+    env = {**os.environ, "CORRIDOR_WAREHOUSE_URL": url, "CORRIDOR_PII_KEY": "fuzz",
+           "CORRIDOR_STATE_DIR": str(work / "state"), "CORRIDOR_OUTPUT_DIR": str(work / "out")}
+    corridor = str(Path(sys.executable).with_name("corridor"))
+    target = work / "target"
+
+    def build(*extra: str) -> None:
+        done = subprocess.run([corridor, "dbt", "build", "--target-path", str(target), *extra], env=env,
+                              capture_output=True, text=True)
+        if done.returncode:
+            output = (done.stdout + done.stderr)[-3000:]
+            raise RuntimeError(f"corridor dbt build {' '.join(extra)} failed:\n{output}")
+
+    landing = work / "landing"
+    for feed in FEEDS:
+        (landing / feed).mkdir(parents=True)
+    for n in range(count):
+        for p in files:
+            if delivery[p] == n:
+                shutil.copy2(p, landing / p.parent.name / p.name)
+        for feed in FEEDS:
+            ingest_feed(url, feed, landing, pii_key=b"fuzz")
+        build()
+    incremental = snapshot(url)
+    build("--full-refresh")
+    full = snapshot(url)
+    late = sum(1 for p in files if delivery[p] > min(delivery[q] for q in files if month_of(q) == month_of(p)))
+    line = (f"demo seed {seed} {start}..{end}: {count} deliveries, {late} files late, "
+            f"{sum(len(rows) for rows in full.values())} rows compared")
+    differ = [table for table in full if incremental[table] != full[table]]
+    if not differ:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}"')
+    return Round(line, differ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import warnings
+
+    from corridor.ingest import close_parse_pool
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("seed", type=int, nargs="?", default=None)
+    parser.add_argument("--url", required=True, help="a maintenance database URL of the server to run on")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    seed = args.seed if args.seed is not None else int(time.time())
+    rng = random.Random(seed)
+    deadline = time.monotonic() + args.seconds
+    rounds = differing = 0
+    try:
+        while time.monotonic() < deadline:
+            rounds += 1
+            work = Path(tempfile.mkdtemp(prefix="fuzz-increments-"))
+            try:
+                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}")
+                print(("DIFFERS " if result.differ else "same ") + result.line
+                      + (f": {', '.join(result.differ)} (database fuzz_increments_{seed}_{rounds} kept)"
+                         if result.differ else ""), flush=True)
+                differing += bool(result.differ)
+            except Exception:
+                differing += 1
+                print(f"ERROR in round {rounds}: {traceback.format_exc()[-2000:]}", flush=True)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    finally:
+        close_parse_pool()
+    print(f"seed {seed}: {rounds} rounds, {differing} differing")
+    return 1 if differing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
