@@ -640,6 +640,7 @@ def test_a_shared_string_calamine_reads_otherwise_goes_to_openpyxl(city, columns
     ("<c r=\"F4\" s = '7'><v>2958466</v></c>", False),  # the style in the other quotes, spaced
     ('<c r="F4" s="7"><v>2958465</v></c>', False),   # 9999-12-31 itself, a negative or a time: openpyxl too
     ('<c r="F4" s="7"><v>-1</v></c>', False),
+    ('<c r="F4" s="7"><v>+2958466</v></c>', False),  # signed: as 2958466 (a review found it)
     ('<c r="F4" s="7"><v>43830.5</v></c>', False),
     ('<c r="F4" s="9"><v>2958466</v></c>', True),    # a number style (0): a number for both
     ('<c r="F4" s="9"><v>-1</v></c>', True),

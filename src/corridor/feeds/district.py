@@ -19,7 +19,7 @@ no DTD or entity declaration anywhere (those stay for openpyxl and defusedxml
 to refuse), unpacked sheets under :data:`CALAMINE_MAX_BYTES`, only number
 formats both readers read alike (general, plain numbers, the usual date
 formats; a percentage format goes to openpyxl, which shows it as displayed),
-no date-styled number that is negative, of seven digits or more or written
+no date-styled number that is signed, of seven digits or more or written
 with a point or an exponent (beyond openpyxl's dates, or a time of day), no
 formulas, error or ISO-date cells, no numbers written in exponent form or
 as an integral with a decimal point (openpyxl would give a float where
@@ -317,10 +317,11 @@ _UNSAFE = "|".join((
     rf"<t>{_WS}", rf"<t>[^<]*{_WS}</t>", _OTHER_TEXT,
     r'<row(?:>|/| [^r]| r[^=]| r=[^"])', r'<c(?:>|/| [^r]| r[^=]| r=[^"])'))
 # A number written with a decimal point or an exponent (openpyxl gives a float: 12.00 -> 12.0, else an int), a
-# negative one or one of seven digits or more: under a date style the last two and any of an exponent may be
-# beyond what openpyxl takes for a date (it reads #VALUE! where calamine reads a number: 2958466, 1E+400), and the
-# first ones hold a time of day, so a date-styled cell of any of them goes to openpyxl (:func:`_shape`).
-_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>(?:[^<]*[.eE]|{_WS}*-|{_WS}*[0-9]{{7}})'
+# signed one or one of seven digits or more: under a date style the last two and any of an exponent may be
+# beyond what openpyxl takes for a date (it reads #VALUE! where calamine reads a number: 2958466, +2958466,
+# 1E+400), and the first ones hold a time of day, so a date-styled cell of any of them goes to openpyxl
+# (:func:`_shape`).
+_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>(?:[^<]*[.eE]|{_WS}*[-+]|{_WS}*[0-9]{{7}})'
 # A cell's style, among the attributes _FLOAT_CELL holds (XML allows either quote and whitespace around "=").
 _STYLE_ATTRIBUTE = re.compile(r'\ss[ \t\n\r]*=[ \t\n\r]*(["\'])([^"\']*)\1')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
@@ -375,14 +376,20 @@ def _check_styles(archive: zipfile.ZipFile | _Parts) -> frozenset[int]:
 # The workbooks of one producer share their styles and workbook parts byte for byte: each is parsed once a
 # process (a few hundred microseconds a workbook otherwise), its verdict kept by its bytes.
 @lru_cache(maxsize=64)
-def _styles_refused(data: bytes) -> str | None:
-    """Why the styles part is not of the clean shape (a number format the readers read otherwise), or None."""
+def _number_formats(data: bytes) -> tuple[dict[int, str], tuple[int, ...]]:
+    """A styles part's custom number formats (id -> code) and each cell style's number format id, in order."""
     root = _parse_xml(data)
     codes = {int(f.get("numFmtId", "-1")): f.get("formatCode", "")
              for f in root.iter(f"{_NS_MAIN}numFmt")}
     xfs = root.find(f"{_NS_MAIN}cellXfs")
-    for xf in ([] if xfs is None else xfs.iter(f"{_NS_MAIN}xf")):
-        fmt = int(xf.get("numFmtId", "0"))
+    return codes, tuple(int(xf.get("numFmtId", "0")) for xf in ([] if xfs is None else xfs.iter(f"{_NS_MAIN}xf")))
+
+
+@lru_cache(maxsize=64)
+def _styles_refused(data: bytes) -> str | None:
+    """Why the styles part is not of the clean shape (a number format the readers read otherwise), or None."""
+    codes, formats = _number_formats(data)
+    for fmt in formats:
         code = codes.get(fmt)
         if code is None:
             if fmt not in _NUMBER_FORMATS | _DATE_FORMATS:
@@ -395,11 +402,7 @@ def _styles_refused(data: bytes) -> str | None:
 @lru_cache(maxsize=64)
 def _date_styles(data: bytes) -> frozenset[int]:
     """The cell styles of a date format, in a styles part that :func:`_styles_refused` lets pass."""
-    root = _parse_xml(data)
-    codes = {int(f.get("numFmtId", "-1")): f.get("formatCode", "")
-             for f in root.iter(f"{_NS_MAIN}numFmt")}
-    xfs = root.find(f"{_NS_MAIN}cellXfs")
-    formats = [int(xf.get("numFmtId", "0")) for xf in ([] if xfs is None else xfs.iter(f"{_NS_MAIN}xf"))]
+    codes, formats = _number_formats(data)
     return frozenset(i for i, fmt in enumerate(formats) if fmt in _DATE_FORMATS or codes.get(fmt) in _DATE_CODES)
 
 
@@ -477,7 +480,7 @@ def _shapes_many(books: list[tuple[list[bytes], bytes | None, frozenset[int]]]) 
 def _shape(xml: bytes, float_cells: list[str], date_styles: frozenset[int] = frozenset()
            ) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
     """:func:`_shapes` of one sheet, its float cells found (the text of each, from its reference on: see
-    _FLOAT_CELL, which also finds the negative numbers and those of seven digits or more)."""
+    _FLOAT_CELL, which also finds the signed numbers and those of seven digits or more)."""
     columns: dict[bytes, int] = {}
     lengths: dict[int, int] = {}
     rows: list[int] = []
@@ -507,7 +510,7 @@ def _shape(xml: bytes, float_cells: list[str], date_styles: frozenset[int] = fro
         style = _STYLE_ATTRIBUTE.search(cell, cell.index('"', 1))
         if style is not None and (not style[2].isdigit() or int(style[2]) in date_styles):
             raise _NotClean(f"a date cell written as {cell[cell.rindex('<v>') + 3:]!r}…")
-        if cell[-1] not in ".eE":  # negative, or seven digits or more: an int for openpyxl
+        if cell[-1] not in ".eE":  # signed, or seven digits or more: an int for openpyxl
             continue
         ref = cell[1:cell.index('"', 1)].encode()
         letters = ref.rstrip(b"0123456789")
