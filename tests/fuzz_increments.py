@@ -26,16 +26,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-# every incremental model, with its key (as tests/test_warehouse.py lists them)
-MODELS = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
-          "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
-          "intermediate.int_pledge_loans_resolved": "pledge_loan_id",
-          "marts.fct_certifications": "certificate_key",
-          "intermediate.int_district_platforms_versioned": "platform_event_id",
-          "intermediate.int_district_certifications_versioned": "certification_event_id",
-          "intermediate.int_district_projects_versioned": "project_row_id",
-          "intermediate.int_project_states_windowed": "project_state_id",
-          "marts.fct_projects": "project_snapshot_id", "marts.fct_talent_intake": "record_id"}
+from tests.test_warehouse import INCREMENTAL_MODELS as MODELS  # every incremental model, with its key
+
 WINDOWS = (("2021-01", "2022-12"), ("2020-07", "2022-06"), ("2021-07", "2022-12"))
 
 

@@ -615,6 +615,17 @@ def test_a_shared_string_calamine_reads_otherwise_goes_to_openpyxl(city, columns
                                                                      by_calamine):
     """A demo workbook whose last shared string (a value of a data row, @ its text) is written as ``item``: read
     by calamine only where calamine reads it as openpyxl does, and the same rows and quarantine either way."""
+    def rewrite(strings: str) -> str:
+        first, last = strings.rindex("<si><t>"), strings.rindex("</t></si>")
+        return (strings[:first] + item.replace("@", strings[first + len("<si><t>"):last])
+                + strings[last + len("</t></si>"):])
+
+    path = _demo_workbook_rewritten(city, tmp_path, "xl/sharedStrings.xml", rewrite)
+    assert compare_workbooks([path], columns, monkeypatch, tmp_path) == int(by_calamine)
+
+
+def _demo_workbook_rewritten(city: Path, tmp_path: Path, part: str, rewrite) -> Path:
+    """The first demo workbook, its XML ``part`` rewritten by ``rewrite`` (text -> text), in tmp_path/district."""
     import zipfile
 
     source = sorted((city / "district").glob("*.xlsx"))[0]
@@ -622,14 +633,11 @@ def test_a_shared_string_calamine_reads_otherwise_goes_to_openpyxl(city, columns
     path.parent.mkdir()
     with zipfile.ZipFile(source) as archive:
         members = {info.filename: archive.read(info) for info in archive.infolist()}
-    strings = members["xl/sharedStrings.xml"].decode("utf-8")
-    first, last = strings.rindex("<si><t>"), strings.rindex("</t></si>")
-    item = item.replace("@", strings[first + len("<si><t>"):last])
-    members["xl/sharedStrings.xml"] = (strings[:first] + item + strings[last + len("</t></si>"):]).encode("utf-8")
+    members[part] = rewrite(members[part].decode("utf-8")).encode("utf-8")
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-    assert compare_workbooks([path], columns, monkeypatch, tmp_path) == int(by_calamine)
+    return path
 
 
 @pytest.mark.parametrize(("cell", "by_calamine"), [
@@ -654,18 +662,10 @@ def test_a_date_cell_calamine_reads_otherwise_goes_to_openpyxl(city, columns, mo
     calamine reads it as openpyxl does, and the same rows and quarantine either way (a differential fuzz of the
     two readers found the first two, the same row quarantined with another message and record, and the last two,
     which failed the file on the reference path)."""
-    import zipfile
+    def rewrite(sheet: str) -> str:
+        written = re.search(r'<c r="F4" s="7"><v>[0-9]+</v></c>', sheet)
+        assert written is not None, "the demo's 重点项目 F4 is no longer a date cell of style 7"
+        return sheet.replace(written[0], cell)
 
-    source = sorted((city / "district").glob("*.xlsx"))[0]
-    path = tmp_path / "district" / source.name
-    path.parent.mkdir()
-    with zipfile.ZipFile(source) as archive:
-        members = {info.filename: archive.read(info) for info in archive.infolist()}
-    sheet = members["xl/worksheets/sheet4.xml"].decode("utf-8")
-    written = re.search(r'<c r="F4" s="7"><v>[0-9]+</v></c>', sheet)
-    assert written is not None, "the demo's 重点项目 F4 is no longer a date cell of style 7"
-    members["xl/worksheets/sheet4.xml"] = sheet.replace(written[0], cell).encode("utf-8")
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    path = _demo_workbook_rewritten(city, tmp_path, "xl/worksheets/sheet4.xml", rewrite)
     assert compare_workbooks([path], columns, monkeypatch, tmp_path) == int(by_calamine)

@@ -79,6 +79,18 @@ def test_corridor_distinct_counts_are_not_sums_of_areas(built_warehouse):
     assert 0 < total <= persons
 
 
+# every incremental model, with its key (tests/fuzz_increments.py compares the same)
+INCREMENTAL_MODELS = {
+    "marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
+    "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
+    "intermediate.int_pledge_loans_resolved": "pledge_loan_id", "marts.fct_certifications": "certificate_key",
+    "intermediate.int_district_platforms_versioned": "platform_event_id",
+    "intermediate.int_district_certifications_versioned": "certification_event_id",
+    "intermediate.int_district_projects_versioned": "project_row_id",
+    "intermediate.int_project_states_windowed": "project_state_id",
+    "marts.fct_projects": "project_snapshot_id", "marts.fct_talent_intake": "record_id"}
+
+
 def _snapshot(url: str, table: str, key: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(sql.SQL("select * from {} order by {}").format(
@@ -93,16 +105,7 @@ def test_incremental_run_equals_full_refresh(built_warehouse, warehouse_copy, mo
     restatements that re-open old months), then delivered as files loaded after everything else (new
     ledger ids, in their order).
     """
-    # every incremental model, with its key
-    models = {"marts.fct_tech_contracts": "registration_no", "marts.fct_pledge_loans": "pledge_loan_id",
-              "intermediate.int_tech_contracts_resolved": "registration_no", "marts.dim_enterprise": "uscc",
-              "intermediate.int_pledge_loans_resolved": "pledge_loan_id",
-              "marts.fct_certifications": "certificate_key",
-              "intermediate.int_district_platforms_versioned": "platform_event_id",
-              "intermediate.int_district_certifications_versioned": "certification_event_id",
-              "intermediate.int_district_projects_versioned": "project_row_id",
-              "intermediate.int_project_states_windowed": "project_state_id",
-              "marts.fct_projects": "project_snapshot_id", "marts.fct_talent_intake": "record_id"}
+    models = INCREMENTAL_MODELS
     incremental = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")
                    if "materialized='incremental'" in p.read_text(encoding="utf-8")}
     assert incremental == {t.split(".")[1] for t in models}, "every incremental model must be compared here"
