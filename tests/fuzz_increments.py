@@ -1,6 +1,6 @@
 """A campaign for the incremental models: a demo set delivered in random chunks, `corridor dbt build` after each.
 
-Each round generates a city demo set (random seed and window), cuts its months into 3 to 6 deliveries, sends
+Each round generates a demo set (city by default; random seed and window), cuts its months into 3 to 6 deliveries, sends
 some files late (one or two deliveries after their month's; a restatement never before the version it
 restates), and for each delivery loads the four feeds (``ingest_feed``) and runs ``corridor dbt build`` (so the
 increments, their scope and the tests of the rows they wrote run as in production). Then every incremental
@@ -74,7 +74,7 @@ class Round:
     differ: list[str]
 
 
-def one_round(admin_url: str, rng: random.Random, work: Path, name: str) -> Round:
+def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: str = "city") -> Round:
     """Generate, deliver, build after each delivery, compare with a full refresh; the database is dropped when
     the round agrees."""
     import psycopg
@@ -87,7 +87,7 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str) -> Roun
     demo = work / "demo"
     seed = rng.randrange(1, 10**6)
     start, end = rng.choice(WINDOWS)
-    generate(demo, seed=seed, scale="city", start=start, end=end)
+    generate(demo, seed=seed, scale=scale, start=start, end=end)
     files = [p for feed in FEEDS for p in sorted((demo / feed).iterdir())]
     delivery, count = deliveries(files, rng)
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -121,7 +121,7 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str) -> Roun
     build("--full-refresh")
     full = snapshot(url)
     late = sum(1 for p in files if delivery[p] > min(delivery[q] for q in files if month_of(q) == month_of(p)))
-    line = (f"demo seed {seed} {start}..{end}: {count} deliveries, {late} files late, "
+    line = (f"{scale} demo seed {seed} {start}..{end}: {count} deliveries, {late} files late, "
             f"{sum(len(rows) for rows in full.values())} rows compared")
     differ = [table for table in full if incremental[table] != full[table]]
     if not differ:
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("seconds", type=float)
     parser.add_argument("seed", type=int, nargs="?", default=None)
     parser.add_argument("--url", required=True, help="a maintenance database URL of the server to run on")
+    parser.add_argument("--scale", default="city", choices=("city", "province"),
+                        help="the demo sets' scale (province: ~4 min a round)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     seed = args.seed if args.seed is not None else int(time.time())
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds += 1
             work = Path(tempfile.mkdtemp(prefix="fuzz-increments-"))
             try:
-                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}")
+                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}", args.scale)
                 print(("DIFFERS " if result.differ else "same ") + result.line
                       + (f": {', '.join(result.differ)} (database fuzz_increments_{seed}_{rounds} kept)"
                          if result.differ else ""), flush=True)
