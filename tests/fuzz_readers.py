@@ -264,19 +264,20 @@ def mutate_workbook(src: Path, dst: Path, rng: random.Random) -> None:
 
 @dataclass
 class Campaign:
-    """What the rounds of one feed found."""
+    """What the rounds of one feed found. ``counted``: the rows the fast path took and all rows (CSV, JSON Lines),
+    or the workbooks calamine read in batches and all workbooks (district)."""
 
     rounds: int = 0
     files: int = 0
-    counted: list[int] = field(default_factory=lambda: [0, 0])  # CSV / JSON Lines: fast rows, rows; district:
-    failures: list[str] = field(default_factory=list)             # workbooks calamine read in batches, workbooks
+    counted: list[int] = field(default_factory=lambda: [0, 0])
+    failures: list[str] = field(default_factory=list)
 
 
 def run(feed: str, sources: Sequence[Path], rng: random.Random, columns: dict, work: Path,
         rounds: int | None = None, until: Callable[[], bool] | None = None, keep: Path | None = None) -> Campaign:
     """Rounds of 1 to 4 mutated files of ``sources`` compared both ways: ``rounds`` of them, or until ``until()``.
     A round that differs (or breaks) is recorded, its files copied under ``keep`` when given."""
-    from _pytest.monkeypatch import MonkeyPatch
+    import pytest
 
     from tests.test_fast_path import compare, compare_workbooks
 
@@ -294,7 +295,7 @@ def run(feed: str, sources: Sequence[Path], rng: random.Random, columns: dict, w
                 mutate_jsonl(src, files[-1], rng)
             else:
                 mutate_csv(src, files[-1], feed, rng)
-        patch = MonkeyPatch()
+        patch = pytest.MonkeyPatch()
         try:
             if feed == "district":
                 counted = (compare_workbooks(files, columns, patch, landing.parent), len(files))

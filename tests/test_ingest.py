@@ -425,16 +425,43 @@ def test_a_contract_row_repeating_its_latest_registration_is_quarantined_naming_
         "tech_contracts_20210304.csv row 2"]
 
 
+def _techmarket_loaded(admin_url: str, monkeypatch, runs: list, landing: Path, by: str) -> tuple[list, list]:
+    """Runs of techmarket files (day, rows) loaded into a new warehouse, each run by one ingest, the cross-file
+    repeats decided ``by`` the loader (the SQL check then fails the test) or by the SQL rule (no contract keys
+    read from the spools); (the quarantine, the loaded rows' file, source row and hash)."""
+    from corridor import db, ingest
+    from tests.conftest import _new_database
+    from tests.test_fast_path import write_csv
+
+    def no_sql(self, ledger_id, file_name):
+        raise AssertionError(f"{file_name}: the SQL check ran where the loader decides")
+
+    folder = landing / "techmarket"
+    folder.mkdir(parents=True)
+    url = _new_database(admin_url)
+    db.ensure_schema(url)
+    with monkeypatch.context() as m:
+        if by == "loader":
+            m.setattr(ingest.Loader, "_quarantine_cross_file_duplicates", no_sql)
+        else:
+            m.setattr(ingest, "_with_keys", lambda feed, spooled, carried=None, ints=None: spooled)
+        for files in runs:
+            for day, rows in files:
+                write_csv(folder / f"tech_contracts_{day}.csv", rows)
+            ingest_feed(url, "techmarket", landing, pii_key=TEST_PII_KEY)
+    with psycopg.connect(url) as conn:
+        return (conn.execute("select file_name, source_row, rule_code, message, record from ops.quarantine"
+                             " order by quarantine_id").fetchall(),
+                conn.execute("select l.file_name, c.source_row, c.row_hash from raw.techmarket_contracts as c"
+                             " inner join ops.load_ledger as l using (ledger_id) order by 1, 2").fetchall())
+
+
 def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule(pg_admin_url, tmp_path, monkeypatch):
     """The loader's memory of each contract's latest row (ingest.ContractDuplicates) quarantines exactly the
     rows, with exactly the messages and records, that the SQL statement of the rule does: within a run (the
     memory), across runs (contracts looked up), with odd values (escapes, amounts, a late export date)."""
-    from corridor import db, ingest
-    from tests.conftest import _new_database
-    from tests.test_fast_path import contract, write_csv
+    from tests.test_fast_path import contract
 
-    folder = tmp_path / "landing" / "techmarket"
-    folder.mkdir(parents=True)
     odd = {"合同名称": "tab\there, back\\slash", "合同成交额（万元）": "1,234.50", "技术交易额（万元）": "1234.5"}
     first_run = [
         ("20210302", [contract(1), contract(2, odd), contract(3)]),
@@ -447,35 +474,8 @@ def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule(pg_admin
         ("20210305", [contract(4), contract(5), contract(2, odd)]),
     ]
 
-    def load(url: str, runs: list) -> tuple[list, list]:
-        for files in runs:
-            for day, rows in files:
-                write_csv(folder / f"tech_contracts_{day}.csv", rows)
-            ingest_feed(url, "techmarket", folder.parent, pii_key=TEST_PII_KEY)
-        with psycopg.connect(url) as conn:
-            quarantine = conn.execute(
-                "select file_name, source_row, rule_code, message, record from ops.quarantine"
-                " order by quarantine_id").fetchall()
-            loaded = conn.execute(
-                "select l.file_name, c.source_row, c.row_hash from raw.techmarket_contracts as c"
-                " inner join ops.load_ledger as l using (ledger_id) order by 1, 2").fetchall()
-        return quarantine, loaded
-
-    def no_sql(self, ledger_id, file_name):
-        raise AssertionError(f"{file_name}: the SQL check ran where the loader decides")
-
-    url = _new_database(pg_admin_url)
-    db.ensure_schema(url)
-    with monkeypatch.context() as m:
-        m.setattr(ingest.Loader, "_quarantine_cross_file_duplicates", no_sql)
-        by_loader = load(url, [first_run, second_run])
-    for path in folder.iterdir():
-        path.unlink()
-    # no contract keys read from the spools (a run this small parses in the loader's process): SQL decides
-    monkeypatch.setattr(ingest, "_with_keys", lambda feed, spooled, carried=None, ints=None: spooled)
-    url = _new_database(pg_admin_url)
-    db.ensure_schema(url)
-    by_sql = load(url, [first_run, second_run])
+    by_loader = _techmarket_loaded(pg_admin_url, monkeypatch, [first_run, second_run], tmp_path / "loader", "loader")
+    by_sql = _techmarket_loaded(pg_admin_url, monkeypatch, [first_run, second_run], tmp_path / "sql", "sql")
     assert by_loader == by_sql
     assert sum(1 for q in by_loader[0] if "repeats exactly its latest registration" in q[3]) >= 4
 
@@ -517,40 +517,12 @@ def test_cross_file_duplicates_decided_by_the_loader_equal_the_sql_rule_on_rando
     """As above, on seeded random contract histories (a fuzz of 477 rounds found no difference; 8 run here)."""
     import random
 
-    from corridor import db, ingest
-    from tests.conftest import _new_database
-    from tests.test_fast_path import write_csv
-
-    def load(url: str, runs: list, folder: Path) -> tuple[list, list]:
-        for files in runs:
-            for day, rows in files:
-                write_csv(folder / f"tech_contracts_{day}.csv", rows)
-            ingest_feed(url, "techmarket", folder.parent, pii_key=TEST_PII_KEY)
-        with psycopg.connect(url) as conn:
-            return (conn.execute("select file_name, source_row, rule_code, message, record from ops.quarantine"
-                                 " order by quarantine_id").fetchall(),
-                    conn.execute("select l.file_name, c.source_row, c.row_hash from raw.techmarket_contracts as c"
-                                 " inner join ops.load_ledger as l using (ledger_id) order by 1, 2").fetchall())
-
-    def no_sql(self, ledger_id, file_name):
-        raise AssertionError(f"{file_name}: the SQL check ran where the loader decides")
-
     rng = random.Random(20261207)
     repeats = 0
     for round_no in range(8):
         runs = _contract_histories(rng)
-        results = []
-        for by in ("loader", "sql"):
-            folder = tmp_path / f"{round_no}-{by}" / "techmarket"
-            folder.mkdir(parents=True)
-            url = _new_database(pg_admin_url)
-            db.ensure_schema(url)
-            with monkeypatch.context() as m:
-                if by == "loader":
-                    m.setattr(ingest.Loader, "_quarantine_cross_file_duplicates", no_sql)
-                else:  # no contract keys read from the spools: SQL decides
-                    m.setattr(ingest, "_with_keys", lambda feed, spooled, carried=None, ints=None: spooled)
-                results.append(load(url, runs, folder))
+        results = [_techmarket_loaded(pg_admin_url, monkeypatch, runs, tmp_path / f"{round_no}-{by}", by)
+                   for by in ("loader", "sql")]
         assert results[0] == results[1], f"round {round_no} of seed 20261207: the loader and the SQL rule differ"
         repeats += sum(1 for q in results[1][0] if "repeats exactly its latest registration" in q[3])
     assert repeats >= 5  # the histories held repeats for the rule to find

@@ -321,8 +321,9 @@ _UNSAFE = "|".join((
 # beyond what openpyxl takes for a date (it reads #VALUE! where calamine reads a number: 2958466, +2958466,
 # 1E+400), and the first ones hold a time of day, so a date-styled cell of any of them goes to openpyxl
 # (:func:`_shape`).
-_FLOAT_CELL = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>(?:[^<]*[.eE]|{_WS}*[-+]|{_WS}*[0-9]{{7}})'
-# A cell's style, among the attributes _FLOAT_CELL holds (XML allows either quote and whitespace around "=").
+_NUMBER_CELL_OF_NOTE = rf'"[A-Z]{{1,3}}[0-9]+"[^>]*>{_WS}*<v>(?:[^<]*[.eE]|{_WS}*[-+]|{_WS}*[0-9]{{7}})'
+# A cell's style, among the attributes _NUMBER_CELL_OF_NOTE holds (XML allows either quote and whitespace
+# around "=").
 _STYLE_ATTRIBUTE = re.compile(r'\ss[ \t\n\r]*=[ \t\n\r]*(["\'])([^"\']*)\1')
 _EARLIEST_SERIAL_DATE = datetime(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers differ
 
@@ -462,7 +463,8 @@ def _shapes_many(books: list[tuple[list[bytes], bytes | None, frozenset[int]]]) 
     if texts:
         pl = _fast.pl
         frame = pl.DataFrame({"xml": texts}, schema={"xml": pl.String}).select(
-            pl.col("xml").str.contains(_UNSAFE).alias("unsafe"), pl.col("xml").str.extract_all(_FLOAT_CELL))
+            pl.col("xml").str.contains(_UNSAFE).alias("unsafe"),
+            pl.col("xml").str.extract_all(_NUMBER_CELL_OF_NOTE))
         unsafe, floats = frame["unsafe"].to_list(), frame["xml"].to_list()
         for k, first, n_sheets, n_texts in spans:
             if any(unsafe[first:first + n_texts]):
@@ -477,10 +479,10 @@ def _shapes_many(books: list[tuple[list[bytes], bytes | None, frozenset[int]]]) 
     return out  # type: ignore[return-value]
 
 
-def _shape(xml: bytes, float_cells: list[str], date_styles: frozenset[int] = frozenset()
+def _shape(xml: bytes, noted_cells: list[str], date_styles: frozenset[int] = frozenset()
            ) -> tuple[int, dict[int, int], set[tuple[int, int]]]:
-    """:func:`_shapes` of one sheet, its float cells found (the text of each, from its reference on: see
-    _FLOAT_CELL, which also finds the signed numbers and those of seven digits or more)."""
+    """:func:`_shapes` of one sheet, its number cells of note found (the text of each, from its reference on:
+    _NUMBER_CELL_OF_NOTE: the floats, the signed numbers and those of seven digits or more)."""
     columns: dict[bytes, int] = {}
     lengths: dict[int, int] = {}
     rows: list[int] = []
@@ -506,7 +508,7 @@ def _shape(xml: bytes, float_cells: list[str], date_styles: frozenset[int] = fro
             col = columns[letters] = _column_number(letters)
         lengths[row] = col
     floats = set()
-    for cell in float_cells:
+    for cell in noted_cells:
         style = _STYLE_ATTRIBUTE.search(cell, cell.index('"', 1))
         if style is not None and (not style[2].isdigit() or int(style[2]) in date_styles):
             raise _NotClean(f"a date cell written as {cell[cell.rindex('<v>') + 3:]!r}…")
