@@ -18,9 +18,11 @@ COPY --chown=airflow:root . /opt/corridor
 USER airflow
 # The lock file pins every dependency, Airflow and its providers included (no
 # constraints file needed); the package itself without dependencies, editable,
-# so that it finds its dags/, dbt_project/ and expectations/ in /opt/corridor.
+# so that it finds its dags/, dbt_project/ and expectations/ in /opt/corridor;
+# its bytecode compiled here, since the tree is read-only at run time.
 RUN pip install --no-cache-dir -r /opt/corridor/requirements.lock \
  && pip install --no-cache-dir --no-deps -e /opt/corridor \
+ && python -m compileall -q /opt/corridor/src /opt/corridor/dags \
  && python -c "import corridor, cosmos, airflow.providers.celery"
 # Fail the build early if the dbt project does not parse (the image ships no
 # dbt artefacts: dbt writes under CORRIDOR_STATE_DIR at run time).

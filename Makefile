@@ -22,11 +22,15 @@ help:
 	@echo "make lock   - recompile requirements.lock from requirements.in"
 	@echo "make bench-city|bench-province|bench-national - the benchmark (benchmarks/README.md; landing areas cached)"
 
+# compileall: the editable install compiles no bytecode for src/ and dags/, and where
+# PYTHONDONTWRITEBYTECODE is set (these machines) every process compiled them again on import
+# (~50 ms a process: each parse and render worker, each corridor command).
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 src dags
 	touch $(STAMP)
 
 install: $(STAMP)
