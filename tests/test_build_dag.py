@@ -146,6 +146,69 @@ def test_unit_tests_run_again_only_when_the_dbt_project_changed(warehouse_copy, 
         assert build() == (["build"], None)
 
 
+def test_a_whole_build_reads_every_row_after_writes_no_successful_whole_build_tested(warehouse_copy, monkeypatch):
+    """transform.unverified_writes: a dbt command that may write models leaves a row in
+    ops.dbt_unverified_writes before dbt starts, which only a successful whole build deletes; a whole build
+    that finds one (or follows no recorded build) is asked to test every row of the incremental models
+    (``every_row``) and is never skipped as "nothing changed". tests/test_warehouse.py runs the real thing."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from corridor import transform
+
+    url, project = warehouse_copy, ROOT / "dbt_project"
+    calls: list[tuple[str, bool]] = []
+    failing: list[bool] = []
+
+    def fake_dbt(args, project_dir, check=True, tested_ledger_id=None, every_row=False, **_):
+        calls.append((args[0], every_row))
+        if failing:
+            raise RuntimeError(f"dbt {' '.join(args)} failed: a test failed")
+        if "tag:nothing" in args:  # dbt's result of a selection that matched no node
+            return SimpleNamespace(result=SimpleNamespace(results=[]))
+        return None  # a result that says nothing: taken as having written
+
+    monkeypatch.setattr(transform, "dbt", fake_dbt)
+
+    def build(*args: str, command: str = "build", skip_unchanged: bool = False) -> bool | None:
+        """The ``every_row`` dbt was given, None when the build was skipped."""
+        before = len(calls)
+        transform.dbt_recorded(url, [command, *args], project, log=lambda _: None, skip_unchanged=skip_unchanged)
+        return calls[-1][1] if len(calls) > before else None
+
+    def unverified() -> list[str]:
+        with psycopg.connect(url) as conn:
+            return [r[0] for r in conn.execute("select command from ops.dbt_unverified_writes order by write_id")]
+
+    assert build() is True  # no build recorded yet (the copy's tables were built by plain dbt)
+    assert build() is False and unverified() == []
+    assert build(skip_unchanged=True) is None  # nothing loaded, nothing written: skipped
+    for command, args in (("run", ["--select", "kpi"]), ("build", ["--select", "kpi"]), ("seed", []),
+                          ("retry", [])):
+        build(*args, command=command)
+        assert unverified() == [" ".join(["dbt", command, *args])]
+        assert transform.unchanged_since_last_build(url, project) is None
+        assert build(skip_unchanged=True) is True  # not skipped, and reads every row
+        assert build() is False and unverified() == []
+    for command in ("test", "compile", "docs"):  # they write no model's rows
+        build(command=command)
+        assert unverified() == [] and build() is False
+    # a whole build that failed: not recorded, its row stays
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="failed"):
+        build()
+    failing.clear()
+    assert unverified() == ["dbt build"]
+    assert build() is True and build() is False
+    # a build killed while dbt ran: its row was committed before dbt started
+    transform.unverified_writes(url, ["build", "--full-refresh"])
+    assert build(skip_unchanged=True) is True and unverified() == []
+    # a selection that ran no model, seed or snapshot takes its row back
+    build("--select", "tag:nothing")
+    assert unverified() == [] and build() is False
+
+
 def test_an_increment_leaves_out_the_seeds_tests_the_staging_views_and_the_seed_only_models(monkeypatch, tmp_path):
     """What an increment leaves out with transform.INCREMENT_EXCLUDES: the tests declared on the seeds (each
     reading seed tables only), the staging views (their SQL is in the project digest) and the models whose

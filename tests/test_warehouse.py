@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg
@@ -344,6 +345,63 @@ def test_increment_tests_read_the_rows_the_build_wrote_and_the_old_rows_sharing_
     # a --full-refresh build reads every row (here it rebuilds the tables: nothing to fail)
     transform.dbt([*build, "--full-refresh"], project)
     assert "__rows_written" not in compiled("unique") and "__rows_written" not in compiled("not_null")
+
+
+def test_rows_a_dbt_command_wrote_without_a_successful_whole_build_are_tested_by_the_next(
+        warehouse_copy, monkeypatch, tmp_path):
+    """An increment's tests read the rows its build wrote (get_where_subquery.sql), since every older row passed
+    them in an earlier successful build. Rows written by a dbt command that did not end in a successful whole
+    build (a `dbt run`, as here; a build that failed or was killed after a model's increment committed) passed
+    no test: the next whole build's tests of the incremental models read every row, a failure there fails it
+    (so it is not recorded) and the build after it reads every row again; after a successful whole build,
+    the written rows only. Before, the next build wrote nothing new, its tests read nothing, and it passed."""
+    from datetime import UTC, datetime
+
+    url = warehouse_copy
+    point_dbt_at(monkeypatch, url)
+    project = ROOT / "dbt_project"
+    table = "intermediate.int_tech_contracts_resolved"
+    target = ["--target-path", str(tmp_path / "target"), "--quiet"]
+    # the session's build of this project, recorded as `corridor dbt build` records one
+    transform.record_build(url, transform.ledger_position(url), transform.project_digest(project),
+                           datetime.now(UTC), False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # the contracts of the latest file, for the run to resolve again
+        latest = sorted(r[0] for r in conn.execute(
+            f"delete from {table} where max_ledger_id = (select max(max_ledger_id) from {table})"  # noqa: S608
+            " returning registration_no"))
+    transform.dbt_recorded(url, ["run", "--select", "int_tech_contracts_resolved", *target], project)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute(f"select count(*) from {table} where registration_no = any(%s)",  # noqa: S608
+                            (latest,)).fetchone()[0] == len(latest)
+        # a row that write produced against a rule (no test read it)
+        [status] = conn.execute(f"select registration_status from {table} where registration_no = %s",  # noqa: S608
+                                (latest[0],)).fetchone()
+        conn.execute(f"update {table} set registration_status = 'bogus' where registration_no = %s",  # noqa: S608
+                     (latest[0],))
+        builds = conn.execute("select count(*) from ops.dbt_builds").fetchone()[0]
+    messages = []
+    for _ in range(2):  # failed whole builds are not recorded: the next reads every row again
+        with pytest.raises(RuntimeError, match="failed"):
+            transform.dbt_recorded(url, ["build", *target], project, log=messages.append)
+        results = json.loads((tmp_path / "target" / "run_results.json").read_text(encoding="utf-8"))["results"]
+        assert [(r["unique_id"].split(".")[2], r["failures"]) for r in results if r["status"] == "fail"] == [
+            ("accepted_values_int_tech_contracts_resolved", 1)]
+    assert sum("read every row" in m for m in messages) == 2, messages
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from ops.dbt_builds").fetchone()[0] == builds
+        conn.execute(f"update {table} set registration_status = %s where registration_no = %s",  # noqa: S608
+                     (status, latest[0]))
+    messages.clear()
+    transform.dbt_recorded(url, ["build", *target], project, log=messages.append)
+    assert any("read every row" in m for m in messages), messages
+    # recorded: the next whole build (a file loaded since, say) is an increment whose tests read what it writes
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from ops.dbt_builds").fetchone()[0] == builds + 1
+        assert conn.execute("select count(*) from ops.dbt_unverified_writes").fetchone()[0] == 0
+    messages.clear()
+    transform.dbt_recorded(url, ["build", *target], project, log=messages.append, skip_unchanged=False)
+    assert not any("read every row" in m for m in messages), messages
 
 
 def test_increment_relationships_test_fails_on_a_written_row_whose_parent_is_missing(

@@ -12,7 +12,11 @@
     and the test reads them by a TID scan, a cost of the rows written, not of
     the table (the earlier filter on xmin scanned the whole table per test).
     Rows this build did not write are the rows that passed the same tests in
-    an earlier build.
+    an earlier successful build: after a dbt command that wrote models
+    without ending in one (a failed, killed or partial build, `dbt run`), the
+    next whole build by `corridor dbt build` or the build DAG reads every row
+    (CORRIDOR_DBT_TEST_EVERY_ROW; src/corridor/transform.py,
+    unverified_writes).
 
     - unique / unique_combination: every row (new or old) whose key is a key
       this build wrote, so that a new row colliding with an old one fails;
@@ -95,6 +99,10 @@
     {%- endif -%}
     {%- if tested.unique_id not in selected_resources or tested.config.materialized != 'incremental'
         or tested.config.full_refresh -%}
+        {%- do return('') -%}
+    {%- endif -%}
+    {#- set by corridor's whole builds that follow writes no successful whole build has tested -#}
+    {%- if env_var('CORRIDOR_DBT_TEST_EVERY_ROW', '') == '1' -%}
         {%- do return('') -%}
     {%- endif -%}
     {#- The model's node has run (a test runs after its model): did its increment record the rows it

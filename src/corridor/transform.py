@@ -81,18 +81,28 @@ def project_digest(project_dir: Path) -> str:
 TESTED_LEDGER_ENV = "CORRIDOR_DBT_TESTED_LEDGER_ID"
 
 
+# Set ("1") while dbt runs a whole build that follows a dbt command whose writes no successful whole build has
+# tested since (ops.dbt_unverified_writes, below): the tests of the incremental models then read every row,
+# not only the rows this build wrote (macros/get_where_subquery.sql). Never taken from outside either.
+TEST_EVERY_ROW_ENV = "CORRIDOR_DBT_TEST_EVERY_ROW"
+
+
 @contextlib.contextmanager
-def tested_ledger(ledger_id: int | None) -> Iterator[None]:
-    """TESTED_LEDGER_ENV set to ``ledger_id`` (unset for None) while dbt runs, as it was afterwards."""
-    saved = os.environ.pop(TESTED_LEDGER_ENV, None)
+def tested_ledger(ledger_id: int | None, every_row: bool = False) -> Iterator[None]:
+    """TESTED_LEDGER_ENV set to ``ledger_id`` (unset for None), and TEST_EVERY_ROW_ENV to "1" if
+    ``every_row`` (else unset), while dbt runs; both as they were afterwards."""
+    saved = {name: os.environ.pop(name, None) for name in (TESTED_LEDGER_ENV, TEST_EVERY_ROW_ENV)}
     if ledger_id is not None:
         os.environ[TESTED_LEDGER_ENV] = str(int(ledger_id))
+    if every_row:
+        os.environ[TEST_EVERY_ROW_ENV] = "1"
     try:
         yield
     finally:
-        os.environ.pop(TESTED_LEDGER_ENV, None)
-        if saved is not None:
-            os.environ[TESTED_LEDGER_ENV] = saved
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
 
 
 # A node's connection kept for the thread's next node (issue 11). dbt-adapters' `release()`, called after
@@ -176,11 +186,12 @@ def keep_dbt_connections() -> None:
 
 
 def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id: int | None = None,
-        keep_manifest: bool = False):
+        keep_manifest: bool = False, every_row: bool = False):
     """Invoke dbt in-process; raise with dbt's own message when it fails (unless ``check`` is false).
 
     Target and log paths default to the state folder (``DBT_TARGET_PATH`` /
-    ``DBT_LOG_PATH`` or ``--target-path`` win). ``tested_ledger_id``: see ``increment_scope``.
+    ``DBT_LOG_PATH`` or ``--target-path`` win). ``tested_ledger_id``: see ``increment_scope``;
+    ``every_row``: see ``unverified_writes``.
     ``keep_manifest``: see ``manifest_is_current``; dbt then writes no ``manifest.json`` and this writes
     ``run_results.json`` itself.
     """
@@ -194,7 +205,7 @@ def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id
         os.environ.setdefault(key, value)
     Path(os.environ["DBT_LOG_PATH"]).mkdir(parents=True, exist_ok=True)
     try:
-        with tested_ledger(tested_ledger_id):
+        with tested_ledger(tested_ledger_id, every_row):
             result = dbtRunner().invoke([*args, *file_log_args(args), *(["--no-write-json"] if keep_manifest else []),
                                          "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)])
         if keep_manifest:
@@ -300,8 +311,51 @@ create table if not exists ops.dbt_builds (
     is_full_refresh boolean not null,
     started_at      timestamptz not null,
     finished_at     timestamptz not null default now()
+);
+create table if not exists ops.dbt_unverified_writes (
+    write_id        bigserial primary key,
+    command         text not null,
+    started_at      timestamptz not null default now()
 )
 """
+
+# --- writes no successful whole build has tested -------------------------------------------------
+#
+# An increment's tests read the rows its build wrote (macros/get_where_subquery.sql): every older row passed
+# the same tests in an earlier build, provided that build succeeded. A dbt command that writes models
+# without ending in a successful whole build breaks that: a build that failed (a test of a model whose
+# increment had committed: dbt keeps the model's rows) or was killed between a model and its tests, a
+# selection, `dbt run`, `dbt retry`. The next build would find nothing new for that model, its tests would
+# read nothing, and it would pass and be recorded: a failed check forgotten by running the build again.
+# So every such command (run through `corridor dbt` or the build DAG) leaves a row in
+# ops.dbt_unverified_writes before dbt starts, committed at once (a killed command leaves it too); a
+# successful whole build deletes the rows up to its own in the transaction that records it. A whole build
+# that finds rows of earlier commands there, or follows no recorded build, tests every row of the
+# incremental models (TEST_EVERY_ROW_ENV), and is never skipped as "nothing changed".
+
+# dbt commands that may write a model's rows
+MODEL_WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "retry", "clone"})
+
+
+def unverified_writes(url: str, command: list[str]) -> tuple[int, bool]:
+    """Record ``command`` (a dbt command about to write models) in ops.dbt_unverified_writes, committed now;
+    return its row's id and whether an earlier command's row is there (writes no successful whole build
+    has tested since), or no successful whole build was ever recorded."""
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute(BUILDS_DDL)
+        earlier = conn.execute("select exists (select from ops.dbt_unverified_writes)"
+                               " or not exists (select from ops.dbt_builds)").fetchone()[0]
+        write_id = conn.execute("insert into ops.dbt_unverified_writes (command) values (%s) returning write_id",
+                                (" ".join(["dbt", *command])[:1000],)).fetchone()[0]
+    return int(write_id), bool(earlier)
+
+
+def has_unverified_writes(url: str) -> bool:
+    """Whether a dbt command wrote models since the last successful whole build (see above)."""
+    with db.connect(url) as conn:
+        if conn.execute("select to_regclass('ops.dbt_unverified_writes')").fetchone()[0] is None:
+            return False
+        return bool(conn.execute("select exists (select from ops.dbt_unverified_writes)").fetchone()[0])
 
 # --- one dbt build of a warehouse at a time ------------------------------------------------------
 #
@@ -385,7 +439,7 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
     if last is None:
         return None
     max_id, rows = ledger_position(url)
-    if (max_id, rows) != last[:2] or project_digest(project_dir) != last[2]:
+    if (max_id, rows) != last[:2] or project_digest(project_dir) != last[2] or has_unverified_writes(url):
         return None
     return (f"nothing loaded since the last successful build (load ledger at id {max_id}, {rows} files)"
             " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")
@@ -477,12 +531,17 @@ def _default_project_dir() -> Path:
     return config.load().dbt_project_dir
 
 
-def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool) -> None:
-    """Record a successful whole build that started with the ledger at ``position``."""
-    with db.connect(url, autocommit=True) as conn:
+def record_build(url: str, position: tuple[int, int], digest: str, started_at, full_refresh: bool,
+                 write_id: int | None = None) -> None:
+    """Record a successful whole build that started with the ledger at ``position``; its tests covered the
+    writes recorded in ops.dbt_unverified_writes up to ``write_id`` (its own): they go, in the same transaction."""
+    with db.connect(url) as conn:
         conn.execute(BUILDS_DDL)
         conn.execute("insert into ops.dbt_builds (ledger_max_id, ledger_rows, project_digest, is_full_refresh,"
                      " started_at) values (%s, %s, %s, %s, %s)", (*position, digest, full_refresh, started_at))
+        if write_id is not None:
+            conn.execute("delete from ops.dbt_unverified_writes where write_id <= %s", (write_id,))
+        conn.commit()
 
 
 @dataclass(frozen=True)
@@ -493,6 +552,7 @@ class WholeBuild:
     digest: str
     extra: list[str]
     tested_ledger_id: int | None
+    every_row: bool = False  # the incremental models' tests read every row (see unverified_writes)
 
 
 @contextlib.contextmanager
@@ -505,9 +565,14 @@ def whole_build(url: str, project_dir: Path, full_refresh: bool, log=print) -> I
     position = ledger_position(url)
     digest = project_digest(project_dir)
     extra, tested = increment_scope(url, digest, full_refresh, log, project_dir)
+    write_id, every_row = unverified_writes(url, ["build", *(["--full-refresh"] if full_refresh else [])])
+    if every_row and not full_refresh:
+        log("a dbt command since the last successful whole build wrote models without one passing (a failed,"
+            " killed or partial build, a dbt run), or none was recorded: this build's tests of the incremental"
+            " models read every row, not only the rows it writes")
     started_at = datetime.now(UTC)
-    yield WholeBuild(digest, extra, tested)
-    record_build(url, position, digest, started_at, full_refresh)
+    yield WholeBuild(digest, extra, tested, every_row)
+    record_build(url, position, digest, started_at, full_refresh, write_id)
 
 
 def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_unchanged: bool = True):
@@ -528,12 +593,27 @@ def dbt_recorded(url: str, args: list[str], project_dir: Path, log=print, skip_u
                 log(reason)
                 return None
         target = target_path(args, project_dir)
+        write_id = None
+        if not whole and args and args[0] in MODEL_WRITING_COMMANDS:
+            write_id, _ = unverified_writes(url, args)  # what it writes, the next whole build tests whole
         with whole_build(url, project_dir, full_refresh, log) if whole else contextlib.nullcontext() as build:
             keep = build is not None and bool(build.extra) and manifest_is_current(target, build.digest)
             if not keep:  # dbt rewrites manifest.json: stamped again only after a successful whole build
                 (target / TARGET_STAMP).unlink(missing_ok=True)
             result = dbt([*args, *(build.extra if build else [])], project_dir,
-                         tested_ledger_id=build.tested_ledger_id if build else None, keep_manifest=keep)
+                         tested_ledger_id=build.tested_ledger_id if build else None, keep_manifest=keep,
+                         every_row=build is not None and build.every_row)
         if build is not None and not keep:
             stamp_manifest(target, build.digest)
+        if write_id is not None and not wrote_models(result):
+            with db.connect(url, autocommit=True) as conn:
+                conn.execute("delete from ops.dbt_unverified_writes where write_id = %s", (write_id,))
         return result
+
+
+def wrote_models(result) -> bool:
+    """Whether a dbt invocation ran a node that writes a table (model, seed, snapshot); True when unknown."""
+    results = getattr(getattr(result, "result", None), "results", None)
+    if results is None:
+        return True
+    return any(str(r.node.resource_type) in ("model", "seed", "snapshot") for r in results)

@@ -60,7 +60,7 @@ class WarehouseBuildOperator(DbtBuildLocalOperator):
         with (transform.build_lock(url, ["build"], log.info),
               transform.whole_build(url, Path(self.project_dir), full_refresh, log.info) as build):
             transform.keep_dbt_connections()  # cosmos runs dbt in this process (InvocationMode.DBT_RUNNER)
-            with transform.tested_ledger(build.tested_ledger_id):
+            with transform.tested_ledger(build.tested_ledger_id, build.every_row):
                 # dbt's file log at transform's level (warnings and errors), as `corridor dbt build` has it
                 result = self.build_and_run_cmd(
                     context=context, cmd_flags=[*self.add_cmd_flags(), *build.extra, *transform.file_log_args([])],
