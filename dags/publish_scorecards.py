@@ -22,7 +22,10 @@ Alerts: a failed task mails the data team (`corridor.orchestration.alerts`);
 a **deadline alert** fires when the scheduled run of the 12th has not
 succeeded by 12:00 Asia/Shanghai (the month's scorecards are late).
 
-1. `quality_gate` fails in one line on a warehouse dbt has never built; else runs the Great Expectations checkpoints `corridor_raw` →
+1. `quality_gate` fails in one line on a warehouse dbt has never built, or
+   when a dbt command has written models since the last successful whole
+   build (a build that failed, was killed or is still running, a partial
+   one: the marts and KPIs may be half-rebuilt); else runs the Great Expectations checkpoints `corridor_raw` →
    `corridor_marts` → `corridor_kpi` (file context in `expectations/`,
    validated in PostgreSQL). An **error**-level failure fails the task, and so
    the run, with a message naming each failed expectation, its table and

@@ -60,3 +60,27 @@ def test_a_scheduled_run_for_a_month_not_yet_in_the_warehouse_fails_in_one_line_
     assert message.startswith("scheduled run: 2026年10月 (month from 2026-10-01) is not complete in the warehouse")
     assert "--reprocess-behavior failed" in message and "\n" not in message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pdf"))
+
+
+def test_publication_waits_while_writes_no_successful_whole_build_tested_stand(warehouse_copy):
+    """A dbt build that failed (a test failed: its downstream models were skipped), was killed or is still
+    running, or a partial command, leaves the warehouse possibly half-rebuilt: the gate task refuses in one
+    line, naming the command, until a successful whole build (transform.unverified_writes)."""
+    from corridor import transform
+    from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
+
+    url = warehouse_copy
+    check_warehouse_built(url)  # built by dbt (no such command recorded)
+    transform.unverified_writes(url, ["build"])
+    with pytest.raises(WarehouseNotBuilt) as refused:
+        check_warehouse_built(url)
+    message = str(refused.value)
+    assert "`dbt build` (started " in message and "no whole dbt build has passed since" in message
+    assert "\n" not in message and "the last of" not in message
+    transform.unverified_writes(url, ["run", "--select", "kpi"])
+    with pytest.raises(WarehouseNotBuilt, match=r"`dbt run --select kpi` .*, the last of 2 such commands\)"):
+        check_warehouse_built(url)
+    # the build after them passes: recorded, it takes every row up to its own
+    whole, _ = transform.unverified_writes(url, ["build"])
+    transform.record_build(url, transform.ledger_position(url), "digest", datetime.now(UTC), False, whole)
+    check_warehouse_built(url)
