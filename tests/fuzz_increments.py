@@ -10,6 +10,10 @@ this tries many. A round costs about 80 s on two cores::
 
     .venv/bin/python -m tests.fuzz_increments SECONDS [SEED] --url postgresql://…  (a maintenance database
     URL: each round creates its own database, and drops it unless the round differs)
+
+``--kill P``: before a delivery's build, with probability P, a ``corridor dbt build`` is started and killed
+(SIGKILL) after a random 0.3–15 s, as a machine that dies mid-build would; the build after it must say that
+its tests read every row (``transform.unverified_writes``), and the round's end must still equal a full refresh.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ class Round:
     differ: list[str]
 
 
-def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: str = "city") -> Round:
+def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: str = "city",
+              kill: float = 0.0) -> Round:
     """Generate, deliver, build after each delivery, compare with a full refresh; the database is dropped when
     the round agrees."""
     import psycopg
@@ -101,12 +106,28 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
     corridor = str(Path(sys.executable).with_name("corridor"))
     target = work / "target"
 
-    def build(*extra: str) -> None:
+    def build(*extra: str) -> str:
         done = subprocess.run([corridor, "dbt", "build", "--target-path", str(target), *extra], env=env,
                               capture_output=True, text=True)
         if done.returncode:
             output = (done.stdout + done.stderr)[-3000:]
             raise RuntimeError(f"corridor dbt build {' '.join(extra)} failed:\n{output}")
+        return done.stdout
+
+    def killed_build() -> bool:
+        """A `corridor dbt build` killed after a random while; True if it was still running then."""
+        proc = subprocess.Popen([corridor, "dbt", "build", "--target-path", str(target)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(rng.uniform(0.3, 15.0))
+            return False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return True
+
+    kills = []  # the deliveries whose build followed a kill
+    not_every_row = []  # those whose build did not test every row
 
     landing = work / "landing"
     for feed in FEEDS:
@@ -117,7 +138,12 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
                 shutil.copy2(p, landing / p.parent.name / p.name)
         for feed in FEEDS:
             ingest_feed(url, feed, landing, pii_key=b"fuzz")
-        build()
+        killed = bool(kill) and rng.random() < kill and killed_build()
+        output = build()
+        if killed:
+            kills.append(n)
+            if "read every row" not in output:
+                not_every_row.append(n)
     incremental = snapshot(url)
     build("--full-refresh")
     full = snapshot(url)
@@ -126,8 +152,10 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
         first[month_of(p)] = min(first.get(month_of(p), count), delivery[p])
     late = sum(1 for p in files if delivery[p] > first[month_of(p)])
     line = (f"{scale} demo seed {seed} {start}..{end}: {count} deliveries, {late} files late, "
-            f"{sum(len(rows) for rows in full.values())} rows compared")
+            + (f"{len(kills)} builds killed, " if kill else "")
+            + f"{sum(len(rows) for rows in full.values())} rows compared")
     differ = [table for table in full if incremental[table] != full[table]]
+    differ += [f"the build after the kill before delivery {n} did not test every row" for n in not_every_row]
     if not differ:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}"')
@@ -146,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True, help="a maintenance database URL of the server to run on")
     parser.add_argument("--scale", default="city", choices=("city", "province"),
                         help="the demo sets' scale (province: ~4 min a round)")
+    parser.add_argument("--kill", type=float, default=0.0, metavar="P",
+                        help="the probability that a delivery's build follows one killed mid-way")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     seed = args.seed if args.seed is not None else int(time.time())
@@ -157,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds += 1
             work = Path(tempfile.mkdtemp(prefix="fuzz-increments-"))
             try:
-                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}", args.scale)
+                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}", args.scale, args.kill)
                 print(("DIFFERS " if result.differ else "same ") + result.line
                       + (f": {', '.join(result.differ)} (database fuzz_increments_{seed}_{rounds} kept)"
                          if result.differ else ""), flush=True)
