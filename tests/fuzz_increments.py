@@ -152,7 +152,7 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
         first[month_of(p)] = min(first.get(month_of(p), count), delivery[p])
     late = sum(1 for p in files if delivery[p] > first[month_of(p)])
     line = (f"{scale} demo seed {seed} {start}..{end}: {count} deliveries, {late} files late, "
-            + (f"{len(kills)} builds killed, " if kill else "")
+            + (f"{len(kills)} build{'' if len(kills) == 1 else 's'} killed, " if kill else "")
             + f"{sum(len(rows) for rows in full.values())} rows compared")
     differ = [table for table in full if incremental[table] != full[table]]
     differ += [f"the build after the kill before delivery {n} did not test every row" for n in not_every_row]
