@@ -51,9 +51,30 @@ contracts_in_scope as {% if is_incremental() %}materialized{% else %}not materia
     {%- endif %}
 ),
 
+-- The history of each contract, over every record received, duplicates
+-- included (the watermark of the incremental facts must see every load that
+-- touched the contract), as window aggregates over the whole contract: their
+-- window is sorted as first_occurrences' distinct on needs, so one sort of
+-- the records serves both (a group by and a join back cost a second scan of
+-- the records and a hash spilled to disk, issue 11).
+with_history as (
+    select
+        *,
+        min(export_date) over contract_records as first_export_date,
+        max(export_date) over contract_records as last_export_date,
+        count(*) over contract_records as records_received,
+        max(ledger_id) over contract_records as max_ledger_id
+    from contracts_in_scope
+    window contract_records as (
+        partition by registration_no
+        order by record_fingerprint, export_date, ledger_id, source_row
+        rows between unbounded preceding and unbounded following
+    )
+),
+
 first_occurrences as (
     select distinct on (registration_no, record_fingerprint) *
-    from contracts_in_scope
+    from with_history
     order by registration_no, record_fingerprint, export_date, ledger_id, source_row
 ),
 
@@ -69,49 +90,34 @@ ranked as (
     from first_occurrences
 ),
 
-history as (
-    -- over every record received, duplicates included: the watermark of
-    -- the incremental facts must see every load that touched the contract
-    select
-        registration_no,
-        min(export_date) as first_export_date,
-        max(export_date) as last_export_date,
-        count(*) as records_received,
-        max(ledger_id) as max_ledger_id
-    from contracts_in_scope
-    group by registration_no
-),
-
 final as (
     select
-        ranked.registration_no,
-        ranked.registration_date,
-        ranked.contract_title,
-        ranked.contract_type,
-        ranked.tech_field,
-        ranked.seller_name,
-        ranked.seller_uscc,
-        ranked.seller_area_code,
-        ranked.buyer_name,
-        ranked.buyer_uscc,
-        ranked.buyer_location,
-        ranked.contract_value_10k_yuan,
-        ranked.tech_value_10k_yuan,
-        ranked.registration_status,
-        ranked.registration_status = '撤销' as is_cancelled,
-        ranked.has_amendment as is_amended,
-        history.first_export_date,
-        history.last_export_date,
-        history.records_received,
-        ranked.distinct_records,
-        ranked.export_date,
-        ranked.ledger_id,
-        ranked.source_row,
-        history.max_ledger_id
+        registration_no,
+        registration_date,
+        contract_title,
+        contract_type,
+        tech_field,
+        seller_name,
+        seller_uscc,
+        seller_area_code,
+        buyer_name,
+        buyer_uscc,
+        buyer_location,
+        contract_value_10k_yuan,
+        tech_value_10k_yuan,
+        registration_status,
+        registration_status = '撤销' as is_cancelled,
+        has_amendment as is_amended,
+        first_export_date,
+        last_export_date,
+        records_received,
+        distinct_records,
+        export_date,
+        ledger_id,
+        source_row,
+        max_ledger_id
     from ranked
-    inner join history
-        on ranked.registration_no = history.registration_no
-    where ranked.recency_rank = 1
+    where recency_rank = 1
 )
 
 select * from final
