@@ -92,32 +92,32 @@ ranked as (
 
 final as (
     select
-        registration_no,
-        registration_date,
-        contract_title,
-        contract_type,
-        tech_field,
-        seller_name,
-        seller_uscc,
-        seller_area_code,
-        buyer_name,
-        buyer_uscc,
-        buyer_location,
-        contract_value_10k_yuan,
-        tech_value_10k_yuan,
-        registration_status,
-        registration_status = '撤销' as is_cancelled,
-        has_amendment as is_amended,
-        first_export_date,
-        last_export_date,
-        records_received,
-        distinct_records,
-        export_date,
-        ledger_id,
-        source_row,
-        max_ledger_id
+        ranked.registration_no,
+        ranked.registration_date,
+        ranked.contract_title,
+        ranked.contract_type,
+        ranked.tech_field,
+        ranked.seller_name,
+        ranked.seller_uscc,
+        ranked.seller_area_code,
+        ranked.buyer_name,
+        ranked.buyer_uscc,
+        ranked.buyer_location,
+        ranked.contract_value_10k_yuan,
+        ranked.tech_value_10k_yuan,
+        ranked.registration_status,
+        ranked.registration_status = '撤销' as is_cancelled,
+        ranked.has_amendment as is_amended,
+        ranked.first_export_date,
+        ranked.last_export_date,
+        ranked.records_received,
+        ranked.distinct_records,
+        ranked.export_date,
+        ranked.ledger_id,
+        ranked.source_row,
+        ranked.max_ledger_id
     from ranked
-    where recency_rank = 1
+    where ranked.recency_rank = 1
 )
 
 select * from final
