@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from corridor import db
 
@@ -350,12 +351,18 @@ def unverified_writes(url: str, command: list[str]) -> tuple[int, bool]:
     return int(write_id), bool(earlier)
 
 
-def has_unverified_writes(url: str) -> bool:
-    """Whether a dbt command wrote models since the last successful whole build (see above)."""
+def unverified_commands(url: str) -> list[tuple[str, Any]]:
+    """(command, started_at) of the dbt commands whose writes no successful whole build has tested since
+    (see above), oldest first."""
     with db.connect(url) as conn:
         if conn.execute("select to_regclass('ops.dbt_unverified_writes')").fetchone()[0] is None:
-            return False
-        return bool(conn.execute("select exists (select from ops.dbt_unverified_writes)").fetchone()[0])
+            return []
+        return conn.execute("select command, started_at from ops.dbt_unverified_writes order by write_id").fetchall()
+
+
+def has_unverified_writes(url: str) -> bool:
+    """Whether a dbt command wrote models since the last successful whole build (see above)."""
+    return bool(unverified_commands(url))
 
 # --- one dbt build of a warehouse at a time ------------------------------------------------------
 #

@@ -58,22 +58,21 @@ def check_warehouse_built(url: str) -> None:
     command has written models since the last successful whole build (``transform.unverified_writes``: a
     build that failed, was killed or is still running, a selection, `dbt run`): the marts and the KPI layer
     may then be half-rebuilt (a failed test's downstream models skipped), or hold rows no test has read."""
+    from corridor.transform import unverified_commands
+
     name = db.libpq_params(url).get("dbname", "?")
     with db.connect(url) as conn:
         built = conn.execute("select to_regclass(%s) is not null", (BUILT_MARKER,)).fetchone()[0]
-        unverified = conn.execute(
-            "select command, started_at, count(*) over () from ops.dbt_unverified_writes order by write_id desc"
-            " limit 1").fetchone() if conn.execute(
-            "select to_regclass('ops.dbt_unverified_writes') is not null").fetchone()[0] else None
     if not built:
         raise WarehouseNotBuilt(
             f"warehouse {name!r} has never been built (no {BUILT_MARKER}): run build_warehouse "
             f"(or `make run`) before publishing")
+    unverified = unverified_commands(url)
     if unverified:
-        command, started, count = unverified
+        command, started = unverified[-1]
         raise WarehouseNotBuilt(
             f"warehouse {name!r}: `{command}` (started {started:%Y-%m-%d %H:%M:%S %Z}"
-            + (f", the last of {count} such commands" if count > 1 else "")
+            + (f", the last of {len(unverified)} such commands" if len(unverified) > 1 else "")
             + ") wrote models and no whole dbt build has passed since (it failed, was killed, is still running,"
             " or was a partial one): the marts and the KPI layer may be half-rebuilt; publication waits for a"
             " successful build_warehouse run (or `corridor dbt build`), whose log names what failed")
