@@ -46,12 +46,19 @@
 -- and an "or" give the same row (or the date test sends it to the recompute).
 -- Ledger ids committed in order and raw rows never deleted (else
 -- --full-refresh), as for the incremental facts.
+--
+-- The latest name (area): the greatest 'YYYY-MM-DD' || role_rank || name in
+-- byte order (collate "C"); the date (dates run from year 1 to 9999: ten
+-- characters) and the rank (one character) have fixed widths, so this is the
+-- order of (date, rank, name), and the name starts at character 12. (An array
+-- of the three, as before, ordered the same; its aggregate states made the
+-- hash of a province build spill 28 % more, issue 11.)
 
 {%- set aggregates -%}
         uscc,
-        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, enterprise_name] collate "C")
+        max((to_char(observed_date, 'YYYY-MM-DD') || role_rank || enterprise_name) collate "C")
         filter (where enterprise_name is not null) as latest_name,
-        max(array[to_char(observed_date, 'YYYY-MM-DD'), role_rank, area_code] collate "C")
+        max((to_char(observed_date, 'YYYY-MM-DD') || role_rank || area_code) collate "C")
         filter (where area_code is not null) as latest_area,
         min(observed_date) as first_seen_date,
         max(observed_date) as last_seen_date,
@@ -188,8 +195,8 @@ new_enterprises as (
 merged as (
     select
         new_enterprises.uscc,
-        coalesce(new_enterprises.latest_name[3]::text, old.enterprise_name) as enterprise_name,
-        coalesce(new_enterprises.latest_area[3]::text, old.area_code) as area_code,
+        coalesce(substr(new_enterprises.latest_name, 12), old.enterprise_name) as enterprise_name,
+        coalesce(substr(new_enterprises.latest_area, 12), old.area_code) as area_code,
         new_enterprises.latest_area is not null or coalesce(old.is_in_corridor, false) as is_in_corridor,
         new_enterprises.has_certification or coalesce(old.has_certification, false) as has_certification,
         new_enterprises.is_platform_host or coalesce(old.is_platform_host, false) as is_platform_host,
@@ -231,8 +238,8 @@ enterprises as (
 final as (
     select
         uscc,
-        latest_name[3]::text as enterprise_name,
-        latest_area[3]::text as area_code,
+        substr(latest_name, 12) as enterprise_name,
+        substr(latest_area, 12) as area_code,
         latest_area is not null as is_in_corridor,
         has_certification,
         is_platform_host,
