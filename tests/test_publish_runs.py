@@ -3,7 +3,11 @@ test_scheduler.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -62,10 +66,11 @@ def test_a_scheduled_run_for_a_month_not_yet_in_the_warehouse_fails_in_one_line_
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pdf"))
 
 
-def test_publication_waits_while_writes_no_successful_whole_build_tested_stand(warehouse_copy):
+def test_publication_waits_while_writes_no_successful_whole_build_tested_stand(warehouse_copy, tmp_path):
     """A dbt build that failed (a test failed: its downstream models were skipped), was killed or is still
-    running, or a partial command, leaves the warehouse possibly half-rebuilt: the gate task refuses in one
-    line, naming the command, until a successful whole build (transform.unverified_writes)."""
+    running, or a partial command, leaves the warehouse possibly half-rebuilt: the gate task and
+    `corridor scorecards publish` refuse in one line, naming the command, until a successful whole build
+    (transform.unverified_writes)."""
     from corridor import transform
     from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
 
@@ -80,6 +85,15 @@ def test_publication_waits_while_writes_no_successful_whole_build_tested_stand(w
     transform.unverified_writes(url, ["run", "--select", "kpi"])
     with pytest.raises(WarehouseNotBuilt, match=r"`dbt run --select kpi` .*, the last of 2 such commands\)"):
         check_warehouse_built(url)
+    # `corridor scorecards publish` refuses the same, before its checks, and writes nothing
+    out = tmp_path / "out"
+    env = {**os.environ, "CORRIDOR_WAREHOUSE_URL": url, "CORRIDOR_OUTPUT_DIR": str(out)}
+    corridor = str(Path(sys.executable).with_name("corridor"))
+    refused_cli = subprocess.run([corridor, "scorecards", "publish", "--no-send"], env=env, capture_output=True,
+                                 text=True)
+    assert refused_cli.returncode == 1
+    assert "not published: " in refused_cli.stderr and "`dbt run --select kpi` " in refused_cli.stderr
+    assert not out.exists() or not any(out.rglob("*.pdf"))
     # the build after them passes: recorded, it takes every row up to its own
     whole, _ = transform.unverified_writes(url, ["build"])
     transform.record_build(url, transform.ledger_position(url), "digest", datetime.now(UTC), False, whole)

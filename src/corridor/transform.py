@@ -360,10 +360,6 @@ def unverified_commands(url: str) -> list[tuple[str, Any]]:
         return conn.execute("select command, started_at from ops.dbt_unverified_writes order by write_id").fetchall()
 
 
-def has_unverified_writes(url: str) -> bool:
-    """Whether a dbt command wrote models since the last successful whole build (see above)."""
-    return bool(unverified_commands(url))
-
 # --- one dbt build of a warehouse at a time ------------------------------------------------------
 #
 # An increment's tests read the rows its model's INSERT recorded (macros/record_rows_written.sql), and two
@@ -446,7 +442,7 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
     if last is None:
         return None
     max_id, rows = ledger_position(url)
-    if (max_id, rows) != last[:2] or project_digest(project_dir) != last[2] or has_unverified_writes(url):
+    if (max_id, rows) != last[:2] or project_digest(project_dir) != last[2] or unverified_commands(url):
         return None
     return (f"nothing loaded since the last successful build (load ledger at id {max_id}, {rows} files)"
             " and the dbt project unchanged: dbt build skipped (--full-refresh or a selection always runs)")

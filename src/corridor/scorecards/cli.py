@@ -45,10 +45,16 @@ def scorecards() -> None:
 def publish_command(edition, period, areas, republish, no_send) -> None:
     """Publish after the quality gate: files under CORRIDOR_OUTPUT_DIR, editions recorded, e-mail sent."""
     from corridor import config
+    from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
     from corridor.scorecards import GateBlocked, format_publish_result, publish
 
     settings = config.load()
     url = _url()
+    try:  # as the publish DAG's gate task: never built, or written since the last successful whole build
+        check_warehouse_built(url)
+    except WarehouseNotBuilt as exc:
+        click.echo(f"not published: {exc}", err=True)
+        sys.exit(1)
     gate = _quality_gate(url)
     try:
         result = publish(url, settings.output_dir, gate=gate, edition=edition,
