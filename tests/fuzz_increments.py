@@ -85,7 +85,7 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
     the round agrees."""
     import psycopg
 
-    from corridor import db
+    from corridor import db, transform
     from corridor.demo import generate
     from corridor.feeds import FEEDS
     from corridor.ingest import ingest_feed
@@ -129,11 +129,7 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
     def unverified() -> bool:
         """Whether the next whole build must test every row: a dbt command's row in ops.dbt_unverified_writes
         (a build killed after it wrote its row and before it was recorded), or no build recorded yet."""
-        with psycopg.connect(url) as conn:
-            if conn.execute("select to_regclass('ops.dbt_unverified_writes')").fetchone()[0] is None:
-                return True
-            return conn.execute("select exists (select from ops.dbt_unverified_writes)"
-                                " or not exists (select from ops.dbt_builds)").fetchone()[0]
+        return bool(transform.unverified_commands(url)) or transform.last_build(url) is None
 
     kills: list[bool] = []  # per build that followed a kill: whether it had to test every row
     wrong_scope = []  # (delivery, expected) where the build after a kill tested every row or not against that
