@@ -37,7 +37,14 @@ succeeded by 12:00 Asia/Shanghai (the month's scorecards are late).
 2. `publish` writes the scorecards (`corridor.scorecards.publish`), with the
    gate's summary (this task's XCom) as their attestation; a month whose
    sources have not all delivered is published as provisional, naming who is
-   missing.
+   missing. When a build ran after the gate task (the gate names the build it
+   validated), this task runs the gate again first: scorecards show only what
+   a gate validated.
+
+Both tasks hold the warehouse's build lock shared while they read
+(`corridor.transform.warehouse_read`): no dbt command writes meanwhile (a
+table dbt replaces reads as empty in an earlier snapshot), and one that is
+running is waited for.
 
 The logic lives in `corridor.quality` and `corridor.scorecards`; this file is wiring only.
 """

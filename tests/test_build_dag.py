@@ -348,8 +348,8 @@ def test_a_second_dbt_build_waits_for_the_first_and_then_decides_what_changed(wa
             time.sleep(0.05)
         assert waiter_waits()
         assert calls == [["compile"]]  # not yet
-        assert said and said[0].startswith("another dbt command is writing this warehouse (backend ")
-        assert "the other build" in said[0] and said[0].endswith("waiting for it to finish")
+        assert said and said[0].startswith("a dbt command is writing this warehouse (backend ")
+        assert "the other build" in said[0] and said[0].endswith("this dbt command waits for it to finish")
         # the other build ends having built everything loaded so far
         transform.record_build(warehouse_copy, transform.ledger_position(warehouse_copy),
                                transform.project_digest(project), datetime.now(UTC), False)
@@ -357,9 +357,9 @@ def test_a_second_dbt_build_waits_for_the_first_and_then_decides_what_changed(wa
         second.join(timeout=60)
     assert not second.is_alive()
     assert calls == [["compile"]]  # nothing left to build: skipped
-    assert said[1] == "the other dbt command finished: this one runs"
+    assert said[1] == "the warehouse is free: this dbt command runs"
     assert said[2].startswith("nothing loaded since the last successful build")
     # the lock is free again: the next build neither waits nor says so
     said.clear()
     transform.dbt_recorded(warehouse_copy, ["build"], project, log=said.append, skip_unchanged=False)
-    assert calls[-1][0] == "build" and not any("waiting" in line for line in said)
+    assert calls[-1][0] == "build" and not any("waits" in line for line in said)

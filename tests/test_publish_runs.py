@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from corridor.orchestration.tasks import editions_for_run
@@ -52,12 +53,13 @@ def test_a_scheduled_run_for_a_month_not_yet_in_the_warehouse_fails_in_one_line_
         warehouse_copy, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
+    from corridor import transform
     from corridor.orchestration.tasks import publish_for_run
 
     monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
     monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
     gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-            "data_docs": None}
+            "data_docs": None, "build_id": transform.last_build_id(warehouse_copy)}
     with pytest.raises(AirflowFailException) as failed:
         publish_for_run(gate, "scheduled", datetime(2026, 11, 12, 1, 0, tzinfo=UTC))  # month 2026-10: no data
     message = str(failed.value)
@@ -98,3 +100,161 @@ def test_publication_waits_while_writes_no_successful_whole_build_tested_stand(w
     whole, _ = transform.unverified_writes(url, ["build"])
     transform.record_build(url, transform.ledger_position(url), "digest", datetime.now(UTC), False, whole)
     check_warehouse_built(url)
+
+
+def _a_dbt_table_swap(url: str, relation: str) -> None:
+    """What dbt's table materialisation commits: the new table built beside the old, renamed into place, the old
+    dropped (dbt-postgres' `create table … __dbt_tmp as …`, two renames, `drop … __dbt_backup`)."""
+    import psycopg
+
+    schema, name = relation.split(".")
+    with psycopg.connect(url) as conn:
+        conn.execute(f"create table {schema}.{name}__dbt_tmp as select * from {relation}")
+        conn.execute(f"alter table {relation} rename to {name}__dbt_backup")
+        conn.execute(f"alter table {schema}.{name}__dbt_tmp rename to {name}")
+        conn.execute(f"drop table {schema}.{name}__dbt_backup")
+
+
+def _a_lock_is_awaited(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("select exists (select from pg_locks where locktype = 'advisory' and not granted"
+                            " and database = (select oid from pg_database where datname = current_database()))"
+                            ).fetchone()[0]
+
+
+def test_a_build_cannot_replace_tables_under_a_publication_reading_them(warehouse_copy, tmp_path, monkeypatch):
+    """A publication reads in one snapshot, but a table that a build replaces after the snapshot was taken
+    (dbt's table materialisation: a new table renamed into place) reads as empty in that snapshot: its
+    scorecards went out without their KPIs. A dbt command that writes (here: the swap dbt commits, under
+    the build lock as `corridor dbt build` and the build DAG hold it) now waits for the publication, and a
+    publication waits for a running build."""
+    import threading
+    import time
+
+    from corridor import transform
+    from corridor.scorecards import data, publish
+    from corridor.scorecards.data import load_scorecards
+
+    url = warehouse_copy
+    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
+            "data_docs": None, "build_id": transform.last_build_id(url)}
+    period = date(2022, 12, 1)
+    expected = load_scorecards(url, "monthly", period, ["ALL"], gate)["ALL"].kpis
+    assert expected and all(k.actual is not None for k in expected)
+
+    reading, swapped = threading.Event(), threading.Event()
+    read_kpis = data._kpis
+
+    def kpis_read_once_a_build_swapped_or_waits(*args, **kwargs):  # the snapshot is taken: the areas were read
+        reading.set()
+        deadline = time.monotonic() + 60
+        while not swapped.is_set() and not _a_lock_is_awaited(url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return read_kpis(*args, **kwargs)
+
+    monkeypatch.setattr(data, "_kpis", kpis_read_once_a_build_swapped_or_waits)
+    order = []
+
+    def build() -> None:
+        reading.wait(60)
+        with transform.build_lock(url, ["build"], log=order.append):
+            _a_dbt_table_swap(url, "kpi.kpi_values")
+            order.append("swapped")
+        swapped.set()
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    try:
+        result = publish(url, tmp_path / "out", gate=gate, edition="monthly", period_start=period, areas=["ALL"],
+                         send=False, workers=0)
+    finally:
+        builder.join(60)
+    assert [(k.code, k.actual, k.status) for k in result.scorecards[0].scorecard.kpis] == [
+        (k.code, k.actual, k.status) for k in expected]
+    assert order[0].startswith("a reader is reading this warehouse (backend "), order  # named, with its pid
+    assert "corridor publication (pid " in order[0] and order[0].endswith("this dbt command waits for it to finish")
+
+
+def _await_reader(url: str, application: str, done) -> None:
+    """Until a backend of ``application`` waits for the build lock (fails when ``done`` first: it never waited)."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + 120
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("select exists (select from pg_locks as l join pg_stat_activity as a on a.pid = l.pid"
+                            " where l.locktype = 'advisory' and not l.granted and a.application_name like %s)",
+                            (f"{application} (pid %",)).fetchone()[0]:
+                return
+            assert not done(), f"{application} finished without waiting for the dbt command writing the warehouse"
+            time.sleep(0.05)
+    raise AssertionError(f"{application} did not come to wait for the build lock in 120 s")
+
+
+def test_publication_shows_what_a_gate_validated_of_the_build_it_reads(warehouse_copy, tmp_path, monkeypatch):
+    """The gate validates one build's marts and KPIs; a build that ran after it (its own dbt tests passed, no
+    gate has read what it wrote) must not be published on that gate. publish() refuses such a gate (and one
+    that does not say which build it validated); the publish DAG's task waits for a running build, then
+    runs the gate again itself and publishes what that gate validated; the gate waits for a running build."""
+    import threading
+
+    from corridor import transform
+    from corridor.orchestration.tasks import publish_for_run
+    from corridor.quality import quality_gate
+    from corridor.scorecards import GateBlocked, publish, registry
+
+    url = warehouse_copy
+    out = tmp_path / "out"
+
+    def a_later_build() -> None:  # what a successful `corridor dbt build` records, its own write taken back
+        write_id, _ = transform.unverified_writes(url, ["build"])
+        transform.record_build(url, transform.ledger_position(url), "digest", datetime.now(UTC), False, write_id)
+
+    a_later_build()
+    built = transform.last_build_id(url)  # the build a gate validated
+    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
+            "data_docs": None, "build_id": built}
+    a_later_build()
+    december = {"edition": "monthly", "period_start": date(2022, 12, 1), "areas": ["ALL"], "send": False,
+                "workers": 0}
+    with pytest.raises(GateBlocked) as refused:
+        publish(url, out, gate=gate, **december)
+    assert str(refused.value) == (
+        f"the warehouse was rebuilt after the quality gate validated it (the gate validated dbt build {built}, "
+        f"the warehouse now holds dbt build {built + 1} of ops.dbt_builds): publication needs a gate of what it "
+        "publishes; run the quality gate again")
+    with pytest.raises(GateBlocked, match=r"^the quality gate's result does not say which dbt build it validated"):
+        publish(url, out, gate={k: v for k, v in gate.items() if k != "build_id"}, **december)
+    assert not out.exists() or not any(out.rglob("*.pdf"))
+
+    # the publish DAG's scheduled run of 2023-01-12 … 2022-12-12: the monthly edition of 2022-11
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", url)
+    monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(out))
+    results: list = []
+    with transform.build_lock(url, ["build"]):  # a build is running when the publish task starts
+        task = threading.Thread(target=lambda: results.append(
+            publish_for_run(gate, "scheduled", datetime(2022, 12, 12, 1, 0, tzinfo=UTC))))
+        task.start()
+        _await_reader(url, "corridor publication", lambda: not task.is_alive())
+        a_later_build()  # it succeeds
+    task.join(300)
+    [[result]] = results
+    assert [s.status for s in result.scorecards] == ["published"] * 7
+    with psycopg.connect(url) as conn:
+        attested = {registry.latest_edition(conn, "monthly", date(2022, 11, 1), s.area_code).attestation["gate"]
+                    ["build_id"] for s in result.scorecards}
+    assert attested == {built + 2}  # the gate the task ran again validated the build that ran meanwhile
+
+    # the gate itself waits for a running build, and says which build it validated
+    reports: list = []
+    with transform.build_lock(url, ["build"]):
+        gate_run = threading.Thread(target=lambda: reports.append(quality_gate(url)))
+        gate_run.start()
+        _await_reader(url, "corridor quality gate", lambda: not gate_run.is_alive())
+        a_later_build()
+    gate_run.join(300)
+    assert reports and reports[0]["build_id"] == built + 3

@@ -33,6 +33,14 @@ BLOCKED = {"blocking": True, "outcome": "failed", "suites": 9, "expectations": 1
 YEAR_2022 = date(2022, 1, 1)
 FORMULA_NAME = '=HYPERLINK("http://x","y")'
 
+
+def passed(url: str) -> dict:
+    """A passing gate of the warehouse's last build (publish refuses a gate of another build)."""
+    from corridor import transform
+
+    return {**PASSED, "build_id": transform.last_build_id(url)}
+
+
 def require_poppler() -> None:
     """`make test` installs poppler-utils (scripts/install-system-deps.sh): never skip, fail with the fix."""
     missing = [tool for tool in ("pdftotext", "pdffonts") if not shutil.which(tool)]
@@ -389,7 +397,8 @@ def test_scheduled_year_end_email_reaches_the_smtp_server_with_pdf_and_xlsx(ware
     out = tmp_path / "out"
     # the January run of the publish DAG (09:00 Shanghai on the 12th)
     [(edition, period)] = editions_due(datetime(2023, 1, 12, 1, 0, tzinfo=UTC), editions="year_end")
-    result = publish(warehouse_copy, out, gate=PASSED, edition=edition, period_start=period, areas=["ALL", "LW"])
+    result = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                     edition=edition, period_start=period, areas=["ALL", "LW"])
 
     assert result.smtp_configured is True and result.emails_sent == 2
     envelopes = {tuple(sorted(e.rcpt_tos)): e for e in smtp_server.envelopes}
@@ -410,7 +419,8 @@ def test_scheduled_year_end_email_reaches_the_smtp_server_with_pdf_and_xlsx(ware
         body = message.get_body(("html",)).get_content()
         assert "数据截至" in body and "质量检查" in body
 
-    again = publish(warehouse_copy, out, gate=PASSED, edition=edition, period_start=period, areas=["ALL", "LW"])
+    again = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                    edition=edition, period_start=period, areas=["ALL", "LW"])
     assert again.emails_sent == 0 and len(smtp_server.envelopes) == 2  # an edition is mailed once
     with psycopg.connect(warehouse_copy) as conn:
         assert conn.execute("select count(*) from ops.scorecard_deliveries").fetchone()[0] == 2
@@ -419,7 +429,8 @@ def test_scheduled_year_end_email_reaches_the_smtp_server_with_pdf_and_xlsx(ware
 def test_without_smtp_connection_files_are_written_and_nothing_is_sent(warehouse_copy, tmp_path, no_smtp, caplog):
     out = tmp_path / "out"
     with caplog.at_level("WARNING", logger="corridor.scorecards"):
-        result = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+        result = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                         edition="year_end", period_start=YEAR_2022,
                          areas=["OJK"])
     assert result.smtp_configured is False and result.emails_sent == 0
     assert "SMTP not configured: nothing sent" in caplog.text
@@ -431,7 +442,8 @@ def test_without_smtp_connection_files_are_written_and_nothing_is_sent(warehouse
 
 def test_publishing_twice_without_a_restatement_records_one_edition(warehouse_copy, tmp_path, no_smtp):
     out = tmp_path / "out"
-    first = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+    first = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                    edition="year_end", period_start=YEAR_2022,
                     areas=["ALL", "RA"])
     assert [s.status for s in first.scorecards] == ["published", "published"]
     rows = _editions(warehouse_copy)
@@ -439,7 +451,8 @@ def test_publishing_twice_without_a_restatement_records_one_edition(warehouse_co
     files = {p: p.read_bytes() for p in _files(out)}
     assert len(files) == 6
 
-    warnings = dict(PASSED, outcome="passed_with_warnings", warnings=2)  # the gate's counts are not data
+    # the gate's counts are not data
+    warnings = dict(passed(warehouse_copy), outcome="passed_with_warnings", warnings=2)
     second = publish(warehouse_copy, out, gate=warnings, edition="year_end", period_start=YEAR_2022,
                      areas=["ALL", "RA"])
     assert [s.status for s in second.scorecards] == ["unchanged", "unchanged"]
@@ -449,7 +462,8 @@ def test_publishing_twice_without_a_restatement_records_one_edition(warehouse_co
 
     lost = second.scorecards[1].files["pdf"]  # a published file deleted by mistake is restored byte for byte
     lost.unlink()
-    third = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022, areas=["RA"])
+    third = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                    edition="year_end", period_start=YEAR_2022, areas=["RA"])
     assert third.scorecards[0].status == "unchanged" and lost.read_bytes() == files[lost]
     assert _editions(warehouse_copy) == rows
 
@@ -460,20 +474,23 @@ def test_publishing_twice_without_a_restatement_records_one_edition(warehouse_co
 def test_restatement_never_changes_what_was_published_and_republish_records_the_next_edition(
         warehouse_copy, tmp_path, no_smtp):
     out = tmp_path / "out"
-    publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022, areas=["ALL", "YQ"])
+    publish(warehouse_copy, out, gate=passed(warehouse_copy),
+            edition="year_end", period_start=YEAR_2022, areas=["ALL", "YQ"])
     published = {p: p.read_bytes() for p in _files(out)}
     with psycopg.connect(warehouse_copy) as conn:  # a restatement of YQ's 2022 high-tech enterprises
         conn.execute("update kpi.kpi_values set actual_value = actual_value + 7"
                      " where kpi_code = 'K04' and area_code = 'YQ' and grain = 'year' and period_start = %s",
                      (YEAR_2022,))
 
-    quiet = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+    quiet = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                    edition="year_end", period_start=YEAR_2022,
                     areas=["ALL", "YQ"])
     assert {s.area_code: s.status for s in quiet.scorecards} == {"ALL": "unchanged", "YQ": "restated"}
     assert {p: p.read_bytes() for p in _files(out)} == published
     assert len(_editions(warehouse_copy)) == 6
 
-    again = publish(warehouse_copy, out, gate=PASSED, edition="year_end", period_start=YEAR_2022,
+    again = publish(warehouse_copy, out, gate=passed(warehouse_copy),
+                    edition="year_end", period_start=YEAR_2022,
                     areas=["ALL", "YQ"], republish=True)
     assert {s.area_code: (s.status, s.edition_no) for s in again.scorecards} == {
         "ALL": ("unchanged", 1), "YQ": ("republished", 2)}
@@ -533,7 +550,8 @@ def test_publishing_in_worker_processes_gives_the_bytes_of_a_render_here_and_log
     from corridor.scorecards.publish import render_bytes
 
     caplog.set_level(logging.INFO, logger="corridor.scorecards.publish")
-    result = publish(warehouse_copy, tmp_path / "out", gate=PASSED, edition="year_end", period_start=YEAR_2022,
+    result = publish(warehouse_copy, tmp_path / "out", gate=passed(warehouse_copy),
+                     edition="year_end", period_start=YEAR_2022,
                      areas=["ALL", "LW", "OJK"], send=False, workers=2)
     assert [s.area_code for s in result.scorecards] == ["ALL", "LW", "OJK"]
     for item in result.scorecards:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,7 +361,7 @@ def unverified_commands(url: str) -> list[tuple[str, Any]]:
         return conn.execute("select command, started_at from ops.dbt_unverified_writes order by write_id").fetchall()
 
 
-# --- one dbt build of a warehouse at a time ------------------------------------------------------
+# --- one dbt build of a warehouse at a time, and never under a reader ----------------------------
 #
 # An increment's tests read the rows its model's INSERT recorded (macros/record_rows_written.sql), and two
 # increments of the same watermark would both insert the same new rows: two dbt commands that write one
@@ -368,11 +369,77 @@ def unverified_commands(url: str) -> list[tuple[str, Any]]:
 # them apart from `corridor dbt build` in a terminal (and two terminals apart): a session advisory lock on
 # a connection of its own, held while dbt runs. PostgreSQL releases it when that connection ends, so a
 # killed build never leaves it behind. A second build waits, saying which backend holds the lock.
+#
+# The quality gate and the publication read the marts and the KPI layer over many statements, and must read
+# what one build wrote: a snapshot is not enough, because a table dbt replaces (its table materialisation
+# builds the new table beside the old one and renames it into place) reads as *empty* in a snapshot taken
+# before that build committed. A publication reading while a build committed sent scorecards without their
+# KPIs. So readers hold the same lock shared (`warehouse_read`): any number of them together, no dbt command
+# that writes while one reads. A build waits for the readers, and a reader for a running build; PostgreSQL
+# queues a reader behind a build that is already waiting, so readers cannot starve builds.
 
 BUILD_LOCK = "corridor.dbt_build"
 
 # dbt commands that write the warehouse, or test what a build is writing
 WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
+
+
+def _lock_users(conn) -> str:
+    """Who keeps this connection from the build lock, as a clause: a dbt command writing, else one waiting to
+    write (readers queue behind it), else the readers holding it."""
+    rows = conn.execute(
+        "select l.mode = 'ExclusiveLock', l.granted, a.pid, a.application_name, a.backend_start from pg_locks as l"
+        " join pg_stat_activity as a on a.pid = l.pid"
+        " where l.locktype = 'advisory' and l.database = (select oid from pg_database"
+        " where datname = current_database()) and l.objsubid = 1"
+        " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.pid <> pg_backend_pid()",
+        (BUILD_LOCK,)).fetchall()
+
+    def who(rows: list) -> str:
+        return "; ".join(f"backend {pid} ({name or 'no application name'}, connected {since:%Y-%m-%d %H:%M:%S %Z})"
+                         for *_, pid, name, since in sorted(rows, key=lambda r: r[4]))
+
+    writing = [r for r in rows if r[0] and r[1]]
+    waiting = [r for r in rows if r[0] and not r[1]]
+    reading = [r for r in rows if not r[0] and r[1]]
+    if writing:
+        return f"a dbt command is writing this warehouse ({who(writing)})"
+    if waiting:
+        return f"a dbt command is waiting to write this warehouse ({who(waiting)})"
+    if reading:
+        return f"{'a reader is' if len(reading) == 1 else f'{len(reading)} readers are'} reading this warehouse" \
+               f" ({who(reading)})"
+    return "a backend that has just finished held this warehouse"
+
+
+_reading = threading.local()  # the warehouses this thread holds `warehouse_read` of: url -> depth
+
+
+@contextlib.contextmanager
+def warehouse_read(url: str, what: str, log=print) -> Iterator[None]:
+    """Hold the warehouse's build lock shared while the body reads the marts and the KPI layer (``what``: the
+    quality gate, a publication): no dbt command writes meanwhile (see above). Waits for a running one,
+    saying which. Re-entrant in a thread (a publication that runs the gate again holds it once)."""
+    held = _reading.__dict__.setdefault("urls", {})
+    if held.get(url):
+        held[url] += 1
+        try:
+            yield
+        finally:
+            held[url] -= 1
+        return
+    with db.connect(url, autocommit=True, application_name=f"corridor {what} (pid {os.getpid()})") as conn:
+        if not conn.execute("select pg_try_advisory_lock_shared(hashtext(%s))", (BUILD_LOCK,)).fetchone()[0]:
+            log(f"{_lock_users(conn)}: the {what} waits for it to finish")
+            conn.execute("select pg_advisory_lock_shared(hashtext(%s))", (BUILD_LOCK,))
+            log(f"the dbt command finished: the {what} reads")
+        held[url] = 1
+        try:
+            yield
+        finally:
+            held.pop(url, None)
+            if not conn.closed:
+                conn.execute("select pg_advisory_unlock_shared(hashtext(%s))", (BUILD_LOCK,))
 
 
 @contextlib.contextmanager
@@ -386,17 +453,9 @@ def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
         return
     with db.connect(url, autocommit=True, application_name=f"corridor dbt {args[0]} (pid {os.getpid()})") as conn:
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (BUILD_LOCK,)).fetchone()[0]:
-            holder = conn.execute(
-                "select a.pid, a.application_name, a.backend_start from pg_locks as l"
-                " join pg_stat_activity as a on a.pid = l.pid"
-                " where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database"
-                " where datname = current_database()) and l.objsubid = 1"
-                " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid", (BUILD_LOCK,)).fetchone()
-            who = (f"backend {holder[0]} ({holder[1] or 'no application name'}, connected"
-                   f" {holder[2]:%Y-%m-%d %H:%M:%S %Z})" if holder else "a backend that has just finished")
-            log(f"another dbt command is writing this warehouse ({who}): waiting for it to finish")
+            log(f"{_lock_users(conn)}: this dbt command waits for it to finish")
             conn.execute("select pg_advisory_lock(hashtext(%s))", (BUILD_LOCK,))
-            log("the other dbt command finished: this one runs")
+            log("the warehouse is free: this dbt command runs")
         try:
             yield
         finally:
@@ -434,6 +493,15 @@ def last_build(url: str) -> tuple[int, int, str] | None:
         row = conn.execute("select ledger_max_id, ledger_rows, project_digest from ops.dbt_builds"
                            " order by build_id desc limit 1").fetchone()
     return (int(row[0]), int(row[1]), row[2]) if row else None
+
+
+def last_build_id(url: str) -> int | None:
+    """The build_id of the last recorded successful whole build (ops.dbt_builds), None when none is."""
+    with db.connect(url) as conn:
+        if conn.execute("select to_regclass('ops.dbt_builds')").fetchone()[0] is None:
+            return None
+        row = conn.execute("select max(build_id) from ops.dbt_builds").fetchone()
+    return None if row[0] is None else int(row[0])
 
 
 def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:

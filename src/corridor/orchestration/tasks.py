@@ -142,6 +142,9 @@ def editions_for_run(run_type: str, data_interval_end) -> list[tuple[str | None,
 def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     """The publish task: write (and mail) the scorecards the run is due; a frozen edition is not re-recorded.
 
+    The scorecards show what ``gate`` validated; when a build ran after it (or it does not say which build
+    it validated), the quality gate runs again first, in this task (``run_quality_gate``).
+
     Returns the PublishResults; logs what each edition did (``published``, or
     ``unchanged``/``restated``: nothing new recorded, see ``ops.scorecard_editions``).
     """
@@ -154,18 +157,29 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     if due is None:
         log.info("warehouse rebuilt: checks passed; scorecards go out on the plan's rhythm")
         return []
+    from corridor import transform
+
     settings = config.load()
     url = db.warehouse_url(settings)
     results = []
-    for edition, period_start in due:
-        try:
-            result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition,
-                                        period_start=period_start)
-        except PeriodNotAvailable as exc:
-            # A retry minutes later finds the same data: fail now, in one line, and say how to catch up.
-            raise AirflowFailException(
-                f"{run_type} run: {exc}; when the data is in, re-run this run (clear it, or "
-                f"`airflow backfill create ... --reprocess-behavior failed`)") from None
-        log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
-        results.append(result)
+    # No build writes from here to the last scorecard read (transform.warehouse_read). One may have run since
+    # this run's quality_gate task: the scorecards must show what a gate validated, so the gate runs again.
+    with transform.warehouse_read(url, "publication", log.info):
+        current = transform.last_build_id(url)
+        if not isinstance(gate, dict) or gate.get("build_id", "unknown") != current:
+            log.info("the warehouse changed since this run's quality_gate task validated it (dbt build %s, now %s):"
+                     " the gate runs again before publishing",
+                     gate.get("build_id", "unknown") if isinstance(gate, dict) else "unknown", current)
+            gate = run_quality_gate(run_type, data_interval_end)
+        for edition, period_start in due:
+            try:
+                result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition,
+                                            period_start=period_start)
+            except PeriodNotAvailable as exc:
+                # A retry minutes later finds the same data: fail now, in one line, and say how to catch up.
+                raise AirflowFailException(
+                    f"{run_type} run: {exc}; when the data is in, re-run this run (clear it, or "
+                    f"`airflow backfill create ... --reprocess-behavior failed`)") from None
+            log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
+            results.append(result)
     return results

@@ -99,6 +99,7 @@ class QualityReport:
     provisional_months: dict[str, list[str]] = field(default_factory=dict)
     full: bool = True                 # False: raw rows of the files not validated yet only
     files: int = 0                    # loaded files whose raw rows this run validated
+    build_id: int | None = None       # the dbt build whose marts and KPI layer it validated (ops.dbt_builds)
 
     @property
     def blocking(self) -> bool:
@@ -193,6 +194,7 @@ class QualityReport:
             "provisional_months": self.provisional_months,
             "mode": "full" if self.full else "incremental",
             "files_validated": self.files,
+            "build_id": self.build_id,
         }
 
 
@@ -212,6 +214,7 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
     import psycopg
     from great_expectations.core.run_identifier import RunIdentifier
 
+    from corridor import transform
     from corridor.quality import context as gxc
     from corridor.quality import state
     from corridor.quality.completeness import as_of_date, provisional_months
@@ -221,7 +224,11 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
     suites: list[SuiteResult] = []
     failures: list[Failure] = []
     specs = {spec.name: spec for spec in catalog.all_suites()}
-    with gxc.locked(root), psycopg.connect(gxc.gate_url(url), autocommit=True) as conn:
+    # No dbt command writes while the gate reads (transform.warehouse_read): it validates what one build wrote,
+    # and says which (a publication refuses a gate of an earlier build).
+    with (transform.warehouse_read(url, "quality gate", log.info), gxc.locked(root),
+          psycopg.connect(gxc.gate_url(url), autocommit=True) as conn):
+        build_id = transform.last_build_id(url)
         state.lock(conn)
         try:
             state.ensure_table(conn)
@@ -286,7 +293,7 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
             state.unlock(conn)
     failures.sort(key=lambda f: (not f.is_error, catalog.CHECKPOINTS.index(f.checkpoint), f.suite))
     return QualityReport(suites, failures, as_of, docs, time.perf_counter() - started, checked_at, provisional,
-                         full=whole, files=len(due_ids))
+                         full=whole, files=len(due_ids), build_id=build_id)
 
 
 def _due_scope(conn, spec: catalog.SuiteSpec, due: list[tuple]) -> str | None:

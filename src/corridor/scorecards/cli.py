@@ -44,25 +44,27 @@ def scorecards() -> None:
 @click.option("--no-send", is_flag=True, help="Record and write, but send no e-mail.")
 def publish_command(edition, period, areas, republish, no_send) -> None:
     """Publish after the quality gate: files under CORRIDOR_OUTPUT_DIR, editions recorded, e-mail sent."""
-    from corridor import config
+    from corridor import config, transform
     from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
     from corridor.scorecards import GateBlocked, format_publish_result, publish
 
     settings = config.load()
     url = _url()
-    try:  # as the publish DAG's gate task: never built, or written since the last successful whole build
-        check_warehouse_built(url)
-    except WarehouseNotBuilt as exc:
-        click.echo(f"not published: {exc}", err=True)
-        sys.exit(1)
-    gate = _quality_gate(url)
-    try:
-        result = publish(url, settings.output_dir, gate=gate, edition=edition,
-                         period_start=period.date() if period else None, areas=list(areas) or None,
-                         republish=republish, send=not no_send)
-    except GateBlocked as exc:
-        click.echo(f"not published: {exc}", err=True)
-        sys.exit(1)
+    # the gate and the publication under one read lock: no build between them (transform.warehouse_read)
+    with transform.warehouse_read(url, "publication", lambda line: click.echo(line, err=True)):
+        try:  # as the publish DAG's gate task: never built, or written since the last successful whole build
+            check_warehouse_built(url)
+        except WarehouseNotBuilt as exc:
+            click.echo(f"not published: {exc}", err=True)
+            sys.exit(1)
+        gate = _quality_gate(url)
+        try:
+            result = publish(url, settings.output_dir, gate=gate, edition=edition,
+                             period_start=period.date() if period else None, areas=list(areas) or None,
+                             republish=republish, send=not no_send)
+        except GateBlocked as exc:
+            click.echo(f"not published: {exc}", err=True)
+            sys.exit(1)
     click.echo(format_publish_result(result, settings.root))
     if result.restated and not republish:
         click.echo("data restated since publication: `corridor scorecards publish --republish` issues new editions")

@@ -474,8 +474,9 @@ def load_scorecards(url: str, edition_code: str, period_start: date, areas: list
     ed.check_start(period_start)
     wanted = list(dict.fromkeys(a.upper() for a in areas))
     with psycopg.connect(url) as conn:
-        # one snapshot for all of it: the rows, the groups' counts and the KPIs of one moment, even while a
-        # build commits
+        # one snapshot for all of it: the rows, the groups' counts and the KPIs of one moment. A snapshot alone
+        # does not keep out a build (a table dbt replaces after the snapshot reads as empty in it): publish()
+        # holds transform.warehouse_read, which does
         conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
         names = area_names(conn)
         unknown = [a for a in wanted if a != ALL and a not in names]

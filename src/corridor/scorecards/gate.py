@@ -8,7 +8,8 @@ class GateBlocked(RuntimeError):
 
 
 def normalise_gate(gate) -> dict | None:
-    """The gate as the scorecards read it: blocking, outcome, suites, expectations, failed, warnings, data_docs.
+    """The gate as the scorecards read it: blocking, outcome, suites, expectations, failed, warnings, data_docs
+    and, when the gate said, build_id.
 
     Accepts that dict, a ``corridor.quality`` report (anything with ``as_dict()``)
     or its dict (counts under ``totals``, ``data_docs_path``); derives
@@ -29,9 +30,12 @@ def normalise_gate(gate) -> dict | None:
     blocking = bool(gate.get("blocking", True))  # fail closed
     warnings = count("warnings")
     outcome = gate.get("outcome") or ("failed" if blocking else "passed_with_warnings" if warnings else "passed")
-    return {"blocking": blocking, "outcome": outcome, "suites": count("suites"),
-            "expectations": count("expectations"), "failed": count("failed"), "warnings": warnings,
-            "data_docs": gate.get("data_docs") or gate.get("data_docs_path")}
+    normal = {"blocking": blocking, "outcome": outcome, "suites": count("suites"),
+              "expectations": count("expectations"), "failed": count("failed"), "warnings": warnings,
+              "data_docs": gate.get("data_docs") or gate.get("data_docs_path")}
+    if "build_id" in gate:  # the dbt build it validated (None: no recorded build); absent: a gate that did not say
+        normal["build_id"] = gate["build_id"]
+    return normal
 
 
 def check_gate(gate) -> dict:
@@ -43,3 +47,28 @@ def check_gate(gate) -> dict:
         raise GateBlocked(f"quality gate blocks publication (outcome {normal['outcome']!r}, "
                           f"{normal['failed'] if normal['failed'] is not None else '?'} failed expectations)")
     return normal
+
+
+def check_gate_is_current(url: str, gate: dict) -> None:
+    """Raise GateBlocked unless ``gate`` validated the warehouse as it is now: built, with no dbt command
+    having written models since the last successful whole build (``check_warehouse_built``), and that build
+    the one the gate validated. Call it under ``transform.warehouse_read``, which keeps builds out until the
+    publication has read what it publishes."""
+    from corridor import transform
+    from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
+
+    try:
+        check_warehouse_built(url)
+    except WarehouseNotBuilt as exc:
+        raise GateBlocked(str(exc)) from None
+    if "build_id" not in gate:
+        raise GateBlocked("the quality gate's result does not say which dbt build it validated (a result of an "
+                          "earlier version?): run the quality gate again before publishing")
+    current = transform.last_build_id(url)
+    if gate["build_id"] != current:
+        def build(build_id) -> str:
+            return "no build recorded" if build_id is None else f"dbt build {build_id}"
+
+        raise GateBlocked(f"the warehouse was rebuilt after the quality gate validated it (the gate validated "
+                          f"{build(gate['build_id'])}, the warehouse now holds {build(current)} of ops.dbt_builds):"
+                          " publication needs a gate of what it publishes; run the quality gate again")

@@ -46,6 +46,7 @@ from pathlib import Path
 import psycopg
 
 import corridor.pdf
+from corridor import transform
 from corridor.progress import Progress
 from corridor.scorecards import delivery, registry
 from corridor.scorecards.data import (
@@ -58,7 +59,7 @@ from corridor.scorecards.data import (
 )
 from corridor.scorecards.editions import EDITIONS
 from corridor.scorecards.editions import edition as edition_of
-from corridor.scorecards.gate import check_gate
+from corridor.scorecards.gate import check_gate, check_gate_is_current
 from corridor.scorecards.render_html import render_html
 from corridor.scorecards.render_pdf import pdf_html, render_pdf
 from corridor.scorecards.render_xlsx import render_xlsx
@@ -241,7 +242,7 @@ def _attestation(sc: Scorecard) -> dict:
     gate = sc.gate or {}
     return {
         "gate": {k: gate.get(k) for k in ("blocking", "outcome", "suites", "expectations", "failed", "warnings",
-                                          "data_docs")},
+                                          "data_docs", "build_id")},
         "completeness": {"publishable": sc.completeness.publishable, "missing": sc.completeness.missing,
                          "source": sc.completeness.source},
     }
@@ -357,8 +358,11 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     ``edition=None`` publishes every edition (monthly, quarterly, year_end) at
     its latest complete period. ``areas`` defaults to ALL and the six areas.
     Raises GateBlocked (nothing written, recorded or sent) when the gate
-    blocks, PeriodNotAvailable when the period is not complete in the
-    warehouse. Sending failures are collected in ``send_failures`` and raised
+    blocks or did not validate the warehouse as it is (``check_gate_is_current``:
+    a later build, a dbt command that wrote since, a gate that does not say which
+    build it validated), PeriodNotAvailable when the period is not complete in the
+    warehouse. No dbt command writes the warehouse while it reads and renders
+    (``transform.warehouse_read``: it waits for a running one). Sending failures are collected in ``send_failures`` and raised
     as RuntimeError after everything else is done (a rerun sends what is left). ``workers``: PDF rendering
     processes (default `publish_workers`; 0 renders every format in this process).
     """
@@ -366,6 +370,22 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     if period_start is not None and edition is None:
         raise ValueError("period_start needs an edition")
     started = time.perf_counter()
+    # No dbt command writes while the scorecards are read and rendered (a table a build replaces would read
+    # as empty in this publication's snapshot), and they show what the gate validated.
+    with transform.warehouse_read(url, "publication", log.info):
+        check_gate_is_current(url, gate)
+        result = _publish_read(url, out_dir, gate, edition, period_start, areas, republish, workers)
+    if send:
+        _deliver(url, result, recipients_file)
+    result.seconds = time.perf_counter() - started
+    if result.send_failures:
+        raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
+    return result
+
+
+def _publish_read(url: str, out_dir: Path, gate: dict, edition: str | None, period_start: date | None,
+                  areas: list[str] | None, republish: bool, workers: int | None) -> PublishResult:
+    """`publish`'s reading, rendering and recording (under its read lock)."""
     registry.ensure_registry(url)
     result = PublishResult()
     wanted = [ALL, *AREA_ORDER] if areas is None else [a.upper() for a in areas]
@@ -409,11 +429,6 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     finally:
         if renderers is not None:
             renderers.close()
-    if send:
-        _deliver(url, result, recipients_file)
-    result.seconds = time.perf_counter() - started
-    if result.send_failures:
-        raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
     return result
 
 
