@@ -190,9 +190,10 @@ def render(url: str, *, edition: str, period_start: date, area: str, gate: dict 
     """Render one scorecard (area or ALL) as PDF, XLSX and HTML into ``out_dir``; {format: path}.
 
     Records nothing and sends nothing (that is `publish`). Without ``edition_no``
-    the files carry no version (a preview).
+    the files carry no version (a preview). Reads as `publish` does, never while a dbt command writes.
     """
-    sc = load_scorecard(url, edition, period_start, area, gate, edition_no=edition_no)
+    with transform.warehouse_read(url, "preview", log.info):
+        sc = load_scorecard(url, edition, period_start, area, gate, edition_no=edition_no)
     return {fmt: path for fmt, (path, _, _) in write_scorecard(sc, Path(out_dir)).items()}
 
 
