@@ -789,3 +789,39 @@ def test_a_broken_pool_of_parse_workers_costs_no_file_and_the_next_feed_gets_a_n
         assert broken == load(kill=False)
     finally:
         ingest.close_parse_pool()
+
+
+def test_files_wait_while_a_dbt_command_writes_and_the_log_says_so(warehouse_url, tmp_path, caplog):
+    """A dbt command that writes holds the load ledger's lock (db.LEDGER_LOCK): no file is committed while it runs
+    (it must not read a file whose ledger id is below one it has read already); the loader waits, then says how
+    long."""
+    import threading
+    import time
+
+    from corridor import transform
+
+    generate(tmp_path / "landing", seed=11, scale="city", start="2021-01", end="2021-01", feeds=("bank",))
+    files = discover(tmp_path / "landing", "bank")
+    outcome: list = []
+    caplog.set_level(logging.INFO, logger="corridor.ingest")
+    with transform.build_lock(warehouse_url, ["build"]):
+        loading = threading.Thread(target=lambda: outcome.append(
+            ingest_feed(warehouse_url, "bank", tmp_path / "landing", pii_key=TEST_PII_KEY)))
+        loading.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with psycopg.connect(warehouse_url, autocommit=True) as conn:
+                if conn.execute("select exists (select from pg_locks where locktype = 'advisory' and not granted"
+                                " and database = (select oid from pg_database where datname = current_database()))"
+                                ).fetchone()[0]:
+                    break
+            assert loading.is_alive(), "the files were loaded while a dbt command was writing the warehouse"
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the loader did not come to wait in 120 s")
+        time.sleep(0.5)
+        assert scalar(warehouse_url, "select count(*) from ops.load_ledger") == 0
+    loading.join(120)
+    assert outcome and outcome[0].count("loaded") == len(files)
+    waited = [r.getMessage() for r in caplog.records if "for a dbt command reading the raw tables" in r.getMessage()]
+    assert len(waited) == 1 and waited[0].startswith(f"bank/{files[0].name}: waited "), waited

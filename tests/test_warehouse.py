@@ -571,3 +571,90 @@ def test_a_staging_key_that_holds_its_file_is_tested_on_the_files_loaded_since(w
     status, _, code = tests["unique_combination_stg_district__returns_area_code__report_month__file_version"]
     assert status in {"pass", "warn"} and " in (select" in code
     assert unique_tests(None)["unique_stg_bank__loans_loan_row_id"][:2] == ("fail", 2)
+
+
+def test_a_file_committed_after_a_later_files_id_was_built_on_is_not_skipped(
+        warehouse_url, tmp_path, monkeypatch):
+    """Ledger ids come from one sequence; each feed's loader commits its files in order, but two feeds load side
+    by side (the ingest DAGs of each feed, `corridor ingest` in two terminals). A bank file took its id, then a
+    techmarket file took a higher one and committed first. A build in between (the build DAG starts on any feed's
+    Asset) saw the higher id and not the bank file; dim_enterprise's watermark, which spans the feeds, passed the
+    bank file's id, and every later build skipped its observations (until a full refresh). Now a file's
+    transaction holds the ledger lock shared and a dbt command that writes holds it exclusive: a build waits
+    for the files being committed, and reads none committed behind its back."""
+    import shutil
+    import threading
+    import time
+
+    from corridor import ingest
+    from corridor.demo import generate
+    from corridor.ingest import discover, ingest_feed
+    from tests.conftest import TEST_PII_KEY
+
+    url = warehouse_url
+    point_dbt_at(monkeypatch, url)
+    project = ROOT / "dbt_project"
+    generated = tmp_path / "generated"
+    generate(generated, seed=11, scale="city", start="2021-01", end="2021-04")
+    landing = tmp_path / "landing"
+    april = {"bank": [p for p in discover(generated, "bank") if "_202104" in p.name][-1:],
+             "techmarket": [p for p in discover(generated, "techmarket") if "_202104" in p.name]}
+    assert april["bank"] and april["techmarket"]
+    for feed in ("district", "techmarket", "bank", "hr"):
+        (landing / feed).mkdir(parents=True)
+        for path in discover(generated, feed):
+            if path not in april.get(feed, []):
+                shutil.copy2(path, landing / feed / path.name)
+        assert not ingest_feed(url, feed, landing, pii_key=TEST_PII_KEY).rejected
+    transform.dbt_recorded(url, ["build", "--quiet"], project)
+
+    # the bank file takes its id and stops before its COPY, its transaction open
+    in_flight, go = threading.Event(), threading.Event()
+    copy_spool = ingest.Loader._copy_spool
+
+    def bank_copy_waits(self, *args, **kwargs):
+        if self.feed == "bank" and not go.is_set():
+            in_flight.set()
+            assert go.wait(180)
+        return copy_spool(self, *args, **kwargs)
+
+    monkeypatch.setattr(ingest.Loader, "_copy_spool", bank_copy_waits)
+    for path in april["bank"]:
+        shutil.copy2(path, landing / "bank" / path.name)
+    bank = threading.Thread(target=ingest_feed, args=(url, "bank", landing), kwargs={"pii_key": TEST_PII_KEY})
+    bank.start()
+    assert in_flight.wait(120)
+    for path in april["techmarket"]:  # the techmarket files take later ids and commit
+        shutil.copy2(path, landing / "techmarket" / path.name)
+    assert ingest_feed(url, "techmarket", landing, pii_key=TEST_PII_KEY).count("loaded") == len(april["techmarket"])
+
+    def build_waits() -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute("select exists (select from pg_stat_activity where datname = current_database()"
+                                " and application_name like 'corridor dbt build (pid %%'"
+                                " and wait_event_type = 'Lock' and wait_event = 'advisory')").fetchone()[0]
+
+    def release_the_bank_file_once_a_build_waits_for_it() -> None:
+        while not go.is_set():
+            if build_waits():
+                go.set()
+            time.sleep(0.05)
+
+    releaser = threading.Thread(target=release_the_bank_file_once_a_build_waits_for_it)
+    releaser.start()
+    said: list[str] = []
+    try:
+        transform.dbt_recorded(url, ["build", "--quiet"], project, log=said.append)  # the build DAG's run
+    finally:
+        go.set()  # a build that did not wait: the bank file commits now, after it
+        bank.join(120)
+        releaser.join(10)
+    with psycopg.connect(url) as conn:
+        ids = dict(conn.execute("select feed, max(ledger_id) from ops.load_ledger where file_name = any(%s)"
+                                " group by feed", ([p.name for p in april["bank"] + april["techmarket"]],)))
+    assert ids["bank"] < ids["techmarket"]  # the bank file's id is the lower one
+    transform.dbt_recorded(url, ["build", "--quiet"], project)  # the next delivery's build
+    built = _snapshot(url, "marts.dim_enterprise", "uscc")
+    transform.dbt(["run", "--full-refresh", "--select", "+dim_enterprise", "--quiet"], project)
+    assert built == _snapshot(url, "marts.dim_enterprise", "uscc")
+    assert any("a file" in line and "committ" in line and "waits" in line for line in said), said

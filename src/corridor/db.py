@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_DB = "corridor"
 
+# The load ledger's lock (a PostgreSQL advisory lock). A loader's file transaction holds it shared from before
+# it draws its ledger id until it commits (corridor.ingest); a dbt command that writes holds it exclusive while
+# it runs (corridor.transform.build_lock). Ledger ids come from one sequence and each feed's loader commits its
+# files in order, but feeds load side by side: without it a build could see a file's id and not a lower one
+# still being committed by another feed's loader, and an incremental model whose watermark spans the feeds
+# (dim_enterprise) would skip that file for good. With it a build reads the files committed before it started,
+# every lower id final, and loading waits while it runs.
+LEDGER_LOCK = "corridor.load_ledger"
+
 
 def embedded_url(pgdata: Path, dbname: str = EMBEDDED_DB) -> str:
     """Start (or reuse) the embedded server and make sure ``dbname`` exists.

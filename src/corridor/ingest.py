@@ -1237,8 +1237,14 @@ class Loader:
             contracts = spooled.keys if self._contracts is not None else None
             if contracts is not None and spooled.key_ints is not None:
                 self._contracts.preset(contracts[0], spooled.key_ints)
+            opened = time.monotonic()
             with self.conn.pipeline():
                 self.conn.execute("begin")
+                # The ledger's lock, shared, before the ledger id is drawn (db.LEDGER_LOCK): no dbt build
+                # starts while this file is being committed, and none runs while it is. The try tells the
+                # log whether the file waited for one, without a round trip of its own.
+                free = self.conn.execute("select pg_try_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
+                self.conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
                 # The feed's lock, in a statement of its own: the check below then reads the ledger as of after
                 # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
                 # statement that waited would miss what the lock's holder committed meanwhile).
@@ -1254,6 +1260,9 @@ class Loader:
                     (self.feed, path.name, sha, size, mtime, started_at, started_at,
                      self.feed, path.name, sha, *((self._contracts.mark,) if contracts else ())))
                 looked = self._contracts.statements(self.conn, contracts[0]) if contracts else None
+            if not free.fetchone()[0]:
+                log.info("%s/%s: waited %.1f s for a dbt command reading the raw tables (loading pauses while one"
+                         " runs)", self.feed, path.name, time.monotonic() - opened)
             row = cur.fetchone()
             if row is None:
                 self.conn.execute("rollback")
@@ -1427,6 +1436,7 @@ class Loader:
             size = 0
         reason = escape_unstorable(reason)
         with self.conn.transaction():
+            self.conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
             ledger_id = self.conn.execute(
                 "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at,"
                 " finished_at, message) values (%s, %s, %s, %s, 'rejected', %s, %s, %s) returning ledger_id",
@@ -1440,6 +1450,7 @@ class Loader:
         message = f"identical bytes to {original} (ledger {original_id}), already loaded: nothing loaded"
         st = os.lstat(path)
         with self.conn.transaction():
+            self.conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
             ledger_id = self.conn.execute(
                 "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
                 " finished_at, message) values (%s, %s, %s, %s, %s, 'loaded', %s, %s, %s) returning ledger_id",

@@ -377,6 +377,10 @@ def unverified_commands(url: str) -> list[tuple[str, Any]]:
 # KPIs. So readers hold the same lock shared (`warehouse_read`): any number of them together, no dbt command
 # that writes while one reads. A build waits for the readers, and a reader for a running build; PostgreSQL
 # queues a reader behind a build that is already waiting, so readers cannot starve builds.
+#
+# A dbt command that writes also holds the load ledger's lock (db.LEDGER_LOCK) exclusive: it starts once the
+# files being committed are, and no file is committed while it runs, so it reads no file whose ledger id is
+# below one it has already read (a watermark spanning the feeds would skip such a file for good).
 
 BUILD_LOCK = "corridor.dbt_build"
 
@@ -410,6 +414,19 @@ def _lock_users(conn) -> str:
         return f"{'a reader is' if len(reading) == 1 else f'{len(reading)} readers are'} reading this warehouse" \
                f" ({who(reading)})"
     return "a backend that has just finished held this warehouse"
+
+
+def _loaders(conn) -> str:
+    """The loaders committing a file now (holding db.LEDGER_LOCK), as a clause."""
+    rows = conn.execute(
+        "select a.pid, a.application_name, a.query_start from pg_locks as l join pg_stat_activity as a"
+        " on a.pid = l.pid where l.locktype = 'advisory' and l.granted and l.objsubid = 1"
+        " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.database = (select oid from pg_database"
+        " where datname = current_database()) order by a.pid", (db.LEDGER_LOCK,)).fetchall()
+    who = "; ".join(f"backend {pid} ({name or 'no application name'})" for pid, name, _ in rows)
+    if len(rows) == 1:
+        return f"a file is being committed by a loader ({who})"
+    return f"files are being committed by {len(rows)} loaders ({who})" if rows else "a loader has just committed"
 
 
 _reading = threading.local()  # the warehouses this thread holds `warehouse_read` of: url -> depth
@@ -457,10 +474,14 @@ def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
             conn.execute("select pg_advisory_lock(hashtext(%s))", (BUILD_LOCK,))
             log("the warehouse is free: this dbt command runs")
         try:
+            # the files being committed first, and no file committed while it runs (db.LEDGER_LOCK)
+            if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (db.LEDGER_LOCK,)).fetchone()[0]:
+                log(f"{_loaders(conn)}: this dbt command waits for it; loading waits while the command runs")
+                conn.execute("select pg_advisory_lock(hashtext(%s))", (db.LEDGER_LOCK,))
             yield
         finally:
             if not conn.closed:
-                conn.execute("select pg_advisory_unlock(hashtext(%s))", (BUILD_LOCK,))
+                conn.execute("select pg_advisory_unlock_all()")
 
 
 # dbt build flags after which the build is not "the whole project as configured": it runs always
