@@ -44,8 +44,10 @@
 -- reads the new records and the rows they name. If the pre-hook's deletion
 -- lowers the watermark, the run merges some observations again: a max, a min
 -- and an "or" give the same row (or the date test sends it to the recompute).
--- Ledger ids committed in order and raw rows never deleted (else
--- --full-refresh), as for the incremental facts.
+-- The watermark spans the feeds, whose loaders run side by side: it holds
+-- because no file is committed while a build runs (corridor.db.LEDGER_LOCK),
+-- so every ledger id below one a build read is final. Raw rows never deleted
+-- (else --full-refresh), as for the incremental facts.
 --
 -- The latest name (area): the greatest 'YYYY-MM-DD' || role_rank || name in
 -- byte order (collate "C"); the date (dates run from year 1 to 9999: ten

@@ -21,8 +21,9 @@
 -- processed, kept per contract as max_ledger_id), and replaces them
 -- (delete+insert on registration_no), so a later cancellation replaces the
 -- contract's row. An incremental run thus gives the same table as a full
--- refresh, provided ledger ids are committed in order (one loader at a
--- time) and raw rows are never deleted (after a purge of raw rows, run
+-- refresh, provided no ledger id below one a build has read is committed
+-- later (no file is committed while a build runs: corridor.db.LEDGER_LOCK)
+-- and raw rows are never deleted (after a purge of raw rows, run
 -- --full-refresh). The changed contracts are those whose max_ledger_id in
 -- int_tech_contracts_resolved (resolved in this build, over all their
 -- records) is above the watermark, read through its max_ledger_id index
