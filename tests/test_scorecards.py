@@ -565,3 +565,36 @@ def test_publishing_in_worker_processes_gives_the_bytes_of_a_render_here_and_log
     assert [line.split()[2] for line in lines] == ["1/3", "2/3", "3/3"]   # one line per scorecard
     done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done: publish scorecards")]
     assert len(done) == 1 and "3/3 scorecards" in done[0]
+
+
+def test_completeness_is_judged_on_the_files_the_last_build_read(warehouse_copy):
+    """A file committed after the last successful build is in the ledger, not in the marts and KPIs: a scorecard
+    read then (the publish DAG ran before the build the file triggered) was labelled complete while its figures
+    lacked the file. Completeness now counts the files up to the last recorded build's ledger position (no file
+    is committed while a build runs, so those are exactly the files it read), in the quality gate's rule and
+    in the package's own."""
+    from datetime import UTC, datetime
+
+    from corridor import transform
+    from corridor.quality.completeness import completeness as quality_completeness
+    from corridor.scorecards import completeness as comp
+
+    url = warehouse_copy
+    with psycopg.connect(url) as conn:
+        last_id, last_file, rows = conn.execute(
+            "select ledger_id, feed || '/' || file_name, (select count(*) from ops.load_ledger)"
+            " from ops.load_ledger order by ledger_id desc limit 1").fetchone()
+    assert last_file == "hr/talent_202212.jsonl"  # the city set's last delivery
+    december = date(2022, 12, 1)
+    assert comp.completeness(url, "month", december).publishable  # no build recorded: every loaded file counts
+    # the last build started before the December talent file was committed
+    transform.record_build(url, (last_id - 1, rows - 1), "digest", datetime.now(UTC), False)
+    card = comp.completeness(url, "month", december)
+    assert not card.publishable and card.missing == ["人才引育报送：2022年12月"]
+    assert quality_completeness(url, "month", december).missing == ["hr: 2022-12 talent file"]
+    with psycopg.connect(url) as conn:
+        assert comp._gaps_own(conn, [december]) == comp._gaps_from_quality(conn, [december])
+    assert comp.completeness(url, "month", date(2022, 11, 1)).publishable
+    # the build that read it
+    transform.record_build(url, (last_id, rows), "digest", datetime.now(UTC), False)
+    assert comp.completeness(url, "month", december).publishable

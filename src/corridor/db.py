@@ -34,6 +34,32 @@ EMBEDDED_DB = "corridor"
 LEDGER_LOCK = "corridor.load_ledger"
 
 
+# The successful whole dbt builds (corridor.transform.record_build) and the dbt commands whose writes no such
+# build has tested yet (transform.unverified_writes). Made by ensure_schema and before a build records.
+BUILDS_DDL = """
+create schema if not exists ops;
+create table if not exists ops.dbt_builds (
+    build_id        bigserial primary key,
+    ledger_max_id   bigint not null,
+    ledger_rows     bigint not null,
+    project_digest  text not null,
+    is_full_refresh boolean not null,
+    started_at      timestamptz not null,
+    finished_at     timestamptz not null default now()
+);
+create table if not exists ops.dbt_unverified_writes (
+    write_id        bigserial primary key,
+    command         text not null,
+    started_at      timestamptz not null default now()
+)
+"""
+
+# The highest ledger id the last recorded build read (NULL when none is recorded): no file is committed while a
+# build runs (LEDGER_LOCK), so the files up to it are exactly those its marts and KPIs hold. What is complete
+# is judged on them (corridor.quality.completeness).
+BUILT_LEDGER_MAX_ID = "(select built.ledger_max_id from ops.dbt_builds as built order by built.build_id desc limit 1)"
+
+
 def embedded_url(pgdata: Path, dbname: str = EMBEDDED_DB) -> str:
     """Start (or reuse) the embedded server and make sure ``dbname`` exists.
 
@@ -97,6 +123,7 @@ def ensure_schema(url: str) -> None:
         conn.execute("select pg_advisory_lock(hashtext('corridor.ensure_schema'))")
         try:
             conn.execute(ddl)
+            conn.execute(BUILDS_DDL)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('corridor.ensure_schema'))")
 

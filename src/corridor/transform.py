@@ -303,23 +303,6 @@ def ensure_manifest(project_dir: Path) -> Path:
 # same rows and every test would see the data it already passed on. `corridor dbt build` and the
 # build DAG then skip dbt entirely. Selections, --full-refresh, --vars and the like always run.
 
-BUILDS_DDL = """
-create schema if not exists ops;
-create table if not exists ops.dbt_builds (
-    build_id        bigserial primary key,
-    ledger_max_id   bigint not null,
-    ledger_rows     bigint not null,
-    project_digest  text not null,
-    is_full_refresh boolean not null,
-    started_at      timestamptz not null,
-    finished_at     timestamptz not null default now()
-);
-create table if not exists ops.dbt_unverified_writes (
-    write_id        bigserial primary key,
-    command         text not null,
-    started_at      timestamptz not null default now()
-)
-"""
 
 # --- writes no successful whole build has tested -------------------------------------------------
 #
@@ -344,7 +327,7 @@ def unverified_writes(url: str, command: list[str]) -> tuple[int, bool]:
     return its row's id and whether an earlier command's row is there (writes no successful whole build
     has tested since), or no successful whole build was ever recorded."""
     with db.connect(url, autocommit=True) as conn:
-        conn.execute(BUILDS_DDL)
+        conn.execute(db.BUILDS_DDL)
         earlier = conn.execute("select exists (select from ops.dbt_unverified_writes)"
                                " or not exists (select from ops.dbt_builds)").fetchone()[0]
         write_id = conn.execute("insert into ops.dbt_unverified_writes (command) values (%s) returning write_id",
@@ -628,7 +611,7 @@ def record_build(url: str, position: tuple[int, int], digest: str, started_at, f
     """Record a successful whole build that started with the ledger at ``position``; its tests covered the
     writes recorded in ops.dbt_unverified_writes up to ``write_id`` (its own): they go, in the same transaction."""
     with db.connect(url) as conn:
-        conn.execute(BUILDS_DDL)
+        conn.execute(db.BUILDS_DDL)
         conn.execute("insert into ops.dbt_builds (ledger_max_id, ledger_rows, project_digest, is_full_refresh,"
                      " started_at) values (%s, %s, %s, %s, %s)", (*position, digest, full_refresh, started_at))
         if write_id is not None:

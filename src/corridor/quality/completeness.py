@@ -40,21 +40,31 @@ def missing_deliveries_sql() -> str:
     Expects a CTE ``months (month_start date)`` before it. No braces and no
     percent signs: it is used both as a GX query template and with psycopg
     parameters.
+
+    The deliveries are the files the last recorded dbt build read (ledger ids
+    up to its position, ``db.BUILT_LEDGER_MAX_ID``), every loaded file when
+    none is recorded: a file loaded since is not in the marts and KPIs yet.
     """
+    from corridor.db import BUILT_LEDGER_MAX_ID
     from corridor.feeds import AREAS, BANKS
 
-    return f"""bank_files as (
+    return f"""built_files as (
+            select ledger.feed, ledger.file_name
+            from ops.load_ledger as ledger
+            where ledger.status = 'loaded' and ledger.ledger_id <= coalesce({BUILT_LEDGER_MAX_ID}, ledger.ledger_id)
+        ),
+        bank_files as (
             select
                 substring(file_name from '^([A-Z]+)_[0-9]+[.]csv$') as bank_code,
                 to_date(substring(file_name from '^[A-Z]+_([0-9]+)[.]csv$'), 'YYYYMM') as month_start
-            from ops.load_ledger
-            where feed = 'bank' and status = 'loaded'
+            from built_files
+            where feed = 'bank'
         ),
         last_export as (
             select max(to_date(substring(file_name from '^tech_contracts_([0-9]+)[.]csv$'), 'YYYYMMDD'))
                 as last_export_date
-            from ops.load_ledger
-            where feed = 'techmarket' and status = 'loaded'
+            from built_files
+            where feed = 'techmarket'
         ),
         missing as (
             select months.month_start, 'district'::text as feed, areas.area_code as source_code,
@@ -64,6 +74,7 @@ def missing_deliveries_sql() -> str:
             where not exists (
                 select 1 from raw.district_returns as returns
                 where returns.area_code = areas.area_code and returns.report_month = months.month_start
+                    and returns.ledger_id <= coalesce({BUILT_LEDGER_MAX_ID}, returns.ledger_id)
             )
             union all
             select months.month_start, 'bank', banks.bank_code, 'loans file', null
@@ -77,9 +88,9 @@ def missing_deliveries_sql() -> str:
             select months.month_start, 'hr', 'hr', 'talent file', null
             from months
             where not exists (
-                select 1 from ops.load_ledger as ledger
-                where ledger.feed = 'hr' and ledger.status = 'loaded'
-                    and ledger.file_name = 'talent_' || to_char(months.month_start, 'YYYYMM') || '.jsonl'
+                select 1 from built_files
+                where built_files.feed = 'hr'
+                    and built_files.file_name = 'talent_' || to_char(months.month_start, 'YYYYMM') || '.jsonl'
             )
             union all
             select months.month_start, 'techmarket', 'techmarket',

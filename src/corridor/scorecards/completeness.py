@@ -73,7 +73,11 @@ def _gaps_from_quality(conn: psycopg.Connection, months: list[date]) -> list[Gap
 
 def _gaps_own(conn: psycopg.Connection, months: list[date]) -> list[Gap]:
     found: dict[str, set] = defaultdict(set)
-    for feed, name in conn.execute("select feed, file_name from ops.load_ledger where status = 'loaded'"):
+    from corridor.db import BUILT_LEDGER_MAX_ID
+
+    # the files the last recorded build read (every loaded file when none is): see missing_deliveries_sql
+    for feed, name in conn.execute("select feed, file_name from ops.load_ledger as ledger where status = 'loaded'"
+                                   f" and ledger_id <= coalesce({BUILT_LEDGER_MAX_ID}, ledger_id)"):
         if feed not in FEEDS:
             continue
         try:
