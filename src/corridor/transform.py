@@ -302,7 +302,7 @@ def ensure_manifest(project_dir: Path) -> Path:
 # the same ledger position and the same project has nothing to do: every model would compute the
 # same rows and every test would see the data it already passed on. `corridor dbt build` and the
 # build DAG then skip dbt entirely. Selections, --full-refresh, --vars and the like always run.
-
+# (The tables: db.BUILDS_DDL.)
 
 # --- writes no successful whole build has tested -------------------------------------------------
 #
@@ -402,11 +402,11 @@ def _lock_users(conn) -> str:
 def _loaders(conn) -> str:
     """The loaders committing a file now (holding db.LEDGER_LOCK), as a clause."""
     rows = conn.execute(
-        "select a.pid, a.application_name, a.query_start from pg_locks as l join pg_stat_activity as a"
+        "select a.pid, a.application_name from pg_locks as l join pg_stat_activity as a"
         " on a.pid = l.pid where l.locktype = 'advisory' and l.granted and l.objsubid = 1"
         " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.database = (select oid from pg_database"
         " where datname = current_database()) order by a.pid", (db.LEDGER_LOCK,)).fetchall()
-    who = "; ".join(f"backend {pid} ({name or 'no application name'})" for pid, name, _ in rows)
+    who = "; ".join(f"backend {pid} ({name or 'no application name'})" for pid, name in rows)
     if len(rows) == 1:
         return f"a file is being committed by a loader ({who})"
     return f"files are being committed by {len(rows)} loaders ({who})" if rows else "a loader has just committed"
