@@ -821,7 +821,11 @@ def test_files_wait_while_a_dbt_command_writes_and_the_log_says_so(warehouse_url
             raise AssertionError("the loader did not come to wait in 120 s")
         time.sleep(0.5)
         assert scalar(warehouse_url, "select count(*) from ops.load_ledger") == 0
+        said = [r.getMessage() for r in caplog.records if "dbt command" in r.getMessage()]
+        assert said == [f"bank/{files[0].name}: a dbt command is writing the warehouse: the file waits for it"
+                        " (loading pauses while one runs)"]  # said before it waits
     loading.join(120)
     assert outcome and outcome[0].count("loaded") == len(files)
-    waited = [r.getMessage() for r in caplog.records if "for a dbt command reading the raw tables" in r.getMessage()]
-    assert len(waited) == 1 and waited[0].startswith(f"bank/{files[0].name}: waited "), waited
+    said = [r.getMessage() for r in caplog.records if "dbt command" in r.getMessage()]
+    assert len(said) == 2 and said[1].startswith(f"bank/{files[0].name}: waited ") and said[1].endswith(
+        " s for the dbt command"), said

@@ -1043,6 +1043,7 @@ class Loader:
         self._real_folder: tuple[Path, Path | None] | None = None  # the landing folder, resolved once a run
         self._contracts: ContractDuplicates | None = None  # techmarket: its cross-file rule, decided here
         self._stamps: dict[str, tuple[int, datetime, str, int]] = {}  # file name -> size, mtime, sha, ledger
+        self._ledger_lock_held = False  # by the file being opened (_open_file)
 
     # -- ledger look-ups ---------------------------------------------------
     def _loaded(self) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[str, int]]]:
@@ -1237,33 +1238,17 @@ class Loader:
             contracts = spooled.keys if self._contracts is not None else None
             if contracts is not None and spooled.key_ints is not None:
                 self._contracts.preset(contracts[0], spooled.key_ints)
-            opened = time.monotonic()
-            with self.conn.pipeline():
-                self.conn.execute("begin")
-                # The ledger's lock, shared, before the ledger id is drawn (db.LEDGER_LOCK): no dbt build
-                # starts while this file is being committed, and none runs while it is. The try tells the
-                # log whether the file waited for one, without a round trip of its own.
-                free = self.conn.execute("select pg_try_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
-                self.conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
-                # The feed's lock, in a statement of its own: the check below then reads the ledger as of after
-                # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
-                # statement that waited would miss what the lock's holder committed meanwhile).
-                self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
-                # Has another loader taken the file meanwhile? If not, its ledger row (techmarket: and has another
-                # loader committed a file since the contracts were last looked at?).
-                other = ContractDuplicates.OTHER if contracts else "null"
-                cur = self.conn.execute(
-                    "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
-                    " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
-                    " where not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
-                    f" and (file_name = %s or sha256 = %s)) returning ledger_id, {other}",
-                    (self.feed, path.name, sha, size, mtime, started_at, started_at,
-                     self.feed, path.name, sha, *((self._contracts.mark,) if contracts else ())))
-                looked = self._contracts.statements(self.conn, contracts[0]) if contracts else None
-            if not free.fetchone()[0]:
-                log.info("%s/%s: waited %.1f s for a dbt command reading the raw tables (loading pauses while one"
-                         " runs)", self.feed, path.name, time.monotonic() - opened)
+            cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=False)
             row = cur.fetchone()
+            if row is None and not self._ledger_lock_held:
+                # A dbt command that writes holds the ledger's lock: say so, wait for it, then begin again.
+                self.conn.execute("rollback")
+                log.info("%s/%s: a dbt command is writing the warehouse: the file waits for it (loading pauses"
+                         " while one runs)", self.feed, path.name)
+                waiting = time.monotonic()
+                cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=True)
+                log.info("%s/%s: waited %.1f s for the dbt command", self.feed, path.name, time.monotonic() - waiting)
+                row = cur.fetchone()
             if row is None:
                 self.conn.execute("rollback")
                 spooled.remove()
@@ -1427,6 +1412,42 @@ class Loader:
         if not (self.conn.broken or self.conn.closed) and \
                 self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.conn.execute("rollback")
+
+    def _open_file(self, path: Path, sha: str, size: int, mtime: datetime, started_at: datetime, contracts: Any,
+                   wait: bool) -> tuple[Any, Any]:
+        """A file's first round trip: BEGIN, the ledger's and the feed's locks, the ledger row unless another
+        loader took the file meanwhile (+ techmarket's contract look-ups). (cursor of the ledger row, the
+        look-ups); ``self._ledger_lock_held`` says whether the ledger's lock was had.
+
+        The ledger's lock (db.LEDGER_LOCK) is held shared from before the ledger id is drawn to COMMIT: no dbt
+        command that writes runs while the file is being committed. Without ``wait`` it is only tried, and the
+        ledger row is not written unless it was had (the caller says it waits, then begins again with ``wait``):
+        a file never waits for a dbt command without the log saying so first.
+        """
+        with self.conn.pipeline():
+            self.conn.execute("begin")
+            if wait:
+                self.conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
+            free = self.conn.execute("select pg_try_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
+            # The feed's lock, in a statement of its own: the check below then reads the ledger as of after
+            # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
+            # statement that waited would miss what the lock's holder committed meanwhile).
+            self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
+            # Has another loader taken the file meanwhile? If not (and the ledger's lock is had: the try is
+            # true again when it is held), its ledger row (techmarket: and has another loader committed a file
+            # since the contracts were last looked at?). The id is drawn for a row the WHERE let through.
+            other = ContractDuplicates.OTHER if contracts else "null"
+            cur = self.conn.execute(
+                "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
+                " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
+                " where pg_try_advisory_xact_lock_shared(hashtext(%s))"
+                " and not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
+                f" and (file_name = %s or sha256 = %s)) returning ledger_id, {other}",
+                (self.feed, path.name, sha, size, mtime, started_at, started_at, db.LEDGER_LOCK,
+                 self.feed, path.name, sha, *((self._contracts.mark,) if contracts else ())))
+            looked = self._contracts.statements(self.conn, contracts[0]) if contracts else None
+        self._ledger_lock_held = bool(free.fetchone()[0])
+        return cur, looked
 
     def _reject(self, path: Path, sha: str, reason: str, started_at: datetime | None = None) -> FileOutcome:
         started_at = started_at or datetime.now(UTC)
