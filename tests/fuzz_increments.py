@@ -14,6 +14,10 @@ this tries many. A round costs about 80 s on two cores::
 ``--kill P``: before a delivery's build, with probability P, a ``corridor dbt build`` is started and killed
 (SIGKILL) after a random 0.3–15 s, as a machine that dies mid-build would; the build after it must say that
 its tests read every row (``transform.unverified_writes``), and the round's end must still equal a full refresh.
+
+``--concurrent``: each delivery's four feeds load side by side, in four processes, as the ingest DAGs of the
+Airflow deployment do, and a ``corridor dbt build`` starts after a random 0–3 s while they load (the build DAG
+starts on any feed's Asset); that build must pass, and so must the delivery's build after the loads.
 """
 
 from __future__ import annotations
@@ -79,8 +83,14 @@ class Round:
     differ: list[str]
 
 
+INGEST_ONE_FEED = ("import sys; from pathlib import Path; from corridor.ingest import ingest_feed\n"
+                   "if __name__ == '__main__':\n"
+                   "    summary = ingest_feed(sys.argv[1], sys.argv[2], Path(sys.argv[3]), pii_key=b'fuzz')\n"
+                   "    sys.exit(1 if summary.rejected else 0)")
+
+
 def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: str = "city",
-              kill: float = 0.0) -> Round:
+              kill: float = 0.0, concurrent: bool = False) -> Round:
     """Generate, deliver, build after each delivery, compare with a full refresh; the database is dropped when
     the round agrees."""
     import psycopg
@@ -131,7 +141,22 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
         (a build killed after it wrote its row and before it was recorded), or no build recorded yet."""
         return bool(transform.unverified_commands(url)) or transform.last_build(url) is None
 
+    def loads_beside_a_build(n: int) -> list[str]:
+        """The four feeds loaded in four processes, a build started among them; what went wrong, if anything."""
+        loads = [subprocess.Popen([sys.executable, "-c", INGEST_ONE_FEED, url, feed, str(landing)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for feed in FEEDS]
+        time.sleep(rng.uniform(0.0, 3.0))
+        building = subprocess.Popen([corridor, "dbt", "build", "--target-path", str(target)], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wrong = [f"delivery {n}: loading {feed} failed: {proc.communicate()[1][-1500:]}"
+                 for feed, proc in zip(FEEDS, loads, strict=True) if proc.wait() != 0]
+        output = building.communicate()[0]
+        if building.returncode:
+            wrong.append(f"delivery {n}: the build beside the loads failed:\n{output[-3000:]}")
+        return wrong
+
     kills: list[bool] = []  # per build that followed a kill: whether it had to test every row
+    beside: list[str] = []  # what went wrong while loads and a build ran side by side
     wrong_scope = []  # (delivery, expected) where the build after a kill tested every row or not against that
 
     landing = work / "landing"
@@ -141,8 +166,11 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
         for p in files:
             if delivery[p] == n:
                 shutil.copy2(p, landing / p.parent.name / p.name)
-        for feed in FEEDS:
-            ingest_feed(url, feed, landing, pii_key=b"fuzz")
+        if concurrent:
+            beside += loads_beside_a_build(n)
+        else:
+            for feed in FEEDS:
+                ingest_feed(url, feed, landing, pii_key=b"fuzz")
         killed = bool(kill) and rng.random() < kill and killed_build()
         expected = unverified() if killed else None
         output = build()
@@ -160,10 +188,12 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
     line = (f"{scale} demo seed {seed} {start}..{end}: {count} deliveries, {late} files late, "
             + (f"{len(kills)} build{'' if len(kills) == 1 else 's'} killed ({sum(kills)} leaving"
                " unverified writes), " if kill else "")
+            + ("feeds loaded side by side beside a build, " if concurrent else "")
             + f"{sum(len(rows) for rows in full.values())} rows compared")
     differ = [table for table in full if incremental[table] != full[table]]
     differ += [f"the build after the kill before delivery {n} {'did not test' if expected else 'tested'} every row"
                for n, expected in wrong_scope]
+    differ += beside
     if not differ:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}"')
@@ -184,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the demo sets' scale (province: ~4 min a round)")
     parser.add_argument("--kill", type=float, default=0.0, metavar="P",
                         help="the probability that a delivery's build follows one killed mid-way")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="each delivery's feeds loaded in four processes side by side, a build among them")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     seed = args.seed if args.seed is not None else int(time.time())
@@ -195,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds += 1
             work = Path(tempfile.mkdtemp(prefix="fuzz-increments-"))
             try:
-                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}", args.scale, args.kill)
+                result = one_round(args.url, rng, work, f"fuzz_increments_{seed}_{rounds}", args.scale, args.kill,
+                                   args.concurrent)
                 print(("DIFFERS " if result.differ else "same ") + result.line
                       + (f": {', '.join(result.differ)} (database fuzz_increments_{seed}_{rounds} kept)"
                          if result.differ else ""), flush=True)
