@@ -16,8 +16,9 @@ this tries many. A round costs about 80 s on two cores::
 its tests read every row (``transform.unverified_writes``), and the round's end must still equal a full refresh.
 
 ``--concurrent``: each delivery's four feeds load side by side, in four processes, as the ingest DAGs of the
-Airflow deployment do, and a ``corridor dbt build`` starts after a random 0–3 s while they load (the build DAG
-starts on any feed's Asset); that build must pass, and so must the delivery's build after the loads.
+Airflow deployment do, and a ``corridor dbt build`` runs beside them (started up to 6 s before the loads or 2 s
+after: the build DAG starts on any feed's Asset); that build must pass, and so must the delivery's build after
+the loads.
 """
 
 from __future__ import annotations
@@ -143,11 +144,19 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
 
     def loads_beside_a_build(n: int) -> list[str]:
         """The four feeds loaded in four processes, a build started among them; what went wrong, if anything."""
+        # the build first, by up to 6 s (its models start some 3 s in, after dbt's start-up), or the loads first,
+        # by up to 2 s: either way its models run while files are being committed
+        lead = rng.uniform(-2.0, 6.0)
+        if lead > 0:
+            building = subprocess.Popen([corridor, "dbt", "build", "--target-path", str(target)], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            time.sleep(lead)
         loads = [subprocess.Popen([sys.executable, "-c", INGEST_ONE_FEED, url, feed, str(landing)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for feed in FEEDS]
-        time.sleep(rng.uniform(0.0, 3.0))
-        building = subprocess.Popen([corridor, "dbt", "build", "--target-path", str(target)], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if lead <= 0:
+            time.sleep(-lead)
+            building = subprocess.Popen([corridor, "dbt", "build", "--target-path", str(target)], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wrong = [f"delivery {n}: loading {feed} failed: {proc.communicate()[1][-1500:]}"
                  for feed, proc in zip(FEEDS, loads, strict=True) if proc.wait() != 0]
         output = building.communicate()[0]
