@@ -258,3 +258,25 @@ def test_publication_shows_what_a_gate_validated_of_the_build_it_reads(warehouse
         a_later_build()
     gate_run.join(300)
     assert reports and reports[0]["build_id"] == built + 3
+
+
+def test_corridor_scorecards_publish_waits_for_a_running_build_and_says_so(warehouse_copy, tmp_path):
+    """`corridor scorecards publish` runs the gate and publishes under one read lock: it waits for a dbt command
+    that is writing the warehouse, saying for whom, then validates and publishes what that command left."""
+    from corridor import transform
+
+    url = warehouse_copy
+    out = tmp_path / "out"
+    env = {**os.environ, "CORRIDOR_WAREHOUSE_URL": url, "CORRIDOR_OUTPUT_DIR": str(out)}
+    corridor = str(Path(sys.executable).with_name("corridor"))
+    with transform.build_lock(url, ["build"]):
+        cli = subprocess.Popen([corridor, "scorecards", "publish", "--edition", "monthly", "--period", "2022-12-01",
+                                "--area", "ALL", "--no-send"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        _await_reader(url, "corridor publication", lambda: cli.poll() is not None)
+        assert not out.exists() or not any(out.rglob("*.pdf"))
+    stdout, stderr = cli.communicate(timeout=300)
+    assert cli.returncode == 0, stderr
+    assert "a dbt command is writing this warehouse (backend " in stderr
+    assert "corridor dbt build (pid " in stderr and "the publication waits for it to finish" in stderr
+    assert len(list(out.rglob("*.pdf"))) == 1 and "published" in stdout
