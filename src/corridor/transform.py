@@ -371,45 +371,44 @@ BUILD_LOCK = "corridor.dbt_build"
 WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
 
 
-def _lock_users(conn) -> str:
-    """Who keeps this connection from the build lock, as a clause: a dbt command writing, else one waiting to
-    write (readers queue behind it), else the readers holding it."""
+def _lock_holders(conn, key: str) -> list[tuple[bool, bool, str]]:
+    """The other backends holding or awaiting the advisory lock ``key``: (exclusive, granted, "backend …
+    (application, connected …)"), oldest connection first."""
     rows = conn.execute(
         "select l.mode = 'ExclusiveLock', l.granted, a.pid, a.application_name, a.backend_start from pg_locks as l"
         " join pg_stat_activity as a on a.pid = l.pid"
         " where l.locktype = 'advisory' and l.database = (select oid from pg_database"
         " where datname = current_database()) and l.objsubid = 1"
-        " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.pid <> pg_backend_pid()",
-        (BUILD_LOCK,)).fetchall()
+        " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.pid <> pg_backend_pid()"
+        " order by a.backend_start", (key,)).fetchall()
+    return [(exclusive, granted, f"backend {pid} ({name or 'no application name'}, connected"
+                                 f" {since:%Y-%m-%d %H:%M:%S %Z})") for exclusive, granted, pid, name, since in rows]
 
-    def who(rows: list) -> str:
-        return "; ".join(f"backend {pid} ({name or 'no application name'}, connected {since:%Y-%m-%d %H:%M:%S %Z})"
-                         for *_, pid, name, since in sorted(rows, key=lambda r: r[4]))
 
-    writing = [r for r in rows if r[0] and r[1]]
-    waiting = [r for r in rows if r[0] and not r[1]]
-    reading = [r for r in rows if not r[0] and r[1]]
+def _lock_users(conn) -> str:
+    """Who keeps this connection from the build lock, as a clause: a dbt command writing, else one waiting to
+    write (readers queue behind it), else the readers holding it."""
+    holders = _lock_holders(conn, BUILD_LOCK)
+    writing = [who for exclusive, granted, who in holders if exclusive and granted]
+    waiting = [who for exclusive, granted, who in holders if exclusive and not granted]
+    reading = [who for exclusive, granted, who in holders if not exclusive and granted]
     if writing:
-        return f"a dbt command is writing this warehouse ({who(writing)})"
+        return f"a dbt command is writing this warehouse ({'; '.join(writing)})"
     if waiting:
-        return f"a dbt command is waiting to write this warehouse ({who(waiting)})"
+        return f"a dbt command is waiting to write this warehouse ({'; '.join(waiting)})"
     if reading:
-        return f"{'a reader is' if len(reading) == 1 else f'{len(reading)} readers are'} reading this warehouse" \
-               f" ({who(reading)})"
+        return (f"{'a reader is' if len(reading) == 1 else f'{len(reading)} readers are'} reading this warehouse"
+                f" ({'; '.join(reading)})")
     return "a backend that has just finished held this warehouse"
 
 
 def _loaders(conn) -> str:
     """The loaders committing a file now (holding db.LEDGER_LOCK), as a clause."""
-    rows = conn.execute(
-        "select a.pid, a.application_name from pg_locks as l join pg_stat_activity as a"
-        " on a.pid = l.pid where l.locktype = 'advisory' and l.granted and l.objsubid = 1"
-        " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.database = (select oid from pg_database"
-        " where datname = current_database()) order by a.pid", (db.LEDGER_LOCK,)).fetchall()
-    who = "; ".join(f"backend {pid} ({name or 'no application name'})" for pid, name in rows)
-    if len(rows) == 1:
-        return f"a file is being committed by a loader ({who})"
-    return f"files are being committed by {len(rows)} loaders ({who})" if rows else "a loader has just committed"
+    loading = [who for _, granted, who in _lock_holders(conn, db.LEDGER_LOCK) if granted]
+    if len(loading) == 1:
+        return f"a file is being committed by a loader ({loading[0]})"
+    return (f"files are being committed by {len(loading)} loaders ({'; '.join(loading)})" if loading
+            else "a loader has just committed")
 
 
 _reading = threading.local()  # the warehouses this thread holds `warehouse_read` of: url -> depth
