@@ -1240,8 +1240,9 @@ class Loader:
                 self._contracts.preset(contracts[0], spooled.key_ints)
             cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=False)
             row = cur.fetchone()
-            if row is None and not self._ledger_lock_held:
-                # A dbt command that writes holds the ledger's lock: say so, wait for it, then begin again.
+            if not self._ledger_lock_held:
+                # A dbt command that writes holds the ledger's lock (or waits for it): nothing of this transaction
+                # may commit. Say so, wait for the command, then begin again.
                 self.conn.execute("rollback")
                 log.info("%s/%s: a dbt command is writing the warehouse: the file waits for it (loading pauses"
                          " while one runs)", self.feed, path.name)
@@ -1420,9 +1421,9 @@ class Loader:
         look-ups); ``self._ledger_lock_held`` says whether the ledger's lock was had.
 
         The ledger's lock (db.LEDGER_LOCK) is held shared from before the ledger id is drawn to COMMIT: no dbt
-        command that writes runs while the file is being committed. Without ``wait`` it is only tried, and the
-        ledger row is not written unless it was had (the caller says it waits, then begins again with ``wait``):
-        a file never waits for a dbt command without the log saying so first.
+        command that writes runs while the file is being committed. Without ``wait`` it is only tried; when it
+        was not had, the caller rolls the transaction back (its ledger row and id go with it), says it waits,
+        and begins again with ``wait``: a file never waits for a dbt command without the log saying so first.
         """
         with self.conn.pipeline():
             self.conn.execute("begin")
@@ -1433,17 +1434,15 @@ class Loader:
             # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
             # statement that waited would miss what the lock's holder committed meanwhile).
             self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"corridor.ingest.{self.feed}",))
-            # Has another loader taken the file meanwhile? If not (and the ledger's lock is had: the try is
-            # true again when it is held), its ledger row (techmarket: and has another loader committed a file
-            # since the contracts were last looked at?). The id is drawn for a row the WHERE let through.
+            # Has another loader taken the file meanwhile? If not, its ledger row (techmarket: and has another
+            # loader committed a file since the contracts were last looked at?).
             other = ContractDuplicates.OTHER if contracts else "null"
             cur = self.conn.execute(
                 "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
                 " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
-                " where pg_try_advisory_xact_lock_shared(hashtext(%s))"
-                " and not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
+                " where not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
                 f" and (file_name = %s or sha256 = %s)) returning ledger_id, {other}",
-                (self.feed, path.name, sha, size, mtime, started_at, started_at, db.LEDGER_LOCK,
+                (self.feed, path.name, sha, size, mtime, started_at, started_at,
                  self.feed, path.name, sha, *((self._contracts.mark,) if contracts else ())))
             looked = self._contracts.statements(self.conn, contracts[0]) if contracts else None
         self._ledger_lock_held = bool(free.fetchone()[0])
