@@ -165,11 +165,10 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     # No build writes from here to the last scorecard read (transform.warehouse_read). One may have run since
     # this run's quality_gate task: the scorecards must show what a gate validated, so the gate runs again.
     with transform.warehouse_read(url, "publication", log.info):
-        current = transform.last_build_id(url)
-        if not isinstance(gate, dict) or gate.get("build_id", "unknown") != current:
+        validated, current = (gate or {}).get("build_id", "unknown"), transform.last_build_id(url)
+        if validated != current:
             log.info("the warehouse changed since this run's quality_gate task validated it (dbt build %s, now %s):"
-                     " the gate runs again before publishing",
-                     gate.get("build_id", "unknown") if isinstance(gate, dict) else "unknown", current)
+                     " the gate runs again before publishing", validated, current)
             gate = run_quality_gate(run_type, data_interval_end)
         for edition, period_start in due:
             try:
