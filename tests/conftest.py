@@ -112,6 +112,16 @@ def scalar(url: str, query: str, params=()):
         return conn.execute(query, params).fetchone()[0]
 
 
+def awaits_advisory_lock(url: str, application: str | None = None) -> bool:
+    """Whether a backend of this database (of ``application``: its name up to " (pid …)") waits for an advisory
+    lock (the build lock, the load ledger's lock)."""
+    return scalar(url, "select exists (select from pg_locks as l join pg_stat_activity as a on a.pid = l.pid"
+                       " where l.locktype = 'advisory' and not l.granted and l.database ="
+                       " (select oid from pg_database where datname = current_database())"
+                       " and (%s::text is null or a.application_name like %s::text || ' (pid %%'))",
+                  (application, application))
+
+
 class BuiltWarehouse:
     """The city demo set loaded and built by dbt: url, landing folder."""
 

@@ -18,7 +18,7 @@ import pytest
 from corridor.demo import generate
 from corridor.feeds import FEEDS
 from corridor.ingest import discover, ingest_feed
-from tests.conftest import TEST_PII_KEY, scalar
+from tests.conftest import TEST_PII_KEY, awaits_advisory_lock, scalar
 
 
 @pytest.fixture(scope="module")
@@ -810,11 +810,8 @@ def test_files_wait_while_a_dbt_command_writes_and_the_log_says_so(warehouse_url
         loading.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            with psycopg.connect(warehouse_url, autocommit=True) as conn:
-                if conn.execute("select exists (select from pg_locks where locktype = 'advisory' and not granted"
-                                " and database = (select oid from pg_database where datname = current_database()))"
-                                ).fetchone()[0]:
-                    break
+            if awaits_advisory_lock(warehouse_url):
+                break
             assert loading.is_alive(), "the files were loaded while a dbt command was writing the warehouse"
             time.sleep(0.05)
         else:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from corridor.orchestration.tasks import editions_for_run
+from tests.conftest import awaits_advisory_lock
 
 
 def test_a_backfill_run_publishes_what_the_scheduled_run_of_its_date_would_have():
@@ -115,15 +116,6 @@ def _a_dbt_table_swap(url: str, relation: str) -> None:
         conn.execute(f"drop table {schema}.{name}__dbt_backup")
 
 
-def _a_lock_is_awaited(url: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("select exists (select from pg_locks where locktype = 'advisory' and not granted"
-                            " and database = (select oid from pg_database where datname = current_database()))"
-                            ).fetchone()[0]
-
-
 def test_a_build_cannot_replace_tables_under_a_publication_reading_them(warehouse_copy, tmp_path, monkeypatch):
     """A publication reads in one snapshot, but a table that a build replaces after the snapshot was taken
     (dbt's table materialisation: a new table renamed into place) reads as empty in that snapshot: its
@@ -150,7 +142,7 @@ def test_a_build_cannot_replace_tables_under_a_publication_reading_them(warehous
     def kpis_read_once_a_build_swapped_or_waits(*args, **kwargs):  # the snapshot is taken: the areas were read
         reading.set()
         deadline = time.monotonic() + 60
-        while not swapped.is_set() and not _a_lock_is_awaited(url) and time.monotonic() < deadline:
+        while not swapped.is_set() and not awaits_advisory_lock(url) and time.monotonic() < deadline:
             time.sleep(0.05)
         return read_kpis(*args, **kwargs)
 
@@ -181,17 +173,12 @@ def _await_reader(url: str, application: str, done) -> None:
     """Until a backend of ``application`` waits for the build lock (fails when ``done`` first: it never waited)."""
     import time
 
-    import psycopg
-
     deadline = time.monotonic() + 120
-    with psycopg.connect(url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            if conn.execute("select exists (select from pg_locks as l join pg_stat_activity as a on a.pid = l.pid"
-                            " where l.locktype = 'advisory' and not l.granted and a.application_name like %s)",
-                            (f"{application} (pid %",)).fetchone()[0]:
-                return
-            assert not done(), f"{application} finished without waiting for the dbt command writing the warehouse"
-            time.sleep(0.05)
+    while time.monotonic() < deadline:
+        if awaits_advisory_lock(url, application):
+            return
+        assert not done(), f"{application} finished without waiting for the dbt command writing the warehouse"
+        time.sleep(0.05)
     raise AssertionError(f"{application} did not come to wait for the build lock in 120 s")
 
 

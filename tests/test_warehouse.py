@@ -11,7 +11,7 @@ from psycopg import sql
 
 from corridor import transform
 from corridor.db import libpq_params
-from tests.conftest import ROOT, point_dbt_at
+from tests.conftest import ROOT, awaits_advisory_lock, point_dbt_at
 
 
 def test_dbt_build_ran_every_model_test_and_unit_test(built_warehouse):
@@ -628,15 +628,9 @@ def test_a_file_committed_after_a_later_files_id_was_built_on_is_not_skipped(
         shutil.copy2(path, landing / "techmarket" / path.name)
     assert ingest_feed(url, "techmarket", landing, pii_key=TEST_PII_KEY).count("loaded") == len(april["techmarket"])
 
-    def build_waits() -> bool:
-        with psycopg.connect(url, autocommit=True) as conn:
-            return conn.execute("select exists (select from pg_stat_activity where datname = current_database()"
-                                " and application_name like 'corridor dbt build (pid %%'"
-                                " and wait_event_type = 'Lock' and wait_event = 'advisory')").fetchone()[0]
-
     def release_the_bank_file_once_a_build_waits_for_it() -> None:
         while not go.is_set():
-            if build_waits():
+            if awaits_advisory_lock(url, "corridor dbt build"):
                 go.set()
             time.sleep(0.05)
 
