@@ -44,7 +44,8 @@ succeeded by 12:00 Asia/Shanghai (the month's scorecards are late).
 Both tasks hold the warehouse's build lock shared while they read
 (`corridor.transform.warehouse_read`): no dbt command writes meanwhile (a
 table dbt replaces reads as empty in an earlier snapshot), and one that is
-running is waited for.
+running is waited for. The e-mail goes out after the lock is released: a slow
+mail server does not keep a build waiting.
 
 The logic lives in `corridor.quality` and `corridor.scorecards`; this file is wiring only.
 """

@@ -267,3 +267,157 @@ def test_corridor_scorecards_publish_waits_for_a_running_build_and_says_so(wareh
     assert "a dbt command is writing this warehouse (backend " in stderr
     assert "corridor dbt build (pid " in stderr and "the publication waits for it to finish" in stderr
     assert len(list(out.rglob("*.pdf"))) == 1 and "published" in stdout
+
+
+# -- the e-mail after the read lock ----------------------------------------------------------------------------
+
+class _HeldInbox:
+    """aiosmtpd handler: holds each message's DATA until ``release`` (a slow mail server), and refuses the
+    recipients in ``refused`` (550) until ``refused`` is emptied."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from tests.mailbox import Inbox
+
+        self.inbox, self.sending, self.release = Inbox(), threading.Event(), threading.Event()
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook)
+        if address in self.refused:
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
+        import asyncio
+        import time
+
+        self.sending.set()
+        deadline = time.monotonic() + 120
+        while not self.release.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return await self.inbox.handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def held_smtp(monkeypatch, tmp_path):
+    """A real SMTP server (aiosmtpd) that holds every message until the test releases it; the Airflow
+    connection's timeout is long enough for the hold. Recipients: ALL and LW."""
+    import json
+
+    from aiosmtpd.controller import Controller
+
+    from tests.mailbox import free_port, smtp_connection_json
+
+    handler, port = _HeldInbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    connection = json.loads(smtp_connection_json(port, "scorecards@corridor.example"))
+    connection["extra"]["timeout"] = 120
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(connection))
+    monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
+    recipients = tmp_path / "recipients.yml"
+    recipients.write_text("sender: 走廊数据平台 <platform@corridor.example>\n"
+                          "recipients:\n  ALL: [office@corridor.example]\n  LW: [longwan@corridor.example]\n",
+                          encoding="utf-8")
+    monkeypatch.setenv("CORRIDOR_RECIPIENTS_FILE", str(recipients))
+    try:
+        yield handler
+    finally:
+        handler.release.set()
+        controller.stop()
+
+
+def _a_build_while_the_mail_is_held(url: str, handler: _HeldInbox, publishing) -> list[str]:
+    """Once the mail server holds a message: a dbt command that writes takes the build lock, or times out (20 s)
+    waiting for it while the message is still held. Returns what happened, in order."""
+    import threading
+
+    from corridor import transform
+
+    events: list[str] = []
+    assert handler.sending.wait(300) or not publishing(), "no e-mail was sent"
+    assert handler.sending.is_set(), "the publication ended before it sent an e-mail"
+    built = threading.Event()
+
+    def build() -> None:
+        with transform.build_lock(url, ["build"], log=events.append):
+            events.append("built" + (" while the e-mail was held" if not handler.release.is_set() else ""))
+            built.set()
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    if not built.wait(20):
+        events.append("the build still waited after 20 s")
+    handler.release.set()
+    builder.join(120)
+    return events
+
+
+def test_a_slow_mail_server_does_not_keep_a_build_waiting(warehouse_copy, tmp_path, monkeypatch, held_smtp):
+    """The publish DAG's task held the warehouse's read lock until its last e-mail was sent: a slow or
+    unreachable mail server (the connection's timeout, retries) kept every build of the warehouse waiting. The
+    e-mail now goes out once the scorecards are read, rendered and recorded, and the lock released."""
+    import threading
+
+    from corridor import transform
+    from corridor.orchestration.tasks import publish_for_run
+    from corridor.scorecards import registry
+
+    url = warehouse_copy
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", url)
+    monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
+    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
+            "data_docs": None, "build_id": transform.last_build_id(url)}
+    results, errors = [], []
+
+    def task() -> None:
+        try:
+            results.append(publish_for_run(gate, "scheduled", datetime(2022, 12, 12, 1, 0, tzinfo=UTC)))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
+            errors.append(exc)
+
+    publishing = threading.Thread(target=task)
+    publishing.start()
+    events = _a_build_while_the_mail_is_held(url, held_smtp, publishing.is_alive)
+    publishing.join(300)
+    assert not errors, errors
+    assert events == ["built while the e-mail was held"], events
+    [[result]] = results
+    assert {s.area_code: s.emailed_to for s in result.scorecards if s.emailed_to} == {
+        "ALL": ["office@corridor.example"], "LW": ["longwan@corridor.example"]}
+    assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
+                                                                   "office@corridor.example"]
+    with psycopg.connect(url) as conn:
+        assert registry.delivered(conn, "monthly", date(2022, 11, 1), "LW", 1)
+
+
+def test_corridor_scorecards_publish_sends_after_its_read_lock_and_says_what_was_not_sent(
+        warehouse_copy, tmp_path, held_smtp):
+    """`corridor scorecards publish` runs the gate and publishes under one read lock; its e-mail goes out after
+    it (a build does not wait for the mail server). A refused recipient: the scorecards stay published, the
+    command fails naming the area, and running it again sends what is left."""
+    url = warehouse_copy
+    out = tmp_path / "out"
+    env = {**os.environ, "CORRIDOR_WAREHOUSE_URL": url, "CORRIDOR_OUTPUT_DIR": str(out)}
+    command = [str(Path(sys.executable).with_name("corridor")), "scorecards", "publish", "--edition", "monthly",
+               "--period", "2022-12-01", "--area", "ALL", "--area", "LW"]
+    held_smtp.refused.add("longwan@corridor.example")
+    cli = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = _a_build_while_the_mail_is_held(url, held_smtp, lambda: cli.poll() is None)
+    stdout, stderr = cli.communicate(timeout=300)
+    assert events == ["built while the e-mail was held"], (events, stderr)
+    assert cli.returncode == 1, (stdout, stderr)
+    assert ("scorecards published but not all sent: LW: longwan@corridor.example refused by the mail server "
+            "(550 5.1.1 <longwan@corridor.example>: mailbox unavailable)") in stderr, stderr
+    assert "`corridor scorecards publish` again sends what is left" in stderr
+    assert "e-mailed to office@corridor.example" in stdout and len(list(out.rglob("*.pdf"))) == 2, stdout
+    assert [m["To"] for m in held_smtp.inbox.messages()] == ["office@corridor.example"]
+
+    # the recipient takes mail again: the command finds the editions unchanged and sends the one not sent
+    held_smtp.refused.clear()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
+                                                                   "office@corridor.example"]

@@ -150,7 +150,7 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from corridor.scorecards import PeriodNotAvailable, format_publish_result
+    from corridor.scorecards import PeriodNotAvailable, deliver, format_publish_result
     from corridor.scorecards import publish as publish_scorecards
 
     due = editions_for_run(run_type, data_interval_end)
@@ -173,12 +173,22 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
         for edition, period_start in due:
             try:
                 result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition,
-                                            period_start=period_start)
+                                            period_start=period_start, send=False)
             except PeriodNotAvailable as exc:
                 # A retry minutes later finds the same data: fail now, in one line, and say how to catch up.
                 raise AirflowFailException(
                     f"{run_type} run: {exc}; when the data is in, re-run this run (clear it, or "
                     f"`airflow backfill create ... --reprocess-behavior failed`)") from None
-            log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
             results.append(result)
+    # The e-mail once the read lock is released: a slow or unreachable mail server must not keep a build
+    # waiting. Every edition's is tried; the task fails after, naming what was not sent (a retry sends it).
+    failures = []
+    for result in results:
+        try:
+            deliver(url, result)
+        except RuntimeError as exc:
+            failures.append(str(exc))
+        log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
+    if failures:
+        raise RuntimeError("; ".join(failures))
     return results

@@ -10,6 +10,9 @@ file (phones).
   one scorecard in three formats, nothing recorded.
 - `publish(url, out_dir, gate=..., ...)`: gated, recorded in
   ``ops.scorecard_editions`` (frozen), e-mailed via the Airflow SMTP provider.
+- `deliver(url, result)`: the e-mail of a ``publish(..., send=False)``, for a
+  caller holding the warehouse's read lock around its publications (sent
+  after it is released: a slow mail server never holds a build back).
 - `editions_due(logical_date)`: which (edition, period_start) a publish run
   publishes; `PUBLISH_SCHEDULE` is its cron (Asia/Shanghai).
 """
@@ -29,6 +32,7 @@ from corridor.scorecards.publish import (
     FORMATS,
     PublishedScorecard,
     PublishResult,
+    deliver,
     format_publish_result,
     publish,
     render,
@@ -37,5 +41,5 @@ from corridor.scorecards.publish import (
 __all__ = [
     "EDITIONS", "EDITION_SCHEDULES", "FORMATS", "PUBLISH_SCHEDULE", "TIMEZONE", "Completeness", "FontMissing",
     "GateBlocked", "PeriodNotAvailable", "PublishResult", "PublishedScorecard", "Scorecard",
-    "check_gate", "editions_due", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
+    "check_gate", "deliver", "editions_due", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
 ]

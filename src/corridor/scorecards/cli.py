@@ -46,7 +46,7 @@ def publish_command(edition, period, areas, republish, no_send) -> None:
     """Publish after the quality gate: files under CORRIDOR_OUTPUT_DIR, editions recorded, e-mail sent."""
     from corridor import config, transform
     from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
-    from corridor.scorecards import GateBlocked, format_publish_result, publish
+    from corridor.scorecards import GateBlocked, deliver, format_publish_result, publish
 
     settings = config.load()
     url = _url()
@@ -61,13 +61,22 @@ def publish_command(edition, period, areas, republish, no_send) -> None:
         try:
             result = publish(url, settings.output_dir, gate=gate, edition=edition,
                              period_start=period.date() if period else None, areas=list(areas) or None,
-                             republish=republish, send=not no_send)
+                             republish=republish, send=False)
         except GateBlocked as exc:
             click.echo(f"not published: {exc}", err=True)
             sys.exit(1)
+    not_sent = None
+    if not no_send:  # once the read lock is released: a slow mail server does not keep a build waiting
+        try:
+            deliver(url, result)
+        except RuntimeError as exc:
+            not_sent = exc
     click.echo(format_publish_result(result, settings.root))
     if result.restated and not republish:
         click.echo("data restated since publication: `corridor scorecards publish --republish` issues new editions")
+    if not_sent is not None:
+        click.echo(f"{not_sent}; `corridor scorecards publish` again sends what is left", err=True)
+        sys.exit(1)
 
 
 @scorecards.command("render")

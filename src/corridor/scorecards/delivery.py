@@ -133,6 +133,19 @@ class Message:
     files: list[Path]
 
 
+def describe_failure(exc: Exception) -> str:
+    """A failed message's reason in one line: each refused address with the server's code and words
+    (smtplib gives a dict of bytes), else the exception's text."""
+    import smtplib
+
+    refused = exc.recipients if isinstance(exc, smtplib.SMTPRecipientsRefused) else None
+    if not refused:
+        return f"{type(exc).__name__}: {exc}" if isinstance(exc, smtplib.SMTPException | OSError) else str(exc)
+    return "; ".join(f"{address} refused by the mail server ({code} "
+                     f"{reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else reply})"
+                     for address, (code, reply) in refused.items())
+
+
 def send(messages: list[Message], conn_id: str, sender: str | None, on_sent) -> list[tuple[Message, Exception]]:
     """Send each message over one SMTP session; call on_sent(message) after each; return the failures."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook

@@ -348,7 +348,7 @@ def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> N
         result.emails_sent += 1
 
     failures = delivery.send(messages, conn_id, recipients.sender, on_sent)
-    result.send_failures += [f"{m.scorecard.area_code}: {exc}" for m, exc in failures]
+    result.send_failures += [f"{m.scorecard.area_code}: {delivery.describe_failure(exc)}" for m, exc in failures]
 
 
 def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period_start: date | None = None,
@@ -379,9 +379,25 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     if send:
         _deliver(url, result, recipients_file)
     result.seconds = time.perf_counter() - started
+    _raise_send_failures(result)
+    return result
+
+
+def deliver(url: str, result: PublishResult, recipients_file: Path | None = None) -> None:
+    """E-mail the scorecards of ``result`` (from ``publish(..., send=False)``) not delivered yet, and record
+    each delivery; raises RuntimeError naming the areas not sent (a rerun sends what is left).
+
+    For a caller that holds ``transform.warehouse_read`` around its publications (the publish DAG's task, the
+    CLI's gate and publication): it publishes with ``send=False`` and calls this once the lock is released, so
+    that a slow or unreachable mail server does not keep a build waiting (``publish`` itself sends after its
+    own lock)."""
+    _deliver(url, result, recipients_file)
+    _raise_send_failures(result)
+
+
+def _raise_send_failures(result: PublishResult) -> None:
     if result.send_failures:
         raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
-    return result
 
 
 def _publish_read(url: str, out_dir: Path, gate: dict, edition: str | None, period_start: date | None,
