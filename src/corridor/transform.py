@@ -373,16 +373,18 @@ WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry
 
 def _lock_holders(conn, key: str) -> list[tuple[bool, bool, str]]:
     """The other backends holding or awaiting the advisory lock ``key``: (exclusive, granted, "backend …
-    (application, connected …)"), oldest connection first."""
+    (application, user, connected …)"), oldest connection first."""
     rows = conn.execute(
-        "select l.mode = 'ExclusiveLock', l.granted, a.pid, a.application_name, a.backend_start from pg_locks as l"
+        "select l.mode = 'ExclusiveLock', l.granted, a.pid, a.application_name, a.usename, a.backend_start"
+        " from pg_locks as l"
         " join pg_stat_activity as a on a.pid = l.pid"
         " where l.locktype = 'advisory' and l.database = (select oid from pg_database"
         " where datname = current_database()) and l.objsubid = 1"
         " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.pid <> pg_backend_pid()"
         " order by a.backend_start", (key,)).fetchall()
-    return [(exclusive, granted, f"backend {pid} ({name or 'no application name'}, connected"
-                                 f" {since:%Y-%m-%d %H:%M:%S %Z})") for exclusive, granted, pid, name, since in rows]
+    return [(exclusive, granted, f"backend {pid} ({name or 'no application name'}, user {user}, connected"
+                                 f" {since:%Y-%m-%d %H:%M:%S %Z})")
+            for exclusive, granted, pid, name, user, since in rows]
 
 
 def _lock_users(conn) -> str:
