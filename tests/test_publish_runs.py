@@ -421,3 +421,32 @@ def test_corridor_scorecards_publish_sends_after_its_read_lock_and_says_what_was
     assert again.returncode == 0, again.stderr
     assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
                                                                    "office@corridor.example"]
+
+
+def test_two_publications_of_an_edition_mail_it_once(warehouse_copy, tmp_path, held_smtp):
+    """The publish DAG's run and `corridor scorecards publish` (say) deliver the same edition at the same time:
+    the message is claimed before it is sent, so the second leaves it to the first instead of mailing it again."""
+    import threading
+
+    from corridor import transform
+    from corridor.scorecards import deliver, publish
+
+    url = warehouse_copy
+    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
+            "data_docs": None, "build_id": transform.last_build_id(url)}
+    december = {"edition": "monthly", "period_start": date(2022, 12, 1), "areas": ["ALL"], "send": False,
+                "workers": 0}
+    first = publish(url, tmp_path / "out", gate=gate, **december)
+    second = publish(url, tmp_path / "out", gate=gate, **december)  # the edition as recorded: not sent yet
+    assert [s.status for s in first.scorecards + second.scorecards] == ["published", "unchanged"]
+    threads = [threading.Thread(target=deliver, args=(url, first))]
+    threads[0].start()
+    assert held_smtp.sending.wait(120), "the first delivery sent nothing"
+    threads.append(threading.Thread(target=deliver, args=(url, second)))
+    threads[1].start()
+    threads[1].join(20)  # it leaves the message to the first; before, it sent it too (held like the first)
+    held_smtp.release.set()
+    for thread in threads:
+        thread.join(120)
+    assert [m["To"] for m in held_smtp.inbox.messages()] == ["office@corridor.example"]
+    assert (first.emails_sent, second.emails_sent) == (1, 0)

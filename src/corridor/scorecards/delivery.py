@@ -146,8 +146,10 @@ def describe_failure(exc: Exception) -> str:
                      for address, (code, reply) in refused.items())
 
 
-def send(messages: list[Message], conn_id: str, sender: str | None, on_sent) -> list[tuple[Message, Exception]]:
-    """Send each message over one SMTP session; call on_sent(message) after each; return the failures."""
+def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, claim=None
+         ) -> list[tuple[Message, Exception]]:
+    """Send each message over one SMTP session; call on_sent(message) after each; return the failures.
+    ``claim(message)``: called just before a message is sent; False skips it (another sender has it)."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     failures: list[tuple[Message, Exception]] = []
@@ -159,6 +161,8 @@ def send(messages: list[Message], conn_id: str, sender: str | None, on_sent) -> 
             raise RecipientsError(f"no sender: set from_email in connection {conn_id} or 'sender' in the "
                                   f"recipients file")
         for message in messages:
+            if claim is not None and not claim(message):
+                continue
             try:
                 hook.send_email_smtp(to=message.to, subject=message.subject, html_content=message.html,
                                      from_email=from_email, files=[str(p) for p in message.files])

@@ -347,7 +347,19 @@ def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> N
                 item.emailed_to = list(message.to)
         result.emails_sent += 1
 
-    failures = delivery.send(messages, conn_id, recipients.sender, on_sent)
+    # Two publications of one edition (the publish DAG's run and `corridor scorecards publish`, say) must not
+    # both mail it: each message is claimed first, by an advisory lock held until this delivery ends, and
+    # checked again under it (the other may have sent it since the list above was made).
+    with psycopg.connect(url, autocommit=True) as claims:
+        def claim(message: delivery.Message) -> bool:
+            sc = message.scorecard
+            key = f"scorecard-delivery:{sc.edition.code}:{sc.period_start}:{sc.area_code}:{sc.edition_no}"
+            if not claims.execute("select pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+                log.info("%s v%d: another publication is sending it", sc.full_title, sc.edition_no)
+                return False
+            return not registry.delivered(claims, sc.edition.code, sc.period_start, sc.area_code, sc.edition_no)
+
+        failures = delivery.send(messages, conn_id, recipients.sender, on_sent, claim)
     result.send_failures += [f"{m.scorecard.area_code}: {delivery.describe_failure(exc)}" for m, exc in failures]
 
 
