@@ -450,3 +450,28 @@ def test_two_publications_of_an_edition_mail_it_once(warehouse_copy, tmp_path, h
         thread.join(120)
     assert [m["To"] for m in held_smtp.inbox.messages()] == ["office@corridor.example"]
     assert (first.emails_sent, second.emails_sent) == (1, 0)
+
+
+def test_an_unreachable_mail_server_fails_the_command_in_one_line_after_publishing(warehouse_copy, tmp_path,
+                                                                                    monkeypatch):
+    """No SMTP server listening where the connection points: the scorecards are published and recorded, the
+    command fails in one line (no traceback) naming the connection and the areas not sent."""
+    from tests.mailbox import free_port, smtp_connection_json
+
+    url = warehouse_copy
+    out = tmp_path / "out"
+    recipients = tmp_path / "recipients.yml"
+    recipients.write_text("sender: platform@corridor.example\nrecipients:\n  ALL: [office@corridor.example]\n"
+                          "  LW: [longwan@corridor.example]\n", encoding="utf-8")
+    env = {**os.environ, "CORRIDOR_WAREHOUSE_URL": url, "CORRIDOR_OUTPUT_DIR": str(out),
+           "CORRIDOR_RECIPIENTS_FILE": str(recipients), "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection_json(free_port())}
+    env.pop("CORRIDOR_SMTP_CONN_ID", None)
+    cli = subprocess.run([str(Path(sys.executable).with_name("corridor")), "scorecards", "publish", "--edition",
+                          "monthly", "--period", "2022-12-01", "--area", "ALL", "--area", "LW"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 1, (cli.stdout, cli.stderr)
+    assert "Traceback" not in cli.stderr, cli.stderr
+    unreachable = ("the mail server of connection smtp_default cannot be reached (ConnectionRefusedError: "
+                   "[Errno 111] Connection refused)")
+    assert f"scorecards published but not all sent: ALL: {unreachable}; LW: {unreachable}" in cli.stderr, cli.stderr
+    assert len(list(out.rglob("*.pdf"))) == 2 and cli.stdout.count("published") >= 2, cli.stdout

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -133,6 +134,10 @@ class Message:
     files: list[Path]
 
 
+class MailServerUnreachable(Exception):
+    """The SMTP session could not be opened (connection refused, timeout, TLS or login refused)."""
+
+
 def describe_failure(exc: Exception) -> str:
     """A failed message's reason in one line: each refused address with the server's code and words
     (smtplib gives a dict of bytes), else the exception's text."""
@@ -155,7 +160,14 @@ def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, cla
     failures: list[tuple[Message, Exception]] = []
     if not messages:
         return failures
-    with SmtpHook(smtp_conn_id=conn_id) as hook:
+    with contextlib.ExitStack() as session:
+        try:
+            hook = session.enter_context(SmtpHook(smtp_conn_id=conn_id))
+        except Exception as exc:  # the mail server cannot be reached: nothing sent, every message reported
+            unreachable = MailServerUnreachable(f"the mail server of connection {conn_id} cannot be reached "
+                                                f"({type(exc).__name__}: {exc})")
+            log.error("%s: nothing sent", unreachable)
+            return [(message, unreachable) for message in messages]
         from_email = hook.from_email or sender
         if not from_email:
             raise RecipientsError(f"no sender: set from_email in connection {conn_id} or 'sender' in the "
