@@ -465,6 +465,7 @@ def test_a_bi_session_reading_in_one_snapshot_takes_the_build_lock_before_it_beg
     assert f"'{transform.BUILD_LOCK}'" in lock and f"'{transform.BUILD_LOCK}'" in unlock
     url = warehouse_copy
     name, conninfo = _login(pg_admin_url, url, "bi_reader")
+    other_name, other_conninfo = _login(pg_admin_url, url, "bi_reader")
     env = {**os.environ, "CORRIDOR_WAREHOUSE_URL": url}
     rebuild = [str(Path(sys.executable).with_name("corridor")), "dbt", "run", "--select", "kpi_values"]
     try:
@@ -482,6 +483,11 @@ def test_a_bi_session_reading_in_one_snapshot_takes_the_build_lock_before_it_beg
             # the README's way: the lock before BEGIN, released after COMMIT
             bi.autocommit = True
             bi.execute(lock)
+            # a dbt user without the right to read other roles' statistics still learns whose session it is
+            with psycopg.connect(other_conninfo, autocommit=True) as other:
+                assert transform._lock_users(other) == (
+                    f"a reader is reading this warehouse (backend {bi.info.backend_pid} (no application name,"
+                    f" user {name}))")
             bi.autocommit = False
             bi.execute("set transaction isolation level repeatable read")
             bi.execute("select count(*) from marts.dim_area")
@@ -501,3 +507,4 @@ def test_a_bi_session_reading_in_one_snapshot_takes_the_build_lock_before_it_beg
                          out + err), out + err
     finally:
         _drop_login(pg_admin_url, name)
+        _drop_login(pg_admin_url, other_name)

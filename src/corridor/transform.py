@@ -382,8 +382,9 @@ def _lock_holders(conn, key: str) -> list[tuple[bool, bool, str]]:
         " where datname = current_database()) and l.objsubid = 1"
         " and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.pid <> pg_backend_pid()"
         " order by a.backend_start", (key,)).fetchall()
-    return [(exclusive, granted, f"backend {pid} ({name or 'no application name'}, user {user}, connected"
-                                 f" {since:%Y-%m-%d %H:%M:%S %Z})")
+    # backend_start is NULL for another role's backend unless this one may read all statistics
+    return [(exclusive, granted, f"backend {pid} ({name or 'no application name'}, user {user}"
+                                 + (f", connected {since:%Y-%m-%d %H:%M:%S %Z})" if since is not None else ")"))
             for exclusive, granted, pid, name, user, since in rows]
 
 
