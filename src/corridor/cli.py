@@ -133,7 +133,7 @@ def db_url() -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def dbt(args: tuple[str, ...]) -> None:
-    """Run dbt against the warehouse, e.g. `corridor dbt docs generate`, `corridor dbt build -s kpi`.
+    """Run dbt against the warehouse: `corridor dbt build -s kpi`, `corridor dbt docs generate`.
 
     `corridor dbt build` of the whole project is skipped when nothing was loaded and the dbt
     project did not change since the last successful one (ops.dbt_builds); a selection,
