@@ -215,7 +215,7 @@ def test_manual_publish_writes_scorecards_and_the_mail_catcher_receives_them(run
 
 def test_build_dag_on_the_stack_against_a_plain_dbt_build_of_the_same_project(running, cascade):
     """Printed, not asserted (machines are shared): the DAG run's wall time next to `dbt build`'s."""
-    from corridor import db
+    from corridor import db, transform
 
     # The plain `dbt build` below runs outside Airflow, so outside the pool that keeps
     # readers off a warehouse being rebuilt: no publish run may start meanwhile.
@@ -229,14 +229,17 @@ def test_build_dag_on_the_stack_against_a_plain_dbt_build_of_the_same_project(ru
     dag_seconds = _duration(run)
     tis = {t["task_id"]: t for t in running.task_instances(BUILD, run["dag_run_id"])}
     assert tis["dbt_build"]["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
-    env = {**os.environ, **db.dbt_env(running.warehouse_url), "DBT_TARGET_PATH": str(running.state / "plain"),
-           "DBT_LOG_PATH": str(running.state / "plain-logs")}
-    started = time.perf_counter()
-    proc = subprocess.run([str(Path(sys.executable).with_name("dbt")), "build", "--quiet",
-                           "--project-dir", str(running.code / "dbt_project"),
-                           "--profiles-dir", str(running.code / "dbt_project")],
-                          env=env, capture_output=True, text=True)
-    plain = time.perf_counter() - started
+    # dbt itself, under the build lock the project's guard asks for (transform.build_lock names its backend in
+    # the environment the subprocess inherits)
+    with transform.build_lock(running.warehouse_url, ["build"]):
+        env = {**os.environ, **db.dbt_env(running.warehouse_url), "DBT_TARGET_PATH": str(running.state / "plain"),
+               "DBT_LOG_PATH": str(running.state / "plain-logs")}
+        started = time.perf_counter()
+        proc = subprocess.run([str(Path(sys.executable).with_name("dbt")), "build", "--quiet",
+                               "--project-dir", str(running.code / "dbt_project"),
+                               "--profiles-dir", str(running.code / "dbt_project")],
+                              env=env, capture_output=True, text=True)
+        plain = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout[-3000:]
     print(f"\nbuild_warehouse on the Celery stack: {dag_seconds:.1f} s (dbt_build task "
           f"{tis['dbt_build']['duration']:.1f} s on {tis['dbt_build']['hostname']}, source_freshness "

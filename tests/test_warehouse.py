@@ -652,3 +652,44 @@ def test_a_file_committed_after_a_later_files_id_was_built_on_is_not_skipped(
     transform.dbt(["run", "--full-refresh", "--select", "+dim_enterprise", "--quiet"], project)
     assert built == _snapshot(url, "marts.dim_enterprise", "uscc")
     assert any("a file" in line and "committ" in line and "waits" in line for line in said), said
+
+
+def test_a_plain_dbt_command_that_writes_is_refused_before_it_writes(warehouse_copy, tmp_path):
+    """`dbt run` straight from the shell holds no build lock: loaders would commit files while it reads the raw
+    tables, a publication would read the tables it replaces, and nothing would record what it wrote. The
+    project's first on-run-start hook refuses it (and a list of backends that do not hold the lock), naming
+    what to run instead; `corridor dbt run` with the same arguments runs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from corridor import db
+
+    url = warehouse_copy
+    project = str(ROOT / "dbt_project")
+    plain = [str(Path(sys.executable).with_name("dbt")), "run", "--select", "kpi_values", "--project-dir", project,
+             "--profiles-dir", project, "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != transform.BUILD_LOCK_BACKENDS_ENV} | db.dbt_env(url)
+
+    def kpi_values_table() -> int:
+        with psycopg.connect(url) as conn:
+            return conn.execute("select 'kpi.kpi_values'::regclass::oid").fetchone()[0]
+
+    table = kpi_values_table()
+    refused = subprocess.run(plain, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert ("`dbt run` writes this warehouse only under its build lock, which loaders, the quality gate, "
+            "publications and other builds wait for: run it as `corridor dbt run ...`") in refused.stdout, \
+        refused.stdout
+    with psycopg.connect(url, autocommit=True) as other:  # a backend that does not hold the lock
+        forged = subprocess.run(plain, env=env | {transform.BUILD_LOCK_BACKENDS_ENV: str(other.info.backend_pid)},
+                                capture_output=True, text=True, timeout=300)
+    assert forged.returncode != 0 and "only under its build lock" in forged.stdout, forged.stdout
+    assert kpi_values_table() == table  # not replaced
+
+    corridor = subprocess.run([str(Path(sys.executable).with_name("corridor")), "dbt", "run", "--select",
+                               "kpi_values"], env={**os.environ, "CORRIDOR_WAREHOUSE_URL": url},
+                              capture_output=True, text=True, timeout=300)
+    assert corridor.returncode == 0, corridor.stdout + corridor.stderr
+    assert kpi_values_table() != table  # dbt's table materialisation: a new table renamed into place

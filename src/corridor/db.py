@@ -153,6 +153,14 @@ def dbt_env(url: str) -> dict[str, str]:
     }
 
 
+def dbt_env_url() -> str:
+    """The libpq connection string of the database dbt_project/profiles.yml names now (:func:`dbt_env`)."""
+    env = os.environ
+    return psycopg.conninfo.make_conninfo(
+        host=env.get("CORRIDOR_PGHOST"), port=env.get("CORRIDOR_PGPORT", "5432"), user=env.get("CORRIDOR_PGUSER"),
+        password=env.get("CORRIDOR_PGPASSWORD") or None, dbname=env.get("CORRIDOR_PGDATABASE"))
+
+
 def merged_options(options: str, settings: dict[str, str]) -> str:
     """libpq ``options`` (as in PGOPTIONS: ``-c name=value …``) with ``settings`` added, e.g.
     ``{"work_mem": "64MB"}``; a setting ``options`` already names, or an empty value, is left as it is."""

@@ -197,9 +197,17 @@ def dbt(args: list[str], project_dir: Path, check: bool = True, tested_ledger_id
     ``keep_manifest``: see ``manifest_is_current``; dbt then writes no ``manifest.json`` and this writes
     ``run_results.json`` itself.
     """
+    keep_dbt_connections()
+    # A command that writes holds the build lock of the database dbt's profile names (the caller's, when
+    # it holds it already: dbt_recorded, the build DAG's task)
+    with build_lock(db.dbt_env_url(), args):
+        return _dbt(args, project_dir, check, tested_ledger_id, keep_manifest, every_row)
+
+
+def _dbt(args: list[str], project_dir: Path, check: bool, tested_ledger_id: int | None, keep_manifest: bool,
+         every_row: bool):
     from dbt.cli.main import dbtRunner
 
-    keep_dbt_connections()
     state = dbt_state_dir()
     env = {"DBT_TARGET_PATH": str(state / "target"), "DBT_LOG_PATH": str(state / "logs")}
     saved = {k: os.environ.get(k) for k in env}
@@ -444,14 +452,41 @@ def warehouse_read(url: str, what: str, log=print) -> Iterator[None]:
                 conn.execute("select pg_advisory_unlock_shared(hashtext(%s))", (BUILD_LOCK,))
 
 
+# The backends holding the build lock for this process's dbt commands, for the project's on-run-start guard
+# (dbt_project/macros/require_build_lock.sql): a dbt command that writes runs only while one of them holds it,
+# so a plain `dbt build` (no lock: loaders, publications and builds beside it) is refused.
+BUILD_LOCK_BACKENDS_ENV = "CORRIDOR_BUILD_LOCK_BACKENDS"
+_building = threading.local()  # how deep this thread is in build_lock (a dbt call under it takes it once)
+_backends_lock = threading.Lock()
+
+
+def _announce_backend(pid: int, held: bool) -> None:
+    with _backends_lock:
+        pids = [p for p in os.environ.get(BUILD_LOCK_BACKENDS_ENV, "").split(",") if p and p != str(pid)]
+        if held:
+            pids.append(str(pid))
+        if pids:
+            os.environ[BUILD_LOCK_BACKENDS_ENV] = ",".join(pids)
+        else:
+            os.environ.pop(BUILD_LOCK_BACKENDS_ENV, None)
+
+
 @contextlib.contextmanager
 def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
     """Hold the warehouse's build lock while the body runs, for a dbt command that writes (else nothing).
 
     When another dbt command of the same warehouse holds it, log who (backend pid, application, connected
-    since) and wait for it."""
-    if not args or args[0] not in WRITING_COMMANDS:
-        yield
+    since) and wait for it. Re-entrant in a thread (``dbt`` under ``dbt_recorded`` takes it once). The
+    backend holding it is named in CORRIDOR_BUILD_LOCK_BACKENDS for the dbt project's guard."""
+    if not args or args[0] not in WRITING_COMMANDS or getattr(_building, "depth", 0):
+        if args and args[0] in WRITING_COMMANDS:
+            _building.depth += 1
+            try:
+                yield
+            finally:
+                _building.depth -= 1
+        else:
+            yield
         return
     with db.connect(url, autocommit=True, application_name=f"corridor dbt {args[0]} (pid {os.getpid()})") as conn:
         if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (BUILD_LOCK,)).fetchone()[0]:
@@ -463,8 +498,12 @@ def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
             if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (db.LEDGER_LOCK,)).fetchone()[0]:
                 log(f"{_loaders(conn)}: this dbt command waits for it; loading waits while the command runs")
                 conn.execute("select pg_advisory_lock(hashtext(%s))", (db.LEDGER_LOCK,))
+            _building.depth = 1
+            _announce_backend(conn.info.backend_pid, True)
             yield
         finally:
+            _building.depth = 0
+            _announce_backend(conn.info.backend_pid, False)
             if not conn.closed:
                 conn.execute("select pg_advisory_unlock_all()")
 
