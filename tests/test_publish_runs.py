@@ -478,3 +478,10 @@ def test_an_unreachable_mail_server_fails_the_command_in_one_line_after_publishi
                    "[Errno 111] Connection refused)")
     assert f"scorecards published but not all sent: ALL: {unreachable}; LW: {unreachable}" in cli.stderr, cli.stderr
     assert len(list(out.rglob("*.pdf"))) == 2 and cli.stdout.count("published") >= 2, cli.stdout
+
+    # a recipients file that is not YAML: one line naming the file and where, nothing sent
+    recipients.write_text("recipients:\n  ALL: [office@corridor.example\n", encoding="utf-8")
+    again = subprocess.run(cli.args, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert f"scorecards published but not sent: {recipients}: not valid YAML (line 3, column 1): " in again.stderr, \
+        again.stderr

@@ -56,7 +56,12 @@ def load_recipients(path: Path | None = None) -> Recipients:
     path = Path(path) if path else recipients_path()
     if not path.is_file():
         raise RecipientsError(f"recipients file {path} not found (set CORRIDOR_RECIPIENTS_FILE)")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise RecipientsError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(doc, dict):
         raise RecipientsError(f"{path}: expected a mapping with 'sender' and 'recipients'")
     areas = doc.get("recipients") or {}
