@@ -47,7 +47,6 @@ def publish_command(edition, period, areas, republish, no_send) -> None:
     from corridor import config, transform
     from corridor.orchestration.tasks import WarehouseNotBuilt, check_warehouse_built
     from corridor.scorecards import GateBlocked, deliver, format_publish_result, publish
-    from corridor.scorecards.delivery import RecipientsError
 
     settings = config.load()
     url = _url()
@@ -70,8 +69,6 @@ def publish_command(edition, period, areas, republish, no_send) -> None:
     if not no_send:  # once the read lock is released: a slow mail server does not keep a build waiting
         try:
             deliver(url, result)
-        except RecipientsError as exc:  # the recipients file or the sender: nothing sent
-            not_sent = f"scorecards published but not sent: {exc}"
         except RuntimeError as exc:
             not_sent = exc
     click.echo(format_publish_result(result, settings.root))

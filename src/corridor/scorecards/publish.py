@@ -388,10 +388,11 @@ def publish(url: str, out_dir: Path, *, gate, edition: str | None = None, period
     with transform.warehouse_read(url, "publication", log.info):
         check_gate_is_current(url, gate)
         result = _publish_read(url, out_dir, gate, edition, period_start, areas, republish, workers)
-    if send:
-        _deliver(url, result, recipients_file)
-    result.seconds = time.perf_counter() - started
-    _raise_send_failures(result)
+    try:
+        if send:
+            deliver(url, result, recipients_file)
+    finally:
+        result.seconds = time.perf_counter() - started
     return result
 
 
@@ -402,12 +403,11 @@ def deliver(url: str, result: PublishResult, recipients_file: Path | None = None
     For a caller that holds ``transform.warehouse_read`` around its publications (the publish DAG's task, the
     CLI's gate and publication): it publishes with ``send=False`` and calls this once the lock is released, so
     that a slow or unreachable mail server does not keep a build waiting (``publish`` itself sends after its
-    own lock)."""
-    _deliver(url, result, recipients_file)
-    _raise_send_failures(result)
-
-
-def _raise_send_failures(result: PublishResult) -> None:
+    own lock). A recipients file that cannot be read, or no sender, raises RuntimeError too (nothing sent)."""
+    try:
+        _deliver(url, result, recipients_file)
+    except delivery.RecipientsError as exc:
+        raise RuntimeError(f"scorecards published but not sent: {exc}") from None
     if result.send_failures:
         raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
 
