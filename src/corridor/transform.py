@@ -422,7 +422,21 @@ def _loaders(conn) -> str:
             else "a loader has just committed")
 
 
-_reading = threading.local()  # the warehouses this thread holds `warehouse_read` of: url -> depth
+_held = threading.local()  # the locks this thread holds (warehouse_read, build_lock): key -> depth
+
+
+def _holds(key: tuple) -> bool:
+    return bool(_held.__dict__.get(key))
+
+
+@contextlib.contextmanager
+def _holding(key: tuple) -> Iterator[None]:
+    """Count the body as a use of ``key`` by this thread (its lock is held: taken here or by an outer use)."""
+    _held.__dict__[key] = _held.__dict__.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _held.__dict__[key] -= 1
 
 
 @contextlib.contextmanager
@@ -430,24 +444,19 @@ def warehouse_read(url: str, what: str, log=print) -> Iterator[None]:
     """Hold the warehouse's build lock shared while the body reads the marts and the KPI layer (``what``: the
     quality gate, a publication): no dbt command writes meanwhile (see above). Waits for a running one,
     saying which. Re-entrant in a thread (a publication that runs the gate again holds it once)."""
-    held = _reading.__dict__.setdefault("urls", {})
-    if held.get(url):
-        held[url] += 1
-        try:
+    if _holds(("read", url)):
+        with _holding(("read", url)):
             yield
-        finally:
-            held[url] -= 1
         return
     with db.connect(url, autocommit=True, application_name=f"corridor {what} (pid {os.getpid()})") as conn:
         if not conn.execute("select pg_try_advisory_lock_shared(hashtext(%s))", (BUILD_LOCK,)).fetchone()[0]:
             log(f"{_lock_users(conn)}: the {what} waits for it to finish")
             conn.execute("select pg_advisory_lock_shared(hashtext(%s))", (BUILD_LOCK,))
             log(f"the dbt command finished: the {what} reads")
-        held[url] = 1
         try:
-            yield
+            with _holding(("read", url)):
+                yield
         finally:
-            held.pop(url, None)
             if not conn.closed:
                 conn.execute("select pg_advisory_unlock_shared(hashtext(%s))", (BUILD_LOCK,))
 
@@ -456,7 +465,6 @@ def warehouse_read(url: str, what: str, log=print) -> Iterator[None]:
 # (dbt_project/macros/require_build_lock.sql): a dbt command that writes runs only while one of them holds it,
 # so a plain `dbt build` (no lock: loaders, publications and builds beside it) is refused.
 BUILD_LOCK_BACKENDS_ENV = "CORRIDOR_BUILD_LOCK_BACKENDS"
-_building = threading.local()  # how deep this thread is in build_lock (a dbt call under it takes it once)
 _backends_lock = threading.Lock()
 
 
@@ -476,16 +484,13 @@ def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
     """Hold the warehouse's build lock while the body runs, for a dbt command that writes (else nothing).
 
     When another dbt command of the same warehouse holds it, log who (backend pid, application, connected
-    since) and wait for it. Re-entrant in a thread (``dbt`` under ``dbt_recorded`` takes it once). The
-    backend holding it is named in CORRIDOR_BUILD_LOCK_BACKENDS for the dbt project's guard."""
-    if not args or args[0] not in WRITING_COMMANDS or getattr(_building, "depth", 0):
-        if args and args[0] in WRITING_COMMANDS:
-            _building.depth += 1
-            try:
-                yield
-            finally:
-                _building.depth -= 1
-        else:
+    since) and wait for it. Re-entrant in a thread, whatever the URL's spelling (``dbt`` under ``dbt_recorded``
+    takes it once). The backend holding it is named in CORRIDOR_BUILD_LOCK_BACKENDS for the dbt project's guard."""
+    if not args or args[0] not in WRITING_COMMANDS:
+        yield
+        return
+    if _holds(("build",)):
+        with _holding(("build",)):
             yield
         return
     with db.connect(url, autocommit=True, application_name=f"corridor dbt {args[0]} (pid {os.getpid()})") as conn:
@@ -498,11 +503,10 @@ def build_lock(url: str, args: list[str], log=print) -> Iterator[None]:
             if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (db.LEDGER_LOCK,)).fetchone()[0]:
                 log(f"{_loaders(conn)}: this dbt command waits for it; loading waits while the command runs")
                 conn.execute("select pg_advisory_lock(hashtext(%s))", (db.LEDGER_LOCK,))
-            _building.depth = 1
             _announce_backend(conn.info.backend_pid, True)
-            yield
+            with _holding(("build",)):
+                yield
         finally:
-            _building.depth = 0
             _announce_backend(conn.info.backend_pid, False)
             if not conn.closed:
                 conn.execute("select pg_advisory_unlock_all()")
