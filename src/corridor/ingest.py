@@ -1427,9 +1427,9 @@ class Loader:
         """
         with self.conn.pipeline():
             self.conn.execute("begin")
-            if wait:
-                self.conn.execute("select pg_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
-            free = self.conn.execute("select pg_try_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
+            free = self.conn.execute(
+                "select true from (select pg_advisory_xact_lock_shared(hashtext(%s))) as waited" if wait
+                else "select pg_try_advisory_xact_lock_shared(hashtext(%s))", (db.LEDGER_LOCK,))
             # The feed's lock, in a statement of its own: the check below then reads the ledger as of after
             # the lock was granted (a statement's snapshot is taken when it starts, so a check in the
             # statement that waited would miss what the lock's holder committed meanwhile).
