@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from corridor.orchestration.tasks import editions_for_run
-from tests.conftest import awaits_advisory_lock
+from tests.conftest import PASSED, awaits_advisory_lock, passed
 
 
 def test_a_backfill_run_publishes_what_the_scheduled_run_of_its_date_would_have():
@@ -54,13 +54,11 @@ def test_a_scheduled_run_for_a_month_not_yet_in_the_warehouse_fails_in_one_line_
         warehouse_copy, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from corridor import transform
     from corridor.orchestration.tasks import publish_for_run
 
     monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
     monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
-    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-            "data_docs": None, "build_id": transform.last_build_id(warehouse_copy)}
+    gate = passed(warehouse_copy)
     with pytest.raises(AirflowFailException) as failed:
         publish_for_run(gate, "scheduled", datetime(2026, 11, 12, 1, 0, tzinfo=UTC))  # month 2026-10: no data
     message = str(failed.value)
@@ -130,8 +128,7 @@ def test_a_build_cannot_replace_tables_under_a_publication_reading_them(warehous
     from corridor.scorecards.data import load_scorecards
 
     url = warehouse_copy
-    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-            "data_docs": None, "build_id": transform.last_build_id(url)}
+    gate = passed(url)
     period = date(2022, 12, 1)
     expected = load_scorecards(url, "monthly", period, ["ALL"], gate)["ALL"].kpis
     assert expected and all(k.actual is not None for k in expected)
@@ -203,8 +200,7 @@ def test_publication_shows_what_a_gate_validated_of_the_build_it_reads(warehouse
 
     a_later_build()
     built = transform.last_build_id(url)  # the build a gate validated
-    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-            "data_docs": None, "build_id": built}
+    gate = {**PASSED, "build_id": built}
     a_later_build()
     december = {"edition": "monthly", "period_start": date(2022, 12, 1), "areas": ["ALL"], "send": False,
                 "workers": 0}
@@ -364,15 +360,13 @@ def test_a_slow_mail_server_does_not_keep_a_build_waiting(warehouse_copy, tmp_pa
     e-mail now goes out once the scorecards are read, rendered and recorded, and the lock released."""
     import threading
 
-    from corridor import transform
     from corridor.orchestration.tasks import publish_for_run
     from corridor.scorecards import registry
 
     url = warehouse_copy
     monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", url)
     monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
-    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-            "data_docs": None, "build_id": transform.last_build_id(url)}
+    gate = passed(url)
     results, errors = [], []
 
     def task() -> None:
@@ -431,12 +425,10 @@ def test_two_publications_of_an_edition_mail_it_once(warehouse_copy, tmp_path, h
     the message is claimed before it is sent, so the second leaves it to the first instead of mailing it again."""
     import threading
 
-    from corridor import transform
     from corridor.scorecards import deliver, publish
 
     url = warehouse_copy
-    gate = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-            "data_docs": None, "build_id": transform.last_build_id(url)}
+    gate = passed(url)
     december = {"edition": "monthly", "period_start": date(2022, 12, 1), "areas": ["ALL"], "send": False,
                 "workers": 0}
     first = publish(url, tmp_path / "out", gate=gate, **december)

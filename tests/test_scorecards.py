@@ -24,21 +24,13 @@ from corridor.scorecards import (
     publish,
     render,
 )
+from tests.conftest import PASSED, passed
 from tests.mailbox import Inbox, free_port, smtp_connection_json
 
-PASSED = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-          "data_docs": None}
 BLOCKED = {"blocking": True, "outcome": "failed", "suites": 9, "expectations": 120, "failed": 3, "warnings": 0,
            "data_docs": None}
 YEAR_2022 = date(2022, 1, 1)
 FORMULA_NAME = '=HYPERLINK("http://x","y")'
-
-
-def passed(url: str) -> dict:
-    """A passing gate of the warehouse's last build (publish refuses a gate of another build)."""
-    from corridor import transform
-
-    return {**PASSED, "build_id": transform.last_build_id(url)}
 
 
 def require_poppler() -> None:

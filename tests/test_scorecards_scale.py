@@ -12,9 +12,7 @@ import pytest
 from corridor.scorecards import render_html as page
 from corridor.scorecards.data import ALL, AREA_ORDER, ChainedRows, DetailRows, latest_period, load_scorecards
 from corridor.scorecards.render_xlsx import render_xlsx
-
-PASSED = {"blocking": False, "outcome": "passed", "suites": 9, "expectations": 120, "failed": 0, "warnings": 0,
-          "data_docs": None}
+from tests.conftest import PASSED
 
 
 def _per_area_sql(url: str, area: str, start: date, end: date):
