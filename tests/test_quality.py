@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -129,9 +131,10 @@ def _no_files(folder: Path) -> bool:
 
 # -- the clean demo set ----------------------------------------------------------------
 
-def test_clean_demo_set_passes_every_checkpoint(warehouse_copy, gx_root):
+def test_clean_demo_set_passes_every_checkpoint(warehouse_copy, gx_root, caplog):
     from corridor.quality import run_checks
 
+    caplog.set_level(logging.INFO, logger="corridor.quality.checks")
     report = run_checks(warehouse_copy, gx_root)  # a copy: a passing gate records the files it validated
 
     assert not report.blocking, report.summary_text()
@@ -156,9 +159,21 @@ def test_clean_demo_set_passes_every_checkpoint(warehouse_copy, gx_root):
     assert summary["mode"] == "full" and summary["files_validated"] == _loaded_files(warehouse_copy) > 1000
     raw = [s for s in report.suites if s.suite.startswith("raw.")]
     assert raw and all(s.scope == "all rows" and s.evaluated > 0 for s in raw)
+    # the task log has a line a suite as it is validated: its place, name, outcome and seconds
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("quality gate ")]
+    n = len(report.suites)
+    assert [line.split(": ")[1].split(" ", 1)[1] for line in lines] == [s.suite for s in report.suites], lines
+    assert lines[0].startswith(f"quality gate 1/{n} suites: corridor_raw ") and f"{n}/{n} suites" in lines[-1]
+    fct = next(line for line in lines if " marts.fct_tech_contracts: " in line)
+    suite = next(s for s in report.suites if s.suite == "marts.fct_tech_contracts")
+    assert re.search(rf": {suite.evaluated}/{suite.evaluated} passed, 0 failed, 0 warnings \(all rows\), "
+                     r"[0-9]+\.[0-9] s$", fct), fct
+    caplog.clear()
     again = run_checks(warehouse_copy, gx_root)
     assert not again.blocking and again.as_dict()["mode"] == "incremental" and again.files == 0
     assert all(s.scope == "no new files" for s in again.suites if s.suite.startswith("raw."))
+    assert any(re.fullmatch(r"quality gate [0-9]+/[0-9]+ suites: corridor_raw raw\.district_returns: no new files, "
+                            r"[0-9.]+ s", r.getMessage()) for r in caplog.records), caplog.text
 
 
 def test_every_month_of_the_clean_demo_set_is_publishable(built_warehouse):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from corridor.progress import Progress
 from corridor.quality import catalog
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,9 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
             # A fresh context each run (GX 1.x resolves stores through the process's
             # current context); ensure() only compares when nothing changed.
             context, wrote = gxc.prepare(url, root)
+            # a line a suite in the log (the gate of a national increment takes ~40 s, of a full build ~90 s),
+            # and a live one on a terminal
+            progress = Progress("quality gate", total=len(specs), unit="suites")
             try:
                 run_id = RunIdentifier(run_name=RUN_NAME, run_time=checked_at)
                 result_ids = []
@@ -255,31 +259,38 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
                         log.exception("checkpoint %s could not run", name)
                         failures.append(_checkpoint_error(name, exc))
                         suites.append(SuiteResult(name, f"{name} (not run)", 0, 0, 1, 0))
+                        progress.advance(len(catalog.suites_of(name)))
                         continue
                     for definition in definitions:
-                        spec = specs.get(definition.name)
-                        scope = "all rows"
-                        if spec is not None and spec.incremental and not whole:
-                            scope = _due_scope(conn, spec, due)
-                            if scope is None:
-                                suites.append(SuiteResult(name, definition.name, 0, 0, 0, 0, "no new files"))
-                                continue
-                            definition = context.validation_definitions.get(gxc.due_name(spec))
+                        started_suite, before = time.perf_counter(), len(suites)
                         try:
-                            suite_result = definition.run(checkpoint_id=checkpoint.id, run_id=run_id,
-                                                          result_format=gxc.RESULT_FORMAT)
-                        except Exception as exc:  # fail closed
-                            log.exception("validation %s could not run", definition.name)
-                            failures.append(_checkpoint_error(name, exc, definition.name))
-                            suites.append(SuiteResult(name, f"{definition.name} (not run)", 0, 0, 1, 0, scope))
-                            continue
-                        result_id = _result_id(definition, run_id, suite_result)
-                        result_ids.append(result_id)
-                        _detail_failures(context, definition, result_id, suite_result)
-                        s, f = _read_suite_result(name, suite_result, conn, due=scope != "all rows")
-                        s.scope = scope
-                        suites.append(s)
-                        failures.extend(f)
+                            spec = specs.get(definition.name)
+                            scope = "all rows"
+                            if spec is not None and spec.incremental and not whole:
+                                scope = _due_scope(conn, spec, due)
+                                if scope is None:
+                                    suites.append(SuiteResult(name, definition.name, 0, 0, 0, 0, "no new files"))
+                                    continue
+                                definition = context.validation_definitions.get(gxc.due_name(spec))
+                            try:
+                                suite_result = definition.run(checkpoint_id=checkpoint.id, run_id=run_id,
+                                                              result_format=gxc.RESULT_FORMAT)
+                            except Exception as exc:  # fail closed
+                                log.exception("validation %s could not run", definition.name)
+                                failures.append(_checkpoint_error(name, exc, definition.name))
+                                suites.append(
+                                    SuiteResult(name, f"{definition.name} (not run)", 0, 0, 1, 0, scope))
+                                continue
+                            result_id = _result_id(definition, run_id, suite_result)
+                            result_ids.append(result_id)
+                            _detail_failures(context, definition, result_id, suite_result)
+                            s, f = _read_suite_result(name, suite_result, conn, due=scope != "all rows")
+                            s.scope = scope
+                            suites.append(s)
+                            failures.extend(f)
+                        finally:
+                            _suite_done(progress, suites[before:], time.perf_counter() - started_suite)
+                progress.close()
                 as_of = as_of_date(conn)
                 provisional = provisional_months(conn, catalog.window_start(), as_of) if as_of else {}
                 if not any(f.is_error for f in failures):
@@ -288,12 +299,23 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
                 gxc.build_data_docs(context, result_ids, suites=wrote or gxc.suite_pages_missing(root))
                 docs = _docs_path(context)
             finally:
+                progress.close()
                 gxc.release(context)
         finally:
             state.unlock(conn)
     failures.sort(key=lambda f: (not f.is_error, catalog.CHECKPOINTS.index(f.checkpoint), f.suite))
     return QualityReport(suites, failures, as_of, docs, time.perf_counter() - started, checked_at, provisional,
                          full=whole, files=len(due_ids), build_id=build_id)
+
+
+def _suite_done(progress, results: list[SuiteResult], seconds: float) -> None:
+    """A suite validated (or skipped, or failed to run): a line in the log naming it, and the progress."""
+    progress.advance(1)
+    for r in results:
+        outcome = (r.scope if r.scope == "no new files" else
+                   f"{r.passed}/{r.evaluated} passed, {r.failed} failed, {r.warnings} warnings ({r.scope})")
+        log.info("quality gate %d/%d suites: %s %s: %s, %.1f s", progress.done, progress.total, r.checkpoint,
+                 r.suite, outcome, seconds)
 
 
 def _due_scope(conn, spec: catalog.SuiteSpec, due: list[tuple]) -> str | None:
