@@ -1,0 +1,327 @@
+"""An independent oracle for the 18 KPIs: recomputed in plain Python from the raw rows, following only the
+written specification (``shared/feeds/kpis.md`` and ``shared/feeds/README.md``, beside the repository),
+never the dbt models.
+
+SQL is limited to ``select * from raw.<table>``; every rule (latest version, restatements, revocations,
+withdrawals, late reporting, distinct counts over the corridor) is applied here, row by row.
+
+``oracle(url, period_ends)`` returns ``{(kpi_code, area_code, period_end): value}`` for the 18 KPIs, the six
+areas and ``ALL``, in the units of kpi.kpi_values: counts as plain numbers, K03 as a fraction (None when the
+prior-year sum is zero), K09 in 万平方米 (m² / 10,000), K17 in 亿元 (yuan / 1e8).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+from psycopg.rows import dict_row
+
+AREAS = ("LW", "OH", "YQ", "RA", "ZN", "OJK")
+ALL = "ALL"
+KPIS = tuple(f"K{n:02d}" for n in range(1, 19))
+WINDOW_START = date(2020, 1, 1)  # "累计" counts from 2020-01-01
+IP_PLEDGES = {"专利权", "商标权", "著作权"}
+
+
+def _month_end(day: date) -> date:
+    return date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+
+
+def _year_start(day: date) -> date:
+    return date(day.year, 1, 1)
+
+
+def _one_year_earlier(day: date) -> date:
+    """The same calendar day a year earlier (29 February -> 28 February)."""
+    return date(day.year - 1, day.month, min(day.day, calendar.monthrange(day.year - 1, day.month)[1]))
+
+
+def _rows(conn: psycopg.Connection, table: str) -> list[dict]:
+    return conn.execute(f"select * from raw.{table}").fetchall()  # noqa: S608 - fixed table names
+
+
+def _per_area(values: dict[str, float], d: date, kpi: str, out: dict) -> None:
+    for area in (*AREAS, ALL):
+        out[(kpi, area, d)] = values.get(area, 0.0)
+
+
+def _count_distinct(members: list[tuple[str, object]]) -> dict[str, float]:
+    """(area, member) pairs -> distinct members per area and over the corridor (ALL)."""
+    per_area: dict[str, set] = defaultdict(set)
+    for area, member in members:
+        per_area[area].add(member)
+        per_area[ALL].add(member)
+    return {area: float(len(s)) for area, s in per_area.items()}
+
+
+# ---------------------------------------------------------------- district workbooks (latest version)
+
+def _latest_district(conn: psycopg.Connection) -> dict[str, list[dict]]:
+    """The district sheets' rows of the latest version of each area-month only ("a version vN replaces that
+    area-month entirely"). The latest version is the highest N loaded for the area-month in any sheet (a
+    re-sent version with identical bytes loads nothing: its content is the earlier version's)."""
+    sheets = {t: _rows(conn, t) for t in ("district_returns", "district_platforms", "district_certifications",
+                                          "district_projects")}
+    latest: dict[tuple[str, date], int] = {}
+    for rows in sheets.values():
+        for r in rows:
+            key = (r["area_code"], r["report_month"])
+            latest[key] = max(latest.get(key, 0), r["file_version"])
+    return {t: [r for r in rows if r["file_version"] == latest[(r["area_code"], r["report_month"])]]
+            for t, rows in sheets.items()}
+
+
+class _Platform:
+    def __init__(self, area: str, category: str) -> None:
+        self.area = area
+        self.category = category
+        self.recognitions: list[date] = []  # 新增: counts from its 认定日期
+        self.revocations: list[date] = []  # 撤销: last day of the report month
+        self.areas_m2: list[tuple[date, int, Decimal | None]] = []  # (effective date, order, 孵化面积)
+
+    def recognised_on(self, d: date) -> date | None:
+        """The 认定日期 of the recognition in force on d (None when not in force: never recognised by d, or
+        revoked by d after its latest recognition)."""
+        recognised = [r for r in self.recognitions if r <= d]
+        if not recognised:
+            return None
+        last = max(recognised)
+        if any(last <= x <= d for x in self.revocations):
+            return None
+        return last
+
+    def first_recognised_in_window(self, d: date) -> bool:
+        """新增 with 认定日期 in [2020-01-01, d], not revoked by d."""
+        current = self.recognised_on(d)
+        return current is not None and WINDOW_START <= current <= d
+
+    def area_m2_on(self, d: date) -> Decimal | None:
+        known = [(eff, order, m2) for eff, order, m2 in self.areas_m2 if eff <= d and m2 is not None]
+        return max(known, key=lambda t: (t[0], t[1]))[2] if known else None
+
+
+def _platforms(rows: list[dict]) -> list[_Platform]:
+    platforms: dict[tuple[str, str], _Platform] = {}
+    for r in sorted(rows, key=lambda r: (r["report_month"], r["ledger_id"], r["source_row"])):
+        key = (r["area_code"], r["platform_id"])
+        p = platforms.get(key)
+        if p is None:
+            p = platforms[key] = _Platform(r["area_code"], r["platform_category"])
+        order = len(p.areas_m2)
+        if r["change_type"] == "新增":
+            if r["recognised_date"] is not None:
+                p.recognitions.append(r["recognised_date"])
+                p.areas_m2.append((r["recognised_date"], order, r["incubation_area_m2"]))
+        elif r["change_type"] == "撤销":
+            p.revocations.append(_month_end(r["report_month"]))
+        elif r["change_type"] == "更新":
+            p.areas_m2.append((_month_end(r["report_month"]), order, r["incubation_area_m2"]))
+    return list(platforms.values())
+
+
+def _platform_kpis(platforms: list[_Platform], d: date, out: dict) -> None:
+    def count(pred) -> dict[str, float]:
+        return _count_distinct([(p.area, id(p)) for p in platforms if pred(p)])
+
+    _per_area(count(lambda p: p.category == "高能级创新平台" and p.first_recognised_in_window(d)), d, "K01", out)
+    _per_area(count(lambda p: p.category == "省级企业研究院" and p.first_recognised_in_window(d)), d, "K02", out)
+    _per_area(count(lambda p: p.category == "产业创新服务综合体" and p.recognised_on(d)), d, "K07", out)
+    _per_area(count(lambda p: p.category == "高校协同创新中心" and p.recognised_on(d)), d, "K13", out)
+    _per_area(count(lambda p: p.category == "产教融合示范基地" and p.recognised_on(d)), d, "K14", out)
+    m2: dict[str, Decimal] = defaultdict(Decimal)
+    for p in platforms:
+        if p.category in ("孵化器", "加速器") and p.recognised_on(d):
+            value = p.area_m2_on(d) or Decimal(0)
+            m2[p.area] += value
+            m2[ALL] += value
+    _per_area({a: float(v / Decimal(10_000)) for a, v in m2.items()}, d, "K09", out)
+
+
+class _Certificate:
+    def __init__(self, r: dict) -> None:
+        self.area = r["area_code"]
+        self.uscc = r["uscc"]
+        self.kind = r["certification_type"]
+        self.granted = r["granted_date"]
+        self.valid_until = r["valid_until"]
+        self.revocations: list[date] = []
+
+
+def _certificates(rows: list[dict]) -> list[_Certificate]:
+    """One per 证书编号 granted (新增; the latest report of it wins); a 撤销 revokes that certificate only,
+    from the last day of its report month."""
+    certs: dict[str, _Certificate] = {}
+    revocations: list[tuple[str, date]] = []
+    for r in sorted(rows, key=lambda r: (r["report_month"], r["ledger_id"], r["source_row"])):
+        if r["change_type"] == "新增" and r["granted_date"] is not None:
+            old = certs.get(r["certificate_no"])
+            certs[r["certificate_no"]] = cert = _Certificate(r)
+            if old is not None:
+                cert.revocations = old.revocations
+        elif r["change_type"] == "撤销":
+            revocations.append((r["certificate_no"], _month_end(r["report_month"])))
+    for number, effective in revocations:
+        if number in certs:
+            certs[number].revocations.append(effective)
+    return list(certs.values())
+
+
+def _certificate_kpis(certs: list[_Certificate], d: date, out: dict) -> None:
+    def valid_on(c: _Certificate) -> bool:
+        return (c.granted <= d and (c.valid_until is None or d <= c.valid_until)
+                and not any(x <= d for x in c.revocations))
+
+    _per_area(_count_distinct([(c.area, c.uscc) for c in certs if c.kind == "高新技术企业" and valid_on(c)]),
+              d, "K04", out)
+    _per_area(_count_distinct([(c.area, c.uscc) for c in certs if c.kind == "省级科技型中小企业" and valid_on(c)]),
+              d, "K05", out)
+    _per_area(_count_distinct([(c.area, c.uscc) for c in certs
+                               if c.kind in ("瞪羚企业", "创新型领军企业") and WINDOW_START <= c.granted <= d]),
+              d, "K10", out)
+
+
+def _project_history(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Each project's monthly rows (of the latest version of each area-month), by report month."""
+    history: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: (r["report_month"], r["ledger_id"], r["source_row"])):
+        history[(r["area_code"], r["project_id"])].append(r)
+    return history
+
+
+def _project_kpis(history: dict[tuple[str, str], list[dict]], d: date, out: dict) -> None:
+    """A project's state as of d is its row in the latest report month up to d."""
+    states = []
+    for (area, project), rows in history.items():
+        upto = [r for r in rows if r["report_month"] <= d]
+        if upto:
+            states.append((area, project, upto[-1]))
+
+    def count(pred) -> dict[str, float]:
+        return _count_distinct([(area, (area, project)) for area, project, r in states if pred(r)])
+
+    ystart = _year_start(d)
+    _per_area(count(lambda r: r["project_category"] == "未来社区" and r["project_status"] in ("在建", "完成")),
+              d, "K08", out)
+    _per_area(count(lambda r: r["project_category"] == "重大科技项目" and r["start_date"] is not None
+                    and WINDOW_START <= r["start_date"] <= d and r["project_status"] != "终止"), d, "K11", out)
+    _per_area(count(lambda r: r["project_category"] == "卡脖子技术攻关" and r["start_date"] is not None
+                    and ystart <= r["start_date"] <= d and r["project_status"] != "终止"), d, "K15", out)
+    _per_area(count(lambda r: r["project_category"] == "重点区块" and r["project_status"] == "完成"), d, "K16", out)
+
+
+# ---------------------------------------------------------------- technology contracts
+
+def _contracts(conn: psycopg.Connection) -> list[dict]:
+    """The latest row of each 合同登记号 (the latest file wins: export date, then load order, then line)."""
+    latest: dict[str, dict] = {}
+    for r in sorted(_rows(conn, "techmarket_contracts"),
+                    key=lambda r: (r["export_date"], r["ledger_id"], r["source_row"])):
+        latest[r["registration_no"]] = r
+    return list(latest.values())
+
+
+def _contract_kpis(contracts: list[dict], d: date, out: dict) -> None:
+    def total(start: date, end: date) -> dict[str, Decimal]:
+        sums: dict[str, Decimal] = defaultdict(Decimal)
+        for c in contracts:
+            if c["registration_status"] != "撤销" and start <= c["registration_date"] <= end:
+                sums[c["seller_area_code"]] += c["tech_value_10k_yuan"]
+                sums[ALL] += c["tech_value_10k_yuan"]
+        return sums
+
+    now = total(_year_start(d), d)
+    before = total(date(d.year - 1, 1, 1), _one_year_earlier(d))
+    for area in (*AREAS, ALL):
+        out[("K03", area, d)] = float(now[area] / before[area] - 1) if before[area] else None
+
+
+# ---------------------------------------------------------------- bank loans
+
+def _loans(conn: psycopg.Connection) -> list[dict]:
+    """The latest report (报告期) of each loan (bank, 贷款编号)."""
+    latest: dict[tuple[str, str], dict] = {}
+    for r in sorted(_rows(conn, "bank_loans"), key=lambda r: (r["report_month"], r["ledger_id"], r["source_row"])):
+        latest[(r["bank_code"], r["loan_id"])] = r
+    return list(latest.values())
+
+
+def _loan_kpis(loans: list[dict], d: date, out: dict) -> None:
+    in_year = [r for r in loans if _year_start(d) <= r["disbursed_date"] <= d]
+    amounts: dict[str, Decimal] = defaultdict(Decimal)
+    for r in in_year:
+        if r["collateral_type"] in IP_PLEDGES:
+            amounts[r["area_code"]] += r["loan_amount_yuan"]
+            amounts[ALL] += r["loan_amount_yuan"]
+    _per_area({a: float(v / Decimal(100_000_000)) for a, v in amounts.items()}, d, "K17", out)
+    _per_area(_count_distinct([(r["area_code"], r["borrower_uscc"]) for r in in_year]), d, "K18", out)
+
+
+# ---------------------------------------------------------------- talents
+
+class _Talent:
+    def __init__(self) -> None:
+        self.attributes: dict | None = None  # the latest new/update row
+        self.withdrawn: date | None = None  # last day of the withdraw file's month
+
+
+def _talents(conn: psycopg.Connection) -> list[_Talent]:
+    records: dict[str, _Talent] = defaultdict(_Talent)
+    for r in sorted(_rows(conn, "hr_talents"), key=lambda r: (r["file_month"], r["ledger_id"], r["source_row"])):
+        t = records[r["record_id"]]
+        if r["action"] == "withdraw":
+            effective = _month_end(r["file_month"])
+            t.withdrawn = effective if t.withdrawn is None else min(t.withdrawn, effective)
+        else:
+            t.attributes = r
+    return [t for t in records.values() if t.attributes is not None]
+
+
+def _talent_kpis(talents: list[_Talent], d: date, out: dict) -> None:
+    counting = [t.attributes for t in talents
+                if t.attributes["intake_date"] <= d and (t.withdrawn is None or t.withdrawn > d)]
+    # K06: a person once, in the area of their earliest intake in [2020-01-01, d]
+    earliest: dict[str, dict] = {}
+    for r in counting:
+        if r["intake_date"] >= WINDOW_START and r["category"] in ("A", "B", "C", "D", "E"):
+            key = (r["intake_date"], r["record_id"])
+            e = earliest.get(r["person_key"])
+            if e is None or key < (e["intake_date"], e["record_id"]):
+                earliest[r["person_key"]] = r
+    _per_area(_count_distinct([(r["area_code"], p) for p, r in earliest.items()]), d, "K06", out)
+    # K12: a team in the year and area of its first (not withdrawn) member
+    first: dict[str, dict] = {}
+    for r in counting:
+        if r["team_id"]:
+            key = (r["intake_date"], r["record_id"])
+            f = first.get(r["team_id"])
+            if f is None or key < (f["intake_date"], f["record_id"]):
+                first[r["team_id"]] = r
+    _per_area(_count_distinct([(r["area_code"], team) for team, r in first.items()
+                               if _year_start(d) <= r["intake_date"] <= d]), d, "K12", out)
+
+
+# ---------------------------------------------------------------- the oracle
+
+def oracle(url: str, period_ends: list[date]) -> dict[tuple[str, str, date], float | None]:
+    """Every KPI x area (six areas and ALL) at each period end, from the raw rows."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        district = _latest_district(conn)
+        contracts = _contracts(conn)
+        loans = _loans(conn)
+        talents = _talents(conn)
+    platforms = _platforms(district["district_platforms"])
+    certs = _certificates(district["district_certifications"])
+    projects = _project_history(district["district_projects"])
+    out: dict[tuple[str, str, date], float | None] = {}
+    for d in period_ends:
+        _platform_kpis(platforms, d, out)
+        _certificate_kpis(certs, d, out)
+        _project_kpis(projects, d, out)
+        _contract_kpis(contracts, d, out)
+        _loan_kpis(loans, d, out)
+        _talent_kpis(talents, d, out)
+    return out
