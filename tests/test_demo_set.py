@@ -28,6 +28,25 @@ def test_every_planted_dirty_record_is_caught(city):
               for e, why in result.misses]
     assert misses == [], "\n".join(misses[:30])
     assert result.caught == result.checked
+    # and the other way round: no clean record quarantined (it would be missing from every number)
+    assert result.quarantined > 500 and result.unplanted == [], result.unplanted[:10]
+
+
+def test_a_clean_record_quarantined_is_named_by_the_verification(built_warehouse, warehouse_copy):
+    """A loaded record of a demo file moved to the quarantine (as a reader refusing a clean value would):
+    the verification names its file, sheet, row and rule, and fails."""
+    with psycopg.connect(warehouse_copy, autocommit=True) as conn:
+        ledger_id, file_name, row = conn.execute(
+            "select c.ledger_id, l.file_name, c.source_row from raw.district_certifications as c"
+            " join ops.load_ledger as l using (ledger_id) order by c.ledger_id, c.source_row limit 1").fetchone()
+        conn.execute("delete from raw.district_certifications where ledger_id = %s and source_row = %s",
+                     (ledger_id, row))
+        conn.execute("insert into ops.quarantine (ledger_id, feed, file_name, sheet, source_row, rule_code, message,"
+                     " record) values (%s, 'district', %s, '企业认定', %s, 'invalid_value', 'a clean value refused',"
+                     " '{}')", (ledger_id, file_name, row))
+    result = verify_manifest(warehouse_copy, built_warehouse.landing, TEST_PII_KEY)
+    assert not result.ok
+    assert result.unplanted == [("district", file_name, "企业认定", row, "invalid_value", "a clean value refused")]
 
 
 def test_received_equals_loaded_plus_quarantined_for_every_file(city):

@@ -100,7 +100,8 @@ def demo_generate(landing: Path, seed: int, scale: str, start: str, end: str) ->
 
 @demo.command("verify")
 def demo_verify() -> None:
-    """Check every planted dirty record of the demo landing area against the warehouse."""
+    """Check every planted dirty record of the demo landing area against the warehouse, and that no other
+    record of its files was quarantined."""
     from corridor import config
     from corridor import db as database
     from corridor.verify import verify_manifest
@@ -110,7 +111,10 @@ def demo_verify() -> None:
     for entry, reason in result.misses:
         click.echo(f"MISSED {entry['feed']}/{entry['file']} {entry.get('sheet') or ''} row {entry.get('row')}"
                    f" [{entry['kind']}]: {reason}")
+    for feed, name, sheet, row, rule, message in result.unplanted:
+        click.echo(f"NOT PLANTED {feed}/{name} {sheet or ''} row {row} quarantined [{rule}]: {message}")
     click.echo(f"planted dirty records caught: {result.caught} of {result.checked}")
+    click.echo(f"quarantined records the generator did not plant: {len(result.unplanted)} of {result.quarantined}")
     sys.exit(0 if result.ok else 1)
 
 

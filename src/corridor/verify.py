@@ -1,9 +1,12 @@
-"""Prove that every dirty record the demo generator planted was caught.
+"""Prove that every dirty record the demo generator planted was caught, and nothing else.
 
 The generator writes ``_demo/manifest.jsonl``: one line per planted record
 with what must happen to it (quarantined under a rule, normalised to a value,
 skipped, a file-level no-op, …). :func:`verify_manifest` checks each line
-against the warehouse and returns the misses.
+against the warehouse and returns the misses, and the other way round the
+quarantined records of the landing area's files that no line planted (a
+clean record refused: it would be missing from every number, in the raw
+tables and the KPIs alike).
 """
 
 from __future__ import annotations
@@ -40,10 +43,14 @@ class Verification:
     caught: int = 0
     misses: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     by_kind: Counter = field(default_factory=Counter)
+    # quarantined records of the landing area's files that the manifest did not plant:
+    # (feed, file, sheet, row, rule_code, message)
+    unplanted: list[tuple[str, str, str | None, int, str, str]] = field(default_factory=list)
+    quarantined: int = 0  # quarantined records of the landing area's files
 
     @property
     def ok(self) -> bool:
-        return not self.misses
+        return not self.misses and not self.unplanted
 
 
 def _same(actual: Any, expected: str) -> bool:
@@ -133,9 +140,10 @@ def read_manifest(landing_dir: Path) -> list[dict]:
 
 def verify_manifest(url: str, landing_dir: Path, pii_key: bytes) -> Verification:
     result = Verification()
+    entries = read_manifest(landing_dir)
     with psycopg.connect(url) as conn:
         checker = _Checker(conn, pii_key)
-        for entry in read_manifest(landing_dir):
+        for entry in entries:
             result.checked += 1
             result.by_kind[entry["kind"]] += 1
             reason = checker.check(entry)
@@ -143,4 +151,15 @@ def verify_manifest(url: str, landing_dir: Path, pii_key: bytes) -> Verification
                 result.caught += 1
             else:
                 result.misses.append((entry, reason))
+        planted = {(e["feed"], e["file"], e.get("sheet") or None, e["row"])
+                   for e in entries if e["expect"] == "quarantine"}
+        for feed, name, sheet, row, rule, message in conn.execute(
+                "select l.feed, l.file_name, q.sheet, q.source_row, q.rule_code, q.message"
+                " from ops.quarantine as q join ops.load_ledger as l using (ledger_id)"
+                " order by q.ledger_id, q.sheet nulls first, q.source_row"):
+            if not (landing_dir / feed / name).is_file():  # a file of another landing area
+                continue
+            result.quarantined += 1
+            if (feed, name, sheet or None, row) not in planted:
+                result.unplanted.append((feed, name, sheet, row, rule, message))
     return result
