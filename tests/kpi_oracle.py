@@ -8,14 +8,27 @@ withdrawals, late reporting, distinct counts over the corridor) is applied here,
 ``oracle(url, period_ends)`` returns ``{(kpi_code, area_code, period_end): value}`` for the 18 KPIs, the six
 areas and ``ALL``, in the units of kpi.kpi_values: counts as plain numbers, K03 as a fraction (None when the
 prior-year sum is zero), K09 in 万平方米 (m² / 10,000), K17 in 亿元 (yuan / 1e8).
+
+The other numbers officials see follow the same written rules (kpis.md), the configuration the product ships
+as data (``dbt_project/seeds/*.csv``, read as CSV files, with their documentation in ``_seeds__seeds.yml`` and
+``dbt_project/README.md``) and the legend the scorecards print, never the dbt SQL:
+
+``scorecard(actuals, keys)`` returns ``{(kpi_code, area_code, grain, period_end): Scored}`` (target, paced
+target, completion ratio, status: the columns of kpi.kpi_values beside the actual value), and
+``ranking(card)`` returns ``{(year, area_code): Ranked}`` (composite score, KPIs scored, rank: kpi.area_ranking).
 """
 
 from __future__ import annotations
 
 import calendar
+import csv
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
@@ -324,4 +337,157 @@ def oracle(url: str, period_ends: list[date]) -> dict[tuple[str, str, date], flo
         _contract_kpis(contracts, d, out)
         _loan_kpis(loans, d, out)
         _talent_kpis(talents, d, out)
+    return out
+
+
+# ---------------------------------------------------------------- targets, pacing, status (the scorecards)
+
+SEEDS = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds"
+WINDOW_END = date(2022, 12, 31)  # the action plan's window 2020-01-01 .. 2022-12-31 (kpis.md)
+WINDOW_MONTHS = (WINDOW_END.year - WINDOW_START.year) * 12 + WINDOW_END.month - WINDOW_START.month + 1  # 36
+VALUE_SCALE = 10  # "values are rounded to 10 decimals before the status is decided" (dbt_project/README.md)
+SCORE_CAP = Fraction(6, 5)  # min(actual / target, 1.2) (kpis.md)
+NO_TARGET = "no_target"
+BEHIND = "behind"
+
+
+def _seed(name: str, seeds: Path) -> list[dict[str, str]]:
+    with (seeds / f"{name}.csv").open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _exact(value: float | Decimal | None) -> Fraction | None:
+    """A value as the decimal it stands for (the oracle's floats come from decimals), exactly."""
+    return None if value is None else Fraction(Decimal(repr(value)) if isinstance(value, float) else value)
+
+
+def _rounded(value: Fraction | None) -> Decimal | None:
+    """Rounded to VALUE_SCALE decimals, halves away from zero (as numeric rounding), exactly."""
+    if value is None:
+        return None
+    scaled = value * 10 ** VALUE_SCALE
+    whole = (abs(scaled.numerator) * 2 + scaled.denominator) // (2 * scaled.denominator)
+    return Decimal(whole if scaled >= 0 else -whole).scaleb(-VALUE_SCALE)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The configuration of kpi_targets, kpi_area_allocation, kpi_status_thresholds and kpi_weights."""
+
+    kind: dict[str, str]  # kpi -> cumulative / annual / none
+    pacing: dict[str, str]  # kpi -> window_linear / year_linear / none
+    target: dict[tuple[str, str], Fraction | None]  # (kpi, area or ALL) -> the area's target
+    thresholds: list[tuple[Fraction, str]]  # (lowest completion ratio, status), highest first
+    weight: dict[str, Fraction]  # kpi -> ranking weight (1 when the seed has no row)
+
+
+def targets(seeds: Path = SEEDS) -> Targets:
+    """The targets as configured: ALL has the corridor target; an ``allocated`` KPI's area target is the
+    corridor target × weight / Σ weights of the six areas (a missing row = weight 1); a ``uniform`` KPI's
+    (a rate) every area has the corridor target; ``target_kind`` none = no target."""
+    kind, pacing, target = {}, {}, {}
+    allocation = {(r["kpi_code"], r["area_code"]): Fraction(r["allocation_weight"])
+                  for r in _seed("kpi_area_allocation", seeds)}
+    for r in _seed("kpi_targets", seeds):
+        kpi = r["kpi_code"]
+        if r["direction"] != "higher_is_better":
+            raise NotImplementedError(f"{kpi}: no written rule for a completion ratio of {r['direction']}")
+        kind[kpi], pacing[kpi] = r["target_kind"], r["pacing"]
+        corridor = Fraction(r["corridor_target"]) if r["target_kind"] != "none" and r["corridor_target"] else None
+        target[(kpi, ALL)] = corridor
+        weights = {a: allocation.get((kpi, a), Fraction(1)) for a in AREAS}
+        for area in AREAS:
+            if corridor is None:
+                target[(kpi, area)] = None
+            elif r["area_target_method"] == "uniform":
+                target[(kpi, area)] = corridor
+            else:
+                target[(kpi, area)] = corridor * weights[area] / sum(weights.values())
+    thresholds = sorted(((Fraction(r["min_completion_ratio"]), r["status"])
+                         for r in _seed("kpi_status_thresholds", seeds)), reverse=True)
+    weight = {kpi: Fraction(1) for kpi in kind}
+    weight.update({r["kpi_code"]: Fraction(r["ranking_weight"]) for r in _seed("kpi_weights", seeds)})
+    return Targets(kind, pacing, target, thresholds, weight)
+
+
+def _pace(pacing: str, grain: str, end: date) -> Fraction:
+    """The share of the target due at ``end``: window_linear = months elapsed since 2020-01 (inclusive) / 36,
+    capped at 1; year_linear = month of the year / 12 (a year row: the whole annual target); none = 1."""
+    if pacing == "window_linear":
+        elapsed = (end.year - WINDOW_START.year) * 12 + end.month - WINDOW_START.month + 1
+        return min(Fraction(max(elapsed, 0), WINDOW_MONTHS), Fraction(1))
+    if pacing == "year_linear":
+        return Fraction(1) if grain == "year" else Fraction(end.month, 12)
+    if pacing == "none":
+        return Fraction(1)
+    raise ValueError(f"unknown pacing {pacing!r}")
+
+
+@dataclass(frozen=True)
+class Scored:
+    target: Decimal | None
+    paced_target: Decimal | None
+    completion_ratio: Decimal | None
+    status: str | None
+
+
+def _status(ratio: Decimal | None, config: Targets) -> str | None:
+    if ratio is None:
+        return None  # a target but no measurable value (K03 without a base)
+    for lowest, status in config.thresholds:
+        if Fraction(ratio) >= lowest:
+            return status
+    return BEHIND
+
+
+def scorecard(actuals: dict[tuple[str, str, date], float | None], keys: Iterable[tuple[str, str, str, date]],
+              config: Targets | None = None) -> dict[tuple[str, str, str, date], Scored]:
+    """Target, paced target, completion ratio (actual / paced target) and status of each (kpi, area, grain,
+    period end) in ``keys``, from the oracle's actual values (``oracle()``), each rounded to 10 decimals."""
+    config = config or targets()
+    out = {}
+    for kpi, area, grain, end in keys:
+        target = config.target[(kpi, area)]
+        if target is None:
+            out[(kpi, area, grain, end)] = Scored(None, None, None, NO_TARGET)
+            continue
+        paced = target * _pace(config.pacing[kpi], grain, end)
+        actual = _exact(actuals[(kpi, area, end)])
+        ratio = _rounded(actual / paced) if actual is not None and paced else None
+        out[(kpi, area, grain, end)] = Scored(_rounded(target), _rounded(paced), ratio, _status(ratio, config))
+    return out
+
+
+# ---------------------------------------------------------------- the annual competition (年度比拼)
+
+@dataclass(frozen=True)
+class Ranked:
+    composite_score: Decimal | None
+    kpis_scored: int
+    area_rank: int
+
+
+def ranking(card: dict[tuple[str, str, str, date], Scored],
+            config: Targets | None = None) -> dict[tuple[int, str], Ranked]:
+    """Per year with a year row, the six areas ranked by the composite score: the weighted mean (kpi_weights,
+    default 1) over the KPIs with a target and a completion ratio of min(year-row completion ratio, 1.2),
+    rounded to 10 decimals; the rank is 1 + the number of areas with a higher score (ties share a rank)."""
+    config = config or targets()
+    years = sorted({end.year for (_k, _a, grain, end) in card if grain == "year"})
+    out = {}
+    for year in years:
+        end = date(year, 12, 31)
+        scores: dict[str, tuple[Decimal | None, int]] = {}
+        for area in AREAS:
+            scored = [(config.weight[kpi], min(Fraction(s.completion_ratio), SCORE_CAP))
+                      for kpi in config.kind
+                      if (s := card.get((kpi, area, "year", end))) is not None
+                      and s.target is not None and s.completion_ratio is not None]
+            total = sum(w for w, _ in scored)
+            score = _rounded(sum(w * r for w, r in scored) / total) if total else None
+            scores[area] = (score, len(scored))
+        for area, (score, count) in scores.items():
+            higher = sum(1 for other, _ in scores.values()
+                         if other is not None and (score is None or other > score))
+            out[(year, area)] = Ranked(score, count, 1 + higher)
     return out

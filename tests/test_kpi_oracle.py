@@ -1,7 +1,11 @@
 """kpi.kpi_values of the city demo set against an independent oracle (tests/kpi_oracle.py): the 18 KPIs
 recomputed in plain Python from the raw rows by the written specification (feeds README and kpis.md), at
 every month end of the action plan's window 2020-01..2022-12 — every month, quarter and year row of
-kpi.kpi_values, each compared with the oracle's value for its period end."""
+kpi.kpi_values, each compared with the oracle's value for its period end.
+
+The other numbers officials see are held too, from the same oracle's values and the configuration the product
+ships as data (dbt_project/seeds/*.csv, read as files): kpi_values' target, paced target, completion ratio and
+status of every row, and kpi.area_ranking (the annual competition) of every year."""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from datetime import date
 from decimal import Decimal
 
 import psycopg
+import pytest
+from psycopg.rows import dict_row
 
-from tests.kpi_oracle import ALL, AREAS, KPIS, oracle
+from tests.kpi_oracle import ALL, AREAS, KPIS, oracle, ranking, scorecard
 
 MONTH_ENDS = [date(y, m, calendar.monthrange(y, m)[1]) for y in (2020, 2021, 2022) for m in range(1, 13)]
 TOLERANCE = 1e-9  # kpi_values rounds to 10 decimals; the oracle computes in Decimal, then float
@@ -20,6 +26,12 @@ TOLERANCE = 1e-9  # kpi_values rounds to 10 decimals; the oracle computes in Dec
 def _grain_ends(grain: str) -> list[date]:
     months = {"month": range(1, 13), "quarter": (3, 6, 9, 12), "year": (12,)}[grain]
     return [d for d in MONTH_ENDS if d.month in months]
+
+
+KEYS = sorted((k, a, g, d) for g in ("month", "quarter", "year") for d in _grain_ends(g)
+              for k in KPIS for a in (*AREAS, ALL))
+SCORECARD_COLUMNS = ("target_value", "paced_target_value", "completion_ratio", "status")
+RANKING_COLUMNS = ("composite_score", "kpis_scored", "area_rank")
 
 
 def _warehouse(url: str) -> dict[tuple[str, str, str, date], Decimal | None]:
@@ -87,3 +99,90 @@ def test_the_oracle_comparison_catches_a_changed_raw_row(warehouse_copy):
     assert {k for k, *_ in diffs} == {"K01", "K17"}, _message(diffs)
     message = _message(diffs)
     assert f"K17 {area:<3} year    2021-12-31  oracle=" in message
+
+
+# ---------------------------------------------------------------- targets, pacing, status and the ranking
+
+def _table(url: str, table: str, key: tuple[str, ...]) -> dict[tuple, dict]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return {tuple(r[c] for c in key): r
+                for r in conn.execute(f"select * from {table}")}  # noqa: S608 - fixed table names
+
+
+def _same(ours: object, theirs: object) -> bool:
+    if isinstance(ours, Decimal) and isinstance(theirs, Decimal):
+        return abs(ours - theirs) <= Decimal(TOLERANCE) * max(1, abs(ours))  # rounding only
+    return ours == theirs and type(ours) is type(theirs)
+
+
+def _column_differences(expected: dict[tuple, dict], warehouse: dict[tuple, dict], columns) -> list[tuple]:
+    """(column, *key, oracle, warehouse) of every column that differs beyond rounding; a missing or an
+    unexpected row differs in every column ('missing' on its missing side)."""
+    out = []
+    for key in sorted(expected.keys() | warehouse.keys()):
+        ours, theirs = expected.get(key), warehouse.get(key)
+        for column in columns:
+            o = "missing" if ours is None else ours[column]
+            w = "missing" if theirs is None else theirs[column]
+            if not _same(o, w):
+                out.append((column, *key, o, w))
+    return out
+
+
+def _scorecard_differences(url: str, actuals: dict) -> list[tuple]:
+    """kpi_values' target_value, paced_target_value, completion_ratio and status against the oracle's."""
+    card = scorecard(actuals, KEYS)
+    expected = {key: {"target_value": s.target, "paced_target_value": s.paced_target,
+                      "completion_ratio": s.completion_ratio, "status": s.status} for key, s in card.items()}
+    warehouse = _table(url, "kpi.kpi_values", ("kpi_code", "area_code", "grain", "period_end"))
+    return _column_differences(expected, warehouse, SCORECARD_COLUMNS)
+
+
+def _ranking_differences(url: str, actuals: dict) -> list[tuple]:
+    """kpi.area_ranking's composite_score, kpis_scored and area_rank against the oracle's."""
+    expected = {key: {"composite_score": r.composite_score, "kpis_scored": r.kpis_scored,
+                      "area_rank": r.area_rank} for key, r in ranking(scorecard(actuals, KEYS)).items()}
+    warehouse = _table(url, "kpi.area_ranking", ("ranking_year", "area_code"))
+    return _column_differences(expected, warehouse, RANKING_COLUMNS)
+
+
+def _column_message(table: str, diffs: list[tuple]) -> str:
+    lines = ["  " + " ".join(f"{v!s:<18}" if i == 0 else str(v) for i, v in enumerate(key))
+             + f"  oracle={o!s:<22} warehouse={w}" for *key, o, w in diffs]
+    return f"{len(diffs)} {table} values differ from the oracle:\n" + "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def oracle_actuals(built_warehouse) -> dict:
+    """The oracle's actual values of the built warehouse (its raw rows are never changed)."""
+    return oracle(built_warehouse.url, MONTH_ENDS)
+
+
+def test_kpi_values_targets_pacing_and_status_equal_the_oracle(built_warehouse, oracle_actuals):
+    diffs = _scorecard_differences(built_warehouse.url, oracle_actuals)
+    assert not diffs, _column_message("kpi_values", diffs)
+
+
+def test_area_ranking_equals_the_oracle(built_warehouse, oracle_actuals):
+    diffs = _ranking_differences(built_warehouse.url, oracle_actuals)
+    assert not diffs, _column_message("area_ranking", diffs)
+
+
+def test_the_oracle_comparison_catches_a_changed_target_and_rank(warehouse_copy, oracle_actuals):
+    """One paced target and one rank changed in a copy (raw rows untouched): each comparison names exactly it."""
+    paced_key = ("K05", "OH", "quarter", date(2021, 6, 30))
+    with psycopg.connect(warehouse_copy, autocommit=True) as conn:
+        conn.execute("update kpi.kpi_values set paced_target_value = paced_target_value + 1"
+                     " where kpi_code = %s and area_code = %s and grain = %s and period_end = %s", paced_key)
+        area, rank = conn.execute("select area_code, area_rank from kpi.area_ranking where ranking_year = 2021"
+                                  " order by area_code limit 1").fetchone()
+        conn.execute("update kpi.area_ranking set area_rank = %s where ranking_year = 2021 and area_code = %s",
+                      (rank % 6 + 1, area))
+    diffs = _scorecard_differences(warehouse_copy, oracle_actuals)
+    assert [(column, *key) for column, *key, _o, _w in diffs] == [("paced_target_value", *paced_key)], \
+        _column_message("kpi_values", diffs)
+    assert diffs[0][-1] == diffs[0][-2] + 1, _column_message("kpi_values", diffs)
+    diffs = _ranking_differences(warehouse_copy, oracle_actuals)
+    assert diffs == [("area_rank", 2021, area, rank, rank % 6 + 1)], _column_message("area_ranking", diffs)
+    assert f"area_rank          2021 {area}  oracle={rank!s:<22} warehouse={rank % 6 + 1}" in \
+        _column_message("area_ranking", diffs)
