@@ -5,7 +5,8 @@ some files late (one or two deliveries after their month's; a restatement never 
 restates), and for each delivery loads the four feeds (``ingest_feed``) and runs ``corridor dbt build`` (so the
 increments, their scope and the tests of the rows they wrote run as in production). Then every incremental
 model and ``kpi.kpi_values`` are compared with what ``corridor dbt build --full-refresh`` makes of the same
-raw rows. ``tests/test_warehouse.py::test_incremental_run_equals_full_refresh`` holds one designed history;
+raw rows, and ``kpi.kpi_values`` and ``kpi.area_ranking`` with the KPI oracle's reading of the written rules
+(``tests/kpi_oracle.py``). ``tests/test_warehouse.py::test_incremental_run_equals_full_refresh`` holds one designed history;
 this tries many. A round costs about 80 s on two cores::
 
     .venv/bin/python -m tests.fuzz_increments SECONDS [SEED] --url postgresql://…  (a maintenance database
@@ -188,6 +189,10 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
             if ("read every row" in output) != expected:
                 wrong_scope.append((n, expected))
     incremental = snapshot(url)
+    # the numbers themselves, against the KPI oracle's reading of the written rules (tests/kpi_oracle.py)
+    from tests.test_kpi_oracle import differences_at_the_warehouses_periods
+
+    oracle_differs = differences_at_the_warehouses_periods(url)
     build("--full-refresh")
     full = snapshot(url)
     first: dict[str, int] = {}  # month -> its earliest delivery
@@ -200,6 +205,8 @@ def one_round(admin_url: str, rng: random.Random, work: Path, name: str, scale: 
             + ("feeds loaded side by side beside a build, " if concurrent else "")
             + f"{sum(len(rows) for rows in full.values())} rows compared")
     differ = [table for table in full if incremental[table] != full[table]]
+    if oracle_differs:
+        differ.append(f"{len(oracle_differs)} values differ from the KPI oracle, e.g. {'; '.join(oracle_differs[:5])}")
     differ += [f"the build after the kill before delivery {n} {'did not test' if expected else 'tested'} every row"
                for n, expected in wrong_scope]
     differ += beside

@@ -186,3 +186,33 @@ def test_the_oracle_comparison_catches_a_changed_target_and_rank(warehouse_copy,
     assert diffs == [("area_rank", 2021, area, rank, rank % 6 + 1)], _column_message("area_ranking", diffs)
     assert f"area_rank          2021 {area}  oracle={rank!s:<22} warehouse={rank % 6 + 1}" in \
         _column_message("area_ranking", diffs)
+
+
+def differences_at_the_warehouses_periods(url: str) -> list[str]:
+    """For a warehouse of any window (tests/fuzz_increments.py): every kpi_values row's actual value, target,
+    paced target, completion ratio and status, and every area_ranking row, against the oracle's at the
+    periods kpi_values holds; one line per differing value."""
+    with psycopg.connect(url) as conn:
+        keys = sorted(conn.execute("select kpi_code, area_code, grain, period_end from kpi.kpi_values").fetchall())
+    actuals = oracle(url, sorted({end for *_, end in keys}))
+    out = []
+    for key, theirs in sorted(_warehouse(url).items()):
+        ours = actuals.get((key[0], key[1], key[3]), "missing")
+        if ours is None and theirs is None:
+            continue
+        if isinstance(ours, float) and isinstance(theirs, Decimal) and \
+                abs(ours - float(theirs)) <= TOLERANCE * max(1.0, abs(ours)):
+            continue
+        out.append(f"actual_value {' '.join(map(str, key))}: oracle={ours} warehouse={theirs}")
+    card = scorecard(actuals, keys)
+    expected = {key: {"target_value": s.target, "paced_target_value": s.paced_target,
+                      "completion_ratio": s.completion_ratio, "status": s.status} for key, s in card.items()}
+    warehouse = _table(url, "kpi.kpi_values", ("kpi_code", "area_code", "grain", "period_end"))
+    ranked = {key: {"composite_score": r.composite_score, "kpis_scored": r.kpis_scored, "area_rank": r.area_rank}
+              for key, r in ranking(card).items()}
+    for column, *key, o, w in (_column_differences(expected, warehouse, SCORECARD_COLUMNS)
+                               + _column_differences(ranked, _table(url, "kpi.area_ranking",
+                                                                    ("ranking_year", "area_code")),
+                                                     RANKING_COLUMNS)):
+        out.append(f"{column} {' '.join(map(str, key))}: oracle={o} warehouse={w}")
+    return out
