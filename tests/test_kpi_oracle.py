@@ -40,15 +40,15 @@ def _warehouse(url: str) -> dict[tuple[str, str, str, date], Decimal | None]:
             "select kpi_code, area_code, grain, period_end, actual_value from kpi.kpi_values")}
 
 
-def _differences(url: str) -> list[tuple[str, str, str, date, float | None, Decimal | None]]:
-    """Every (kpi, area, grain, period end, oracle, warehouse) that differ beyond rounding, a missing or an
-    unexpected kpi_values row included (its missing side None, flagged 'missing')."""
-    expected = oracle(url, MONTH_ENDS)
+def _differences(url: str, actuals: dict | None = None, keys=None) -> list[tuple]:
+    """Every (kpi, area, grain, period end, oracle, warehouse) whose actual value differs beyond rounding, a
+    missing or an unexpected kpi_values row included (its missing side flagged 'missing'); ``keys`` (default
+    every month, quarter and year of the window) with the oracle's ``actuals`` at their period ends."""
+    keys = KEYS if keys is None else keys
+    expected = oracle(url, MONTH_ENDS) if actuals is None else actuals
     warehouse = _warehouse(url)
-    keys = {(k, a, g, d) for g in ("month", "quarter", "year") for d in _grain_ends(g)
-            for k in KPIS for a in (*AREAS, ALL)}
     out = []
-    for key in sorted(keys | warehouse.keys()):
+    for key in sorted(set(keys) | warehouse.keys()):
         kpi, area, _grain, end = key
         ours = expected.get((kpi, area, end), "missing")
         theirs = warehouse.get(key, "missing")
@@ -129,19 +129,19 @@ def _column_differences(expected: dict[tuple, dict], warehouse: dict[tuple, dict
     return out
 
 
-def _scorecard_differences(url: str, actuals: dict) -> list[tuple]:
+def _scorecard_differences(url: str, actuals: dict, keys=KEYS) -> list[tuple]:
     """kpi_values' target_value, paced_target_value, completion_ratio and status against the oracle's."""
-    card = scorecard(actuals, KEYS)
+    card = scorecard(actuals, keys)
     expected = {key: {"target_value": s.target, "paced_target_value": s.paced_target,
                       "completion_ratio": s.completion_ratio, "status": s.status} for key, s in card.items()}
     warehouse = _table(url, "kpi.kpi_values", ("kpi_code", "area_code", "grain", "period_end"))
     return _column_differences(expected, warehouse, SCORECARD_COLUMNS)
 
 
-def _ranking_differences(url: str, actuals: dict) -> list[tuple]:
+def _ranking_differences(url: str, actuals: dict, keys=KEYS) -> list[tuple]:
     """kpi.area_ranking's composite_score, kpis_scored and area_rank against the oracle's."""
     expected = {key: {"composite_score": r.composite_score, "kpis_scored": r.kpis_scored,
-                      "area_rank": r.area_rank} for key, r in ranking(scorecard(actuals, KEYS)).items()}
+                      "area_rank": r.area_rank} for key, r in ranking(scorecard(actuals, keys)).items()}
     warehouse = _table(url, "kpi.area_ranking", ("ranking_year", "area_code"))
     return _column_differences(expected, warehouse, RANKING_COLUMNS)
 
@@ -195,24 +195,8 @@ def differences_at_the_warehouses_periods(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
         keys = sorted(conn.execute("select kpi_code, area_code, grain, period_end from kpi.kpi_values").fetchall())
     actuals = oracle(url, sorted({end for *_, end in keys}))
-    out = []
-    for key, theirs in sorted(_warehouse(url).items()):
-        ours = actuals.get((key[0], key[1], key[3]), "missing")
-        if ours is None and theirs is None:
-            continue
-        if isinstance(ours, float) and isinstance(theirs, Decimal) and \
-                abs(ours - float(theirs)) <= TOLERANCE * max(1.0, abs(ours)):
-            continue
-        out.append(f"actual_value {' '.join(map(str, key))}: oracle={ours} warehouse={theirs}")
-    card = scorecard(actuals, keys)
-    expected = {key: {"target_value": s.target, "paced_target_value": s.paced_target,
-                      "completion_ratio": s.completion_ratio, "status": s.status} for key, s in card.items()}
-    warehouse = _table(url, "kpi.kpi_values", ("kpi_code", "area_code", "grain", "period_end"))
-    ranked = {key: {"composite_score": r.composite_score, "kpis_scored": r.kpis_scored, "area_rank": r.area_rank}
-              for key, r in ranking(card).items()}
-    for column, *key, o, w in (_column_differences(expected, warehouse, SCORECARD_COLUMNS)
-                               + _column_differences(ranked, _table(url, "kpi.area_ranking",
-                                                                    ("ranking_year", "area_code")),
-                                                     RANKING_COLUMNS)):
-        out.append(f"{column} {' '.join(map(str, key))}: oracle={o} warehouse={w}")
-    return out
+    return ([f"actual_value {' '.join(map(str, key))}: oracle={o} warehouse={w}"
+             for *key, o, w in _differences(url, actuals, keys)]
+            + [f"{column} {' '.join(map(str, key))}: oracle={o} warehouse={w}"
+               for column, *key, o, w in (_scorecard_differences(url, actuals, keys)
+                                          + _ranking_differences(url, actuals, keys))])
