@@ -155,9 +155,8 @@ def verify_manifest(url: str, landing_dir: Path, pii_key: bytes) -> Verification
                    for e in entries if e["expect"] == "quarantine"}
         here: dict[tuple[str, str], bool] = {}  # (feed, file) -> a file of this landing area
         for feed, name, sheet, row, rule, message in conn.execute(
-                "select l.feed, l.file_name, q.sheet, q.source_row, q.rule_code, q.message"
-                " from ops.quarantine as q join ops.load_ledger as l using (ledger_id)"
-                " order by q.ledger_id, q.sheet nulls first, q.source_row"):
+                "select feed, file_name, sheet, source_row, rule_code, message from ops.quarantine"
+                " order by ledger_id, sheet nulls first, source_row"):
             if (feed, name) not in here:
                 here[(feed, name)] = (landing_dir / feed / name).is_file()
             if not here[(feed, name)]:  # a file of another landing area

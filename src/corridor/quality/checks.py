@@ -290,7 +290,6 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
                             failures.extend(f)
                         finally:
                             _suite_done(progress, suites[before:], time.perf_counter() - started_suite)
-                progress.close()
                 as_of = as_of_date(conn)
                 provisional = provisional_months(conn, catalog.window_start(), as_of) if as_of else {}
                 if not any(f.is_error for f in failures):
