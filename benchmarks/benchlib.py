@@ -17,6 +17,9 @@ that its CPU time and peak RSS are its own):
     gate            the quality gate alone (corridor.quality.quality_gate)
     publish         corridor.scorecards.publish, every edition × ALL and the six areas, no e-mail
     refresh check   `corridor dbt build --full-refresh` (kpi_values must not change)
+    oracle          kpi.kpi_values and kpi.area_ranking at the end against the independent oracle
+                    (tests/kpi_oracle.py: the KPIs recomputed in plain Python from the raw rows by the
+                    written spec); city and province by default, national with --oracle (~4 min, 5.4 GiB)
 
 Per step it prints rows, wall and CPU seconds (the step's process, and the
 PostgreSQL server's when it runs on this machine), rows/s, peak RSS of the
@@ -32,7 +35,7 @@ benchmarks/kpi_reference.json).
 Only public entry points are used (``ingest_feed``, the ``corridor dbt``
 command, ``quality_gate``, ``publish``), so the benchmark keeps working while
 the code under it changes. Figures, not tests: nothing is asserted except that
-every step succeeded.
+every step succeeded (the oracle's step fails when a value differs).
 
 Server: a throw-away embedded PostgreSQL (default), or ``--url`` (or
 CORRIDOR_BENCH_URL), a maintenance database URL on any server, e.g. a
@@ -424,6 +427,15 @@ class Bench:
         self.echo(_step_line(step))
         return step
 
+    def oracle(self, name: str) -> Step:
+        """kpi.kpi_values and kpi.area_ranking against tests/kpi_oracle.py; the step fails when a value differs."""
+        out = self.work / f"{_slug(name)}.json"
+        step = self.run(name, self.py("child-oracle", "--url", self.server.url, "--out", str(out)),
+                        units="rows checked", result_file=out)
+        step.rows = step.detail.get("rows")
+        self.echo(_step_line(step))
+        return step
+
     def combine(self, name: str, parts: list[Step]) -> Step:
         step = Step(name, ok=all(p.ok for p in parts), rows=None, units="-", wall=sum(p.wall for p in parts),
                     cpu=sum(p.cpu for p in parts),
@@ -650,6 +662,9 @@ def main(scale: str, argv: list[str] | None = None) -> int:
                              " without data): what an increment cannot go below")
     parser.add_argument("--through-increment", action="store_true",
                         help="stop after the increment (ingest, no-op ingest, full build, increment): national's figures")
+    parser.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=None,
+                        help="check kpi_values and area_ranking at the end against the independent oracle"
+                             " (tests/kpi_oracle.py; default: on, but at national, where it takes ~4 min and 5.4 GiB)")
     parser.add_argument("--publish-only", metavar="DATABASE",
                         help="only gate + publish, on a copy of DATABASE (a kept benchmark database on --url's"
                              " server) without its published editions: publication figures of the code now")
@@ -729,6 +744,8 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
         bench.build("full-refresh build", "--full-refresh")
         kpi_refresh = bench.kpi_checksum()
 
+    if not args.ingest_only and (args.oracle if args.oracle is not None else scale != "national"):
+        bench.oracle("oracle")
     if args.dump_kpi:
         dump_kpi_values(server.url, args.dump_kpi)
         echo(f"kpi.kpi_values written to {args.dump_kpi}")
@@ -893,6 +910,13 @@ def markdown(report: dict) -> str:
     if ref:
         lines.append(f"kpi.kpi_values at the end, row for row against {ref['source']} ({ref['rows']:,} rows): "
                      + ("IDENTICAL" if ref["identical"] else "**DIFFERENT**: " + "; ".join(ref["diff"])))
+    oracle = next((st for st in report["steps"] if st["name"] == "oracle"), None)
+    if oracle:
+        d = oracle.get("detail") or {}
+        lines.append("the independent oracle (tests/kpi_oracle.py) at the end: " + (
+            f"{d['differing']:,} values differ of kpi.kpi_values' {d['kpi_values_rows']:,} rows and kpi.area_ranking's "
+            f"{d['area_ranking_rows']:,}" + ("" if not d["differing"] else ": " + "; ".join(d["differences"]))
+            if d else "**did not run** (its log says why)"))
     if full and full.get("detail", {}).get("slowest"):
         lines.append("")
         lines.append("slowest nodes of the full build (s): " + ", ".join(
@@ -908,7 +932,7 @@ def _echo(text: str = "") -> None:
 
 def _child(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["child-ingest", "child-gate", "child-publish"])
+    parser.add_argument("what", choices=["child-ingest", "child-gate", "child-publish", "child-oracle"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--landing", type=Path)
     parser.add_argument("--gate", type=Path)
@@ -932,6 +956,22 @@ def _child(argv: list[str]) -> int:
             rejected += [f"{feed}/{getattr(f, 'file_name', f)}" for f in getattr(summary, "rejected", [])]
         args.out.write_text(json.dumps({"feeds": feeds, "rejected": rejected}))
         return 0
+    if args.what == "child-oracle":
+        import psycopg
+
+        sys.path.insert(0, str(ROOT))  # the oracle is test code: tests/kpi_oracle.py
+        from tests.test_kpi_oracle import differences_at_the_warehouses_periods
+
+        with psycopg.connect(args.url) as conn:
+            counts = conn.execute("select (select count(*) from kpi.kpi_values),"
+                                  " (select count(*) from kpi.area_ranking)").fetchone()
+        differences = differences_at_the_warehouses_periods(args.url)
+        for line in differences:
+            print(line)
+        args.out.write_text(json.dumps({
+            "kpi_values_rows": counts[0], "area_ranking_rows": counts[1], "rows": counts[0] + counts[1],
+            "differing": len(differences), "differences": differences[:20]}))
+        return 1 if differences else 0
     if args.what == "child-gate":
         from corridor.quality import quality_gate
 
