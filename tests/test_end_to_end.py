@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -89,3 +93,51 @@ def test_publish_dag_runs_to_success_under_dag_test_as_make_run_does(airflow_run
     [publish] = run_dags(["publish_scorecards"], ROOT / "dags")
     assert (publish.state, publish.failed_tasks) == ("success", [])
     assert publish.xcom("quality_gate")
+
+
+def _feeds_new_files(stdout: str) -> dict[str, int]:
+    """The ingest summary's "new" column per feed (pipeline.format_ingest_summary: feed, files, new, …)."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(district|techmarket|bank|hr)\s+\d+\s+(\d+)\s", stdout, re.M)}
+
+
+def test_the_main_job_runs_every_dag_and_a_second_run_loads_builds_and_publishes_nothing(tmp_path, warehouse_url):
+    """`corridor run`, what `make run` runs, in a process and state folder of its own (Airflow's metadata
+    migrated there), twice on a small landing area: the first loads, builds, checks and writes the scorecards it
+    lists; the second loads no file, does not run dbt and records no new scorecard edition."""
+    landing = tmp_path / "landing"
+    generate(landing, seed=11, scale="city", start="2022-11", end="2022-12")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CORRIDOR_"))}
+    env.update({"CORRIDOR_STATE_DIR": str(tmp_path / "state"), "CORRIDOR_OUTPUT_DIR": str(tmp_path / "out"),
+                "CORRIDOR_LANDING_DIR": str(landing), "CORRIDOR_WAREHOUSE_URL": warehouse_url,
+                "CORRIDOR_PII_KEY": TEST_PII_KEY.decode()})
+    corridor = str(Path(sys.executable).with_name("corridor"))
+
+    def run() -> str:
+        proc = subprocess.run([corridor, "run"], env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        for dag in (*INGEST_DAGS, "build_warehouse", "publish_scorecards"):
+            assert re.search(rf"^DAG {dag}: success ", proc.stdout, re.M), proc.stdout[-4000:]
+        assert "gate: passed" in proc.stdout, proc.stdout[-4000:]
+        assert "corridor (ALL), year-end 2022, KPI values against the action plan's targets:" in proc.stdout
+        return proc.stdout
+
+    first = run()
+    assert set(_feeds_new_files(first)) == {"district", "techmarket", "bank", "hr"}, first
+    assert all(n > 0 for n in _feeds_new_files(first).values()), first
+    assert "dbt did not run" not in first
+    listed = re.findall(r"^  (\S+)\s+(pdf|xlsx|html)\s+\d+ KB  v\d+(?: provisional)?  (\S+)$", first, re.M)
+    assert {fmt for area, fmt, _ in listed if area == "ALL"} == {"pdf", "xlsx", "html"}, first
+    assert all(Path(path).is_file() and Path(path).stat().st_size > 0 for _, _, path in listed), listed
+    with psycopg.connect(warehouse_url) as conn:
+        ledger, editions, built = conn.execute(
+            "select (select count(*) from ops.load_ledger), (select count(*) from ops.scorecard_editions),"
+            " (select count(*) from ops.dbt_builds)").fetchone()
+    assert ledger > 0 and editions >= len(listed) and built == 1
+
+    second = run()
+    assert _feeds_new_files(second) == dict.fromkeys(("district", "techmarket", "bank", "hr"), 0), second
+    assert "nothing loaded and dbt_project unchanged since the last successful build: dbt did not run" in second
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute(
+            "select (select count(*) from ops.load_ledger), (select count(*) from ops.scorecard_editions),"
+            " (select count(*) from ops.dbt_builds)").fetchone() == (ledger, editions, built)

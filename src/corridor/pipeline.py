@@ -253,6 +253,9 @@ def run(settings: Settings | None = None, echo=print) -> int:
     build_seconds = time.perf_counter() - build_started
     echo("")
     echo(f"== build: dbt through cosmos ({build_seconds:.1f} s) ==")
+    if results[-1].state == "success" and "dbt_build" in results[-1].skipped_tasks:
+        echo("nothing loaded and dbt_project unchanged since the last successful build: dbt did not run,"
+             " the warehouse is as that build left it")
     if results[-1].state == "success":
         echo("corridor (ALL), year-end 2022, KPI values against the action plan's targets:")
         echo(format_kpis(kpi_year_end(url, 2022)))

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corridor.config import Settings
@@ -63,6 +63,7 @@ class DagResult:
     seconds: float
     failed_tasks: list[str]
     run_id: str = ""
+    skipped_tasks: list[str] = field(default_factory=list)
 
     def xcom(self, task_id: str):
         """The return value a task of this run pushed (None if it pushed none)."""
@@ -97,7 +98,9 @@ def run_dags(dag_ids: list[str], dags_dir: Path) -> list[DagResult]:
             dag.deadline = None
         started = time.perf_counter()
         run = dag.test()
-        failed = [ti.task_id for ti in run.get_task_instances() if ti.state not in ("success", "skipped")]
+        instances = run.get_task_instances()
+        failed = [ti.task_id for ti in instances if ti.state not in ("success", "skipped")]
+        skipped = [ti.task_id for ti in instances if ti.state == "skipped"]
         state = str(getattr(run.state, "value", run.state))
-        results.append(DagResult(dag_id, state, time.perf_counter() - started, failed, run.run_id))
+        results.append(DagResult(dag_id, state, time.perf_counter() - started, failed, run.run_id, skipped))
     return results
