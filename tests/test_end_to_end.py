@@ -1,4 +1,5 @@
-"""The ingest DAGs as real Airflow task runs (dag.test()) on a small generated landing area."""
+"""The DAGs as real Airflow task runs (dag.test()) on a small generated landing area: the ingest DAGs, and
+the whole main job (`corridor run`, what `make run` runs)."""
 
 from __future__ import annotations
 
@@ -61,49 +62,20 @@ def test_a_rejected_file_fails_its_dag_after_the_good_files_load(airflow_run_env
     assert os.environ["CORRIDOR_LANDING_DIR"] == str(landing)
 
 
-def test_build_dag_runs_dbt_through_cosmos_after_ingest(airflow_run_env, monkeypatch):
-    from corridor.db import dbt_env
-    from corridor.orchestration.runner import run_dags
-
-    url, _ = airflow_run_env
-    for var, value in dbt_env(url).items():
-        monkeypatch.setenv(var, value)
-    run_dags(INGEST_DAGS, ROOT / "dags")
-    [build] = run_dags(["build_warehouse"], ROOT / "dags")
-    assert (build.state, build.failed_tasks) == ("success", [])
-    with psycopg.connect(url) as conn:
-        assert conn.execute("select count(*) from kpi.kpi_values").fetchone()[0] > 0
-        assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0
-
-
-def test_publish_dag_runs_to_success_under_dag_test_as_make_run_does(airflow_run_env, monkeypatch, tmp_path):
-    """The publish DAG has a deadline alert; a successful dag.test() run of it must end in success."""
-    from corridor.db import dbt_env
-    from corridor.orchestration.runner import run_dags
-
-    url, _ = airflow_run_env
-    for var, value in dbt_env(url).items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
-    run_dags(INGEST_DAGS, ROOT / "dags")
-    run_dags(["build_warehouse"], ROOT / "dags")
-    from airflow.dag_processing.dagbag import DagBag
-
-    assert DagBag(str(ROOT / "dags" / "publish_scorecards.py")).get_dag("publish_scorecards").deadline
-    [publish] = run_dags(["publish_scorecards"], ROOT / "dags")
-    assert (publish.state, publish.failed_tasks) == ("success", [])
-    assert publish.xcom("quality_gate")
-
-
 def _feeds_new_files(stdout: str) -> dict[str, int]:
     """The ingest summary's "new" column per feed (pipeline.format_ingest_summary: feed, files, new, …)."""
     return {m[1]: int(m[2]) for m in re.finditer(r"^(district|techmarket|bank|hr)\s+\d+\s+(\d+)\s", stdout, re.M)}
 
 
-def test_the_main_job_runs_every_dag_and_a_second_run_loads_builds_and_publishes_nothing(tmp_path, warehouse_url):
+def test_the_main_job_runs_every_dag_and_a_second_run_loads_builds_and_publishes_nothing(airflow_db, tmp_path,
+                                                                                         warehouse_url):
     """`corridor run`, what `make run` runs, in a process and state folder of its own (Airflow's metadata
-    migrated there), twice on a small landing area: the first loads, builds, checks and writes the scorecards it
-    lists; the second loads no file, does not run dbt and records no new scorecard edition."""
+    migrated there), twice on a small landing area: the first loads, builds (dbt through cosmos), checks and
+    writes the scorecards it lists; the second loads no file, does not run dbt and records no new scorecard
+    edition. Every DAG runs under dag.test() and ends in success, the publish DAG with its deadline alert."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert DagBag(str(ROOT / "dags" / "publish_scorecards.py")).get_dag("publish_scorecards").deadline
     landing = tmp_path / "landing"
     generate(landing, seed=11, scale="city", start="2022-11", end="2022-12")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CORRIDOR_"))}
@@ -132,6 +104,8 @@ def test_the_main_job_runs_every_dag_and_a_second_run_loads_builds_and_publishes
         ledger, editions, built = conn.execute(
             "select (select count(*) from ops.load_ledger), (select count(*) from ops.scorecard_editions),"
             " (select count(*) from ops.dbt_builds)").fetchone()
+        assert conn.execute("select count(*) from kpi.kpi_values").fetchone()[0] > 0
+        assert conn.execute("select count(*) from marts.fct_tech_contracts").fetchone()[0] > 0
     assert ledger > 0 and editions >= len(listed) and built == 1
 
     second = run()
