@@ -115,3 +115,19 @@ def test_the_main_job_runs_every_dag_and_a_second_run_loads_builds_and_publishes
         assert conn.execute(
             "select (select count(*) from ops.load_ledger), (select count(*) from ops.scorecard_editions),"
             " (select count(*) from ops.dbt_builds)").fetchone() == (ledger, editions, built)
+
+
+def test_the_ingest_summary_keeps_its_columns_apart_at_national_scale():
+    """Counts of a national run (hundreds of millions of rows) stay in their columns, a space between each."""
+    from corridor.pipeline import FeedReport, format_ingest_summary
+
+    reports = {"district": FeedReport("district", files_new=301, files_duplicate=4, rows_received=3_505_457,
+                                      rows_loaded=3_482_831, rows_quarantined=22_626),
+               "techmarket": FeedReport("techmarket", files_new=972, rows_received=565_685_421,
+                                        rows_loaded=565_609_546, rows_quarantined=75_875)}
+    text = format_ingest_summary(reports, {"district": 305, "techmarket": 972})
+    head, _, district, techmarket, _, total = text.splitlines()
+    assert head.split() == ["feed", "files", "new", "dup", "rej", "received", "loaded", "quarantined"]
+    assert total.split() == ["total", "1277", "1273", "4", "0", "569,190,878", "569,092,377", "98,501"]
+    assert techmarket.split() == ["techmarket", "972", "972", "0", "0", "565,685,421", "565,609,546", "75,875"]
+    assert len({len(line) for line in (head, district, techmarket, total)}) == 1

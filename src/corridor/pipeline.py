@@ -86,11 +86,11 @@ def max_ledger_id(url: str) -> int:
 
 
 def format_ingest_summary(reports: dict[str, FeedReport], discovered: dict[str, int]) -> str:
-    head = f"{'feed':<11}{'files':>7}{'new':>6}{'dup':>5}{'rej':>5}{'received':>11}{'loaded':>10}{'quarantined':>13}"
+    head = f"{'feed':<11}{'files':>7}{'new':>6}{'dup':>5}{'rej':>5}{'received':>13}{'loaded':>13}{'quarantined':>13}"
     lines = [head, "-" * len(head)]
     for feed, r in reports.items():
         lines.append(f"{feed:<11}{discovered.get(feed, 0):>7}{r.files_new:>6}{r.files_duplicate:>5}"
-                     f"{r.files_rejected:>5}{r.rows_received:>11,}{r.rows_loaded:>10,}{r.rows_quarantined:>13,}")
+                     f"{r.files_rejected:>5}{r.rows_received:>13,}{r.rows_loaded:>13,}{r.rows_quarantined:>13,}")
     total = FeedReport("total")
     for r in reports.values():
         for attr in ("files_new", "files_duplicate", "files_rejected", "rows_received", "rows_loaded",
@@ -98,7 +98,7 @@ def format_ingest_summary(reports: dict[str, FeedReport], discovered: dict[str, 
             setattr(total, attr, getattr(total, attr) + getattr(r, attr))
     lines.append("-" * len(head))
     lines.append(f"{'total':<11}{sum(discovered.values()):>7}{total.files_new:>6}{total.files_duplicate:>5}"
-                 f"{total.files_rejected:>5}{total.rows_received:>11,}{total.rows_loaded:>10,}"
+                 f"{total.files_rejected:>5}{total.rows_received:>13,}{total.rows_loaded:>13,}"
                  f"{total.rows_quarantined:>13,}")
     for r in reports.values():
         for name, reason in r.rejected:
