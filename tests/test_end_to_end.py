@@ -62,6 +62,26 @@ def test_a_rejected_file_fails_its_dag_after_the_good_files_load(airflow_run_env
     assert os.environ["CORRIDOR_LANDING_DIR"] == str(landing)
 
 
+def test_a_missing_landing_folder_fails_the_ingest_at_once(airflow_run_env, monkeypatch, tmp_path):
+    """A landing folder that is not there is the configuration's fault: the load fails on its first try (the
+    DAG's two retries, 5 and 10 minutes later, would find no folder either; `corridor ingest` and `make run`
+    waited those 10 minutes). The error names the folder (tests/test_hostile_files.py)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from corridor.orchestration.runner import run_dags
+
+    monkeypatch.setenv("CORRIDOR_LANDING_DIR", str(tmp_path / "nowhere"))
+    [result] = run_dags(["ingest_hr"], ROOT / "dags")
+    assert result.state == "failed" and "load" in result.failed_tasks
+    with create_session() as session:
+        load = session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == "ingest_hr", TaskInstance.run_id == result.run_id,
+            TaskInstance.task_id == "load")).one()
+    assert (load.state, load.try_number) == ("failed", 1)
+
+
 def _feeds_new_files(stdout: str) -> dict[str, int]:
     """The ingest summary's "new" column per feed (pipeline.format_ingest_summary: feed, files, new, …)."""
     return {m[1]: int(m[2]) for m in re.finditer(r"^(district|techmarket|bank|hr)\s+\d+\s+(\d+)\s", stdout, re.M)}

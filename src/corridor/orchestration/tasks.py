@@ -20,12 +20,19 @@ class WarehouseNotBuilt(RuntimeError):
 # -- ingest ------------------------------------------------------------------------------------
 
 def load_feed(feed: str) -> dict:
-    from corridor.ingest import ingest_feed
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from corridor.ingest import LandingFolderMissing, ingest_feed
 
     settings = config.load()
     url = db.warehouse_url(settings)
     db.ensure_schema(url)
-    summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key())
+    try:
+        summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key())
+    except LandingFolderMissing as exc:
+        # the configuration names no folder there: trying again in 5 and 10 minutes (the DAG's retries) would
+        # find none either, and a person running `corridor ingest` or `make run` waited 10 minutes for the line
+        raise AirflowFailException(str(exc)) from None
     result = summary.as_dict()
     log.info("%s: %d file(s) loaded, %d rows received, %d loaded, %d quarantined, %d rejected file(s)",
              feed, result["files_loaded"], result["rows_received"], result["rows_loaded"],
