@@ -370,6 +370,35 @@ def test_a_missing_database_is_one_line_naming_it(pg_admin_url):
     assert "no_such_db" in lines[0] and "does not exist" in lines[0]
 
 
+
+def test_a_setting_that_cannot_be_used_is_one_line_naming_it(tmp_path):
+    """A bad environment variable stops any command before it starts, in one line naming the variable (not a
+    traceback); a connection string that is not a URL is not echoed (it may hold a password)."""
+    cases = [
+        (["ingest", "hr"], {"CORRIDOR_MAX_FILE_BYTES": "abc"}, "CORRIDOR_MAX_FILE_BYTES='abc' is not a whole number"),
+        (["ingest"], {"CORRIDOR_MAX_FIELDS": "-3"}, "CORRIDOR_MAX_FIELDS='-3' must be positive"),
+        (["run"], {"CORRIDOR_DEMO_SCALE": "huge"}, "CORRIDOR_DEMO_SCALE='huge' is not one of city, province, national"),
+        (["run"], {"CORRIDOR_DEMO_SEED": "seven"}, "CORRIDOR_DEMO_SEED='seven' is not a whole number"),
+        (["ingest", "bank"], {"CORRIDOR_WAREHOUSE_URL": "host=db password=s3cr3t-pw"},
+         "CORRIDOR_WAREHOUSE_URL is not a PostgreSQL URL"),
+    ]
+    for args, settings, expected in cases:
+        env = {**os.environ, "CORRIDOR_STATE_DIR": str(tmp_path / "state"),
+               "CORRIDOR_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/none", **settings}
+        proc = subprocess.run([sys.executable, "-m", "corridor.cli", *args], capture_output=True, text=True, env=env)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"Error: {expected}"), \
+            (args, settings, proc.stderr[-2000:])
+        assert "s3cr3t-pw" not in proc.stdout + proc.stderr
+
+
+def test_an_unknown_feed_is_refused_by_the_command_line_naming_the_feeds():
+    proc = corridor_cli("ingest", "hr", "nosuchfeed", url="postgresql://nobody@127.0.0.1:1/none")
+    assert proc.returncode == 2, proc.stderr
+    assert "'nosuchfeed' is not one of 'district', 'techmarket', 'bank', 'hr'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_the_command_line_imports_the_scorecards_only_for_their_commands(tmp_path):
     """`corridor dbt build` and `corridor ingest` do not pay for WeasyPrint and the renderers (issue 11:
     ~0.3-0.5 s of every command's start-up); `corridor scorecards …` still finds its commands."""

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import click
 
-# Errors a person can act on (an unreachable warehouse, a missing landing folder): (module, class).
-_ACTIONABLE = (("corridor.db", "WarehouseUnavailable"), ("corridor.ingest", "LandingFolderMissing"))
+from corridor.feeds import FEEDS
+
+FEED_NAMES = tuple(FEEDS)
+
+# Errors a person can act on (an unreachable warehouse, a missing landing folder, a setting that cannot be
+# used): (module, class).
+_ACTIONABLE = (("corridor.db", "WarehouseUnavailable"), ("corridor.ingest", "LandingFolderMissing"),
+               ("corridor.config", "ConfigError"))
 
 # Subcommands imported only when used: `corridor.scorecards` (WeasyPrint, openpyxl, …) cost every other
 # command ~0.3-0.5 s of start-up (issue 11: `corridor dbt build` and `corridor ingest` pay it each run).
@@ -161,7 +167,7 @@ def dbt(args: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("feeds", nargs=-1)
+@click.argument("feeds", nargs=-1, type=click.Choice(FEED_NAMES))
 def ingest(feeds: tuple[str, ...]) -> None:
     """Run the ingest DAGs (all, or the FEEDS named) once, through Airflow."""
     from corridor import config, pipeline

@@ -22,6 +22,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+# The demo data set's sizes (rows ×1, ×20, ×200; corridor.demo): CORRIDOR_DEMO_SCALE names one.
+DEMO_SCALES = {"city": 1, "province": 20, "national": 200}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used, named with the variable (the command line prints it as one line)."""
 
 
 def project_root() -> Path:
@@ -53,13 +61,36 @@ def _positive_int(env, name: str, default: int) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    value = _int(env, name, default)
     if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
+        raise ConfigError(f"{name}={raw!r} must be positive")
     return value
+
+
+def _int(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _choice(env, name: str, default: str, choices) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _warehouse_url(env) -> str | None:
+    url = env.get("CORRIDOR_WAREHOUSE_URL") or None
+    if url is not None and urlsplit(url).scheme not in ("postgresql", "postgres"):
+        # not echoed: a connection string of another form may hold a password
+        raise ConfigError("CORRIDOR_WAREHOUSE_URL is not a PostgreSQL URL (postgresql://user@host:port/dbname;"
+                          " a Unix socket folder as ?host=/path)")
+    return url
 
 
 @dataclass(frozen=True)
@@ -122,12 +153,12 @@ def load() -> Settings:
     return Settings(
         root=root,
         state_dir=state_dir,
-        warehouse_url=env.get("CORRIDOR_WAREHOUSE_URL") or None,
+        warehouse_url=_warehouse_url(env),
         landing_dir=Path(landing).resolve() if landing else state_dir / "demo-landing",
         landing_is_demo=not landing,
         output_dir=Path(env.get("CORRIDOR_OUTPUT_DIR") or root / "out").resolve(),
-        demo_scale=env.get("CORRIDOR_DEMO_SCALE", "city"),
-        demo_seed=int(env.get("CORRIDOR_DEMO_SEED", "20200305")),
+        demo_scale=_choice(env, "CORRIDOR_DEMO_SCALE", "city", DEMO_SCALES),
+        demo_seed=_int(env, "CORRIDOR_DEMO_SEED", 20200305),
         max_xlsx_bytes=_positive_int(env, "CORRIDOR_MAX_XLSX_BYTES", 50 * 1024 * 1024),
         limits=Limits(
             file_bytes=_positive_int(env, "CORRIDOR_MAX_FILE_BYTES", Limits.file_bytes),

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corridor.config import DEMO_SCALES
 from corridor.demo.dirty import Manifest
 from corridor.demo.master import Enterprises, People
 from corridor.demo.periods import index_month
 
-SCALES = {"city": 1, "province": 20, "national": 200}
+SCALES = DEMO_SCALES  # corridor.config: CORRIDOR_DEMO_SCALE names one
 
 # Yearly volumes of the corridor at city scale (calibrated on the spec's "Realistic
 # magnitudes" and the KPI targets). Years outside 2019..2022 are extrapolated.
