@@ -431,3 +431,24 @@ def test_a_file_name_that_is_not_utf8_is_rejected_not_fatal(warehouse_url, landi
     assert "does not match talent_{YYYYMM}.jsonl" in rejected.message
     assert "talent_2021\\udcff\\udcfe.jsonl" in ledger_rows(warehouse_url, "hr")  # stored escaped, readable
     assert_good_files_loaded(warehouse_url, landing, "hr", rejected.file_name)
+
+
+def test_a_number_setting_of_one_module_is_checked_where_it_is_read(monkeypatch):
+    """Workers and ports are read where they are used, through config.env_int: the default when unset, the value
+    when it is a whole number in range, else ConfigError naming the variable (one line on the command line)."""
+    from corridor.config import ConfigError
+    from corridor.ingest import ingest_workers
+    from corridor.scorecards.publish import publish_workers
+
+    for name, read, lowest in (("CORRIDOR_INGEST_WORKERS", ingest_workers, 1),
+                               ("CORRIDOR_PUBLISH_WORKERS", publish_workers, 0)):
+        monkeypatch.delenv(name, raising=False)
+        assert read() >= lowest
+        monkeypatch.setenv(name, "3")
+        assert read() == 3
+        monkeypatch.setenv(name, str(lowest))
+        assert read() == lowest
+        for bad, says in (("two", "is not a whole number"), (str(lowest - 1), f"must be {lowest} or more")):
+            monkeypatch.setenv(name, bad)
+            with pytest.raises(ConfigError, match=rf"^{name}='{bad}' {says}$"):
+                read()

@@ -69,12 +69,21 @@ def _positive_int(env, name: str, default: int) -> int:
 
 def _int(env, name: str, default: int) -> int:
     raw = env.get(name)
-    if raw in (None, ""):
+    if raw in (None, "") or not raw.strip():
         return default
     try:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole-number setting of one module (workers, ports), read where it is used: ``default`` when unset,
+    ConfigError naming the variable when it is not a whole number or is below ``minimum``."""
+    value = _int(os.environ, name, default)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={os.environ.get(name)!r} must be {minimum} or more")
+    return value
 
 
 def _choice(env, name: str, default: str, choices) -> str:

@@ -791,10 +791,9 @@ def _batches(paths: list[Path], ramp: tuple[int, ...] = (), batch_bytes: int = B
 
 def ingest_workers() -> int:
     """Worker processes that parse ahead of the loader (CORRIDOR_INGEST_WORKERS; default: the cores, at most 4)."""
-    raw = os.environ.get("CORRIDOR_INGEST_WORKERS")
-    if raw:
-        return max(1, int(raw))
-    return max(1, min(4, os.cpu_count() or 1))
+    from corridor.config import env_int
+
+    return env_int("CORRIDOR_INGEST_WORKERS", max(1, min(4, os.cpu_count() or 1)), minimum=1)
 
 
 # A file's quarantined records up to this many are INSERTed in the committing pipeline, more by COPY.

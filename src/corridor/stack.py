@@ -292,7 +292,7 @@ def up(settings: Settings | None = None, *, workers: int = 2, api_port: int | No
     warehouse_url = db.warehouse_url(settings)
     pg_after = _postmaster_pid(settings.pgdata)
     if api_port is None:
-        api_port = int(os.environ.get("CORRIDOR_STACK_PORT") or 8080)
+        api_port = config.env_int("CORRIDOR_STACK_PORT", 8080, minimum=1)
         if not _port_free(api_port):
             api_port = free_port()
     stack = Stack(home=home, code_root=code_root, api_port=api_port, redis_port=free_port(),

@@ -134,16 +134,9 @@ def publish_workers() -> int:
     (0: every format in the publishing process). Two: the PDFs are ~70 % of the CPU, so one worker was the
     critical path while the publishing process waited; a worker that is sent only the page's HTML is ~95 MiB at
     province scale, so two keep the process tree near 320 MiB (one: ~230; benchmarks/README.md)."""
-    value = os.environ.get("CORRIDOR_PUBLISH_WORKERS", "").strip()
-    if value:
-        try:
-            n = int(value)
-        except ValueError:
-            raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be a whole number, not {value!r}") from None
-        if n < 0:
-            raise ValueError(f"CORRIDOR_PUBLISH_WORKERS must be 0 or more, not {n}")
-        return n
-    return 2 if (os.cpu_count() or 1) >= 2 else 0
+    from corridor.config import env_int
+
+    return env_int("CORRIDOR_PUBLISH_WORKERS", 2 if (os.cpu_count() or 1) >= 2 else 0, minimum=0)
 
 
 class _Renderers:
