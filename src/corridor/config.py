@@ -58,18 +58,15 @@ class Limits:
 
 
 def _positive_int(env, name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
     value = _int(env, name, default)
     if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be positive")
+        raise ConfigError(f"{name}={env.get(name)!r} must be positive")
     return value
 
 
 def _int(env, name: str, default: int) -> int:
     raw = env.get(name)
-    if raw in (None, "") or not raw.strip():
+    if raw is None or not raw.strip():
         return default
     try:
         return int(raw)
