@@ -452,3 +452,26 @@ def test_a_number_setting_of_one_module_is_checked_where_it_is_read(monkeypatch)
             monkeypatch.setenv(name, bad)
             with pytest.raises(ConfigError, match=rf"^{name}='{bad}' {says}$"):
                 read()
+
+
+def test_demo_verify_without_the_demos_manifest_or_warehouse_is_one_line(tmp_path):
+    """`corridor demo verify` of a landing area the generator did not make names the manifest it lacks; with the
+    manifest but no warehouse, it names the warehouse it cannot reach (each a traceback before)."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    env = {**os.environ, "CORRIDOR_STATE_DIR": str(tmp_path / "state"), "CORRIDOR_LANDING_DIR": str(landing),
+           "CORRIDOR_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+
+    def verify() -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "corridor.cli", "demo", "verify"], capture_output=True,
+                              text=True, env=env)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-2000:]
+        return lines
+
+    [line] = verify()
+    assert f"{landing / '_demo' / 'manifest.jsonl'} not found" in line and "corridor demo generate" in line
+    (landing / "_demo").mkdir()
+    (landing / "_demo" / "manifest.jsonl").write_text("", encoding="utf-8")
+    [line] = verify()
+    assert "cannot connect to the warehouse nobody@127.0.0.1:1/none" in line

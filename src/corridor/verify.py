@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from corridor import db
+
 DISTRICT_SHEETS = {
     "创新平台": "raw.district_platforms",
     "企业认定": "raw.district_certifications",
@@ -132,8 +134,15 @@ class _Checker:
         return f"unknown expectation {expect!r}"
 
 
+class NoDemoManifest(RuntimeError):
+    """The landing area has no ``_demo/manifest.jsonl``: it was not made by the demo generator."""
+
+
 def read_manifest(landing_dir: Path) -> list[dict]:
     path = landing_dir / "_demo" / "manifest.jsonl"
+    if not path.is_file():
+        raise NoDemoManifest(f"{path} not found: `corridor demo verify` checks a landing area made by"
+                             " `corridor demo generate` (or `make run`), against its manifest")
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
@@ -141,7 +150,7 @@ def read_manifest(landing_dir: Path) -> list[dict]:
 def verify_manifest(url: str, landing_dir: Path, pii_key: bytes) -> Verification:
     result = Verification()
     entries = read_manifest(landing_dir)
-    with psycopg.connect(url) as conn:
+    with db.connect(url) as conn:  # WarehouseUnavailable: one line
         checker = _Checker(conn, pii_key)
         for entry in entries:
             result.checked += 1
