@@ -62,17 +62,20 @@ def test_a_rejected_file_fails_its_dag_after_the_good_files_load(airflow_run_env
     assert os.environ["CORRIDOR_LANDING_DIR"] == str(landing)
 
 
-def test_a_missing_landing_folder_fails_the_ingest_at_once(airflow_run_env, monkeypatch, tmp_path):
-    """A landing folder that is not there is the configuration's fault: the load fails on its first try (the
-    DAG's two retries, 5 and 10 minutes later, would find no folder either; `corridor ingest` and `make run`
-    waited those 10 minutes). The error names the folder (tests/test_hostile_files.py)."""
+@pytest.mark.parametrize("setting", [{"CORRIDOR_LANDING_DIR": "nowhere"}, {"CORRIDOR_MAX_FILE_BYTES": "abc"}],
+                         ids=["a missing landing folder", "a number that is not one"])
+def test_a_missing_landing_folder_fails_the_ingest_at_once(airflow_run_env, monkeypatch, tmp_path, setting):
+    """A landing folder that is not there, or another setting that cannot be used, is the configuration's
+    fault: the load fails on its first try (the DAG's two retries, 5 and 10 minutes later, would meet it again;
+    `corridor ingest` and `make run` waited those 10 minutes). The error names it (tests/test_hostile_files.py)."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     from corridor.orchestration.runner import run_dags
 
-    monkeypatch.setenv("CORRIDOR_LANDING_DIR", str(tmp_path / "nowhere"))
+    for name, value in setting.items():
+        monkeypatch.setenv(name, str(tmp_path / value) if name == "CORRIDOR_LANDING_DIR" else value)
     [result] = run_dags(["ingest_hr"], ROOT / "dags")
     assert result.state == "failed" and "load" in result.failed_tasks
     with create_session() as session:

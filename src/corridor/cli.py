@@ -13,10 +13,10 @@ from corridor.feeds import FEEDS
 
 FEED_NAMES = tuple(FEEDS)
 
-# Errors a person can act on (an unreachable warehouse, a missing landing folder, a setting that cannot be
-# used, a landing area without the demo's manifest): (module, class).
-_ACTIONABLE = (("corridor.db", "WarehouseUnavailable"), ("corridor.ingest", "LandingFolderMissing"),
-               ("corridor.config", "ConfigError"), ("corridor.verify", "NoDemoManifest"))
+# Errors a person can act on (an unreachable warehouse, a setting that cannot be used, a missing landing folder
+# among them, a landing area without the demo's manifest): (module, class).
+_ACTIONABLE = (("corridor.db", "WarehouseUnavailable"), ("corridor.config", "ConfigError"),
+               ("corridor.verify", "NoDemoManifest"))
 
 # Subcommands imported only when used: `corridor.scorecards` (WeasyPrint, openpyxl, …) cost every other
 # command ~0.3-0.5 s of start-up (issue 11: `corridor dbt build` and `corridor ingest` pay it each run).

@@ -54,6 +54,7 @@ import psycopg
 from psycopg import sql
 
 from corridor import db
+from corridor.config import ConfigError, env_int
 from corridor.feeds import FEEDS, BadFileName, file_meta
 from corridor.feeds._fast import np
 from corridor.feeds._rows import _UNSTORABLE, HEAD_BYTES, escape_unstorable, kind_of, open_regular
@@ -159,8 +160,9 @@ def _hash_ahead(path: Path) -> tuple[str | None, tuple[int, int, int, int] | Non
         return None, None
 
 
-class LandingFolderMissing(RuntimeError):
-    """A feed's landing folder does not exist or is not a folder: the run must fail, not report success."""
+class LandingFolderMissing(ConfigError):
+    """A feed's landing folder does not exist or is not a folder: the run must fail, not report success (a
+    setting that cannot be used: CORRIDOR_LANDING_DIR names no such folder)."""
 
 
 def feed_folder(landing_dir: Path, feed: str) -> Path:
@@ -791,8 +793,6 @@ def _batches(paths: list[Path], ramp: tuple[int, ...] = (), batch_bytes: int = B
 
 def ingest_workers() -> int:
     """Worker processes that parse ahead of the loader (CORRIDOR_INGEST_WORKERS; default: the cores, at most 4)."""
-    from corridor.config import env_int
-
     return env_int("CORRIDOR_INGEST_WORKERS", max(1, min(4, os.cpu_count() or 1)), minimum=1)
 
 

@@ -1,8 +1,9 @@
 """Alerts to the data team: failed tasks and runs, late scorecards, stale feeds.
 
 Every DAG takes its ``default_args`` from :func:`default_args` (owner, retries
-and the task failure callback) and its DAG-level callbacks from
-:data:`DAG_CALLBACKS`; ``publish_scorecards`` also carries
+and the task failure callback; a task body that meets a setting it cannot use
+fails at once, without its retries: :func:`fails_at_once_on_a_setting`) and
+its DAG-level callbacks from :data:`DAG_CALLBACKS`; ``publish_scorecards`` also carries
 :func:`scorecards_deadline`. All alerts are e-mails sent through the SMTP
 provider's notifier (``SmtpNotifier``):
 
@@ -32,6 +33,7 @@ subject and body (not as a Jinja template): error text may contain ``{{``.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -116,6 +118,25 @@ def default_args(retries: int = 1, retry_delay: timedelta = timedelta(minutes=2)
     """``default_args`` of every corridor DAG: owner, retries and the failure alert."""
     return {"owner": OWNER, "retries": retries, "retry_delay": retry_delay,
             "on_failure_callback": task_failed, **extra}
+
+
+def fails_at_once_on_a_setting(task_body):
+    """A task body that meets a setting it cannot use (config.ConfigError: a bad environment variable, a
+    landing folder that is not there) fails at once, naming it: the DAG's retries, minutes apart, would meet
+    the same setting, and a person running `corridor ingest` or `make run` waited for them (10 minutes for an
+    ingest). AirflowFailException is Airflow's no-retry failure."""
+    @functools.wraps(task_body)
+    def run(*args, **kwargs):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from corridor.config import ConfigError
+
+        try:
+            return task_body(*args, **kwargs)
+        except ConfigError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    return run
 
 
 def dag_failed(context) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 
 from cosmos.operators.local import DbtBuildLocalOperator
 
+from corridor.orchestration.alerts import fails_at_once_on_a_setting
+
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,7 @@ def warehouse_dbt_env() -> dict[str, str]:
 class WarehouseBuildOperator(DbtBuildLocalOperator):
     """``dbt build`` of the whole project (cosmos), connected through ``CORRIDOR_WAREHOUSE_URL``."""
 
+    @fails_at_once_on_a_setting
     def execute(self, context: Any, **kwargs: Any) -> None:
         from pathlib import Path
 
@@ -78,6 +81,7 @@ def log_node_summary(result: Any) -> None:
         log.info("dbt build: %s %s", kind, ", ".join(f"{n} {s}" for s, n in sorted(c.items())))
 
 
+@fails_at_once_on_a_setting
 def changes_since_last_build(project_dir, *, force: bool = False) -> bool:
     """False (skip dbt) when nothing was loaded and the dbt project is unchanged since the last
     successful whole build recorded in ops.dbt_builds; True otherwise, and always when ``force``
@@ -103,6 +107,7 @@ class FreshnessFailed(Exception):
     """An error-level `dbt source freshness` result: a feed stopped delivering."""
 
 
+@fails_at_once_on_a_setting
 def source_freshness() -> dict:
     """Run `dbt source freshness`; raise naming each feed whose error threshold passed; report warnings.
 

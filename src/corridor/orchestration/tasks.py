@@ -6,6 +6,7 @@ import logging
 from datetime import date
 
 from corridor import config, db
+from corridor.orchestration.alerts import fails_at_once_on_a_setting
 
 log = logging.getLogger(__name__)
 
@@ -19,20 +20,14 @@ class WarehouseNotBuilt(RuntimeError):
 
 # -- ingest ------------------------------------------------------------------------------------
 
+@fails_at_once_on_a_setting
 def load_feed(feed: str) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from corridor.ingest import LandingFolderMissing, ingest_feed
+    from corridor.ingest import ingest_feed
 
     settings = config.load()
     url = db.warehouse_url(settings)
     db.ensure_schema(url)
-    try:
-        summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key())
-    except LandingFolderMissing as exc:
-        # the configuration names no folder there: trying again in 5 and 10 minutes (the DAG's retries) would
-        # find none either, and a person running `corridor ingest` or `make run` waited 10 minutes for the line
-        raise AirflowFailException(str(exc)) from None
+    summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key())
     result = summary.as_dict()
     log.info("%s: %d file(s) loaded, %d rows received, %d loaded, %d quarantined, %d rejected file(s)",
              feed, result["files_loaded"], result["rows_received"], result["rows_loaded"],
@@ -102,6 +97,7 @@ def gate_validates_every_row(run_type: str | None, data_interval_end) -> bool:
     return any(edition != "monthly" for edition, _ in editions_for_run(run_type, data_interval_end) or [])
 
 
+@fails_at_once_on_a_setting
 def run_quality_gate(run_type: str | None = None, data_interval_end=None) -> dict:
     """The quality_gate task: one line on a never-built warehouse, else the GX checkpoints (every row when
     `gate_validates_every_row`)."""
@@ -146,6 +142,7 @@ def editions_for_run(run_type: str, data_interval_end) -> list[tuple[str | None,
     return [(None, None)]
 
 
+@fails_at_once_on_a_setting
 def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     """The publish task: write (and mail) the scorecards the run is due; a frozen edition is not re-recorded.
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import psycopg
 
 import corridor.pdf
-from corridor import transform
+from corridor import config, transform
 from corridor.progress import Progress
 from corridor.scorecards import delivery, registry
 from corridor.scorecards.data import (
@@ -134,9 +134,7 @@ def publish_workers() -> int:
     (0: every format in the publishing process). Two: the PDFs are ~70 % of the CPU, so one worker was the
     critical path while the publishing process waited; a worker that is sent only the page's HTML is ~95 MiB at
     province scale, so two keep the process tree near 320 MiB (one: ~230; benchmarks/README.md)."""
-    from corridor.config import env_int
-
-    return env_int("CORRIDOR_PUBLISH_WORKERS", 2 if (os.cpu_count() or 1) >= 2 else 0, minimum=0)
+    return config.env_int("CORRIDOR_PUBLISH_WORKERS", 2 if (os.cpu_count() or 1) >= 2 else 0, minimum=0)
 
 
 class _Renderers:
