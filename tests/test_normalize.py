@@ -126,12 +126,14 @@ def test_id_number_of_wrong_shape_is_invalid_id_number(value):
 @pytest.mark.parametrize("value", [
     "2021-03-05", "2021/3/5", "2021.3.5", "2021年3月5日", "2021 年 3 月 5 日", "20210305", " 2021-03-05\u3000",
     "２０２１－０３－０５", "2021-03-05 00:00:00", 44260, 44260.0, date(2021, 3, 5), datetime(2021, 3, 5, 0, 0),
+    20210305, 20210305.0, Decimal("20210305"),  # 20210305 typed into a cell or a JSON value: a number
 ])
 def test_every_date_form_of_the_spec_is_read(value):
     assert n.parse_date(value) == date(2021, 3, 5)
 
 
-@pytest.mark.parametrize("value", ["2021-02-30", "2021-13-01", "next tuesday", "2021-03/05", "05/03/2021", True, -3])
+@pytest.mark.parametrize("value", ["2021-02-30", "2021-13-01", "next tuesday", "2021-03/05", "05/03/2021", True, -3,
+                                   20210230, 20211301, 2958466, 100000000, 20210305.5, float("nan"), float("inf")])
 def test_unreadable_date_is_invalid_date(value):
     err = rule_of(n.parse_date, value)
     assert err.rule_code == "invalid_date"

@@ -275,7 +275,8 @@ def test_host_uscc_is_optional_but_validated_when_present(tmp_path):
     assert the_one(parsed).rule_code == "invalid_uscc"
 
 
-@pytest.mark.parametrize("cell", [datetime(2021, 3, 5), 44260, "2021/3/5", "2021.3.5", "2021年3月5日", "20210305"])
+@pytest.mark.parametrize("cell", [datetime(2021, 3, 5), 44260, "2021/3/5", "2021.3.5", "2021年3月5日", "20210305",
+                                  20210305])  # the last typed into the cell: a number
 def test_date_cells_in_every_form_are_read(tmp_path, cell):
     parsed = parse_district(write_district(tmp_path, platforms=[platform(认定日期=cell)]))
     assert parsed.tables["raw.district_platforms"][0]["recognised_date"] == date(2021, 3, 5)

@@ -226,6 +226,7 @@ def id_number(value: Any) -> str:
 EARLIEST = date(2015, 1, 1)
 _EXCEL_EPOCH = date(1899, 12, 30)  # 1900 date system (serial 60 is Excel's phantom 1900-02-29)
 _EXCEL_MAX = 2958465  # 9999-12-31
+_YYYYMMDD_MIN, _YYYYMMDD_MAX = 10000101, 99991231  # a date written as the number 20210305
 _DATE_PATTERNS = (
     # 2021-03-05, 2021/3/5, 2021.3.5 (one separator throughout), optionally with a time of day
     re.compile(r"(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
@@ -244,7 +245,10 @@ def _read_date(value: Any) -> date:
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         if 0 < value <= _EXCEL_MAX:
             return _EXCEL_EPOCH + timedelta(days=int(value))
-        raise NormalizeError("invalid_date", f"{show(value)} is not an Excel date serial")
+        if _YYYYMMDD_MIN <= value <= _YYYYMMDD_MAX and value == int(value):
+            # 20210305 typed into a cell (or a JSON value) is a number; no serial has eight digits
+            return _read_date(str(int(value)))
+        raise NormalizeError("invalid_date", f"{show(value)} is neither an Excel date serial nor a YYYYMMDD date")
     s = unicodedata.normalize("NFKC", as_text(value)).strip(_STRIP)
     for pattern in _DATE_PATTERNS:
         m = pattern.fullmatch(s)
