@@ -110,7 +110,7 @@ def _count_distinct(members: list[tuple[str, object]]) -> dict[str, float]:
 def _latest_district(conn: psycopg.Connection) -> dict[str, list[dict]]:
     """The district sheets' rows of the latest version of each area-month only ("a version vN replaces that
     area-month entirely"). The latest version is the highest N loaded for the area-month in any sheet (a
-    re-sent version with identical bytes loads nothing: its content is the earlier version's)."""
+    version with an earlier version's bytes is loaded too, and counts: it replaces the area-month as any does)."""
     sheets = {t: _rows(conn, t) for t in ("district_returns", "district_platforms", "district_certifications",
                                           "district_projects")}
     latest: dict[tuple[str, date], int] = {}

@@ -99,6 +99,28 @@ def test_identical_bytes_under_a_new_name_load_nothing_and_name_the_original(war
     assert dup[0][2] == "loaded" and original.name in dup[0][6]
 
 
+def test_a_later_district_version_with_an_earlier_versions_bytes_is_loaded_another_area_month_is_not(
+        warehouse_url, landing):
+    """A version replaces its area-month whatever it holds (spec §1): _v9 with _v1's bytes is loaded and names
+    _v1; the same bytes under another area-month's name stay a no-op (its cover would contradict its name)."""
+    ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
+    original = sorted((landing / "district").glob("*_v1.xlsx"))[0]
+    area, month = original.name.split("_")[:2]
+    later = landing / "district" / f"{area}_{month}_v9.xlsx"
+    elsewhere = landing / "district" / f"{area}_{int(month) - 100}_v1.xlsx"  # the same month a year before
+    shutil.copy(original, later)
+    shutil.copy(original, elsewhere)
+    summary = ingest_feed(warehouse_url, "district", landing, pii_key=TEST_PII_KEY)
+    outcomes = {f.file_name: f for f in summary.files if f.status != "unchanged"}
+    assert set(outcomes) == {later.name, elsewhere.name}
+    first = [r for r in ledger(warehouse_url) if r[1] == original.name][0]
+    assert (outcomes[later.name].status, outcomes[later.name].rows_received) == ("loaded", first[3])
+    assert original.name in outcomes[later.name].message and "restatement" in outcomes[later.name].message
+    assert (outcomes[elsewhere.name].status, outcomes[elsewhere.name].rows_received) == ("duplicate", 0)
+    assert scalar(warehouse_url, "select max(file_version) from raw.district_returns where area_code = %s"
+                  " and report_month = %s", (area, f"{month[:4]}-{month[4:]}-01")) == 9
+
+
 def test_changed_bytes_under_a_loaded_name_are_rejected(warehouse_url, landing):
     ingest_feed(warehouse_url, "hr", landing, pii_key=TEST_PII_KEY)
     victim = sorted((landing / "hr").iterdir())[0]

@@ -50,6 +50,54 @@ def test_restated_month_replaces_earlier_version_while_both_stay_on_record(built
             assert used == [ledger_id]
 
 
+def test_a_later_version_with_an_earlier_versions_bytes_is_the_version_in_force(
+        built_warehouse, warehouse_copy, monkeypatch, tmp_path):
+    """A version replaces its area-month entirely, whatever it holds: a _v3 with the bytes of _v1 withdraws
+    _v2's restatement (the loader took it for _v1 re-sent and loaded nothing, so _v2 stayed in force)."""
+    import shutil
+
+    from corridor.ingest import ingest_feed
+    from tests.conftest import TEST_PII_KEY
+
+    sheets = ("district_platforms", "district_certifications", "district_projects")
+
+    def content(conn, ledger_id: int) -> list:
+        return [conn.execute(sql.SQL("select jsonb_agg(to_jsonb(t) - 'ledger_id' - 'file_version' order by"
+                                     " source_row) from {} as t where ledger_id = %s").format(
+            sql.Identifier("raw", sheet)), (ledger_id,)).fetchone()[0] for sheet in sheets]
+
+    url = warehouse_copy
+    point_dbt_at(monkeypatch, url)
+    with psycopg.connect(url) as conn:
+        area, month, v1_id, v2_id = conn.execute(
+            "select area_code, report_month, min(ledger_id), max(ledger_id) from raw.district_returns"
+            " group by 1, 2 having array_agg(file_version order by file_version) = '{1,2}'"
+            " and max(ledger_id) not in (select ledger_id from ops.load_ledger"
+            "   where message like 'a restatement with the bytes of %')"
+            " order by 1, 2 limit 1").fetchone()
+        [v1_name] = conn.execute("select file_name from ops.load_ledger where ledger_id = %s", (v1_id,)).fetchone()
+        v1_content = content(conn, v1_id)
+        assert v1_content != content(conn, v2_id), "v2 restates v1 with other rows"
+    landing = tmp_path / "landing"
+    (landing / "district").mkdir(parents=True)
+    shutil.copyfile(built_warehouse.landing / "district" / v1_name,
+                    landing / "district" / v1_name.replace("_v1.xlsx", "_v3.xlsx"))
+    [outcome] = ingest_feed(url, "district", landing, pii_key=TEST_PII_KEY).files
+    assert (outcome.status, outcome.rows_loaded > 0) == ("loaded", True), outcome
+    assert v1_name in (outcome.message or ""), outcome
+    transform.dbt(["run", "--select", "int_district_returns_versioned", *[f"int_{s}_versioned" for s in sheets],
+                   "--quiet"], ROOT / "dbt_project")
+    with psycopg.connect(url) as conn:
+        in_force = conn.execute("select file_version, ledger_id from intermediate.int_district_returns_versioned"
+                                " where area_code = %s and report_month = %s", (area, month)).fetchone()
+        assert in_force == (3, outcome.ledger_id)
+        used = {r[0] for sheet in sheets for r in conn.execute(
+            sql.SQL("select distinct ledger_id from {} where area_code = %s and report_month = %s").format(
+                sql.Identifier("intermediate", f"int_{sheet}_versioned")), (area, month))}
+        assert used == {outcome.ledger_id}
+        assert content(conn, outcome.ledger_id) == v1_content
+
+
 def test_kpi_values_has_one_row_per_kpi_area_and_period(built_warehouse):
     url = built_warehouse.url
     with psycopg.connect(url) as conn:

@@ -9,7 +9,9 @@ For each entry of ``landing/<feed>/`` the loader
 2. hashes it and looks it up in ``ops.load_ledger``: bytes already loaded are a
    no-op (a file re-sent under its own name is skipped; the same bytes under a
    new name get a ledger row saying which file they duplicate and load
-   nothing); a name already loaded with *other* bytes is rejected, because a
+   nothing, unless the new name is a later version of the same district
+   area-month: a restatement replaces the area-month whatever it holds, so a
+   ``v3`` with ``v1``'s bytes is loaded); a name already loaded with *other* bytes is rejected, because a
    delivered file is never changed in place. (A file parsed ahead by a worker
    was hashed there, before the parse read it; the loader takes that hash
    while the file's inode, size and times are still the ones the worker saw,
@@ -55,7 +57,7 @@ from psycopg import sql
 
 from corridor import db
 from corridor.config import ConfigError, env_int
-from corridor.feeds import FEEDS, BadFileName, file_meta
+from corridor.feeds import FEEDS, BadFileName, file_meta, restates
 from corridor.feeds._fast import np
 from corridor.feeds._rows import _UNSTORABLE, HEAD_BYTES, escape_unstorable, kind_of, open_regular
 from corridor.feeds.base import FileRejected, ParsedFile, Quarantined, feed_module, parser_for
@@ -1160,7 +1162,9 @@ class Loader:
             return self._reject(path, "", str(exc))
         except OSError as exc:
             return self._reject(path, "", f"{path.name} cannot be read: {exc.strerror}")
-        if ahead is not None and (path.name in by_name or sha in by_sha):
+        same_bytes = by_sha.get(sha)
+        restating = same_bytes is not None and restates(self.feed, path.name, same_bytes[0])
+        if ahead is not None and (path.name in by_name or (same_bytes is not None and not restating)):
             ahead.remove()  # not loaded: its parse is not needed
         if path.name in by_name:
             known_sha, lid = by_name[path.name]
@@ -1171,8 +1175,10 @@ class Loader:
                 f"{path.name} was already loaded (ledger {lid}) with different content; "
                 "a delivered file is never changed in place: a correction must arrive "
                 "as a new file"))
-        if sha in by_sha:
-            return self._record_duplicate(path, sha, *by_sha[sha])
+        if restating:  # a later version of the same area-month: it replaces the area-month, whatever it holds
+            return self.load_file(path, sha, spooled=ahead, restating=same_bytes)
+        if same_bytes is not None:
+            return self._record_duplicate(path, sha, *same_bytes)
         return self.load_file(path, sha, spooled=ahead)
 
     def _analyze(self) -> None:
@@ -1199,13 +1205,17 @@ class Loader:
         self._quarantined = 0
 
     # -- one file ------------------------------------------------------------
-    def load_file(self, path: Path, sha: str | None = None, *, spooled: Spooled | None = None) -> FileOutcome:
+    def load_file(self, path: Path, sha: str | None = None, *, spooled: Spooled | None = None,
+                  restating: tuple[str, int] | None = None) -> FileOutcome:
         """Parse and load one file in one transaction; on any failure roll it back and reject the file.
 
         ``spooled``: the file's parse, which the caller took from the prefetcher (the only place a file's parse
         is taken from it) and found still of the bytes ``sha`` is of: the ledger row gets the size and
         modification time the worker saw (``Spooled.stamp``), so that a file changed since is read again by the
         next run. Without it the file is parsed here.
+
+        ``restating``: (name, ledger id) of an earlier version of the same area-month with these very bytes
+        (:func:`corridor.feeds.restates`): the file is loaded all the same, and its ledger message says so.
 
         Whatever goes wrong (an unreadable file, a parser bug, a value the
         database refuses inside COPY, a reconciliation failure) costs this
@@ -1237,7 +1247,8 @@ class Loader:
             contracts = spooled.keys if self._contracts is not None else None
             if contracts is not None and spooled.key_ints is not None:
                 self._contracts.preset(contracts[0], spooled.key_ints)
-            cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=False)
+            cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=False,
+                                          same_bytes_loaded=restating is not None)
             row = cur.fetchone()
             if not self._ledger_lock_held:
                 # A dbt command that writes holds the ledger's lock (or waits for it): nothing of this transaction
@@ -1246,7 +1257,8 @@ class Loader:
                 log.info("%s/%s: a dbt command is writing the warehouse: the file waits for it (loading pauses"
                          " while one runs)", self.feed, path.name)
                 waiting = time.monotonic()
-                cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=True)
+                cur, looked = self._open_file(path, sha, size, mtime, started_at, contracts, wait=True,
+                                              same_bytes_loaded=restating is not None)
                 log.info("%s/%s: waited %.1f s for the dbt command", self.feed, path.name, time.monotonic() - waiting)
                 row = cur.fetchone()
             if row is None:
@@ -1281,7 +1293,9 @@ class Loader:
                     raise ReconciliationError(
                         f"{path.name}: received {parsed.rows_received} rows but loaded {loaded} "
                         f"and quarantined {quarantined}; nothing committed")
-                message = "; ".join(parsed.notes) or None
+                notes = [f"a restatement with the bytes of {restating[0]} (ledger {restating[1]}), an earlier"
+                         " version of the same area-month: loaded, this version counts"] if restating else []
+                message = "; ".join([*notes, *parsed.notes]) or None
                 few = spooled.quarantined <= QUARANTINE_INSERT_MAX
                 if not few:
                     self._insert_quarantine_rows(ledger_id, path.name, repeats or [])
@@ -1414,9 +1428,9 @@ class Loader:
             self.conn.execute("rollback")
 
     def _open_file(self, path: Path, sha: str, size: int, mtime: datetime, started_at: datetime, contracts: Any,
-                   wait: bool) -> tuple[Any, Any]:
+                   wait: bool, same_bytes_loaded: bool = False) -> tuple[Any, Any]:
         """A file's first round trip: BEGIN, the ledger's and the feed's locks, the ledger row unless another
-        loader took the file meanwhile (+ techmarket's contract look-ups). (cursor of the ledger row, the
+        loader took the file (its name, or its bytes unless ``same_bytes_loaded``: a restatement's) meanwhile (+ techmarket's contract look-ups). (cursor of the ledger row, the
         look-ups); ``self._ledger_lock_held`` says whether the ledger's lock was had.
 
         The ledger's lock (db.LEDGER_LOCK) is held shared from before the ledger id is drawn to COMMIT: no dbt
@@ -1440,9 +1454,9 @@ class Loader:
                 "insert into ops.load_ledger (feed, file_name, sha256, bytes, mtime, status, started_at,"
                 " finished_at) select %s, %s, %s, %s, %s, 'loaded', %s, %s"
                 " where not exists (select from ops.load_ledger where feed = %s and status = 'loaded'"
-                f" and (file_name = %s or sha256 = %s)) returning ledger_id, {other}",
+                f" and (file_name = %s or (sha256 = %s and not %s))) returning ledger_id, {other}",
                 (self.feed, path.name, sha, size, mtime, started_at, started_at,
-                 self.feed, path.name, sha, *((self._contracts.mark,) if contracts else ())))
+                 self.feed, path.name, sha, same_bytes_loaded, *((self._contracts.mark,) if contracts else ())))
             looked = self._contracts.statements(self.conn, contracts[0]) if contracts else None
         self._ledger_lock_held = bool(free.fetchone()[0])
         return cur, looked

@@ -23,14 +23,16 @@ PUBLISH_DAG = "publish_scorecards"
 
 
 def ensure_demo_landing(settings: Settings, echo=print) -> Path:
-    """Generate the demo landing area once; reuse it while seed and scale match."""
+    """Generate the demo landing area once; reuse it while seed, scale and manifest version match."""
     from corridor.demo import generate
+    from corridor.demo.generator import MANIFEST_VERSION
 
     landing = settings.landing_dir
     stamp = landing / "_demo" / "summary.json"
     if stamp.exists():
         summary = json.loads(stamp.read_text(encoding="utf-8"))
-        if summary.get("seed") == settings.demo_seed and summary.get("scale") == settings.demo_scale:
+        if (summary.get("seed"), summary.get("scale"), summary.get("manifest_version")) == (
+                settings.demo_seed, settings.demo_scale, MANIFEST_VERSION):
             echo(f"demo landing area: {landing} (seed {settings.demo_seed}, scale {settings.demo_scale}, reused)")
             return landing
     started = time.perf_counter()

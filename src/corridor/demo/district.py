@@ -474,8 +474,9 @@ class DistrictGenerator:
         if cell in self.resent:
             shutil.copyfile(self.folder / f"{stem}_v1.xlsx", self.folder / f"{stem}_v2.xlsx")
             self.ctx.feed_files[FEED] += 1
-            self.ctx.manifest.add(FEED, f"{stem}_v2.xlsx", None, None, "resent_identical", "noop_file",
-                                  year=y, same_as=f"{stem}_v1.xlsx")
+            # a version replaces its area-month whatever it holds: loaded (its numbers are v1's)
+            self.ctx.manifest.add(FEED, f"{stem}_v2.xlsx", None, None, "resent_identical", "supersede",
+                                  year=y, supersedes=f"{stem}_v1.xlsx", same_as=f"{stem}_v1.xlsx", corrections=[])
         if restated:
             quarantined = set()  # the final version carries every record, clean, in truth order
             rowmap = {(sheet, i): 4 + i for sheet, rows in truth.items() for i in range(len(rows))}

@@ -92,3 +92,18 @@ def file_meta(feed: str, file_name: str) -> FileMeta:
             raise BadFileName(f"{file_name}: unknown bank {g['bank']} (expected one of {', '.join(BANKS)})")
         return FileMeta(start, end, bank_code=g["bank"])
     return FileMeta(start, end)
+
+
+def restates(feed: str, file_name: str, earlier: str) -> bool:
+    """Whether ``file_name`` is a later version of the area-month ``earlier`` belongs to (district only).
+
+    A version ``v2``, ``v3`` … replaces its area-month entirely (the spec, §1), whatever it holds: a ``v3``
+    with the bytes of ``v1`` withdraws ``v2``'s restatement, so it is loaded, not taken for ``v1`` re-sent.
+    """
+    if feed != "district":
+        return False
+    try:
+        new, old = file_meta(feed, file_name), file_meta(feed, earlier)
+    except BadFileName:
+        return False
+    return (new.area_code, new.period_start) == (old.area_code, old.period_start) and new.version > old.version

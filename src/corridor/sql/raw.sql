@@ -29,7 +29,8 @@ create table if not exists ops.load_ledger (
         check (status = 'rejected' or rows_received = rows_loaded + rows_quarantined)
 );
 -- A file name loads at most once per feed (identical bytes under another
--- name get a 'loaded' row with nothing loaded, naming the original).
+-- name get a 'loaded' row with nothing loaded, naming the original; but a
+-- later version of the same district area-month is loaded: a restatement).
 create unique index if not exists load_ledger_loaded_file
     on ops.load_ledger (feed, file_name) where status = 'loaded';
 create index if not exists load_ledger_feed_sha256 on ops.load_ledger (feed, sha256);
