@@ -504,6 +504,7 @@ def test_calamine_reader_equals_openpyxl_on_edge_cases(columns, monkeypatch, tmp
         ["LW-X-0005", "项目", "x", None, "2021/3/5", None, "在建", 3, 50, "extra", None, "更远"],  # beyond header
         ["LW-X-0006", "项目", "重点区块", None, True, None, "在建", 0.0, 100],  # a boolean date
         ["LW-X-0007", "项目", "重点区块", None, 20210305, 20231231, "在建", 3, 50],  # dates typed as numbers
+        ["LW-X-0008", None, None, None, None, None, None, "撤销", None],  # 创新平台: a 撤销 naming the id alone
         [None, None, None, None, None, None, None, None, None, None, None, None, None, "x"],
         base,                                                    # the first row again
     ]

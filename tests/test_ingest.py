@@ -848,3 +848,20 @@ def test_files_wait_while_a_dbt_command_writes_and_the_log_says_so(warehouse_url
     said = [r.getMessage() for r in caplog.records if "dbt command" in r.getMessage()]
     assert len(said) == 2 and said[1].startswith(f"bank/{files[0].name}: waited ") and said[1].endswith(
         " s for the dbt command"), said
+
+
+def test_a_warehouse_made_when_the_platform_category_was_required_takes_it_optional(warehouse_url):
+    """A 撤销 or 更新 may name a platform by its 平台编号 alone (spec §1): raw.district_platforms of a warehouse
+    made before held 平台类别 not null, and would refuse such a row's file; the schema's set-up drops that."""
+    from corridor import db
+
+    def required() -> bool:
+        return scalar(warehouse_url, "select attnotnull from pg_attribute where attrelid ="
+                      " 'raw.district_platforms'::regclass and attname = 'platform_category'")
+
+    assert not required()
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("alter table raw.district_platforms alter column platform_category set not null")
+    assert required()
+    db.ensure_schema(warehouse_url)
+    assert not required()

@@ -335,6 +335,22 @@ def test_accepted_values_with_stray_spaces_are_normalised(tmp_path):
     assert (row["change_type"], row["platform_level"]) == ("新增", "省级")
 
 
+def test_a_revocation_or_update_naming_the_platform_by_its_id_alone_loads_a_new_one_needs_its_category(tmp_path):
+    """Spec §1: a 撤销 or 更新 row names the platform by its 平台编号; the attributes it leaves blank are the
+    platform's as reported before (carried forward by int_platform_states_windowed)."""
+    blank = dict.fromkeys(PLATFORM_HEADERS)
+    rows = [{**blank, "平台编号": "LW-P-0001", "变动类型": "撤销"},
+            {**blank, "平台编号": "LW-P-0002", "变动类型": "更新", "孵化面积（平方米）": 5000},
+            platform(平台类别=None)]
+    parsed = parse_district(write_district(tmp_path, platforms=rows))
+    loaded = parsed.tables["raw.district_platforms"]
+    assert [(r["platform_id"], r["change_type"], r["platform_category"], r["incubation_area_m2"]) for r in loaded] \
+        == [("LW-P-0001", "撤销", None, None), ("LW-P-0002", "更新", None, Decimal(5000))]
+    q = the_one(parsed)
+    assert (q.rule_code, q.source_row) == ("missing_value", 6)
+    assert q.message == "LW_202103_v1.xlsx 创新平台 row 6: 平台类别 is blank but required for a 新增 row"
+
+
 @pytest.mark.parametrize("column", ["平台编号", "平台类别", "变动类型"])
 def test_platform_without_a_required_value_is_missing_value(tmp_path, column):
     q = the_one(parse_district(write_district(tmp_path, platforms=[platform(**{column: "  "})])))

@@ -532,3 +532,33 @@ def test_the_gates_sessions_start_with_its_own_work_mem_and_jit(built_warehouse,
     monkeypatch.setenv("PGOPTIONS", "-c work_mem=23MB -c application_name=corridor_gate_test")
     probe = "select current_setting('work_mem'), current_setting('jit'), current_setting('application_name')"
     assert sessions() == (("23MB", "off", "corridor_gate_test"), ("23MB", "off", "corridor_gate_test"))
+
+
+def test_a_revocation_naming_the_platform_by_its_id_passes_the_gate_a_recognition_without_a_category_blocks_it(
+        warehouse_copy, gx_root, tmp_path):
+    """Spec §1: a 撤销 or 更新 names the platform by its 平台编号, so its other cells may be blank (an incubator's
+    撤销 without 孵化面积 included); a 新增 needs its 平台类别. The gate held every row to both before."""
+    from corridor.ingest import ingest_feed
+    from corridor.quality import run_checks
+    from tests.conftest import TEST_PII_KEY
+    from tests.test_parsers import PLATFORM_HEADERS, platform, write_district
+
+    landing = tmp_path / "landing"
+    (landing / "district").mkdir(parents=True)
+    write_district(landing / "district", "LW_202103_v7.xlsx", platforms=[
+        {**dict.fromkeys(PLATFORM_HEADERS), "平台编号": "LW-P-9001", "变动类型": "撤销"},
+        platform(平台编号="LW-P-9002", 变动类型="撤销", 认定日期=None, **{"孵化面积（平方米）": None})])
+    [outcome] = ingest_feed(warehouse_copy, "district", landing, pii_key=TEST_PII_KEY).files
+    assert (outcome.status, outcome.rows_loaded, outcome.rows_quarantined) == ("loaded", 4, 0), outcome
+    recognition = (f"update raw.district_platforms set change_type = '{{}}', recognised_date = date '2021-03-01'"
+                   f" where ledger_id = {outcome.ledger_id} and platform_id = 'LW-P-9001'")
+
+    _execute(warehouse_copy, recognition.format("新增"))  # a recognition without its category
+    report = run_checks(warehouse_copy, gx_root)
+    assert report.blocking
+    assert [(f.table, f.check, f.unexpected_count) for f in report.errors] == [
+        ("raw.district_platforms", "not_null:platform_category|change_type", 1)]
+
+    _execute(warehouse_copy, recognition.format("撤销"))
+    report = run_checks(warehouse_copy, gx_root)
+    assert not report.blocking, report.gate_message()

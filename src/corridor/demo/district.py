@@ -691,7 +691,8 @@ class DistrictGenerator:
                     "value": dec_text(value)}
         if kind == "missing_required":
             if spec is PLATFORMS:
-                c = 8 if row[2] in INCUBATING and row[7] == "新增" else 2
+                # 平台类别 is required of a 新增 only (a 撤销 or 更新 names the platform by its 平台编号)
+                c = (8 if row[2] in INCUBATING else 2) if row[7] == "新增" else 0
             elif spec is CERTS:
                 c = 4 if row[6] == "新增" and rng.random() < 0.6 else 3
             else:

@@ -104,7 +104,9 @@ def _platform_fields(meta: FileMeta) -> tuple[Field, ...]:
     return (
         Field("平台编号", "platform_id", code, required=True),
         Field("平台名称", "platform_name", text),
-        Field("平台类别", "platform_category", partial(choice, accepted=PLATFORM_CATEGORIES), required=True),
+        # required for a 新增 (_check_platform): a 撤销 or 更新 names the platform by its 平台编号 (spec §1), and
+        # the attributes it leaves blank are carried forward (int_platform_states_windowed)
+        Field("平台类别", "platform_category", partial(choice, accepted=PLATFORM_CATEGORIES)),
         Field("级别", "platform_level", partial(choice, accepted=PLATFORM_LEVELS)),
         Field("认定日期", "recognised_date", partial(parse_date, hi=meta.period_end)),
         Field("依托单位", "host_name", text),
@@ -154,6 +156,7 @@ def _required_for_new(row: dict[str, Any], column: str, source: str, what: str =
 
 
 def _check_platform(row: dict[str, Any], _source_row: int) -> None:
+    _required_for_new(row, "platform_category", "平台类别")
     _required_for_new(row, "recognised_date", "认定日期")
     if row["platform_category"] in INCUBATORS:
         _required_for_new(row, "incubation_area_m2", "孵化面积（平方米）", row["platform_category"])
@@ -859,8 +862,9 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
 def _incubator_ok(cols: dict[str, Any]) -> Any:
     """_check_platform as an expression: true where it certainly passes."""
     new = cols["change_type"].copy == "新增"
-    area_ok = ~cols["platform_category"].copy.is_in(list(INCUBATORS)) | cols["incubation_area_m2"].copy.is_not_null()
-    return ~new | (cols["recognised_date"].copy.is_not_null() & area_ok)
+    category = cols["platform_category"].copy
+    area_ok = ~category.is_in(list(INCUBATORS)) | cols["incubation_area_m2"].copy.is_not_null()
+    return ~new | (category.is_not_null() & cols["recognised_date"].copy.is_not_null() & area_ok)
 
 
 def _granted_ok(cols: dict[str, Any]) -> Any:

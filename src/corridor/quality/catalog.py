@@ -63,17 +63,23 @@ JUMP_FLOOR = 10
 
 @dataclass(frozen=True)
 class Condition:
-    """A row condition: ``column op value`` with op in ==, !=, in, not in."""
+    """A row condition: ``column op value`` with op in ==, !=, in, not in; and each of ``also`` besides."""
 
     column: str
     op: str
     value: Any
+    also: tuple[Condition, ...] = ()
 
     def sql(self) -> str:
         column = ident(self.column)
         if self.op in ("in", "not in"):
-            return f"{column} {self.op} ({', '.join(literal(v) for v in self.value)})"
-        return f"{column} {'=' if self.op == '==' else '<>'} {literal(self.value)}"
+            own = f"{column} {self.op} ({', '.join(literal(v) for v in self.value)})"
+        else:
+            own = f"{column} {'=' if self.op == '==' else '<>'} {literal(self.value)}"
+        return " and ".join([own, *(c.sql() for c in self.also)])
+
+    def describe(self) -> str:
+        return " and ".join([f"{self.column} {self.op} {_show(self.value)}", *(c.describe() for c in self.also)])
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,7 @@ class SuiteSpec:
             """, what=f"the required values are present ({', '.join(columns)})", columns=tuple(columns))
 
     def not_null(self, column: str, *, when: Condition | None = None, why: str = "required") -> None:
-        suffix = f" when {when.column} {when.op} {_show(when.value)}" if when else ""
+        suffix = f" when {when.describe()}" if when else ""
         self._add(Check(f"not_null:{column}" + (f"|{when.column}" if when else ""),
                         "ExpectColumnValuesToNotBeNull", {"column": column},
                         f"{column} is present ({why}){suffix}",
@@ -184,7 +190,7 @@ class SuiteSpec:
         if max_value is not None:
             parts.append(f"≤ {max_value}")
             bad.append(f"{ident(column)} > {max_value}")
-        suffix = f" when {when.column} {when.op} {_show(when.value)}" if when else ""
+        suffix = f" when {when.describe()}" if when else ""
         self._add(Check(key or f"between:{column}", "ExpectColumnValuesToBeBetween",
                         {"column": column, "min_value": min_value, "max_value": max_value,
                          "strict_min": strict_min},
@@ -609,9 +615,12 @@ def raw_suites() -> list[SuiteSpec]:
     s.in_set("platform_category", PLATFORM_CATEGORIES, what="platform categories")
     s.in_set("platform_level", PLATFORM_LEVELS, what="levels")
     s.in_set("change_type", PLATFORM_CHANGES, what="change types")
-    s.not_null("recognised_date", when=Condition("change_type", "==", "新增"), why="认定日期 of a recognition")
-    s.not_null("incubation_area_m2", when=Condition("platform_category", "in", sorted(INCUBATORS)),
-               why="孵化面积 of an incubator or accelerator")
+    new = Condition("change_type", "==", "新增")
+    s.not_null("platform_category", when=new, why="平台类别 of a recognition; a 撤销 or 更新 names the platform by"
+               " its 平台编号")
+    s.not_null("recognised_date", when=new, why="认定日期 of a recognition")
+    s.not_null("incubation_area_m2", when=Condition("platform_category", "in", sorted(INCUBATORS), also=(new,)),
+               why="孵化面积 of a recognised incubator or accelerator")
     s.between("incubation_area_m2", 0)
     s.matches("host_uscc", USCC_PATTERN, what=USCC_RULE)
     _date_window(s, "recognised_date", _month_end("report_month"), "the report month's end", required=False)

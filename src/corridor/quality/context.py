@@ -241,14 +241,18 @@ def _row_condition(condition: catalog.Condition):
 
     column = Column(condition.column)
     if condition.op == "==":
-        return column == condition.value
-    if condition.op == "!=":
-        return column != condition.value
-    if condition.op == "in":
-        return column.is_in(condition.value)
-    if condition.op == "not in":
-        return column.is_not_in(condition.value)
-    raise ValueError(f"unsupported row condition operator {condition.op!r}")
+        own = column == condition.value
+    elif condition.op == "!=":
+        own = column != condition.value
+    elif condition.op == "in":
+        own = column.is_in(condition.value)
+    elif condition.op == "not in":
+        own = column.is_not_in(condition.value)
+    else:
+        raise ValueError(f"unsupported row condition operator {condition.op!r}")
+    for more in condition.also:
+        own = own & _row_condition(more)
+    return own
 
 
 def build_expectation(check: catalog.Check):

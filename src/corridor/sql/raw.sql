@@ -82,7 +82,7 @@ create table if not exists raw.district_platforms (
     file_version         integer not null,
     platform_id          text not null,      -- 平台编号
     platform_name        text,               -- 平台名称
-    platform_category    text not null,      -- 平台类别
+    platform_category    text,               -- 平台类别 (required for 新增; a 撤销 or 更新 may leave it blank)
     platform_level       text,               -- 级别
     recognised_date      date,               -- 认定日期 (required for 新增)
     host_name            text,               -- 依托单位
@@ -92,6 +92,16 @@ create table if not exists raw.district_platforms (
     ledger_id            bigint not null,
     source_row           integer not null
 );
+
+-- (A warehouse made before 2026-12-07 held 平台类别 not null: dropped when still set.)
+do $$
+begin
+    if exists (select 1 from pg_attribute where attrelid = 'raw.district_platforms'::regclass
+               and attname = 'platform_category' and attnotnull) then
+        alter table raw.district_platforms alter column platform_category drop not null;
+    end if;
+end
+$$;
 
 create table if not exists raw.district_certifications (
     area_code            text not null,
