@@ -142,7 +142,7 @@ def _project_fields(meta: FileMeta) -> tuple[Field, ...]:
         Field("项目名称", "project_name", text),
         Field("项目类别", "project_category", partial(choice, accepted=PROJECT_CATEGORIES), required=True),
         Field("所属区块", "block_name", text),
-        Field("开始日期", "start_date", parse_date),
+        Field("开始日期", "start_date", parse_date),  # a planned project's start lies ahead: no upper bound
         Field("计划完成日期", "planned_completion_date", parse_date),
         Field("状态", "project_status", partial(choice, accepted=PROJECT_STATUSES), required=True),
         Field("累计完成投资（万元）", "cumulative_investment_10k_yuan", partial(parse_number, unit="万元")),
