@@ -33,7 +33,8 @@ succeeded by 12:00 Asia/Shanghai (the month's scorecards are late).
    the log and do not block. The raw tables' checks cover the files no passing
    gate has validated yet; a run that publishes a quarterly or year-end edition
    validates every loaded file's rows again (`CORRIDOR_GATE_FULL=1`: any run).
-   Data docs: `expectations/uncommitted/data_docs/`.
+   Data docs: `CORRIDOR_STATE_DIR/gx/uncommitted/data_docs/` (`.corridor/gx/` by
+   default: the state folder's working copy of `expectations/`).
 2. `publish` writes the scorecards (`corridor.scorecards.publish`), with the
    gate's summary (this task's XCom) as their attestation; a month whose
    sources have not all delivered is published as provisional, naming who is

@@ -454,6 +454,65 @@ def test_a_number_setting_of_one_module_is_checked_where_it_is_read(monkeypatch)
                 read()
 
 
+# Every on/off CORRIDOR_* switch, the value it has when unset, and how to read it (config.env_flag).
+ON_OFF_SWITCHES = ("CORRIDOR_INGEST_FAST", "CORRIDOR_GATE_FULL", "CORRIDOR_DBT_KEEP_CONNECTIONS")
+SWITCH_DEFAULTS = {"CORRIDOR_INGEST_FAST": True, "CORRIDOR_GATE_FULL": False, "CORRIDOR_DBT_KEEP_CONNECTIONS": True}
+
+
+def switch_values(name: str, values: list[str | None]) -> list:
+    """What the module reading switch ``name`` makes of each value (None: unset), or the ConfigError's message.
+    The fast path reads its switch on import: a fresh interpreter reloads it for each value."""
+    probe = f"""
+import importlib, json, os, sys
+from corridor.config import ConfigError
+name, values = {name!r}, json.loads(sys.argv[1])
+
+def read():
+    if name == "CORRIDOR_INGEST_FAST":
+        from corridor.feeds import _fast
+        return importlib.reload(_fast).ENABLED
+    if name == "CORRIDOR_GATE_FULL":
+        from corridor.quality.gate import full_run
+        return full_run()
+    from dbt.adapters.postgres.connections import PostgresConnectionManager
+    from corridor.transform import keep_dbt_connections
+    keep_dbt_connections()
+    return hasattr(PostgresConnectionManager, "_corridor_release")
+
+out = []
+for value in values:
+    os.environ.pop(name, None)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        out.append(read())
+    except ConfigError as exc:
+        out.append(str(exc))
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", probe, json.dumps(values)], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != name})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", ON_OFF_SWITCHES)
+def test_an_on_off_switch_takes_the_same_spellings_in_every_module(name):
+    """1/true/yes/on and 0/false/no/off in any case (spaces around ignored); unset or blank: the switch's default.
+    Before config.env_flag each module had its own: CORRIDOR_INGEST_FAST=off left the fast path on."""
+    on, off = ["1", "true", "YES", "On", " on "], ["0", "false", "No", "OFF", " off "]
+    default = SWITCH_DEFAULTS[name]
+    values = [None, "", "  ", *on, *off]
+    assert switch_values(name, values) == [default] * 3 + [True] * len(on) + [False] * len(off)
+
+
+@pytest.mark.parametrize("name", ON_OFF_SWITCHES)
+def test_a_wrong_on_off_value_is_a_config_error_naming_the_variable(name):
+    for bad in ("maybe", "2", "enabled"):
+        [message] = switch_values(name, [bad])
+        assert message == f"{name}={bad!r} is not an on/off value (1/true/yes/on or 0/false/no/off)", message
+
+
 def test_demo_verify_without_the_demos_manifest_or_warehouse_is_one_line(tmp_path):
     """`corridor demo verify` of a landing area the generator did not make names the manifest it lacks; with the
     manifest but no warehouse, it names the warehouse it cannot reach (each a traceback before)."""

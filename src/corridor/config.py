@@ -1,4 +1,6 @@
-"""All configuration, read from the environment in one place.
+"""Configuration read from the environment: ``load()`` reads and checks the settings below. A setting of one
+module is read where it is used: a whole number (workers, ports) through ``env_int``, an on/off switch
+through ``env_flag`` (README.md, Settings, lists every variable and the module that reads it).
 
 | variable                 | default                                  |
 |--------------------------|------------------------------------------|
@@ -83,6 +85,25 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name}={os.environ.get(name)!r} must be {minimum} or more")
     return value
+
+
+FLAG_ON = ("1", "true", "yes", "on")
+FLAG_OFF = ("0", "false", "no", "off")
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off switch of one module (the fast ingest path, the gate's full run), read where it is used:
+    ``default`` when unset or blank, else 1/true/yes/on or 0/false/no/off in any case; anything else is a
+    ConfigError naming the variable, its value and the accepted values."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in FLAG_ON:
+        return True
+    if value in FLAG_OFF:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not an on/off value ({'/'.join(FLAG_ON)} or {'/'.join(FLAG_OFF)})")
 
 
 def _choice(env, name: str, default: str, choices) -> str:

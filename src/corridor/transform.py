@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corridor import db
+from corridor import config, db
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_DIRS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
@@ -52,8 +52,6 @@ def set_dbt_env(url: str) -> None:
 
 def dbt_state_dir() -> Path:
     """Where dbt's target/ and logs/ go: ``CORRIDOR_STATE_DIR/dbt``."""
-    from corridor import config
-
     return config.load().state_dir / "dbt"
 
 
@@ -122,16 +120,16 @@ def tested_ledger(ledger_id: int | None, every_row: bool = False) -> Iterator[No
 # would otherwise reach whichever node the thread runs next; advisory locks, LISTENs, prepared statements,
 # cached plans) and applies the profile's `role` again, as dbt-postgres's `open()` does.
 # Applies to dbt run in this process (`dbt` below, the build DAG's cosmos task with InvocationMode.DBT_RUNNER).
-# CORRIDOR_DBT_KEEP_CONNECTIONS=0 restores dbt's behaviour.
+# CORRIDOR_DBT_KEEP_CONNECTIONS=0 (or false/no/off, config.env_flag) restores dbt's behaviour.
 KEEP_CONNECTIONS_VAR = "CORRIDOR_DBT_KEEP_CONNECTIONS"
 
 
 def keep_dbt_connections() -> None:
     """Patch dbt-postgres's connection manager so that a node's connection serves its thread's next node
-    (see above); idempotent. Does nothing when CORRIDOR_DBT_KEEP_CONNECTIONS is 0, false or no."""
+    (see above); idempotent. Does nothing when CORRIDOR_DBT_KEEP_CONNECTIONS is off (0, false, no or off)."""
     from dbt.adapters.postgres.connections import PostgresConnectionManager
 
-    if os.environ.get(KEEP_CONNECTIONS_VAR, "").strip().lower() in ("0", "false", "no"):
+    if not config.env_flag(KEEP_CONNECTIONS_VAR, True):
         if hasattr(PostgresConnectionManager, "_corridor_release"):
             PostgresConnectionManager.release = PostgresConnectionManager._corridor_release
             del PostgresConnectionManager._corridor_release
@@ -646,8 +644,6 @@ def increment_scope(url: str, digest: str, full_refresh: bool, log=print,
 
 
 def _default_project_dir() -> Path:
-    from corridor import config
-
     return config.load().dbt_project_dir
 
 

@@ -22,7 +22,7 @@ true / false), the shape whose regular expression reads what json.loads
 reads. Clean rows are written straight as COPY text (psycopg's escaping) to
 the loader's spool.
 
-``CORRIDOR_INGEST_FAST=0`` turns the fast path off (everything per row).
+``CORRIDOR_INGEST_FAST=0`` (or false/no/off, config.env_flag) turns the fast path off (everything per row).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from corridor.config import env_flag
 from corridor.feeds.base import ParsedFile
 from corridor.normalize import _AREAS, _STRIP, EARLIEST, USCC_ALPHABET, _squash
 
@@ -69,7 +69,7 @@ np: Any = _OnFirstUse("numpy")
 ENGINE = "in-memory"
 
 MAX_BYTES = 8 * 1024 * 1024  # a larger file streams per row (memory stays bounded; polars needs a few times it)
-ENABLED = os.environ.get("CORRIDOR_INGEST_FAST", "1") != "0"
+ENABLED = env_flag("CORRIDOR_INGEST_FAST", True)
 
 # printable ASCII without space and CJK unified ideographs (U+4E00..U+9FFF, no decomposition): NFKC-stable,
 # no whitespace, so code() keeps them as they are (e.g. 质押登记号 "(温)股质登记设字[2019]第2425号")

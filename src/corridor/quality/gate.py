@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
+from corridor.config import env_flag
 from corridor.quality.checks import QualityGateFailed, QualityReport, run_checks
 
 log = logging.getLogger(__name__)
 
-# Set to 1 (or true/yes) to validate every raw row again, not only the files loaded since the last passing gate.
+# On (1/true/yes/on, config.env_flag) to validate every raw row again, not only the files loaded since the last
+# passing gate.
 FULL_VAR = "CORRIDOR_GATE_FULL"
 
 
@@ -33,7 +34,7 @@ def quality_gate(url: str | None = None, echo=None, root: Path | None = None, *,
 
 
 def full_run() -> bool:
-    return os.environ.get(FULL_VAR, "").strip().lower() in ("1", "true", "yes")
+    return env_flag(FULL_VAR, False)
 
 
 def check(url: str | None = None, root: Path | None = None, *, full: bool = False) -> QualityReport:
