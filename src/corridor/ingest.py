@@ -11,8 +11,8 @@ For each entry of ``landing/<feed>/`` the loader
    new name get a ledger row saying which file they duplicate and load
    nothing, unless the new name is a later version of the same district
    area-month: a restatement replaces the area-month whatever it holds, so a
-   ``v3`` with ``v1``'s bytes is loaded); a name already loaded with *other* bytes is rejected, because a
-   delivered file is never changed in place. (A file parsed ahead by a worker
+   ``v3`` with ``v1``'s bytes is loaded); a name already loaded with *other*
+   bytes is rejected, because a delivered file is never changed in place. (A file parsed ahead by a worker
    was hashed there, before the parse read it; the loader takes that hash
    while the file's inode, size and times are still the ones the worker saw,
    and hashes and parses it again itself otherwise);
@@ -1430,8 +1430,9 @@ class Loader:
     def _open_file(self, path: Path, sha: str, size: int, mtime: datetime, started_at: datetime, contracts: Any,
                    wait: bool, same_bytes_loaded: bool = False) -> tuple[Any, Any]:
         """A file's first round trip: BEGIN, the ledger's and the feed's locks, the ledger row unless another
-        loader took the file (its name, or its bytes unless ``same_bytes_loaded``: a restatement's) meanwhile (+ techmarket's contract look-ups). (cursor of the ledger row, the
-        look-ups); ``self._ledger_lock_held`` says whether the ledger's lock was had.
+        loader took the file meanwhile: its name, or its bytes (unless ``same_bytes_loaded``: a restatement's)
+        (+ techmarket's contract look-ups). (cursor of the ledger row, the look-ups);
+        ``self._ledger_lock_held`` says whether the ledger's lock was had.
 
         The ledger's lock (db.LEDGER_LOCK) is held shared from before the ledger id is drawn to COMMIT: no dbt
         command that writes runs while the file is being committed. Without ``wait`` it is only tried; when it
