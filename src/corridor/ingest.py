@@ -12,10 +12,11 @@ For each entry of ``landing/<feed>/`` the loader
    nothing, unless the new name is a later version of the same district
    area-month: a restatement replaces the area-month whatever it holds, so a
    ``v3`` with ``v1``'s bytes is loaded); a name already loaded with *other*
-   bytes is rejected, because a delivered file is never changed in place. (A file parsed ahead by a worker
-   was hashed there, before the parse read it; the loader takes that hash
-   while the file's inode, size and times are still the ones the worker saw,
-   and hashes and parses it again itself otherwise);
+   bytes is rejected, because a delivered file is never changed in place.
+   (A file parsed ahead by a worker was hashed there, before the parse read
+   it; the loader takes that hash while the file's inode, size and times are
+   still the ones the worker saw, and hashes and parses it again itself
+   otherwise);
 3. in ONE transaction, committed when the file is done: writes the ledger
    row, streams the parser's rows into the ``raw`` tables by COPY as they are
    parsed (memory does not grow with the file) and the invalid ones into
