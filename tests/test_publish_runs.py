@@ -387,7 +387,7 @@ def test_a_slow_mail_server_does_not_keep_a_build_waiting(warehouse_copy, tmp_pa
     assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
                                                                    "office@corridor.example"]
     with psycopg.connect(url) as conn:
-        assert registry.delivered(conn, "monthly", date(2022, 11, 1), "LW", 1)
+        assert registry.delivered_to(conn, "monthly", date(2022, 11, 1), "LW", 1) == {"longwan@corridor.example"}
 
 
 def test_corridor_scorecards_publish_sends_after_its_read_lock_and_says_what_was_not_sent(
@@ -418,6 +418,51 @@ def test_corridor_scorecards_publish_sends_after_its_read_lock_and_says_what_was
     assert again.returncode == 0, again.stderr
     assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
                                                                    "office@corridor.example"]
+
+
+def test_a_refused_address_of_an_area_is_not_recorded_as_delivered_and_a_rerun_sends_it_alone(
+        warehouse_copy, tmp_path, held_smtp):
+    """An area with two addresses, one refused (550): smtplib's sendmail reports a partly refused message in its
+    return value and does not raise, and SmtpHook.send_email_smtp dropped it, so both addresses were recorded as
+    delivered and nothing failed. Now only the accepted address is recorded, the refused one fails the delivery
+    naming area, address and the server's reply, and a rerun sends the edition to it alone."""
+    from corridor.scorecards import deliver, publish, registry
+
+    url = warehouse_copy
+    held_smtp.release.set()
+    held_smtp.refused.add("lw2@corridor.example")
+    Path(os.environ["CORRIDOR_RECIPIENTS_FILE"]).write_text(
+        "sender: platform@corridor.example\nrecipients:\n  LW: [longwan@corridor.example, lw2@corridor.example]\n",
+        encoding="utf-8")
+    december = {"edition": "monthly", "period_start": date(2022, 12, 1), "areas": ["LW"], "send": False,
+                "workers": 0}
+
+    def delivered() -> set[str]:
+        with psycopg.connect(url) as conn:
+            return registry.delivered_to(conn, "monthly", date(2022, 12, 1), "LW", 1)
+
+    first = publish(url, tmp_path / "out", gate=passed(url), **december)
+    with pytest.raises(RuntimeError) as failed:
+        deliver(url, first)
+    assert str(failed.value) == (
+        "scorecards published but not all sent: LW: lw2@corridor.example refused by the mail server "
+        "(550 5.1.1 <lw2@corridor.example>: mailbox unavailable)")
+    assert [e.rcpt_tos for e in held_smtp.inbox.envelopes] == [["longwan@corridor.example"]]
+    assert delivered() == {"longwan@corridor.example"}
+    assert first.scorecards[0].emailed_to == ["longwan@corridor.example"] and first.emails_sent == 1
+
+    # the address takes mail again: the rerun sends the edition to it, and only to it
+    held_smtp.refused.clear()
+    second = publish(url, tmp_path / "out", gate=passed(url), **december)
+    deliver(url, second)
+    assert [s.status for s in second.scorecards] == ["unchanged"]
+    assert [e.rcpt_tos for e in held_smtp.inbox.envelopes] == [["longwan@corridor.example"],
+                                                               ["lw2@corridor.example"]]
+    assert held_smtp.inbox.messages()[1]["To"] == "lw2@corridor.example"
+    assert delivered() == {"longwan@corridor.example", "lw2@corridor.example"}
+    third = publish(url, tmp_path / "out", gate=passed(url), **december)
+    deliver(url, third)
+    assert third.emails_sent == 0 and len(held_smtp.inbox.envelopes) == 2
 
 
 def test_two_publications_of_an_edition_mail_it_once(warehouse_copy, tmp_path, held_smtp):

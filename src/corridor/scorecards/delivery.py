@@ -158,8 +158,15 @@ def describe_failure(exc: Exception) -> str:
 
 def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, claim=None
          ) -> list[tuple[Message, Exception]]:
-    """Send each message over one SMTP session; call on_sent(message) after each; return the failures.
-    ``claim(message)``: called just before a message is sent; False skips it (another sender has it)."""
+    """Send each message over one SMTP session; return the failures.
+
+    ``on_sent(message, accepted)``: called after each message the server took, with the addresses it accepted.
+    A message the server took for some addresses and refused for others is a failure too, an
+    ``SMTPRecipientsRefused`` naming only the refused ones (smtplib reports them in sendmail's return value,
+    and raises only when every address is refused). ``claim(message)``: called just before a message is sent;
+    False skips it (another sender has it, or nobody is owed it any more); it may narrow ``message.to``."""
+    import smtplib
+
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     failures: list[tuple[Message, Exception]] = []
@@ -181,11 +188,39 @@ def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, cla
             if claim is not None and not claim(message):
                 continue
             try:
-                hook.send_email_smtp(to=message.to, subject=message.subject, html_content=message.html,
-                                     from_email=from_email, files=[str(p) for p in message.files])
+                refused = _sendmail(hook, message, from_email)
             except Exception as exc:  # one failed address must not stop the others; reported by the caller
                 log.error("sending %s to %s failed: %s", message.subject, ", ".join(message.to), exc)
                 failures.append((message, exc))
-            else:
-                on_sent(message)
+                continue
+            accepted = [address for address in message.to if address not in refused]
+            if accepted:
+                on_sent(message, accepted)
+            if refused:
+                partly = smtplib.SMTPRecipientsRefused(refused)
+                log.error("sending %s: %s", message.subject, describe_failure(partly))
+                failures.append((message, partly))
     return failures
+
+
+def _sendmail(hook, message: Message, from_email: str) -> dict:
+    """Send ``message`` as ``SmtpHook.send_email_smtp`` does (the same MIME message, the session the hook opened
+    with its connection's host, TLS, login and timeout, its retries) and return what that method drops:
+    smtplib's ``{address: (code, reply)}`` of the addresses the server refused while it took the message for the
+    others. Uses the hook's ``_build_message`` and ``_smtp_client`` (apache-airflow-providers-smtp 3.2.0,
+    pinned in requirements.lock): its public method has no way to say that an address was refused."""
+    import smtplib
+
+    built = hook._build_message(to=message.to, subject=message.subject, html_content=message.html,
+                                from_email=from_email, files=[str(p) for p in message.files])
+    client = hook._smtp_client
+    if client is None:
+        raise smtplib.SMTPServerDisconnected("the SMTP hook opened no session")
+    for attempt in range(hook.smtp_retry_limit + 1):
+        try:
+            return client.sendmail(from_addr=built["from_email"], to_addrs=built["recipients"],
+                                   msg=built["mime_msg"].as_string()) or {}
+        except Exception:
+            if attempt == hook.smtp_retry_limit:
+                raise
+    return {}  # not reached: the last attempt returns or raises
