@@ -465,6 +465,54 @@ def test_a_refused_address_of_an_area_is_not_recorded_as_delivered_and_a_rerun_s
     assert third.emails_sent == 0 and len(held_smtp.inbox.envelopes) == 2
 
 
+def test_an_edition_not_delivered_is_mailed_after_its_data_changed(warehouse_copy, tmp_path, monkeypatch,
+                                                                   held_smtp):
+    """The audit's case: the 2022-11 monthly LW edition published while the mail server was down (the run
+    failed: not all sent), then its data changed (a rebuilt restatement), then the server back and the run
+    again: it found the edition `restated`, skipped it in the mail step and succeeded, and edition 1 was never
+    delivered. The published edition is what is owed: it is mailed (its files, its as-of and completeness), and
+    the restatement is still reported."""
+    import hashlib
+
+    from corridor.scorecards import format_publish_result, publish, registry
+    from tests.mailbox import body_text, free_port, smtp_connection_json
+
+    url = warehouse_copy
+    out = tmp_path / "out"
+    november = {"edition": "monthly", "period_start": date(2022, 11, 1), "areas": ["LW"], "workers": 0}
+    server = os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]
+    held_smtp.release.set()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(free_port()))  # nothing listens there
+    with pytest.raises(RuntimeError, match="^scorecards published but not all sent: LW: the mail server of "
+                                           "connection smtp_default cannot be reached"):
+        publish(url, out, gate=passed(url), **november)
+    published = {p: p.read_bytes() for p in out.rglob("*_v1.*")}
+    assert len(published) == 3
+    with psycopg.connect(url) as conn:
+        changed = conn.execute("update kpi.kpi_values set actual_value = actual_value + 7 where kpi_code = 'K04'"
+                               " and area_code = 'LW' and grain = 'month' and period_start = '2022-11-01'")
+        assert changed.rowcount == 1
+        recorded = registry.latest_edition(conn, "monthly", date(2022, 11, 1), "LW")
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server)
+    again = publish(url, out, gate=passed(url), **november)
+    assert [(s.area_code, s.status, s.edition_no) for s in again.scorecards] == [("LW", "restated", 1)]
+    assert (again.emails_sent, again.send_failures) == (1, [])
+    [message] = held_smtp.inbox.messages()
+    assert message["To"] == "longwan@corridor.example" and "第1版" in message["Subject"]
+    attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    assert {name: hashlib.sha256(content).hexdigest() for name, content in attachments.items()} == {
+        path.name: sha for fmt, (path, sha) in recorded.files.items() if fmt in ("pdf", "xlsx")}
+    assert all(published[path] == path.read_bytes() for path in published)  # the edition's files, untouched
+    body = body_text(message)
+    assert f"数据指纹 {recorded.data_sha256[:12]}" in body and "指标状态" not in body  # not the changed data's
+    with psycopg.connect(url) as conn:
+        assert registry.delivered_to(conn, "monthly", date(2022, 11, 1), "LW", 1) == {"longwan@corridor.example"}
+    assert "DATA RESTATED since publication" in format_publish_result(again)
+    third = publish(url, out, gate=passed(url), **november)
+    assert third.emails_sent == 0 and len(held_smtp.inbox.envelopes) == 1
+
+
 def test_two_publications_of_an_edition_mail_it_once(warehouse_copy, tmp_path, held_smtp):
     """The publish DAG's run and `corridor scorecards publish` (say) deliver the same edition at the same time:
     the message is claimed before it is sent, so the second leaves it to the first instead of mailing it again."""

@@ -108,25 +108,29 @@ def subject(sc: Scorecard) -> str:
     return text + ("【临时数据】" if sc.provisional else "")
 
 
-def body_html(sc: Scorecard, attachments: list[str]) -> str:
+def body_html(sc: Scorecard, attachments: list[str], *, data_sha256: str | None = None,
+              data_summary: bool = True) -> str:
+    """The e-mail's text. ``data_sha256``: the edition's data fingerprint (default the scorecard's).
+    ``data_summary=False`` (an edition whose data changed since it was published: the attachments are the
+    edition, ``sc`` holds the data as they are now) leaves out the status counts and the ranking."""
     counts = "、".join(f"{label}{n}项" for label, n in sc.status_counts.items())
     lines = [
         f"<p>现将{escape(sc.full_title)}（第{sc.edition_no}版）发送如下，PDF与XLSX见附件。</p>",
         "<ul>",
         f"<li>统计期：{day(sc.period_start)}至{day(sc.period_end)}；数据截至{day(sc.as_of)}</li>",
-        f"<li>指标状态：{escape(counts)}</li>",
+        *([f"<li>指标状态：{escape(counts)}</li>"] if data_summary else []),
         f"<li>质量检查：{escape(sc.gate_label)}</li>",
         "<li>报送完整性：" + (f"临时数据，缺报：{escape('；'.join(sc.completeness.missing))}" if sc.provisional
                          else "完整") + "</li>",
     ]
-    if sc.ranking and sc.area_code != ALL:
+    if data_summary and sc.ranking and sc.area_code != ALL:
         mine = next((r for r in sc.ranking if r.area_code == sc.area_code), None)
         if mine:
             lines.append(f"<li>{sc.period_start.year}年度比拼：第{mine.rank}名（综合得分{percent(mine.score)}）</li>")
     lines.append("</ul>")
     lines.append("<p>附件：" + "、".join(str(escape(a)) for a in attachments) + "</p>")
     lines.append(f"<p style=\"color:#59636e\">本邮件由{CORRIDOR_NAME}数据平台自动发送；"
-                 f"数据指纹 {sc.data_sha256[:12]}。</p>")
+                 f"数据指纹 {(data_sha256 or sc.data_sha256)[:12]}。</p>")
     return "\n".join(lines)
 
 
