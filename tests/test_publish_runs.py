@@ -387,7 +387,7 @@ def test_a_slow_mail_server_does_not_keep_a_build_waiting(warehouse_copy, tmp_pa
     assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
                                                                    "office@corridor.example"]
     with psycopg.connect(url) as conn:
-        assert registry.delivered(conn, "monthly", date(2022, 11, 1), "LW", 1)
+        assert registry.delivered_to(conn, "monthly", date(2022, 11, 1), "LW", 1) == {"longwan@corridor.example"}
 
 
 def test_corridor_scorecards_publish_sends_after_its_read_lock_and_says_what_was_not_sent(
@@ -418,6 +418,99 @@ def test_corridor_scorecards_publish_sends_after_its_read_lock_and_says_what_was
     assert again.returncode == 0, again.stderr
     assert sorted(m["To"] for m in held_smtp.inbox.messages()) == ["longwan@corridor.example",
                                                                    "office@corridor.example"]
+
+
+def test_a_refused_address_of_an_area_is_not_recorded_as_delivered_and_a_rerun_sends_it_alone(
+        warehouse_copy, tmp_path, held_smtp):
+    """An area with two addresses, one refused (550): smtplib's sendmail reports a partly refused message in its
+    return value and does not raise, and SmtpHook.send_email_smtp dropped it, so both addresses were recorded as
+    delivered and nothing failed. Now only the accepted address is recorded, the refused one fails the delivery
+    naming area, address and the server's reply, and a rerun sends the edition to it alone."""
+    from corridor.scorecards import deliver, publish, registry
+
+    url = warehouse_copy
+    held_smtp.release.set()
+    held_smtp.refused.add("lw2@corridor.example")
+    Path(os.environ["CORRIDOR_RECIPIENTS_FILE"]).write_text(
+        "sender: platform@corridor.example\nrecipients:\n  LW: [longwan@corridor.example, lw2@corridor.example]\n",
+        encoding="utf-8")
+    december = {"edition": "monthly", "period_start": date(2022, 12, 1), "areas": ["LW"], "send": False,
+                "workers": 0}
+
+    def delivered() -> set[str]:
+        with psycopg.connect(url) as conn:
+            return registry.delivered_to(conn, "monthly", date(2022, 12, 1), "LW", 1)
+
+    first = publish(url, tmp_path / "out", gate=passed(url), **december)
+    with pytest.raises(RuntimeError) as failed:
+        deliver(url, first)
+    assert str(failed.value) == (
+        "scorecards published but not all sent: LW: lw2@corridor.example refused by the mail server "
+        "(550 5.1.1 <lw2@corridor.example>: mailbox unavailable)")
+    assert [e.rcpt_tos for e in held_smtp.inbox.envelopes] == [["longwan@corridor.example"]]
+    assert delivered() == {"longwan@corridor.example"}
+    assert first.scorecards[0].emailed_to == ["longwan@corridor.example"] and first.emails_sent == 1
+
+    # the address takes mail again: the rerun sends the edition to it, and only to it
+    held_smtp.refused.clear()
+    second = publish(url, tmp_path / "out", gate=passed(url), **december)
+    deliver(url, second)
+    assert [s.status for s in second.scorecards] == ["unchanged"]
+    assert [e.rcpt_tos for e in held_smtp.inbox.envelopes] == [["longwan@corridor.example"],
+                                                               ["lw2@corridor.example"]]
+    assert held_smtp.inbox.messages()[1]["To"] == "lw2@corridor.example"
+    assert delivered() == {"longwan@corridor.example", "lw2@corridor.example"}
+    third = publish(url, tmp_path / "out", gate=passed(url), **december)
+    deliver(url, third)
+    assert third.emails_sent == 0 and len(held_smtp.inbox.envelopes) == 2
+
+
+def test_an_edition_not_delivered_is_mailed_after_its_data_changed(warehouse_copy, tmp_path, monkeypatch,
+                                                                   held_smtp):
+    """The audit's case: the 2022-11 monthly LW edition published while the mail server was down (the run
+    failed: not all sent), then its data changed (a rebuilt restatement), then the server back and the run
+    again: it found the edition `restated`, skipped it in the mail step and succeeded, and edition 1 was never
+    delivered. The published edition is what is owed: it is mailed (its files, its as-of and completeness), and
+    the restatement is still reported."""
+    import hashlib
+
+    from corridor.scorecards import format_publish_result, publish, registry
+    from tests.mailbox import body_text, free_port, smtp_connection_json
+
+    url = warehouse_copy
+    out = tmp_path / "out"
+    november = {"edition": "monthly", "period_start": date(2022, 11, 1), "areas": ["LW"], "workers": 0}
+    server = os.environ["AIRFLOW_CONN_SMTP_DEFAULT"]
+    held_smtp.release.set()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(free_port()))  # nothing listens there
+    with pytest.raises(RuntimeError, match="^scorecards published but not all sent: LW: the mail server of "
+                                           "connection smtp_default cannot be reached"):
+        publish(url, out, gate=passed(url), **november)
+    published = {p: p.read_bytes() for p in out.rglob("*_v1.*")}
+    assert len(published) == 3
+    with psycopg.connect(url) as conn:
+        changed = conn.execute("update kpi.kpi_values set actual_value = actual_value + 7 where kpi_code = 'K04'"
+                               " and area_code = 'LW' and grain = 'month' and period_start = '2022-11-01'")
+        assert changed.rowcount == 1
+        recorded = registry.latest_edition(conn, "monthly", date(2022, 11, 1), "LW")
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server)
+    again = publish(url, out, gate=passed(url), **november)
+    assert [(s.area_code, s.status, s.edition_no) for s in again.scorecards] == [("LW", "restated", 1)]
+    assert (again.emails_sent, again.send_failures) == (1, [])
+    [message] = held_smtp.inbox.messages()
+    assert message["To"] == "longwan@corridor.example" and "第1版" in message["Subject"]
+    attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    assert {name: hashlib.sha256(content).hexdigest() for name, content in attachments.items()} == {
+        path.name: sha for fmt, (path, sha) in recorded.files.items() if fmt in ("pdf", "xlsx")}
+    assert all(published[path] == path.read_bytes() for path in published)  # the edition's files, untouched
+    body = body_text(message)
+    assert f"数据指纹 {recorded.data_sha256[:12]}" in body and "指标状态" not in body  # not the changed data's
+    with psycopg.connect(url) as conn:
+        assert registry.delivered_to(conn, "monthly", date(2022, 11, 1), "LW", 1) == {"longwan@corridor.example"}
+    assert "DATA RESTATED since publication" in format_publish_result(again)
+    third = publish(url, out, gate=passed(url), **november)
+    assert third.emails_sent == 0 and len(held_smtp.inbox.envelopes) == 1
 
 
 def test_two_publications_of_an_edition_mail_it_once(warehouse_copy, tmp_path, held_smtp):

@@ -108,25 +108,29 @@ def subject(sc: Scorecard) -> str:
     return text + ("【临时数据】" if sc.provisional else "")
 
 
-def body_html(sc: Scorecard, attachments: list[str]) -> str:
+def body_html(sc: Scorecard, attachments: list[str], *, data_sha256: str | None = None,
+              data_summary: bool = True) -> str:
+    """The e-mail's text. ``data_sha256``: the edition's data fingerprint (default the scorecard's).
+    ``data_summary=False`` (an edition whose data changed since it was published: the attachments are the
+    edition, ``sc`` holds the data as they are now) leaves out the status counts and the ranking."""
     counts = "、".join(f"{label}{n}项" for label, n in sc.status_counts.items())
     lines = [
         f"<p>现将{escape(sc.full_title)}（第{sc.edition_no}版）发送如下，PDF与XLSX见附件。</p>",
         "<ul>",
         f"<li>统计期：{day(sc.period_start)}至{day(sc.period_end)}；数据截至{day(sc.as_of)}</li>",
-        f"<li>指标状态：{escape(counts)}</li>",
+        *([f"<li>指标状态：{escape(counts)}</li>"] if data_summary else []),
         f"<li>质量检查：{escape(sc.gate_label)}</li>",
         "<li>报送完整性：" + (f"临时数据，缺报：{escape('；'.join(sc.completeness.missing))}" if sc.provisional
                          else "完整") + "</li>",
     ]
-    if sc.ranking and sc.area_code != ALL:
+    if data_summary and sc.ranking and sc.area_code != ALL:
         mine = next((r for r in sc.ranking if r.area_code == sc.area_code), None)
         if mine:
             lines.append(f"<li>{sc.period_start.year}年度比拼：第{mine.rank}名（综合得分{percent(mine.score)}）</li>")
     lines.append("</ul>")
     lines.append("<p>附件：" + "、".join(str(escape(a)) for a in attachments) + "</p>")
     lines.append(f"<p style=\"color:#59636e\">本邮件由{CORRIDOR_NAME}数据平台自动发送；"
-                 f"数据指纹 {sc.data_sha256[:12]}。</p>")
+                 f"数据指纹 {(data_sha256 or sc.data_sha256)[:12]}。</p>")
     return "\n".join(lines)
 
 
@@ -158,8 +162,15 @@ def describe_failure(exc: Exception) -> str:
 
 def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, claim=None
          ) -> list[tuple[Message, Exception]]:
-    """Send each message over one SMTP session; call on_sent(message) after each; return the failures.
-    ``claim(message)``: called just before a message is sent; False skips it (another sender has it)."""
+    """Send each message over one SMTP session; return the failures.
+
+    ``on_sent(message, accepted)``: called after each message the server took, with the addresses it accepted.
+    A message the server took for some addresses and refused for others is a failure too, an
+    ``SMTPRecipientsRefused`` naming only the refused ones (smtplib reports them in sendmail's return value,
+    and raises only when every address is refused). ``claim(message)``: called just before a message is sent;
+    False skips it (another sender has it, or nobody is owed it any more); it may narrow ``message.to``."""
+    import smtplib
+
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     failures: list[tuple[Message, Exception]] = []
@@ -181,11 +192,39 @@ def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, cla
             if claim is not None and not claim(message):
                 continue
             try:
-                hook.send_email_smtp(to=message.to, subject=message.subject, html_content=message.html,
-                                     from_email=from_email, files=[str(p) for p in message.files])
+                refused = _sendmail(hook, message, from_email)
             except Exception as exc:  # one failed address must not stop the others; reported by the caller
                 log.error("sending %s to %s failed: %s", message.subject, ", ".join(message.to), exc)
                 failures.append((message, exc))
-            else:
-                on_sent(message)
+                continue
+            accepted = [address for address in message.to if address not in refused]
+            if accepted:
+                on_sent(message, accepted)
+            if refused:
+                partly = smtplib.SMTPRecipientsRefused(refused)
+                log.error("sending %s: %s", message.subject, describe_failure(partly))
+                failures.append((message, partly))
     return failures
+
+
+def _sendmail(hook, message: Message, from_email: str) -> dict:
+    """Send ``message`` as ``SmtpHook.send_email_smtp`` does (the same MIME message, the session the hook opened
+    with its connection's host, TLS, login and timeout, its retries) and return what that method drops:
+    smtplib's ``{address: (code, reply)}`` of the addresses the server refused while it took the message for the
+    others. Uses the hook's ``_build_message`` and ``_smtp_client`` (apache-airflow-providers-smtp 3.2.0,
+    pinned in requirements.lock): its public method has no way to say that an address was refused."""
+    import smtplib
+
+    built = hook._build_message(to=message.to, subject=message.subject, html_content=message.html,
+                                from_email=from_email, files=[str(p) for p in message.files])
+    client = hook._smtp_client
+    if client is None:
+        raise smtplib.SMTPServerDisconnected("the SMTP hook opened no session")
+    for attempt in range(hook.smtp_retry_limit + 1):
+        try:
+            return client.sendmail(from_addr=built["from_email"], to_addrs=built["recipients"],
+                                   msg=built["mime_msg"].as_string()) or {}
+        except Exception:
+            if attempt == hook.smtp_retry_limit:
+                raise
+    return {}  # not reached: the last attempt returns or raises

@@ -18,7 +18,9 @@ publication step of the plan's rhythm:
      records edition_no + 1 with new files (`republished`);
    (progress: a terminal line and a log line per scorecard, `corridor.progress`);
 3. e-mails each area's current edition (PDF and XLSX attached) to its
-   recipients, once per edition, when an SMTP connection is configured.
+   recipients, once per edition and address, when an SMTP connection is
+   configured: also an edition whose data changed since (`restated`), since
+   the published edition is what is owed until it is re-published.
 
 Files: ``<out_dir>/scorecards/<year>/<edition>/<area>/
 corridor-scorecard_<period>_<edition>_<area>_v<n>.<pdf|xlsx|html>`` (ASCII
@@ -49,6 +51,7 @@ import corridor.pdf
 from corridor import config, transform
 from corridor.progress import Progress
 from corridor.scorecards import delivery, registry
+from corridor.scorecards.completeness import Completeness
 from corridor.scorecards.data import (
     ALL,
     AREA_ORDER,
@@ -276,8 +279,7 @@ def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool,
             return PublishedScorecard(
                 edition, period_start, rec.period_end, area, sc.area_name, status, rec.edition_no,
                 {fmt: path for fmt, (path, _) in rec.files.items()}, rec.data_sha256, rec.data_as_of,
-                rec.checkpoint_outcome, rec.provisional, rec.missing,
-                scorecard=_as_published(sc, rec) if status == "unchanged" else None)
+                rec.checkpoint_outcome, rec.provisional, rec.missing, scorecard=_as_published(sc, rec))
         sc.edition_no = 1 if rec is None else rec.edition_no + 1
         files = write(sc, edition_dir(out_dir, edition, period_start, area))
         registry.record_edition(
@@ -292,10 +294,16 @@ def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool,
 
 
 def _as_published(sc: Scorecard, rec: registry.RecordedEdition) -> Scorecard:
-    """The scorecard as its recorded edition shows it (for the e-mail of an edition not yet delivered)."""
+    """The scorecard as its recorded edition shows it (for the e-mail of an edition not yet delivered to every
+    recipient). After a restatement (other data than the edition's) its completeness is the edition's too; the
+    e-mail then leaves out what only the data shows (status counts, ranking: `delivery.body_html`)."""
     sc.as_of = rec.data_as_of
     sc.gate = (rec.attestation or {}).get("gate") or sc.gate
     sc.edition_no = rec.edition_no
+    if rec.data_sha256 != sc.data_sha256:
+        recorded = (rec.attestation or {}).get("completeness") or {}
+        sc.completeness = Completeness(publishable=not rec.provisional, missing=list(rec.missing),
+                                       source=recorded.get("source") or sc.completeness.source)
     return sc
 
 
@@ -308,15 +316,19 @@ def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> N
     recipients = delivery.load_recipients(recipients_file)
     messages: list[delivery.Message] = []
     with psycopg.connect(url) as conn:
+        # The published edition is what is owed, also after a restatement (`restated`: the data changed since,
+        # the edition stays until re-published): each address of the area it was not delivered to yet.
         for item in result.scorecards:
-            if item.status == "restated" or item.scorecard is None:
+            if item.scorecard is None:
                 continue
-            if registry.delivered(conn, item.edition, item.period_start, item.area_code, item.edition_no):
-                continue
-            to = recipients.for_area(item.area_code)
-            if not to:
+            everyone = recipients.for_area(item.area_code)
+            if not everyone:
                 log.warning("no recipients for area %s in %s: %s not sent", item.area_code, recipients.path,
                             item.files.get("pdf"))
+                continue
+            done = registry.delivered_to(conn, item.edition, item.period_start, item.area_code, item.edition_no)
+            to = [address for address in everyone if address not in done]
+            if not to:
                 continue
             files = [item.files["pdf"], item.files["xlsx"]]
             missing = [p for p in files if not p.is_file()]
@@ -324,23 +336,25 @@ def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> N
                 result.send_failures.append(f"{item.area_code}: missing {', '.join(map(str, missing))}")
                 continue
             sc = item.scorecard
-            messages.append(delivery.Message(sc, to, delivery.subject(sc),
-                                             delivery.body_html(sc, [p.name for p in files]), files))
+            body = delivery.body_html(sc, [p.name for p in files], data_sha256=item.data_sha256,
+                                      data_summary=item.status != "restated")
+            messages.append(delivery.Message(sc, to, delivery.subject(sc), body, files))
 
-    def on_sent(message: delivery.Message) -> None:
+    def on_sent(message: delivery.Message, accepted: list[str]) -> None:
         sc = message.scorecard
         with psycopg.connect(url) as conn:
             registry.record_delivery(conn, edition=sc.edition.code, period_start=sc.period_start, area=sc.area_code,
-                                     edition_no=sc.edition_no, recipients=message.to, subject=message.subject,
+                                     edition_no=sc.edition_no, recipients=accepted, subject=message.subject,
                                      smtp_conn_id=conn_id)
         for item in result.scorecards:
             if item.scorecard is sc:
-                item.emailed_to = list(message.to)
+                item.emailed_to += accepted
         result.emails_sent += 1
 
     # Two publications of one edition (the publish DAG's run and `corridor scorecards publish`, say) must not
     # both mail it: each message is claimed first, by an advisory lock held until this delivery ends, and
-    # checked again under it (the other may have sent it since the list above was made).
+    # checked again under it (the other may have sent it since the list above was made): it goes to the
+    # addresses still owed.
     with psycopg.connect(url, autocommit=True) as claims:
         def claim(message: delivery.Message) -> bool:
             sc = message.scorecard
@@ -348,7 +362,9 @@ def _deliver(url: str, result: PublishResult, recipients_file: Path | None) -> N
             if not claims.execute("select pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
                 log.info("%s v%d: another publication is sending it", sc.full_title, sc.edition_no)
                 return False
-            return not registry.delivered(claims, sc.edition.code, sc.period_start, sc.area_code, sc.edition_no)
+            done = registry.delivered_to(claims, sc.edition.code, sc.period_start, sc.area_code, sc.edition_no)
+            message.to = [address for address in message.to if address not in done]
+            return bool(message.to)
 
         failures = delivery.send(messages, conn_id, recipients.sender, on_sent, claim)
     result.send_failures += [f"{m.scorecard.area_code}: {delivery.describe_failure(exc)}" for m, exc in failures]

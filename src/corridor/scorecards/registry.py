@@ -9,9 +9,11 @@ Published is frozen:
 - the table is append-only (a trigger refuses UPDATE and DELETE): a later
   restatement never changes what was published; re-publishing records
   edition_no + 1 with new files;
-- ``ops.scorecard_deliveries`` records each e-mail sent (one per edition ×
-  period × area × edition_no), so a rerun never mails the same edition twice
-  and a failed send is retried by the next run.
+- ``ops.scorecard_deliveries`` records each e-mail sent, with the addresses
+  the mail server accepted (an edition × period × area × edition_no has one
+  row per send: a rerun after a refused address adds a row for it), so a
+  rerun never mails an edition to an address twice and sends a failed or
+  refused address what it is owed.
 """
 
 from __future__ import annotations
@@ -78,9 +80,25 @@ create table if not exists ops.scorecard_deliveries (
     recipients    text[] not null,
     subject       text not null,
     smtp_conn_id  text not null,
-    sent_at       timestamptz not null default now(),
-    constraint scorecard_deliveries_once unique (edition, period_start, area_code, edition_no)
+    sent_at       timestamptz not null default now()
 );
+
+comment on column ops.scorecard_deliveries.recipients is
+    'the addresses the mail server accepted for this send (a refused one is owed and sent again by a rerun)';
+
+-- once one row per edition (constraint scorecard_deliveries_once); now one per send, so that the address a
+-- partly refused send left is recorded when a rerun delivers it
+do $do$
+begin
+    if exists (select 1 from pg_constraint where conname = 'scorecard_deliveries_once'
+               and conrelid = 'ops.scorecard_deliveries'::regclass) then
+        alter table ops.scorecard_deliveries drop constraint scorecard_deliveries_once;
+    end if;
+end
+$do$;
+
+create index if not exists scorecard_deliveries_edition
+    on ops.scorecard_deliveries (edition, period_start, area_code, edition_no);
 """
 
 
@@ -146,19 +164,20 @@ def record_edition(conn: psycopg.Connection, *, edition: str, period_start: date
                   Jsonb(attestation) if attestation is not None else None))
 
 
-def delivered(conn: psycopg.Connection, edition: str, period_start: date, area: str, edition_no: int) -> bool:
-    return conn.execute(
-        "select 1 from ops.scorecard_deliveries"
+def delivered_to(conn: psycopg.Connection, edition: str, period_start: date, area: str, edition_no: int) -> set[str]:
+    """The addresses an edition was delivered to (accepted by the mail server), over every send."""
+    return {address for (address,) in conn.execute(
+        "select distinct unnest(recipients) from ops.scorecard_deliveries"
         " where edition = %s and period_start = %s and area_code = %s and edition_no = %s",
-        (edition, period_start, area, edition_no)).fetchone() is not None
+        (edition, period_start, area, edition_no)).fetchall()}
 
 
 def record_delivery(conn: psycopg.Connection, *, edition: str, period_start: date, area: str, edition_no: int,
                     recipients: list[str], subject: str, smtp_conn_id: str) -> None:
+    """One send of an edition: ``recipients``, the addresses the mail server accepted."""
     conn.execute(
         """
         insert into ops.scorecard_deliveries
             (edition, period_start, area_code, edition_no, recipients, subject, smtp_conn_id)
         values (%s, %s, %s, %s, %s, %s, %s)
-        on conflict on constraint scorecard_deliveries_once do nothing
         """, (edition, period_start, area, edition_no, recipients, subject, smtp_conn_id))
