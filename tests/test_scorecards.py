@@ -4,6 +4,7 @@ published into a private copy of the warehouse, mailed to a real SMTP server (ai
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import shutil
 import subprocess
@@ -209,6 +210,78 @@ def test_pdf_text_has_the_chinese_title_and_kpi_names_and_every_font_is_embedded
         assert all("Noto-Sans-CJK-SC" in f["name"] for f in fonts), fonts
 
 
+# the PDF's tables and their header cells (thead), in order; the ranking's bar column has no header text
+TABLE_HEADERS = {
+    "KPI": ["编号", "指标", "单位", "实际值", "目标", "进度目标", "完成率", "状态"],
+    "ranking": ["名次", "片区", "综合得分", "计分指标数"],
+    "platforms": ["片区", "平台编号", "平台名称", "类别", "级别", "依托单位", "认定日期", "期末状态"],
+    "projects": ["片区", "项目编号", "项目名称", "类别", "开始日期", "期末状态", "累计完成投资（万元）", "形象进度"],
+}
+A4_RIGHT_MARGIN = 595.28 - 14 / 25.4 * 72  # print.css: A4, 14 mm margins (points)
+CELL_PADDING = 2 * 0.45 * 8  # two cells' padding apart (0.45em each side), at the smallest table font (8pt)
+
+
+def _pdf_words(path: Path) -> list[list[tuple[float, float, float, float, str]]]:
+    """Each page's words as (xMin, yMin, xMax, yMax, text), from `pdftotext -bbox`."""
+    out = subprocess.run(["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    pages = []
+    for page in out.split("<page ")[1:]:
+        pages.append([(float(a), float(b), float(c), float(d), html.unescape(t)) for a, b, c, d, t in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', page)])
+    return pages
+
+
+def _header_rows(words, headers: list[str]) -> list[list[tuple[float, float, str]]]:
+    """Every header row of a table on a page: [(left, right, text)] per header cell, a wrapped header's lines
+    joined top to bottom (the words below its first line, within its column)."""
+    lines: dict[float, list] = {}
+    for w in words:
+        lines.setdefault(round(w[1], 1), []).append(w)
+    rows = []
+    for line in lines.values():
+        line.sort()
+        if len(line) != len(headers) or not all(h.startswith(w[4]) for w, h in zip(line, headers, strict=True)):
+            continue
+        height = line[0][3] - line[0][1]
+        cells = []
+        for i, (w, h) in enumerate(zip(line, headers, strict=True)):
+            right_bound = line[i + 1][0] if i + 1 < len(line) else A4_RIGHT_MARGIN + 1
+            below = sorted((b for b in words if w[1] + 1 < b[1] < w[1] + 3 * height
+                            and w[0] - 1 <= (b[0] + b[2]) / 2 < right_bound), key=lambda b: b[1])
+            text, left, right = w[4], w[0], w[2]
+            for b in below:
+                if text == h:
+                    break
+                text, left, right = text + b[4], min(left, b[0]), max(right, b[2])
+            cells.append((left, right, text))
+        rows.append(cells)
+    return rows
+
+
+def test_every_pdf_table_header_fits_its_cell(year_end_files):
+    """A header wider than its column was drawn into the next one ("累计完成投资（万元）" over "形象进度", glyphs
+    over glyphs, in every PDF with started projects): no two words of a page overlap, each header is extracted
+    whole, in order, and the headers of a row are at least two cells' padding apart, the last within the page's
+    margin (so none runs out of its cell)."""
+    require_poppler()
+    for area, files in year_end_files.items():
+        pages = _pdf_words(files["pdf"])
+        for number, words in enumerate(pages, 1):  # no text is drawn over other text, anywhere
+            overlapping = [(a[4], b[4]) for i, a in enumerate(words) for b in words[i + 1:]
+                           if min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5]
+            assert not overlapping, f"{area}, page {number}: words drawn over each other: {overlapping}"
+        for table, headers in TABLE_HEADERS.items():
+            rows = [row for words in pages for row in _header_rows(words, headers)]
+            assert rows, f"{area}: no header row of the {table} table found"
+            for row in rows:
+                assert [text for _, _, text in row] == headers, (area, table, row)
+                for (_, right, text), (left, _, after) in itertools.pairwise(row):
+                    assert left - right >= CELL_PADDING - 0.5, \
+                        f"{area}, {table} table: {text!r} runs into {after!r} ({left - right:.1f} pt apart)"
+                assert row[-1][1] <= A4_RIGHT_MARGIN + 0.5, (area, table, row[-1])
+
+
 def test_missing_glyphs_names_the_characters_the_regular_or_bold_font_cannot_show():
     from corridor.scorecards.fonts import missing_glyphs
 
@@ -227,6 +300,9 @@ def test_monthly_and_quarterly_editions_render_without_ranking(built_warehouse, 
     assert "2022年第三季度" in quarterly["html"].read_text(encoding="utf-8")
     assert {p.name for p in tmp_path.iterdir()} >= {
         "corridor-scorecard_2022-11_monthly_OH.pdf", "corridor-scorecard_2022Q3_quarterly_ALL.xlsx"}
+
+
+
 
 
 def test_rendering_is_deterministic(built_warehouse, tmp_path):
@@ -372,6 +448,7 @@ def test_a_character_only_the_data_uses_is_drawn_from_the_pages_own_font_subset(
             font.getGlyphSet()[order[gid]].draw(pen)
             outlines.append(pen.bounds)
     assert any(bounds is not None for bounds in outlines), "龘 has no outline in the embedded fonts"
+
 
 
 def test_the_pdf_worker_module_imports_nothing_of_the_scorecards_package():
