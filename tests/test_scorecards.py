@@ -450,6 +450,43 @@ def test_a_character_only_the_data_uses_is_drawn_from_the_pages_own_font_subset(
     assert any(bounds is not None for bounds in outlines), "龘 has no outline in the embedded fonts"
 
 
+UNCOVERED_NAME = "温州\U0002A6A5科技有限公司"  # 𪚥 (U+2A6A5): Noto Sans CJK SC (the PDF's font) has no glyph for it
+
+
+def test_a_character_the_pdf_font_lacks_is_written_as_its_code_point_in_the_pdf_only(warehouse_copy, tmp_path,
+                                                                                     caplog):
+    """A character no font of the PDF has was drawn as a box (the notdef glyph) while pdftotext still extracted
+    it, and publication only logged a warning. The PDF writes it as its code point, the XLSX and the HTML keep it,
+    and the warning names it and the text it is in."""
+    import openpyxl
+
+    from corridor.scorecards.fonts import missing_glyphs
+
+    require_poppler()
+    assert missing_glyphs(UNCOVERED_NAME) == {"\U0002A6A5"}
+    _certify_in_lw(warehouse_copy, "TEST-NOGLYPH-1", "91330300TESTNOGLY1", UNCOVERED_NAME)
+    # a zero-width space is not drawn at all, with or without a glyph: left as it is
+    _certify_in_lw(warehouse_copy, "TEST-NOGLYPH-2", "91330300TESTNOGLY2", "温州\u200b智造有限公司")
+    with caplog.at_level("WARNING", logger="corridor.scorecards"):
+        files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
+                       out_dir=tmp_path)
+
+    text = _squeeze(_pdftotext(files["pdf"]))
+    assert "温州〔U+2A6A5〕科技有限公司" in text
+    assert "\U0002A6A5" not in text
+    assert "温州智造有限公司" in text.replace("\u200b", "") and "U+200B" not in text
+    fonts = _pdffonts(files["pdf"])
+    assert fonts and all(f["emb"] == "yes" and "Noto-Sans-CJK-SC-Subset" in f["name"] for f in fonts), fonts
+    _, glyphs = _embedded_fonts_and_glyphs(files["pdf"].read_bytes())
+    assert glyphs and 0 not in glyphs.values(), "a character is drawn with the notdef glyph"
+    warnings = [r.getMessage() for r in caplog.records if "U+2A6A5" in r.getMessage()]
+    assert len(warnings) == 1 and UNCOVERED_NAME in warnings[0] and "〔U+2A6A5〕" in warnings[0], warnings
+    assert not [r for r in caplog.records if "200B" in r.getMessage()]
+
+    assert UNCOVERED_NAME in files["html"].read_text(encoding="utf-8")
+    ws = openpyxl.load_workbook(files["xlsx"])["新获认定企业"]
+    assert [c.value for row in ws.iter_rows() for c in row if "\U0002A6A5" in str(c.value)] == [UNCOVERED_NAME]
+
 
 def test_the_pdf_worker_module_imports_nothing_of_the_scorecards_package():
     import sys
