@@ -302,6 +302,38 @@ def test_monthly_and_quarterly_editions_render_without_ranking(built_warehouse, 
         "corridor-scorecard_2022-11_monthly_OH.pdf", "corridor-scorecard_2022Q3_quarterly_ALL.xlsx"}
 
 
+def test_an_areas_scorecard_states_its_own_target_and_the_corridors_as_such(built_warehouse):
+    """An area's KPI table showed its share of the target (LW K01: 3.33) while its footnote and the XLSX's 目标说明
+    and 指标口径 said the corridor's "2022年底前 ≥ 20家" as if it were the area's."""
+    import io
+
+    import openpyxl
+
+    from corridor.scorecards.render_html import render_html
+    from corridor.scorecards.render_xlsx import render_xlsx
+
+    month = date(2020, 1, 1)
+    expected = {  # LW: an equal sixth of an allocated target; K03 (a rate) is every area's as the corridor's
+        "ALL": {"K01": "2022年底前 ≥ 20家", "K03": "每年 ≥ 30%", "K12": "每年 10个", "K17": "仅监测，不设目标"},
+        "LW": {"K01": "本片区2022年底前 ≥ 3.33家（分解目标）；走廊2022年底前 ≥ 20家",
+               "K03": "本片区与走廊均为每年 ≥ 30%",
+               "K12": "本片区每年 1.67个（分解目标）；走廊每年 10个",
+               "K17": "仅监测，不设目标"},
+    }
+    for area, targets in expected.items():
+        sc = load_scorecard(built_warehouse.url, "monthly", month, area, PASSED)
+        assert str(next(k for k in sc.kpis if k.code == "K01").target)[:4] == ("20" if area == "ALL" else "3.33")
+        page = html.unescape(render_html(sc))
+        wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))
+        kpi_sheet, definitions = wb["指标完成情况"], wb["指标口径"]
+        stated = {row[0]: row[8] for row in kpi_sheet.iter_rows(values_only=True) if row[0] in targets}
+        defined = {row[0]: row[3] for row in definitions.iter_rows(values_only=True) if row[0] in targets}
+        assert stated == targets and defined == targets, area
+        for code, text in targets.items():
+            assert re.search(rf"<b>{code} [^<]*</b>（单位：[^；]*；目标：{re.escape(text)}）", page), (area, code)
+        if area != "ALL":
+            assert "目标：2022年底前 ≥ 20家" not in page
+
 
 
 

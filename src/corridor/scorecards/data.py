@@ -44,6 +44,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from corridor.scorecards import format as fmt
 from corridor.scorecards.completeness import Completeness, completeness_by_area
 from corridor.scorecards.editions import Edition, add_months, edition
 from corridor.scorecards.gate import normalise_gate
@@ -180,7 +181,7 @@ class Kpi:
     measure_type: str          # count / sum / rate
     target_kind: str           # cumulative / annual / none
     has_target: bool
-    target_text: str           # Chinese, from the catalogue's target_text
+    target_text: str           # Chinese, from the catalogue's target_text: the corridor's target
     definition: str            # Chinese when the wording matches the catalogue, else the catalogue's text
     actual: Decimal | None
     target: Decimal | None
@@ -188,6 +189,9 @@ class Kpi:
     completion: Decimal | None
     status: str | None
     series: list[tuple[date, Decimal | None, Decimal | None]] = field(default_factory=list)
+    # the target as this scorecard states it: the corridor's (ALL), or the area's own with the corridor's
+    # (`area_target_text_zh`); derived from target_text and target, so not hashed on its own
+    stated_target: str = ""
 
     @property
     def status_label(self) -> str:
@@ -404,13 +408,20 @@ _TARGET_BY = re.compile(r"^(?P<ge>≥\s*)?(?P<n>[\d,.]+)\s+by\s+(?P<year>\d{4})$
 _TARGET_YEARLY = re.compile(r"^(?P<ge>≥\s*)?(?P<n>[\d,.]+)\s+every\s+year$")
 
 
-def target_text_zh(text: str | None, unit: str, measure_type: str) -> str:
-    """'≥ 20 by 2022' → '2022年底前 ≥ 20家'; '10 every year' → '每年 10个'; 'tracked, no target' → '仅监测，不设目标'."""
+NO_TARGET_ZH = "仅监测，不设目标"
+
+
+def target_text_zh(text: str | None, unit: str, measure_type: str, share: Decimal | None = None) -> str:
+    """'≥ 20 by 2022' → '2022年底前 ≥ 20家'; '10 every year' → '每年 10个'; 'tracked, no target' → '仅监测，不设目标'.
+
+    ``share``: another amount in the same terms (an area's share of the target: '2022年底前 ≥ 3.33家')."""
     text = (text or "").strip()
     if not text or text.startswith("tracked"):
-        return "仅监测，不设目标"
+        return NO_TARGET_ZH
 
     def amount(n: str) -> str:
+        if share is not None:
+            return fmt.target(share, measure_type) + ("" if measure_type == "rate" else unit)
         if measure_type == "rate":
             return f"{Decimal(n.replace(',', '')) * 100:.0f}%"
         return f"{n}{unit}"
@@ -421,7 +432,21 @@ def target_text_zh(text: str | None, unit: str, measure_type: str) -> str:
     m = _TARGET_YEARLY.match(text)
     if m:
         return f"每年{' ≥ ' if m['ge'] else ' '}{amount(m['n'])}"
-    return text
+    return text if share is None else amount("")
+
+
+def area_target_text_zh(text: str | None, unit: str, measure_type: str, area_target: Decimal | None,
+                        uniform: bool) -> str:
+    """An area's target as its scorecard states it, with the corridor's: '本片区2022年底前 ≥ 3.33家（分解目标）；走廊2022年底前
+    ≥ 20家'; a KPI whose areas have the corridor's target (``uniform``, K03): '本片区与走廊均为每年 ≥ 30%'."""
+    corridor = target_text_zh(text, unit, measure_type)
+    if corridor == NO_TARGET_ZH:
+        return corridor
+    if uniform:
+        return f"本片区与走廊均为{corridor}"
+    if area_target is None:
+        return f"走廊{corridor}"
+    return f"本片区{target_text_zh(text, unit, measure_type, share=area_target)}（分解目标）；走廊{corridor}"
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -527,7 +552,7 @@ def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[s
         """
         select a.area_code, c.kpi_code, c.indicator_name, c.unit, c.measure_type, c.target_kind, c.has_target,
                c.target_text, c.definition, v.actual_value, v.target_value, v.paced_target_value,
-               v.completion_ratio, v.status
+               v.completion_ratio, v.status, c.area_target_method
         from kpi.kpi_catalogue as c
         cross join unnest(%s::text[]) as a (area_code)
         left join kpi.kpi_values as v
@@ -546,12 +571,15 @@ def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[s
         series.setdefault((area, code), []).append((month, actual, paced))
     out: dict[str, list[Kpi]] = {a: [] for a in areas}
     for (area, code, name, unit, mtype, kind, has_target, ttext, definition, actual, target, paced, ratio,
-         status) in rows:
+         status, method) in rows:
+        corridor_text = target_text_zh(ttext, unit or "", mtype)
         out[area].append(Kpi(
             code=code, name=name, unit=unit or "", measure_type=mtype, target_kind=kind,
-            has_target=bool(has_target), target_text=target_text_zh(ttext, unit or "", mtype),
+            has_target=bool(has_target), target_text=corridor_text,
             definition=definition_zh(code, definition), actual=actual, target=target, paced_target=paced,
-            completion=ratio, status=status, series=series.get((area, code), [])))
+            completion=ratio, status=status, series=series.get((area, code), []),
+            stated_target=corridor_text if area == ALL else area_target_text_zh(
+                ttext, unit or "", mtype, target, method == "uniform")))
     return out
 
 
