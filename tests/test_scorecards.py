@@ -335,6 +335,32 @@ def test_an_areas_scorecard_states_its_own_target_and_the_corridors_as_such(buil
             assert "目标：2022年底前 ≥ 20家" not in page
 
 
+def test_a_rates_unit_and_each_kpis_pacing_read_the_same_in_every_part(built_warehouse):
+    """K03 (a rate) showed "%" in the table but "比率" in the footnote and the XLSX's 单位 columns, and the note
+    said "年度目标按当年月份分解" though K03, an annual target, is not paced (its paced target is its target)."""
+    import io
+
+    import openpyxl
+
+    from corridor.scorecards.render_html import render_html
+    from corridor.scorecards.render_xlsx import render_xlsx
+
+    sc = load_scorecard(built_warehouse.url, "monthly", date(2022, 11, 1), "LW", PASSED)
+    kpis = {k.code: k for k in sc.kpis}
+    assert kpis["K03"].target_kind == "annual" and kpis["K03"].paced_target == kpis["K03"].target  # not paced
+    assert kpis["K12"].paced_target < kpis["K12"].target                                           # paced
+    page = html.unescape(render_html(sc))
+    assert re.search(r'<td class="code">K03</td>\s*<td class="name">[^<]*<sup[^>]*>\d+</sup></td>\s*'
+                     r'<td class="unit">%</td>', page)
+    assert re.search(r"<b>K03 [^<]*</b>（单位：%；", page)
+    assert "比率" not in page
+    wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))
+    assert [row[2] for row in wb["指标完成情况"].iter_rows(values_only=True) if row[0] == "K03"] == ["%"]
+    assert [row[2] for row in wb["指标口径"].iter_rows(values_only=True) if row[0] == "K03"] == ["%"]
+    note = next(p for p in re.findall(r'<p class="note">([^<]*)</p>', page) if p.startswith("目标："))
+    assert ("进度目标：期末应达值，累计目标自2020年1月起按月线性分解，K03（年度目标）不分解（即目标本身），"
+            "K12、K15（年度目标）按当年月份分解；") in note, note
+
 
 
 def test_rendering_is_deterministic(built_warehouse, tmp_path):

@@ -67,6 +67,15 @@ STATUS = {
     None: ("无数据", "—", "#6b7280"),
 }
 
+TARGET_KIND_ZH = {"cumulative": "累计目标", "annual": "年度目标"}
+# the catalogue's pacing (kpi_values.paced_target_value) in the scorecard's words; the window starts at dbt's
+# kpi_window_start (2020-01)
+PACING_ZH = {
+    "window_linear": "自2020年1月起按月线性分解",
+    "year_linear": "按当年月份分解",
+    "none": "不分解（即目标本身）",
+}
+
 GATE_OUTCOMES = {
     "passed": "通过",
     "passed_with_warnings": "通过（有警告）",
@@ -189,9 +198,16 @@ class Kpi:
     completion: Decimal | None
     status: str | None
     series: list[tuple[date, Decimal | None, Decimal | None]] = field(default_factory=list)
+    pacing: str = "none"       # the catalogue's: window_linear / year_linear / none (`PACING_ZH`)
     # the target as this scorecard states it: the corridor's (ALL), or the area's own with the corridor's
     # (`area_target_text_zh`); derived from target_text and target, so not hashed on its own
     stated_target: str = ""
+
+    @property
+    def shown_unit(self) -> str:
+        """The unit every format shows: a rate's values are percentages (the XLSX stores the fraction, formatted
+        as a percentage), so its unit is "%" (the catalogue's unit of K03 is 比率)."""
+        return "%" if self.measure_type == "rate" else self.unit
 
     @property
     def status_label(self) -> str:
@@ -264,6 +280,24 @@ class Scorecard:
     @property
     def provisional(self) -> bool:
         return self.completeness.provisional
+
+    @property
+    def pacing_note(self) -> str:
+        """How each KPI's target is paced to the period end, as the catalogue says (pacing per KPI), e.g.
+        '累计目标自2020年1月起按月线性分解，K03（年度目标）不分解（即目标本身），K12、K15（年度目标）按当年月份分解'.
+
+        A group of KPIs paced alike is named by its kind of target when it is every KPI of that kind, else by
+        its codes."""
+        targeted = [k for k in self.kpis if k.has_target]
+        parts = []
+        for pacing in dict.fromkeys(k.pacing for k in targeted):
+            group = [k for k in targeted if k.pacing == pacing]
+            kinds = list(dict.fromkeys(k.target_kind for k in group))
+            label = "、".join(TARGET_KIND_ZH.get(kind, kind) for kind in kinds)
+            if len(group) != sum(k.target_kind in kinds for k in targeted):
+                label = "、".join(k.code for k in group) + f"（{label}）"
+            parts.append(label + PACING_ZH.get(pacing, f"按{pacing}分解"))
+        return "，".join(parts)
 
     @property
     def gate_outcome(self) -> str:
@@ -552,7 +586,7 @@ def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[s
         """
         select a.area_code, c.kpi_code, c.indicator_name, c.unit, c.measure_type, c.target_kind, c.has_target,
                c.target_text, c.definition, v.actual_value, v.target_value, v.paced_target_value,
-               v.completion_ratio, v.status, c.area_target_method
+               v.completion_ratio, v.status, c.area_target_method, c.pacing
         from kpi.kpi_catalogue as c
         cross join unnest(%s::text[]) as a (area_code)
         left join kpi.kpi_values as v
@@ -571,13 +605,13 @@ def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[s
         series.setdefault((area, code), []).append((month, actual, paced))
     out: dict[str, list[Kpi]] = {a: [] for a in areas}
     for (area, code, name, unit, mtype, kind, has_target, ttext, definition, actual, target, paced, ratio,
-         status, method) in rows:
+         status, method, pacing) in rows:
         corridor_text = target_text_zh(ttext, unit or "", mtype)
         out[area].append(Kpi(
             code=code, name=name, unit=unit or "", measure_type=mtype, target_kind=kind,
             has_target=bool(has_target), target_text=corridor_text,
             definition=definition_zh(code, definition), actual=actual, target=target, paced_target=paced,
-            completion=ratio, status=status, series=series.get((area, code), []),
+            completion=ratio, status=status, series=series.get((area, code), []), pacing=pacing or "none",
             stated_target=corridor_text if area == ALL else area_target_text_zh(
                 ttext, unit or "", mtype, target, method == "uniform")))
     return out
