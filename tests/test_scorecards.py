@@ -362,6 +362,16 @@ def test_a_rates_unit_and_each_kpis_pacing_read_the_same_in_every_part(built_war
             "K12、K15（年度目标）按当年月份分解；") in note, note
 
 
+def test_a_period_before_the_kpi_window_is_refused_as_such(built_warehouse):
+    """A quarter before the KPI window was refused as "not complete in the warehouse: the data's as-of month has
+    not reached its end", which is not why."""
+    from corridor.scorecards import PeriodNotAvailable
+
+    with pytest.raises(PeriodNotAvailable, match=r"lies before the KPI window, which starts in 2020-01"):
+        load_scorecard(built_warehouse.url, "quarterly", date(2019, 10, 1), "ALL", PASSED)
+    with pytest.raises(PeriodNotAvailable, match=r"as-of month has not reached its end"):  # after the data
+        load_scorecard(built_warehouse.url, "monthly", date(2023, 1, 1), "LW", PASSED)
+
 
 def test_rendering_is_deterministic(built_warehouse, tmp_path):
     first = render(built_warehouse.url, edition="quarterly", period_start=date(2022, 10, 1), area="ZN",

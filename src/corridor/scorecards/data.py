@@ -179,7 +179,8 @@ class ChainedRows(_ReadLikeAList):
 
 
 class PeriodNotAvailable(LookupError):
-    """The warehouse has no complete period of this grain starting that day (yet)."""
+    """The warehouse has no complete period of this grain starting that day (yet), or it lies before the KPI
+    window."""
 
 
 @dataclass
@@ -545,6 +546,12 @@ def load_scorecards(url: str, edition_code: str, period_start: date, areas: list
             "select period_end, as_of_date from kpi.kpi_periods where grain = %s and period_start = %s",
             (ed.grain, period_start)).fetchone()
         if period is None:
+            # the period spine starts at the KPI window's first month (dbt's kpi_window_start)
+            first = conn.execute("select min(period_start) from kpi.kpi_periods where grain = 'month'").fetchone()[0]
+            if first is not None and period_start < first:
+                raise PeriodNotAvailable(
+                    f"{ed.period_label(period_start)} ({ed.grain} from {period_start}) lies before the KPI window, "
+                    f"which starts in {first:%Y-%m}: the warehouse has no KPIs for it")
             raise PeriodNotAvailable(
                 f"{ed.period_label(period_start)} ({ed.grain} from {period_start}) is not complete in the "
                 f"warehouse: the data's as-of month has not reached its end")
