@@ -4,6 +4,7 @@ published into a private copy of the warehouse, mailed to a real SMTP server (ai
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import shutil
 import subprocess
@@ -209,6 +210,78 @@ def test_pdf_text_has_the_chinese_title_and_kpi_names_and_every_font_is_embedded
         assert all("Noto-Sans-CJK-SC" in f["name"] for f in fonts), fonts
 
 
+# the PDF's tables and their header cells (thead), in order; the ranking's bar column has no header text
+TABLE_HEADERS = {
+    "KPI": ["编号", "指标", "单位", "实际值", "目标", "进度目标", "完成率", "状态"],
+    "ranking": ["名次", "片区", "综合得分", "计分指标数"],
+    "platforms": ["片区", "平台编号", "平台名称", "类别", "级别", "依托单位", "认定日期", "期末状态"],
+    "projects": ["片区", "项目编号", "项目名称", "类别", "开始日期", "期末状态", "累计完成投资（万元）", "形象进度"],
+}
+A4_RIGHT_MARGIN = 595.28 - 14 / 25.4 * 72  # print.css: A4, 14 mm margins (points)
+CELL_PADDING = 2 * 0.45 * 8  # two cells' padding apart (0.45em each side), at the smallest table font (8pt)
+
+
+def _pdf_words(path: Path) -> list[list[tuple[float, float, float, float, str]]]:
+    """Each page's words as (xMin, yMin, xMax, yMax, text), from `pdftotext -bbox`."""
+    out = subprocess.run(["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    pages = []
+    for page in out.split("<page ")[1:]:
+        pages.append([(float(a), float(b), float(c), float(d), html.unescape(t)) for a, b, c, d, t in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', page)])
+    return pages
+
+
+def _header_rows(words, headers: list[str]) -> list[list[tuple[float, float, str]]]:
+    """Every header row of a table on a page: [(left, right, text)] per header cell, a wrapped header's lines
+    joined top to bottom (the words below its first line, within its column)."""
+    lines: dict[float, list] = {}
+    for w in words:
+        lines.setdefault(round(w[1], 1), []).append(w)
+    rows = []
+    for line in lines.values():
+        line.sort()
+        if len(line) != len(headers) or not all(h.startswith(w[4]) for w, h in zip(line, headers, strict=True)):
+            continue
+        height = line[0][3] - line[0][1]
+        cells = []
+        for i, (w, h) in enumerate(zip(line, headers, strict=True)):
+            right_bound = line[i + 1][0] if i + 1 < len(line) else A4_RIGHT_MARGIN + 1
+            below = sorted((b for b in words if w[1] + 1 < b[1] < w[1] + 3 * height
+                            and w[0] - 1 <= (b[0] + b[2]) / 2 < right_bound), key=lambda b: b[1])
+            text, left, right = w[4], w[0], w[2]
+            for b in below:
+                if text == h:
+                    break
+                text, left, right = text + b[4], min(left, b[0]), max(right, b[2])
+            cells.append((left, right, text))
+        rows.append(cells)
+    return rows
+
+
+def test_every_pdf_table_header_fits_its_cell(year_end_files):
+    """A header wider than its column was drawn into the next one ("累计完成投资（万元）" over "形象进度", glyphs
+    over glyphs, in every PDF with started projects): no two words of a page overlap, each header is extracted
+    whole, in order, and the headers of a row are at least two cells' padding apart, the last within the page's
+    margin (so none runs out of its cell)."""
+    require_poppler()
+    for area, files in year_end_files.items():
+        pages = _pdf_words(files["pdf"])
+        for number, words in enumerate(pages, 1):  # no text is drawn over other text, anywhere
+            overlapping = [(a[4], b[4]) for i, a in enumerate(words) for b in words[i + 1:]
+                           if min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5]
+            assert not overlapping, f"{area}, page {number}: words drawn over each other: {overlapping}"
+        for table, headers in TABLE_HEADERS.items():
+            rows = [row for words in pages for row in _header_rows(words, headers)]
+            assert rows, f"{area}: no header row of the {table} table found"
+            for row in rows:
+                assert [text for _, _, text in row] == headers, (area, table, row)
+                for (_, right, text), (left, _, after) in itertools.pairwise(row):
+                    assert left - right >= CELL_PADDING - 0.5, \
+                        f"{area}, {table} table: {text!r} runs into {after!r} ({left - right:.1f} pt apart)"
+                assert row[-1][1] <= A4_RIGHT_MARGIN + 0.5, (area, table, row[-1])
+
+
 def test_missing_glyphs_names_the_characters_the_regular_or_bold_font_cannot_show():
     from corridor.scorecards.fonts import missing_glyphs
 
@@ -227,6 +300,77 @@ def test_monthly_and_quarterly_editions_render_without_ranking(built_warehouse, 
     assert "2022年第三季度" in quarterly["html"].read_text(encoding="utf-8")
     assert {p.name for p in tmp_path.iterdir()} >= {
         "corridor-scorecard_2022-11_monthly_OH.pdf", "corridor-scorecard_2022Q3_quarterly_ALL.xlsx"}
+
+
+def test_an_areas_scorecard_states_its_own_target_and_the_corridors_as_such(built_warehouse):
+    """An area's KPI table showed its share of the target (LW K01: 3.33) while its footnote and the XLSX's 目标说明
+    and 指标口径 said the corridor's "2022年底前 ≥ 20家" as if it were the area's."""
+    import io
+
+    import openpyxl
+
+    from corridor.scorecards.render_html import render_html
+    from corridor.scorecards.render_xlsx import render_xlsx
+
+    month = date(2020, 1, 1)
+    expected = {  # LW: an equal sixth of an allocated target; K03 (a rate) is every area's as the corridor's
+        "ALL": {"K01": "2022年底前 ≥ 20家", "K03": "每年 ≥ 30%", "K12": "每年 10个", "K17": "仅监测，不设目标"},
+        "LW": {"K01": "本片区2022年底前 ≥ 3.33家（分解目标）；走廊2022年底前 ≥ 20家",
+               "K03": "本片区与走廊均为每年 ≥ 30%",
+               "K12": "本片区每年 1.67个（分解目标）；走廊每年 10个",
+               "K17": "仅监测，不设目标"},
+    }
+    for area, targets in expected.items():
+        sc = load_scorecard(built_warehouse.url, "monthly", month, area, PASSED)
+        assert str(next(k for k in sc.kpis if k.code == "K01").target)[:4] == ("20" if area == "ALL" else "3.33")
+        page = html.unescape(render_html(sc))
+        wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))
+        kpi_sheet, definitions = wb["指标完成情况"], wb["指标口径"]
+        stated = {row[0]: row[8] for row in kpi_sheet.iter_rows(values_only=True) if row[0] in targets}
+        defined = {row[0]: row[3] for row in definitions.iter_rows(values_only=True) if row[0] in targets}
+        assert stated == targets and defined == targets, area
+        for code, text in targets.items():
+            assert re.search(rf"<b>{code} [^<]*</b>（单位：[^；]*；目标：{re.escape(text)}）", page), (area, code)
+        if area != "ALL":
+            assert "目标：2022年底前 ≥ 20家" not in page
+
+
+def test_a_rates_unit_and_each_kpis_pacing_read_the_same_in_every_part(built_warehouse):
+    """K03 (a rate) showed "%" in the table but "比率" in the footnote and the XLSX's 单位 columns, and the note
+    said "年度目标按当年月份分解" though K03, an annual target, is not paced (its paced target is its target)."""
+    import io
+
+    import openpyxl
+
+    from corridor.scorecards.render_html import render_html
+    from corridor.scorecards.render_xlsx import render_xlsx
+
+    sc = load_scorecard(built_warehouse.url, "monthly", date(2022, 11, 1), "LW", PASSED)
+    kpis = {k.code: k for k in sc.kpis}
+    assert kpis["K03"].target_kind == "annual" and kpis["K03"].paced_target == kpis["K03"].target  # not paced
+    assert kpis["K12"].paced_target < kpis["K12"].target                                           # paced
+    page = html.unescape(render_html(sc))
+    assert re.search(r'<td class="code">K03</td>\s*<td class="name">[^<]*<sup[^>]*>\d+</sup></td>\s*'
+                     r'<td class="unit">%</td>', page)
+    assert re.search(r"<b>K03 [^<]*</b>（单位：%；", page)
+    assert "比率" not in page
+    wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))
+    assert [row[2] for row in wb["指标完成情况"].iter_rows(values_only=True) if row[0] == "K03"] == ["%"]
+    assert [row[2] for row in wb["指标口径"].iter_rows(values_only=True) if row[0] == "K03"] == ["%"]
+    note = next(p for p in re.findall(r'<p class="note">([^<]*)</p>', page) if p.startswith("目标："))
+    assert ("进度目标：期末应达值，累计目标自2020年1月起按月线性分解，K03（年度目标）不分解（即目标本身），"
+            "K12、K15（年度目标）按当年月份分解；") in note, note
+
+
+def test_a_period_before_the_kpi_window_is_refused_as_such(built_warehouse):
+    """A quarter before the KPI window was refused as "not complete in the warehouse: the data's as-of month has
+    not reached its end", which is not why."""
+    from corridor.scorecards import PeriodNotAvailable
+
+    with pytest.raises(PeriodNotAvailable, match=r"lies before the KPI window, which starts in 2020-01"):
+        load_scorecard(built_warehouse.url, "quarterly", date(2019, 10, 1), "ALL", PASSED)
+    with pytest.raises(PeriodNotAvailable, match=r"as-of month has not reached its end"):  # after the data
+        load_scorecard(built_warehouse.url, "monthly", date(2023, 1, 1), "LW", PASSED)
 
 
 def test_rendering_is_deterministic(built_warehouse, tmp_path):
@@ -372,6 +516,44 @@ def test_a_character_only_the_data_uses_is_drawn_from_the_pages_own_font_subset(
             font.getGlyphSet()[order[gid]].draw(pen)
             outlines.append(pen.bounds)
     assert any(bounds is not None for bounds in outlines), "龘 has no outline in the embedded fonts"
+
+
+UNCOVERED_NAME = "温州\U0002A6A5科技有限公司"  # 𪚥 (U+2A6A5): Noto Sans CJK SC (the PDF's font) has no glyph for it
+
+
+def test_a_character_the_pdf_font_lacks_is_written_as_its_code_point_in_the_pdf_only(warehouse_copy, tmp_path,
+                                                                                     caplog):
+    """A character no font of the PDF has was drawn as a box (the notdef glyph) while pdftotext still extracted
+    it, and publication only logged a warning. The PDF writes it as its code point, the XLSX and the HTML keep it,
+    and the warning names it and the text it is in."""
+    import openpyxl
+
+    from corridor.scorecards.fonts import missing_glyphs
+
+    require_poppler()
+    assert missing_glyphs(UNCOVERED_NAME) == {"\U0002A6A5"}
+    _certify_in_lw(warehouse_copy, "TEST-NOGLYPH-1", "91330300TESTNOGLY1", UNCOVERED_NAME)
+    # a zero-width space is not drawn at all, with or without a glyph: left as it is
+    _certify_in_lw(warehouse_copy, "TEST-NOGLYPH-2", "91330300TESTNOGLY2", "温州\u200b智造有限公司")
+    with caplog.at_level("WARNING", logger="corridor.scorecards"):
+        files = render(warehouse_copy, edition="year_end", period_start=YEAR_2022, area="LW", gate=PASSED,
+                       out_dir=tmp_path)
+
+    text = _squeeze(_pdftotext(files["pdf"]))
+    assert "温州〔U+2A6A5〕科技有限公司" in text
+    assert "\U0002A6A5" not in text
+    assert "温州智造有限公司" in text.replace("\u200b", "") and "U+200B" not in text
+    fonts = _pdffonts(files["pdf"])
+    assert fonts and all(f["emb"] == "yes" and "Noto-Sans-CJK-SC-Subset" in f["name"] for f in fonts), fonts
+    _, glyphs = _embedded_fonts_and_glyphs(files["pdf"].read_bytes())
+    assert glyphs and 0 not in glyphs.values(), "a character is drawn with the notdef glyph"
+    warnings = [r.getMessage() for r in caplog.records if "U+2A6A5" in r.getMessage()]
+    assert len(warnings) == 1 and UNCOVERED_NAME in warnings[0] and "〔U+2A6A5〕" in warnings[0], warnings
+    assert not [r for r in caplog.records if "200B" in r.getMessage()]
+
+    assert UNCOVERED_NAME in files["html"].read_text(encoding="utf-8")
+    ws = openpyxl.load_workbook(files["xlsx"])["新获认定企业"]
+    assert [c.value for row in ws.iter_rows() for c in row if "\U0002A6A5" in str(c.value)] == [UNCOVERED_NAME]
 
 
 def test_the_pdf_worker_module_imports_nothing_of_the_scorecards_package():

@@ -44,6 +44,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from corridor.scorecards import format as fmt
 from corridor.scorecards.completeness import Completeness, completeness_by_area
 from corridor.scorecards.editions import Edition, add_months, edition
 from corridor.scorecards.gate import normalise_gate
@@ -64,6 +65,15 @@ STATUS = {
     "behind": ("滞后", "▼", "#c62828"),
     "no_target": ("仅监测", "○", "#6b7280"),
     None: ("无数据", "—", "#6b7280"),
+}
+
+TARGET_KIND_ZH = {"cumulative": "累计目标", "annual": "年度目标"}
+# the catalogue's pacing (kpi_values.paced_target_value) in the scorecard's words; the window starts at dbt's
+# kpi_window_start (2020-01)
+PACING_ZH = {
+    "window_linear": "自2020年1月起按月线性分解",
+    "year_linear": "按当年月份分解",
+    "none": "不分解（即目标本身）",
 }
 
 GATE_OUTCOMES = {
@@ -169,7 +179,8 @@ class ChainedRows(_ReadLikeAList):
 
 
 class PeriodNotAvailable(LookupError):
-    """The warehouse has no complete period of this grain starting that day (yet)."""
+    """The warehouse has no complete period of this grain starting that day (yet), or it lies before the KPI
+    window."""
 
 
 @dataclass
@@ -180,7 +191,7 @@ class Kpi:
     measure_type: str          # count / sum / rate
     target_kind: str           # cumulative / annual / none
     has_target: bool
-    target_text: str           # Chinese, from the catalogue's target_text
+    target_text: str           # Chinese, from the catalogue's target_text: the corridor's target
     definition: str            # Chinese when the wording matches the catalogue, else the catalogue's text
     actual: Decimal | None
     target: Decimal | None
@@ -188,6 +199,16 @@ class Kpi:
     completion: Decimal | None
     status: str | None
     series: list[tuple[date, Decimal | None, Decimal | None]] = field(default_factory=list)
+    pacing: str = "none"       # the catalogue's: window_linear / year_linear / none (`PACING_ZH`)
+    # the target as this scorecard states it: the corridor's (ALL), or the area's own with the corridor's
+    # (`area_target_text_zh`); derived from target_text and target, so not hashed on its own
+    stated_target: str = ""
+
+    @property
+    def shown_unit(self) -> str:
+        """The unit every format shows: a rate's values are percentages (the XLSX stores the fraction, formatted
+        as a percentage), so its unit is "%" (the catalogue's unit of K03 is 比率)."""
+        return "%" if self.measure_type == "rate" else self.unit
 
     @property
     def status_label(self) -> str:
@@ -260,6 +281,24 @@ class Scorecard:
     @property
     def provisional(self) -> bool:
         return self.completeness.provisional
+
+    @property
+    def pacing_note(self) -> str:
+        """How each KPI's target is paced to the period end, as the catalogue says (pacing per KPI), e.g.
+        '累计目标自2020年1月起按月线性分解，K03（年度目标）不分解（即目标本身），K12、K15（年度目标）按当年月份分解'.
+
+        A group of KPIs paced alike is named by its kind of target when it is every KPI of that kind, else by
+        its codes."""
+        targeted = [k for k in self.kpis if k.has_target]
+        parts = []
+        for pacing in dict.fromkeys(k.pacing for k in targeted):
+            group = [k for k in targeted if k.pacing == pacing]
+            kinds = list(dict.fromkeys(k.target_kind for k in group))
+            label = "、".join(TARGET_KIND_ZH.get(kind, kind) for kind in kinds)
+            if len(group) != sum(k.target_kind in kinds for k in targeted):
+                label = "、".join(k.code for k in group) + f"（{label}）"
+            parts.append(label + PACING_ZH.get(pacing, f"按{pacing}分解"))
+        return "，".join(parts)
 
     @property
     def gate_outcome(self) -> str:
@@ -404,13 +443,20 @@ _TARGET_BY = re.compile(r"^(?P<ge>≥\s*)?(?P<n>[\d,.]+)\s+by\s+(?P<year>\d{4})$
 _TARGET_YEARLY = re.compile(r"^(?P<ge>≥\s*)?(?P<n>[\d,.]+)\s+every\s+year$")
 
 
-def target_text_zh(text: str | None, unit: str, measure_type: str) -> str:
-    """'≥ 20 by 2022' → '2022年底前 ≥ 20家'; '10 every year' → '每年 10个'; 'tracked, no target' → '仅监测，不设目标'."""
+NO_TARGET_ZH = "仅监测，不设目标"
+
+
+def target_text_zh(text: str | None, unit: str, measure_type: str, share: Decimal | None = None) -> str:
+    """'≥ 20 by 2022' → '2022年底前 ≥ 20家'; '10 every year' → '每年 10个'; 'tracked, no target' → '仅监测，不设目标'.
+
+    ``share``: another amount in the same terms (an area's share of the target: '2022年底前 ≥ 3.33家')."""
     text = (text or "").strip()
     if not text or text.startswith("tracked"):
-        return "仅监测，不设目标"
+        return NO_TARGET_ZH
 
     def amount(n: str) -> str:
+        if share is not None:
+            return fmt.target(share, measure_type) + ("" if measure_type == "rate" else unit)
         if measure_type == "rate":
             return f"{Decimal(n.replace(',', '')) * 100:.0f}%"
         return f"{n}{unit}"
@@ -421,7 +467,21 @@ def target_text_zh(text: str | None, unit: str, measure_type: str) -> str:
     m = _TARGET_YEARLY.match(text)
     if m:
         return f"每年{' ≥ ' if m['ge'] else ' '}{amount(m['n'])}"
-    return text
+    return text if share is None else amount("")
+
+
+def area_target_text_zh(text: str | None, unit: str, measure_type: str, area_target: Decimal | None,
+                        uniform: bool) -> str:
+    """An area's target as its scorecard states it, with the corridor's: '本片区2022年底前 ≥ 3.33家（分解目标）；走廊2022年底前
+    ≥ 20家'; a KPI whose areas have the corridor's target (``uniform``, K03): '本片区与走廊均为每年 ≥ 30%'."""
+    corridor = target_text_zh(text, unit, measure_type)
+    if corridor == NO_TARGET_ZH:
+        return corridor
+    if uniform:
+        return f"本片区与走廊均为{corridor}"
+    if area_target is None:
+        return f"走廊{corridor}"
+    return f"本片区{target_text_zh(text, unit, measure_type, share=area_target)}（分解目标）；走廊{corridor}"
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -486,6 +546,12 @@ def load_scorecards(url: str, edition_code: str, period_start: date, areas: list
             "select period_end, as_of_date from kpi.kpi_periods where grain = %s and period_start = %s",
             (ed.grain, period_start)).fetchone()
         if period is None:
+            # the period spine starts at the KPI window's first month (dbt's kpi_window_start)
+            first = conn.execute("select min(period_start) from kpi.kpi_periods where grain = 'month'").fetchone()[0]
+            if first is not None and period_start < first:
+                raise PeriodNotAvailable(
+                    f"{ed.period_label(period_start)} ({ed.grain} from {period_start}) lies before the KPI window, "
+                    f"which starts in {first:%Y-%m}: the warehouse has no KPIs for it")
             raise PeriodNotAvailable(
                 f"{ed.period_label(period_start)} ({ed.grain} from {period_start}) is not complete in the "
                 f"warehouse: the data's as-of month has not reached its end")
@@ -527,7 +593,7 @@ def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[s
         """
         select a.area_code, c.kpi_code, c.indicator_name, c.unit, c.measure_type, c.target_kind, c.has_target,
                c.target_text, c.definition, v.actual_value, v.target_value, v.paced_target_value,
-               v.completion_ratio, v.status
+               v.completion_ratio, v.status, c.area_target_method, c.pacing
         from kpi.kpi_catalogue as c
         cross join unnest(%s::text[]) as a (area_code)
         left join kpi.kpi_values as v
@@ -546,12 +612,15 @@ def _kpis(conn, ed: Edition, period_start: date, period_end: date, areas: list[s
         series.setdefault((area, code), []).append((month, actual, paced))
     out: dict[str, list[Kpi]] = {a: [] for a in areas}
     for (area, code, name, unit, mtype, kind, has_target, ttext, definition, actual, target, paced, ratio,
-         status) in rows:
+         status, method, pacing) in rows:
+        corridor_text = target_text_zh(ttext, unit or "", mtype)
         out[area].append(Kpi(
             code=code, name=name, unit=unit or "", measure_type=mtype, target_kind=kind,
-            has_target=bool(has_target), target_text=target_text_zh(ttext, unit or "", mtype),
+            has_target=bool(has_target), target_text=corridor_text,
             definition=definition_zh(code, definition), actual=actual, target=target, paced_target=paced,
-            completion=ratio, status=status, series=series.get((area, code), [])))
+            completion=ratio, status=status, series=series.get((area, code), []), pacing=pacing or "none",
+            stated_target=corridor_text if area == ALL else area_target_text_zh(
+                ttext, unit or "", mtype, target, method == "uniform")))
     return out
 
 

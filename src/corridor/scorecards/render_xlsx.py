@@ -166,13 +166,13 @@ def _kpi_sheet(wb, f: _Formats, sc: Scorecard) -> None:
             actual_fmt = "#,##0.00"
         s.text(r, 0, k.code)
         s.text(r, 1, k.name, "wrap")
-        s.text(r, 2, k.unit)
+        s.text(r, 2, k.shown_unit)
         s.number(r, 3, k.actual, actual_fmt)
         s.number(r, 4, k.target, target_fmt)
         s.number(r, 5, k.paced_target, target_fmt)
         s.number(r, 6, k.completion, "0.0%")
         s.text(r, 7, f"{k.status_symbol} {k.status_label}", "strong", font_color="#FFFFFF", bg_color=k.status_colour)
-        s.text(r, 8, k.target_text, "wrap")
+        s.text(r, 8, k.stated_target, "wrap")
     s.ws.freeze_panes(header_row + 1, 2)
     s.ws.autofilter(header_row, 0, r, len(titles) - 1)
     r += 2
@@ -404,8 +404,8 @@ def _definitions_sheet(wb, f: _Formats, sc: Scorecard) -> None:
         r += 1
         s.text(r, 0, k.code)
         s.text(r, 1, k.name, "wrap")
-        s.text(r, 2, k.unit)
-        s.text(r, 3, k.target_text, "wrap")
+        s.text(r, 2, k.shown_unit)
+        s.text(r, 3, k.stated_target, "wrap")
         s.text(r, 4, k.definition, "wrap")
     s.text(r + 2, 0, "“全走廊”为六个片区同一口径的合计，按企业、人员、团队去重的指标在全走廊范围内去重，不等于各片区之和。", "note")
 
