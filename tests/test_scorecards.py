@@ -772,3 +772,17 @@ def test_completeness_is_judged_on_the_files_the_last_build_read(warehouse_copy)
     # the build that read it
     transform.record_build(url, (last_id, rows), "digest", datetime.now(UTC), False)
     assert comp.completeness(url, "month", december).publishable
+
+
+def test_a_republished_editions_mail_says_it_replaces_the_one_before(built_warehouse):
+    """The subject's 第2版 alone left officials to guess that edition 1 is void and why."""
+    import dataclasses
+
+    from corridor.scorecards import delivery
+
+    first = load_scorecard(built_warehouse.url, "monthly", date(2022, 11, 1), "LW", PASSED)
+    first = dataclasses.replace(first, edition_no=1)
+    second = dataclasses.replace(first, edition_no=2)
+    assert "替代" not in delivery.body_html(first, ["a.pdf"])
+    body = delivery.body_html(second, ["a.pdf"])
+    assert "本版替代此前发送的第1版" in body and "请以本版为准" in body

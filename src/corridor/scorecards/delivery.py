@@ -116,6 +116,9 @@ def body_html(sc: Scorecard, attachments: list[str], *, data_sha256: str | None 
     counts = "、".join(f"{label}{n}项" for label, n in sc.status_counts.items())
     lines = [
         f"<p>现将{escape(sc.full_title)}（第{sc.edition_no}版）发送如下，PDF与XLSX见附件。</p>",
+        # a re-published edition says what it is: the one to use from now on, and why there is one
+        *([f"<p>本版替代此前发送的第{sc.edition_no - 1}版（上一版发布后，数据有补报或更正），请以本版为准。</p>"]
+          if (sc.edition_no or 1) > 1 else []),
         "<ul>",
         f"<li>统计期：{day(sc.period_start)}至{day(sc.period_end)}；数据截至{day(sc.as_of)}</li>",
         *([f"<li>指标状态：{escape(counts)}</li>"] if data_summary else []),
