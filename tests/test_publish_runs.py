@@ -570,3 +570,61 @@ def test_an_unreachable_mail_server_fails_the_command_in_one_line_after_publishi
     assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
     assert f"scorecards published but not sent: {recipients}: not valid YAML (line 3, column 1): " in again.stderr, \
         again.stderr
+
+
+def test_a_run_after_a_rebuild_publishes_and_mails_the_final_edition_of_a_provisional_one(
+        warehouse_copy, tmp_path, monkeypatch, caplog):
+    """The publish DAG's run after each build only ran the checks: a provisional scorecard (a return missing)
+    stayed the last edition officials had after the late return was loaded and built. The run after the build
+    that completes the period now publishes edition 2 and mails it; a run after the next build, nothing."""
+    import logging
+
+    from aiosmtpd.controller import Controller
+
+    from corridor.orchestration.tasks import publish_for_run
+    from corridor.scorecards import publish, registry
+    from tests.mailbox import Inbox, body_text, free_port, smtp_connection_json
+    from tests.test_scorecards import return_arrives, withhold_return
+
+    url, out = warehouse_copy, tmp_path / "out"
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(port, "scorecards@corridor.example"))
+        monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
+        recipients = tmp_path / "recipients.yml"
+        recipients.write_text("sender: 走廊数据平台 <platform@corridor.example>\n"
+                              "recipients:\n  YQ: [yueqing@corridor.example]\n", encoding="utf-8")
+        monkeypatch.setenv("CORRIDOR_RECIPIENTS_FILE", str(recipients))
+        monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", url)
+        monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(out))
+        monkeypatch.setenv("CORRIDOR_PUBLISH_WORKERS", "0")
+        november = date(2022, 11, 1)
+        withhold_return(url, "YQ", november)
+        first = publish(url, out, gate=passed(url), edition="monthly", period_start=november, areas=["YQ"])
+        assert [(s.edition_no, s.provisional) for s in first.scorecards] == [(1, True)] and first.emails_sent == 1
+
+        return_arrives(url, "YQ", november)
+        caplog.set_level(logging.INFO, logger="corridor.orchestration.tasks")
+        [result] = publish_for_run(passed(url), "asset_triggered", None)
+        assert [(s.area_code, s.status, s.edition_no, s.provisional) for s in result.scorecards] == [
+            ("YQ", "republished", 2, False)]
+        assert result.emails_sent == 1 and result.send_failures == []
+        assert "final edition of 1 provisional scorecard(s) whose period is complete now: monthly 2022-11-01 YQ v2" \
+            in caplog.text
+        second = inbox.messages()[1]
+        assert second["To"] == "yueqing@corridor.example" and "第2版" in second["Subject"]
+        assert "本版替代此前发送的第1版" in body_text(second)
+        assert sorted(part.get_filename() for part in second.iter_attachments()) == [
+            "corridor-scorecard_2022-11_monthly_YQ_v2.pdf", "corridor-scorecard_2022-11_monthly_YQ_v2.xlsx"]
+        with psycopg.connect(url) as conn:
+            rec = registry.latest_edition(conn, "monthly", november, "YQ")
+            assert (rec.edition_no, rec.provisional) == (2, False)
+            assert registry.delivered_to(conn, "monthly", november, "YQ", 2) == {"yueqing@corridor.example"}
+
+        caplog.clear()
+        assert publish_for_run(passed(url), "asset_triggered", None) == []
+        assert "no provisional edition became complete" in caplog.text and len(inbox.envelopes) == 2
+    finally:
+        controller.stop()

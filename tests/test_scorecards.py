@@ -786,3 +786,67 @@ def test_a_republished_editions_mail_says_it_replaces_the_one_before(built_wareh
     assert "替代" not in delivery.body_html(first, ["a.pdf"])
     body = delivery.body_html(second, ["a.pdf"])
     assert "本版替代此前发送的第1版" in body and "请以本版为准" in body
+
+
+def withhold_return(url: str, area: str, month: date) -> None:
+    """The area's return of the month never came (its rows kept aside in a table of the test's own)."""
+    held = f"held_{area}_{month:%Y%m}".lower()
+    with psycopg.connect(url) as conn:
+        conn.execute(f"create table public.{held} as select * from raw.district_returns"
+                     " where area_code = %s and report_month = %s", (area, month))
+        conn.execute("delete from raw.district_returns where area_code = %s and report_month = %s", (area, month))
+        conn.execute("update ops.load_ledger set status = 'rejected' where feed = 'district' and file_name like %s",
+                     (f"{area}\\_{month:%Y%m}\\_v%",))
+
+
+def return_arrives(url: str, area: str, month: date) -> None:
+    """The late return is loaded and read by a build (what `withhold_return` took away, back)."""
+    held = f"held_{area}_{month:%Y%m}".lower()
+    with psycopg.connect(url) as conn:
+        conn.execute(f"insert into raw.district_returns select * from public.{held}")
+        conn.execute("update ops.load_ledger set status = 'loaded' where feed = 'district' and file_name like %s",
+                     (f"{area}\\_{month:%Y%m}\\_v%",))
+
+
+def test_a_provisional_edition_is_followed_by_the_final_one_once_its_period_is_complete(
+        warehouse_copy, tmp_path, no_smtp):
+    """A scorecard published while a return was missing said 临时数据; when the return came and a build read it,
+    nothing ever published the final edition (a later publish found it `restated` and recorded nothing)."""
+    import hashlib
+
+    from corridor.scorecards import follow_up_provisional, registry
+
+    url, out = warehouse_copy, tmp_path / "out"
+    november, october = date(2022, 11, 1), date(2022, 10, 1)
+    withhold_return(url, "YQ", november)
+    withhold_return(url, "OH", october)
+    first = publish(url, out, gate=passed(url), edition="monthly", period_start=november, areas=["YQ", "LW"],
+                    workers=0)
+    oct_oh = publish(url, out, gate=passed(url), edition="monthly", period_start=october, areas=["OH"], workers=0)
+    assert [(s.area_code, s.edition_no, s.provisional) for s in first.scorecards + oct_oh.scorecards] == [
+        ("YQ", 1, True), ("LW", 1, False), ("OH", 1, True)]
+    assert follow_up_provisional(url, out, gate=passed(url), workers=0) == []   # nothing complete yet
+
+    return_arrives(url, "YQ", november)   # OH's October return is still missing
+    rows = _editions(url)
+    again = publish(url, out, gate=passed(url), edition="monthly", period_start=november, areas=["YQ"], workers=0)
+    assert [s.status for s in again.scorecards] == ["restated"] and _editions(url) == rows  # what it did alone
+    [result] = follow_up_provisional(url, out, gate=passed(url), workers=0)
+    assert [(s.edition, s.period_start, s.area_code, s.status, s.edition_no, s.provisional, s.missing)
+            for s in result.scorecards] == [("monthly", november, "YQ", "republished", 2, False, [])]
+    with psycopg.connect(url) as conn:
+        latest = {area: registry.latest_edition(conn, "monthly", start, area)
+                  for area, start in (("YQ", november), ("LW", november), ("OH", october))}
+    assert {area: (rec.edition_no, rec.provisional) for area, rec in latest.items()} == {
+        "YQ": (2, False), "LW": (1, False), "OH": (1, True)}
+    for fmt, (path, sha) in latest["YQ"].files.items():
+        assert path.name == f"corridor-scorecard_2022-11_monthly_YQ_v2.{fmt}" and path.is_file()
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    html_v2 = latest["YQ"].files["html"][0].read_text(encoding="utf-8")
+    assert "第2版" in html_v2 and "临时数据" not in html_v2
+    assert "临时数据" in (out / "scorecards/2022/monthly/YQ/corridor-scorecard_2022-11_monthly_YQ_v1.html").read_text(
+        encoding="utf-8")   # edition 1 stays as published
+
+    rows = _editions(url)
+    assert follow_up_provisional(url, out, gate=passed(url), workers=0) == []   # the final edition is out
+    assert _editions(url) == rows

@@ -124,7 +124,9 @@ def run_quality_gate(run_type: str | None = None, data_interval_end=None) -> dic
 def editions_for_run(run_type: str, data_interval_end) -> list[tuple[str | None, date | None]] | None:
     """What a publish run publishes, by its run type; None: nothing (checks only).
 
-    - ``asset_triggered`` (the warehouse was rebuilt): nothing, the checks are the point;
+    - ``asset_triggered`` (the warehouse was rebuilt): no edition due, the checks are the point
+      (`publish_for_run` then issues the final edition of each provisional one whose period the build
+      completed: ``scorecards.follow_up_provisional``);
     - ``scheduled`` and ``backfill``: the editions due on the run's date
       (``editions_due(data_interval_end)``: the 12th of month M+1 publishes month
       M, and in Jan/Apr/Jul/Oct the quarter, in January the year). A backfill
@@ -149,18 +151,18 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     The scorecards show what ``gate`` validated; when a build ran after it (or it does not say which build
     it validated), the quality gate runs again first, in this task (``run_quality_gate``).
 
+    A run after a rebuild (``asset_triggered``) has no edition due: it issues the final edition (n + 1) of each
+    provisional edition whose period is complete now (``scorecards.follow_up_provisional``), and nothing else.
+
     Returns the PublishResults; logs what each edition did (``published``, or
     ``unchanged``/``restated``: nothing new recorded, see ``ops.scorecard_editions``).
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from corridor.scorecards import PeriodNotAvailable, deliver, format_publish_result
+    from corridor.scorecards import PeriodNotAvailable, deliver, follow_up_provisional, format_publish_result
     from corridor.scorecards import publish as publish_scorecards
 
     due = editions_for_run(run_type, data_interval_end)
-    if due is None:
-        log.info("warehouse rebuilt: checks passed; scorecards go out on the plan's rhythm")
-        return []
     from corridor import transform
 
     settings = config.load()
@@ -174,7 +176,18 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
             log.info("the warehouse changed since this run's quality_gate task validated it (dbt build %s, now %s):"
                      " the gate runs again before publishing", validated, current)
             gate = run_quality_gate(run_type, data_interval_end)
-        for edition, period_start in due:
+        if due is None:
+            # the warehouse was rebuilt: a late report it read may complete a period published as provisional
+            results = follow_up_provisional(url, settings.output_dir, gate=gate, send=False)
+            if results:
+                log.info("warehouse rebuilt: checks passed; final edition of %d provisional scorecard(s) whose "
+                         "period is complete now: %s", sum(len(r.recorded) for r in results),
+                         ", ".join(f"{s.edition} {s.period_start} {s.area_code} v{s.edition_no}"
+                                   for r in results for s in r.recorded))
+            else:
+                log.info("warehouse rebuilt: checks passed; no provisional edition became complete; scorecards go "
+                         "out on the plan's rhythm")
+        for edition, period_start in due or []:
             try:
                 result = publish_scorecards(url, settings.output_dir, gate=gate, edition=edition,
                                             period_start=period_start, send=False)

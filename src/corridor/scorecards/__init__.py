@@ -13,6 +13,8 @@ file (phones).
 - `deliver(url, result)`: the e-mail of a ``publish(..., send=False)``, for a
   caller holding the warehouse's read lock around its publications (sent
   after it is released: a slow mail server never holds a build back).
+- `follow_up_provisional(url, out_dir, gate=...)`: the final edition (n + 1)
+  of each provisional edition whose period is complete now (after a rebuild).
 - `editions_due(logical_date)`: which (edition, period_start) a publish run
   publishes; `PUBLISH_SCHEDULE` is its cron (Asia/Shanghai).
 """
@@ -33,6 +35,7 @@ from corridor.scorecards.publish import (
     PublishedScorecard,
     PublishResult,
     deliver,
+    follow_up_provisional,
     format_publish_result,
     publish,
     render,
@@ -41,5 +44,5 @@ from corridor.scorecards.publish import (
 __all__ = [
     "EDITIONS", "EDITION_SCHEDULES", "FORMATS", "PUBLISH_SCHEDULE", "TIMEZONE", "Completeness", "FontMissing",
     "GateBlocked", "PeriodNotAvailable", "PublishResult", "PublishedScorecard", "Scorecard",
-    "check_gate", "deliver", "editions_due", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
+    "check_gate", "deliver", "editions_due", "follow_up_provisional", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
 ]

@@ -22,6 +22,10 @@ publication step of the plan's rhythm:
    configured: also an edition whose data changed since (`restated`), since
    the published edition is what is owed until it is re-published.
 
+`follow_up_provisional` (the publish DAG's run after each rebuild) re-publishes, as edition_no + 1, each
+area × edition × period whose latest edition is provisional and whose period is complete now (the late
+report loaded and built), and nothing else.
+
 Files: ``<out_dir>/scorecards/<year>/<edition>/<area>/
 corridor-scorecard_<period>_<edition>_<area>_v<n>.<pdf|xlsx|html>`` (ASCII
 names: safe as e-mail attachments and on any file system; the titles inside
@@ -51,7 +55,7 @@ import corridor.pdf
 from corridor import config, transform
 from corridor.progress import Progress
 from corridor.scorecards import delivery, registry
-from corridor.scorecards.completeness import Completeness
+from corridor.scorecards.completeness import Completeness, completeness_by_area
 from corridor.scorecards.data import (
     ALL,
     AREA_ORDER,
@@ -262,11 +266,16 @@ def _restore_missing_files(sc: Scorecard, rec: registry.RecordedEdition) -> None
 
 
 def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool,
-                 write: Callable[[Scorecard, Path], dict] = write_scorecard) -> PublishedScorecard:
+                 write: Callable[[Scorecard, Path], dict] = write_scorecard,
+                 follow_up: bool = False) -> PublishedScorecard:
     edition, period_start, area = sc.edition.code, sc.period_start, sc.area_code
     with psycopg.connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"scorecard:{edition}:{period_start}:{area}",))
         rec = registry.latest_edition(conn, edition, period_start, area)
+        if follow_up:
+            # a provisional edition's follow-up: re-publish only while the latest edition is still provisional
+            # and the scorecard now is not (another publication may have issued the final edition meanwhile)
+            republish = rec is not None and rec.provisional and not sc.provisional
         if rec is not None and (rec.data_sha256 == sc.data_sha256 or not republish):
             status = "unchanged" if rec.data_sha256 == sc.data_sha256 else "restated"
             if status == "unchanged":
@@ -419,9 +428,64 @@ def deliver(url: str, result: PublishResult, recipients_file: Path | None = None
         raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
 
 
+def provisional_editions(url: str) -> list[registry.RecordedEdition]:
+    """The (edition, period_start, area) whose latest recorded edition is provisional (no files read)."""
+    registry.ensure_registry(url)
+    with psycopg.connect(url) as conn:
+        return registry.latest_provisional(conn)
+
+
+def follow_up_provisional(url: str, out_dir: Path, *, gate, send: bool = True, recipients_file: Path | None = None,
+                          workers: int | None = None) -> list[PublishResult]:
+    """Issue the final edition of each provisional edition whose period is now complete; one PublishResult per
+    edition × period that had one (empty: none became complete).
+
+    For each (edition, period_start, area) whose latest recorded edition is provisional, the period's
+    completeness is read again for that area (`completeness.completeness_by_area`, the rule the scorecards
+    show): when nothing is missing now (the late report was loaded and the last build read it), the area's
+    scorecard is published again as edition n + 1, as ``publish(..., republish=True)`` would (`republished`),
+    and only for those areas and periods. An area whose period is still incomplete keeps its edition (no new
+    one). The gate rules, the read lock and the e-mail are `publish`'s (``send=False``: `deliver` after the
+    caller's lock, as the publish DAG's task does).
+    """
+    gate = check_gate(gate)
+    results: list[PublishResult] = []
+    with transform.warehouse_read(url, "publication", log.info):
+        check_gate_is_current(url, gate)
+        pending: dict[tuple[str, date], list[str]] = {}
+        for rec in provisional_editions(url):
+            pending.setdefault((rec.edition, rec.period_start), []).append(rec.area_code)
+        for (ed, period), areas in sorted(pending.items(), key=lambda kv: (list(EDITIONS).index(kv[0][0]), kv[0][1])):
+            now = completeness_by_area(url, EDITIONS[ed].grain, period, areas)
+            complete = [a for a in areas if now[a].publishable]
+            still = [a for a in areas if not now[a].publishable]
+            if still:
+                log.info("%s: still provisional for %s (missing: %s): no new edition", EDITIONS[ed].title(period),
+                         ", ".join(still), "; ".join(dict.fromkeys(m for a in still for m in now[a].missing)))
+            if not complete:
+                continue
+            log.info("%s: complete now for %s, published provisional: the final edition follows",
+                     EDITIONS[ed].title(period), ", ".join(complete))
+            started = time.perf_counter()
+            result = _publish_read(url, out_dir, gate, ed, period, complete, True, workers, follow_up=True)
+            result.seconds = time.perf_counter() - started
+            results.append(result)
+    if send:
+        failures = []
+        for result in results:
+            try:
+                deliver(url, result, recipients_file)
+            except RuntimeError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise RuntimeError("; ".join(failures))
+    return results
+
+
 def _publish_read(url: str, out_dir: Path, gate: dict, edition: str | None, period_start: date | None,
-                  areas: list[str] | None, republish: bool, workers: int | None) -> PublishResult:
-    """`publish`'s reading, rendering and recording (under its read lock)."""
+                  areas: list[str] | None, republish: bool, workers: int | None,
+                  follow_up: bool = False) -> PublishResult:
+    """`publish`'s reading, rendering and recording (under its read lock); ``follow_up``: see `_publish_one`."""
     registry.ensure_registry(url)
     result = PublishResult()
     wanted = [ALL, *AREA_ORDER] if areas is None else [a.upper() for a in areas]
@@ -437,7 +501,8 @@ def _publish_read(url: str, out_dir: Path, gate: dict, edition: str | None, peri
                     period = period_start or latest_period(url, ed)
                     cards = load_scorecards(url, ed, period, wanted, gate)
                     for area in wanted:
-                        result.scorecards.append(_publish_one(url, Path(out_dir), cards.pop(area), republish))
+                        result.scorecards.append(_publish_one(url, Path(out_dir), cards.pop(area), republish,
+                                                           follow_up=follow_up))
                         progress.advance(1)
                     del cards
             else:
@@ -447,7 +512,7 @@ def _publish_read(url: str, out_dir: Path, gate: dict, edition: str | None, peri
                 # order. The next edition's data is fetched and queued while the workers still render the
                 # previous one's (no pause between editions); at most two editions' data in memory.
                 def one(sc: Scorecard) -> PublishedScorecard:
-                    item = _publish_one(url, Path(out_dir), sc, republish, renderers.write)
+                    item = _publish_one(url, Path(out_dir), sc, republish, renderers.write, follow_up)
                     progress.advance(1)
                     return item
 

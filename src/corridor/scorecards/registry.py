@@ -149,6 +149,22 @@ def latest_edition(conn: psycopg.Connection, edition: str, period_start: date, a
     return rec
 
 
+def latest_provisional(conn: psycopg.Connection) -> list[RecordedEdition]:
+    """Each (edition, period_start, area) whose latest edition is provisional (its files not read)."""
+    rows = conn.execute(
+        """
+        select edition, period_start, period_end, area_code, edition_no, data_sha256, data_as_of,
+               checkpoint_outcome, provisional, missing, attestation
+        from (select distinct on (edition, period_start, area_code) *
+              from ops.scorecard_editions
+              order by edition, period_start, area_code, edition_no desc) as latest
+        where provisional
+        order by edition, period_start, area_code
+        """).fetchall()
+    return [RecordedEdition(ed, start, end, area, no, sha, as_of, outcome, prov, list(missing or []), att)
+            for ed, start, end, area, no, sha, as_of, outcome, prov, missing, att in rows]
+
+
 def record_edition(conn: psycopg.Connection, *, edition: str, period_start: date, period_end: date, area: str,
                    edition_no: int, files: dict[str, tuple[Path, str, int]], data_sha256: str, data_as_of: date,
                    checkpoint_outcome: str, provisional: bool, missing: list[str], attestation: dict | None) -> None:
