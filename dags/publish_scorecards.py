@@ -5,7 +5,10 @@ Two triggers (Asia/Shanghai):
 
 - the `corridor_kpi` Asset, which `build_warehouse` publishes when dbt has
   rebuilt and tested the marts and the KPI layer: the checks run at once, so
-  a problem shows the day the data arrives; nothing is published then;
+  a problem shows the day the data arrives; no edition is due then, but a
+  scorecard published as provisional (a report missing) whose period the
+  build completed gets its final edition (n + 1, mailed:
+  `corridor.scorecards.follow_up_provisional`);
 - the plan's rhythm, `0 9 12 * *` (the 12th at 09:00, after the banks' and the
   talent system's files of days 1-10): the 月度例会 edition of the previous
   month; in January, April, July and October also the 季度观摩 edition of the
