@@ -159,7 +159,12 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from corridor.scorecards import PeriodNotAvailable, deliver, follow_up_provisional, format_publish_result
+    from corridor.scorecards import (
+        PeriodNotAvailable,
+        deliver_all,
+        follow_up_provisional,
+        format_publish_result,
+    )
     from corridor.scorecards import publish as publish_scorecards
 
     due = editions_for_run(run_type, data_interval_end)
@@ -199,13 +204,9 @@ def publish_for_run(gate: dict, run_type: str, data_interval_end) -> list:
             results.append(result)
     # The e-mail once the read lock is released: a slow or unreachable mail server must not keep a build
     # waiting. Every edition's is tried; the task fails after, naming what was not sent (a retry sends it).
-    failures = []
-    for result in results:
-        try:
-            deliver(url, result)
-        except RuntimeError as exc:
-            failures.append(str(exc))
-        log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
-    if failures:
-        raise RuntimeError("; ".join(failures))
+    try:
+        deliver_all(url, results)
+    finally:
+        for result in results:
+            log.info("%s run: %s", run_type, format_publish_result(result, settings.root))
     return results

@@ -35,6 +35,7 @@ from corridor.scorecards.publish import (
     PublishedScorecard,
     PublishResult,
     deliver,
+    deliver_all,
     follow_up_provisional,
     format_publish_result,
     publish,
@@ -44,5 +45,5 @@ from corridor.scorecards.publish import (
 __all__ = [
     "EDITIONS", "EDITION_SCHEDULES", "FORMATS", "PUBLISH_SCHEDULE", "TIMEZONE", "Completeness", "FontMissing",
     "GateBlocked", "PeriodNotAvailable", "PublishResult", "PublishedScorecard", "Scorecard",
-    "check_gate", "deliver", "editions_due", "follow_up_provisional", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
+    "check_gate", "deliver", "deliver_all", "editions_due", "follow_up_provisional", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
 ]

@@ -428,6 +428,18 @@ def deliver(url: str, result: PublishResult, recipients_file: Path | None = None
         raise RuntimeError("scorecards published but not all sent: " + "; ".join(result.send_failures))
 
 
+def deliver_all(url: str, results: list[PublishResult], recipients_file: Path | None = None) -> None:
+    """`deliver` each of ``results``, every one tried; then raise RuntimeError naming all that was not sent."""
+    failures = []
+    for result in results:
+        try:
+            deliver(url, result, recipients_file)
+        except RuntimeError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise RuntimeError("; ".join(failures))
+
+
 def provisional_editions(url: str) -> list[registry.RecordedEdition]:
     """The (edition, period_start, area) whose latest recorded edition is provisional (no files read)."""
     registry.ensure_registry(url)
@@ -471,14 +483,7 @@ def follow_up_provisional(url: str, out_dir: Path, *, gate, send: bool = True, r
             result.seconds = time.perf_counter() - started
             results.append(result)
     if send:
-        failures = []
-        for result in results:
-            try:
-                deliver(url, result, recipients_file)
-            except RuntimeError as exc:
-                failures.append(str(exc))
-        if failures:
-            raise RuntimeError("; ".join(failures))
+        deliver_all(url, results, recipients_file)
     return results
 
 
