@@ -60,6 +60,14 @@ create table if not exists ops.dbt_unverified_writes (
 BUILT_LEDGER_MAX_ID = "(select built.ledger_max_id from ops.dbt_builds as built order by built.build_id desc limit 1)"
 
 
+# Whether PUBLIC (every role) may still create objects in the schema public (sql/raw.sql takes it back when
+# the warehouse's user owns the schema).
+PUBLIC_MAY_CREATE = """
+select exists (select from pg_namespace as n, aclexplode(n.nspacl) as a
+               where n.nspname = 'public' and a.grantee = 0 and a.privilege_type = 'CREATE')
+"""
+
+
 def embedded_url(pgdata: Path, dbname: str = EMBEDDED_DB) -> str:
     """Start (or reuse) the embedded server and make sure ``dbname`` exists.
 
@@ -124,8 +132,13 @@ def ensure_schema(url: str) -> None:
         try:
             conn.execute(ddl)
             conn.execute(BUILDS_DDL)
+            public_may_create = conn.execute(PUBLIC_MAY_CREATE).fetchone()[0]
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('corridor.ensure_schema'))")
+    if public_may_create:
+        log.warning("%s: every role, BI logins included, may create objects in the schema public (PUBLIC has"
+                    " CREATE there, as before PostgreSQL 15) and %s cannot take it back: its owner should run"
+                    " `revoke create on schema public from public`", describe(url), libpq_params(url)["user"])
 
 
 def libpq_params(url: str) -> dict[str, str]:

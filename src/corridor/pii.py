@@ -8,14 +8,20 @@ the ID number or the name; a quarantined record keeps them masked.
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from collections.abc import Iterable
 
 # An 18-character resident ID anywhere in a text (\d also matches full-width digits).
 _ID_SHAPE = re.compile(r"\d{17}[\dXx]")
-# The value of a "name" or "id_number" key in raw (possibly broken) JSON text:
-# quoted or not, closing quote optional (a truncated line still gets masked).
-_PII_FIELD = re.compile(r"""(["'](name|id_number)["']\s*:\s*["']?)([^"',}\\]*)""")
+# The value of a "name" or "id_number" key in raw (possibly broken) JSON text: a double-quoted string with its
+# escapes (\" \\ \uXXXX: an ASCII-only exporter writes a Chinese name as \uXXXX escapes), a single-quoted one
+# or a bare value; the closing quote optional (a truncated line still gets masked).
+_PII_FIELD = re.compile(r"""(["'](name|id_number)["']\s*:\s*)"""
+                        r"""(?:"((?:[^"\\]|\\.?)*)("?)|'([^']*)('?)|([^"',}\]\s]*))""", re.DOTALL)
+# One escape of a JSON string, or what is left of one at the end of a truncated line.
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|u[0-9a-fA-F]{0,3}$|.|$)", re.DOTALL)
+_JSON_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 def person_key(id_number: str, key: bytes) -> str:
@@ -56,11 +62,35 @@ def mask_text(text: str) -> str:
     return _ID_SHAPE.sub(lambda m: mask_id(m[0]), text)
 
 
+def _json_string_value(body: str) -> str:
+    """The characters of a JSON string's body (between its quotes), its escapes read; an escape cut short by
+    the end of a truncated line, or a surrogate left unpaired, is one character ``*`` (it cannot be stored)."""
+    def char(m: re.Match[str]) -> str:
+        escape = m[0][1:]
+        if escape.startswith("u") and len(escape) == 5:
+            return chr(int(escape[1:], 16))
+        if escape.startswith("u") or not escape:  # cut short
+            return "\ufffd"
+        return _JSON_SIMPLE_ESCAPES.get(escape, escape)
+
+    value = _JSON_ESCAPE.sub(char, body)
+    value = value.encode("utf-16", "surrogatepass").decode("utf-16", errors="replace")  # pairs joined
+    return value.replace("\ufffd", "*")
+
+
 def mask_json_text(text: str) -> str:
-    """Raw JSON text (perhaps broken) with ``name``/``id_number`` values and ID shapes masked."""
+    """Raw JSON text (perhaps broken) with ``name``/``id_number`` values and ID shapes masked.
+
+    A double-quoted value is read with its escapes (``"\\u5f20\\u4e09"`` is 张三, masked ``"张*"``) and
+    written back as JSON; the rest of the text is left as it is, but for ID shapes (:func:`mask_text`).
+    """
     def field(m: re.Match[str]) -> str:
         mask = mask_name if m[2] == "name" else mask_id
-        return m[1] + mask(m[3])
+        if m[3] is not None:  # "…": the escapes read, the masked value written back as a JSON string body
+            return m[1] + '"' + json.dumps(mask(_json_string_value(m[3])), ensure_ascii=False)[1:-1] + m[4]
+        if m[5] is not None:  # '…' (not JSON, but a careless exporter's)
+            return m[1] + "'" + mask(m[5]) + m[6]
+        return m[1] + (m[7] if m[7] in ("null", "true", "false") else mask(m[7]))
 
     return mask_text(_PII_FIELD.sub(field, text))
 

@@ -218,3 +218,17 @@ create index if not exists district_certifications_ledger_brin
 create index if not exists district_projects_ledger_brin on raw.district_projects using brin (ledger_id);
 create index if not exists bank_loans_ledger_brin on raw.bank_loans using brin (ledger_id);
 create index if not exists hr_talents_ledger_brin on raw.hr_talents using brin (ledger_id);
+
+-- BI logins (bi_reader, the area roles: dbt_project/macros/bi_access.sql) read, never write. PostgreSQL 15
+-- made CREATE on the schema public its owner's alone; a server of PostgreSQL 14 or older, or a database
+-- upgraded from one (pg_upgrade keeps the schema's privileges), still grants it to PUBLIC, i.e. to every role:
+-- taken back (the warehouse keeps nothing in public). A user that does not own the schema cannot: REVOKE then
+-- only warns, and corridor.db.ensure_schema logs what an administrator has to run.
+do $$
+begin
+    if exists (select from pg_namespace as n, aclexplode(n.nspacl) as a
+               where n.nspname = 'public' and a.grantee = 0 and a.privilege_type = 'CREATE') then
+        revoke create on schema public from public;
+    end if;
+end
+$$;
