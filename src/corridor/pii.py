@@ -10,18 +10,36 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 
 # An 18-character resident ID anywhere in a text (\d also matches full-width digits).
 _ID_SHAPE = re.compile(r"\d{17}[\dXx]")
-# The value of a "name" or "id_number" key in raw (possibly broken) JSON text: a double-quoted string with its
-# escapes (\" \\ \uXXXX: an ASCII-only exporter writes a Chinese name as \uXXXX escapes), a single-quoted one
-# or a bare value; the closing quote optional (a truncated line still gets masked).
-_PII_FIELD = re.compile(r"""(["'](name|id_number)["']\s*:\s*)"""
+# A key (escapes read: personal_field decides whether its value is personal) and its value in raw (possibly
+# broken) JSON text: a double-quoted string with its escapes (\" \\ \uXXXX: an ASCII-only exporter writes a
+# Chinese name as \uXXXX escapes), a single-quoted one or a bare value; the closing quote optional (a truncated
+# line still gets masked).
+_PII_FIELD = re.compile(r"""(["']((?:[^"'\\\n]|\\[^\n]){1,60})["']\s*:\s*)"""
                         r"""(?:"((?:[^"\\]|\\.?)*)("?)|'([^']*)('?)|([^"',}\]\s]*))""", re.DOTALL)
 # One escape of a JSON string, or what is left of one at the end of a truncated line.
 _JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|u[0-9a-fA-F]{0,3}$|.|$)", re.DOTALL)
 _JSON_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+# The keys a talent record's personal data may come under: the spec's ``name`` and ``id_number``, and what an
+# exporter renaming its keys writes (case, spaces, underscores, full-width forms, the Chinese labels). A record
+# under such keys fails the spec (its id_number is blank) and is quarantined: it keeps these values masked.
+_NAME_KEYS = frozenset({"name", "姓名", "fullname", "personname", "realname"})
+_ID_KEYS = frozenset({"idnumber", "idno", "idcard", "idcardno", "idcardnumber", "身份证", "身份证号", "身份证号码",
+                      "证件号", "证件号码", "公民身份号码"})
+_KEY_NOISE = re.compile(r"[\s_\-.]")
+
+
+def personal_field(key: object) -> str | None:
+    """``"name"`` or ``"id_number"`` when ``key`` names a person's name or ID number (``Name``, ``姓名``,
+    ``ID_Number``, ``身份证号``, ``name `` …), else None."""
+    folded = _KEY_NOISE.sub("", unicodedata.normalize("NFKC", str(key))).casefold()
+    return "name" if folded in _NAME_KEYS else "id_number" if folded in _ID_KEYS else None
 
 
 def person_key(id_number: str, key: bytes) -> str:
@@ -85,7 +103,10 @@ def mask_json_text(text: str) -> str:
     written back as JSON; the rest of the text is left as it is, but for ID shapes (:func:`mask_text`).
     """
     def field(m: re.Match[str]) -> str:
-        mask = mask_name if m[2] == "name" else mask_id
+        kind = personal_field(_json_string_value(m[2]) if "\\" in m[2] else m[2])
+        if kind is None:  # another key: its value as it is (ID shapes masked below)
+            return m[0]
+        mask = mask_name if kind == "name" else mask_id
         if m[3] is not None:  # "…": the escapes read, the masked value written back as a JSON string body
             return m[1] + '"' + json.dumps(mask(_json_string_value(m[3])), ensure_ascii=False)[1:-1] + m[4]
         if m[5] is not None:  # '…' (not JSON, but a careless exporter's)
@@ -95,4 +116,4 @@ def mask_json_text(text: str) -> str:
     return mask_text(_PII_FIELD.sub(field, text))
 
 
-__all__ = ["mask_id", "mask_json_text", "mask_name", "mask_text", "person_key", "person_keys"]
+__all__ = ["mask_id", "mask_json_text", "mask_name", "mask_text", "person_key", "person_keys", "personal_field"]

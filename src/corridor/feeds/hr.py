@@ -45,7 +45,15 @@ from corridor.normalize import (
     text,
     uscc,
 )
-from corridor.pii import mask_id, mask_json_text, mask_name, mask_text, person_key, person_keys
+from corridor.pii import (
+    mask_id,
+    mask_json_text,
+    mask_name,
+    mask_text,
+    person_key,
+    person_keys,
+    personal_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +109,28 @@ def _unique_record_id(seen: dict[str, int] | None = None) -> Check:
 
 
 def masked(obj: Any) -> dict[str, Any]:
-    """A record as quarantine keeps it: id_number and name masked, ID shapes elsewhere too."""
+    """A record as quarantine keeps it: its name and ID number masked (under the spec's keys or renamed ones:
+    :func:`corridor.pii.personal_field`, in nested objects too), ID shapes elsewhere too."""
     if not isinstance(obj, dict):  # a line that is not a JSON object
         return {"line": mask_json_text(obj)}
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if value is None or isinstance(value, bool):
-            out[key] = value
-        elif key == "id_number":
-            out[key] = mask_id(str(value))
-        elif key == "name":
-            out[key] = mask_name(str(value))
-        elif isinstance(value, str):
-            out[key] = mask_text(value)
-        else:  # numbers, lists, objects: masked as JSON text if they hold an ID shape
-            as_json = json.dumps(value, ensure_ascii=False)
-            out[key] = value if mask_text(as_json) == as_json else mask_text(as_json)
-    return out
+    return _masked_value(obj)
+
+
+def _masked_value(value: Any, kind: str | None = None) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        return {key: _masked_value(item, personal_field(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked_value(item, kind) for item in value]
+    if kind == "id_number":
+        return mask_id(str(value))
+    if kind == "name":
+        return mask_name(str(value))
+    if isinstance(value, str):
+        return mask_text(value)
+    as_json = json.dumps(value, ensure_ascii=False)  # a number: masked as text if it has an ID's shape
+    return value if mask_text(as_json) == as_json else mask_text(as_json)
 
 
 _TRAILING_DIGITS = re.compile(r"[0-9]{6,17}$")
