@@ -417,8 +417,9 @@ class Targets:
 
 def targets(seeds: Path = SEEDS) -> Targets:
     """The targets as configured: ALL has the corridor target; an ``allocated`` KPI's area target is the
-    corridor target × weight / Σ weights of the six areas (a missing row = weight 1); a ``uniform`` KPI's
-    (a rate) every area has the corridor target; ``target_kind`` none = no target."""
+    corridor target × weight / Σ weights of the six areas (a missing row = weight 1), none for an area of
+    weight 0 (and so for every area when the six weights are all 0: ``_seeds__seeds.yml``); a ``uniform``
+    KPI's (a rate) every area has the corridor target; ``target_kind`` none = no target."""
     kind, pacing, target = {}, {}, {}
     allocation = {(r["kpi_code"], r["area_code"]): Fraction(r["allocation_weight"])
                   for r in _seed("kpi_area_allocation", seeds)}
@@ -435,8 +436,10 @@ def targets(seeds: Path = SEEDS) -> Targets:
                 target[(kpi, area)] = None
             elif r["area_target_method"] == "uniform":
                 target[(kpi, area)] = corridor
-            else:
+            elif weights[area] > 0:
                 target[(kpi, area)] = corridor * weights[area] / sum(weights.values())
+            else:
+                target[(kpi, area)] = None  # no allocation: no target of its own (no_target)
     thresholds = sorted(((Fraction(r["min_completion_ratio"]), r["status"])
                          for r in _seed("kpi_status_thresholds", seeds)), reverse=True)
     weight = {kpi: Fraction(1) for kpi in kind}

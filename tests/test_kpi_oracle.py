@@ -10,14 +10,20 @@ status of every row, and kpi.area_ranking (the annual competition) of every year
 from __future__ import annotations
 
 import calendar
+import csv
+import shutil
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.kpi_oracle import ALL, AREAS, KPIS, oracle, ranking, scorecard
+from corridor import transform
+from tests.conftest import ROOT, point_dbt_at
+from tests.kpi_oracle import ALL, AREAS, KPIS, Targets, oracle, ranking, scorecard, targets
 
 MONTH_ENDS = [date(y, m, calendar.monthrange(y, m)[1]) for y in (2020, 2021, 2022) for m in range(1, 13)]
 TOLERANCE = 1e-9  # kpi_values rounds to 10 decimals; the oracle computes in Decimal, then float
@@ -129,19 +135,21 @@ def _column_differences(expected: dict[tuple, dict], warehouse: dict[tuple, dict
     return out
 
 
-def _scorecard_differences(url: str, actuals: dict, keys=KEYS) -> list[tuple]:
-    """kpi_values' target_value, paced_target_value, completion_ratio and status against the oracle's."""
-    card = scorecard(actuals, keys)
+def _scorecard_differences(url: str, actuals: dict, keys=KEYS, config: Targets | None = None) -> list[tuple]:
+    """kpi_values' target_value, paced_target_value, completion_ratio and status against the oracle's (under
+    ``config``, default the shipped seeds)."""
+    card = scorecard(actuals, keys, config)
     expected = {key: {"target_value": s.target, "paced_target_value": s.paced_target,
                       "completion_ratio": s.completion_ratio, "status": s.status} for key, s in card.items()}
     warehouse = _table(url, "kpi.kpi_values", ("kpi_code", "area_code", "grain", "period_end"))
     return _column_differences(expected, warehouse, SCORECARD_COLUMNS)
 
 
-def _ranking_differences(url: str, actuals: dict, keys=KEYS) -> list[tuple]:
-    """kpi.area_ranking's composite_score, kpis_scored and area_rank against the oracle's."""
+def _ranking_differences(url: str, actuals: dict, keys=KEYS, config: Targets | None = None) -> list[tuple]:
+    """kpi.area_ranking's composite_score, kpis_scored and area_rank against the oracle's (under ``config``)."""
     expected = {key: {"composite_score": r.composite_score, "kpis_scored": r.kpis_scored,
-                      "area_rank": r.area_rank} for key, r in ranking(scorecard(actuals, keys)).items()}
+                      "area_rank": r.area_rank}
+                for key, r in ranking(scorecard(actuals, keys, config), config).items()}
     warehouse = _table(url, "kpi.area_ranking", ("ranking_year", "area_code"))
     return _column_differences(expected, warehouse, RANKING_COLUMNS)
 
@@ -186,6 +194,59 @@ def test_the_oracle_comparison_catches_a_changed_target_and_rank(warehouse_copy,
     assert diffs == [("area_rank", 2021, area, rank, rank % 6 + 1)], _column_message("area_ranking", diffs)
     assert f"area_rank          2021 {area}  oracle={rank!s:<22} warehouse={rank % 6 + 1}" in \
         _column_message("area_ranking", diffs)
+
+
+def _rewrite_seed(seeds: Path, name: str, keep, extra: list[dict]) -> None:
+    """Rewrite seeds/<name>.csv: the rows ``keep`` accepts, then ``extra``."""
+    path = seeds / f"{name}.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([*rows, *extra])
+
+
+def test_a_non_default_configuration_equals_the_oracle(warehouse_copy, oracle_actuals, monkeypatch, tmp_path):
+    """The shipped seeds split every target equally and weigh every KPI 1, so the comparisons above never see
+    the other rules of the configuration (_seeds__seeds.yml): an unequal split, an area without a row
+    (weight 1), an area of weight 0 (no allocation: no target of its own, no_target), a KPI whose six weights
+    are all 0 (no area targets, ALL keeps the corridor's), a KPI without a ranking weight (1) or of weight 0,
+    other status thresholds. Rebuilt with such seeds, kpi_values and area_ranking equal the oracle's."""
+    point_dbt_at(monkeypatch, warehouse_copy)
+    project = tmp_path / "dbt_project"
+    shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    seeds = project / "seeds"
+    # K01: LW 3, OH 0, the other four without a row (1 each); K02: all six 0; K12: RA 2, the rest 1
+    _rewrite_seed(seeds, "kpi_area_allocation", lambda r: r["kpi_code"] not in ("K01", "K02", "K12"),
+                  [{"kpi_code": "K01", "area_code": "LW", "allocation_weight": "3"},
+                   {"kpi_code": "K01", "area_code": "OH", "allocation_weight": "0"},
+                   *({"kpi_code": "K02", "area_code": a, "allocation_weight": "0"} for a in AREAS),
+                   *({"kpi_code": "K12", "area_code": a, "allocation_weight": "2" if a == "RA" else "1"}
+                     for a in AREAS)])
+    _rewrite_seed(seeds, "kpi_weights", lambda r: r["kpi_code"] not in ("K01", "K02", "K05"),
+                  [{"kpi_code": "K01", "ranking_weight": "3"}, {"kpi_code": "K05", "ranking_weight": "0"}])
+    _rewrite_seed(seeds, "kpi_status_thresholds", lambda r: False,
+                  [{"status": "ahead", "min_completion_ratio": "1.2"},
+                   {"status": "on_track", "min_completion_ratio": "0.9"}])
+    config = targets(seeds)
+    assert config.target[("K01", "LW")] == 20 * Fraction(3, 7) and config.target[("K01", "OH")] is None
+    assert all(config.target[("K02", a)] is None for a in AREAS) and config.target[("K02", ALL)] == 35
+    target = tmp_path / "target"  # not the state folder's: the shared manifest stays the real project's
+    transform.dbt(["build", "--select", "kpi_area_allocation", "kpi_weights", "kpi_status_thresholds",
+                   "kpi_values", "area_ranking", "kpi_catalogue", "--exclude-resource-type", "unit_test",
+                   "--quiet", "--target-path", str(target)], project)
+    with psycopg.connect(warehouse_copy) as conn:
+        rows = conn.execute("select area_code, target_value, status from kpi.kpi_values"
+                            " where kpi_code = 'K01' and grain = 'year' and period_end = '2022-12-31'"
+                            " and area_code in ('LW', 'OH') order by area_code").fetchall()
+    # the rebuild read the new seeds: LW's share is 3/7 of 20; OH, of weight 0, has no target
+    assert rows[0][:2] == ("LW", Decimal("8.5714285714")) and rows[1] == ("OH", None, "no_target"), rows
+    diffs = _scorecard_differences(warehouse_copy, oracle_actuals, config=config)
+    assert not diffs, _column_message("kpi_values", diffs)
+    diffs = _ranking_differences(warehouse_copy, oracle_actuals, config=config)
+    assert not diffs, _column_message("area_ranking", diffs)
 
 
 def differences_at_the_warehouses_periods(url: str) -> list[str]:

@@ -8,7 +8,8 @@
 -- target_value  the area's target: the corridor target (seed kpi_targets)
 --               split by the kpi_area_allocation weights (default equal,
 --               1/6), or the corridor target itself for 'ALL' and for
---               uniform KPIs (K03, a rate). Null for target_kind none.
+--               uniform KPIs (K03, a rate). Null for target_kind none and
+--               for an area of allocation weight 0 (status no_target).
 -- paced_target_value
 --               target × the pacing fraction at period_end:
 --               window_linear  months elapsed since kpi_window_start (the
@@ -127,7 +128,9 @@ scope_targets as (
             when kpi_targets.target_kind = 'none' then null
             when scopes.is_corridor or kpi_targets.area_target_method = 'uniform'
                 then kpi_targets.corridor_target
-            when area_shares.total_allocation_weight > 0
+            -- an area of weight 0 (no allocation) has no target of its own: no_target, as when
+            -- every weight is 0, never a target of 0 with no status ("no measurable value")
+            when area_shares.allocation_weight > 0 and area_shares.total_allocation_weight > 0
                 then kpi_targets.corridor_target * area_shares.allocation_weight / area_shares.total_allocation_weight
         end as target_value
     from kpi_targets
