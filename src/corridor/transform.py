@@ -569,7 +569,8 @@ def unchanged_since_last_build(url: str, project_dir: Path) -> str | None:
 #   project digest, over the raw tables, which dbt never drops (their schema, sql/raw.sql, is in the digest
 #   too); the last build created exactly these views (one dropped outside dbt: increment_scope runs everything);
 # - the models that read seeds only (tag `reads_seeds_only`: dim_area, kpi_catalogue) and the tests that
-#   read only them and seeds (the same tag: assert_kpi_catalogue_has_18_kpis, assert_kpi_codes_have_one_measure):
+#   read only them and seeds (the same tag: assert_kpi_catalogue_has_18_kpis, assert_kpi_codes_have_one_measure,
+#   assert_kpi_configuration_consistent):
 #   the seed CSVs and the SQL are in the digest, so these tables hold exactly what the last build wrote
 #   and tested.
 # "empty" indirect selection: excluding a node leaves out that node only, never a test of another parent
