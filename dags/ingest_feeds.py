@@ -21,7 +21,9 @@ Each run loads every file not yet in `ops.load_ledger` (idempotent: bytes
 already loaded are a no-op). Then, side by side:
 
 - `announce` publishes the feed's Asset (and so a rebuild) only when the run
-  loaded a new file; a run that loaded nothing skips it: no Asset event;
+  loaded a new file (in any of its tries: a retry after a try that committed
+  files and then failed still announces them); a run that loaded nothing skips
+  it: no Asset event;
 - `check_rejections` fails the run if any file was rejected, naming the files
   and the reasons (the failure alert mails them to the data team).
 
@@ -61,11 +63,11 @@ def ingest_dag(feed: str, schedule: str, asset: Asset):
     )
     def ingest():
         @task
-        def load() -> dict:
-            """Load the feed's new files; return the run's summary."""
+        def load(dag_run=None) -> dict:
+            """Load the feed's new files; return the run's summary (with the files an earlier try loaded)."""
             from corridor.orchestration.tasks import load_feed
 
-            return load_feed(feed)
+            return load_feed(feed, dag_run.start_date)
 
         @task(outlets=[asset])
         def announce(summary: dict) -> None:
