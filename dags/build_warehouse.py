@@ -2,6 +2,11 @@
 ### Build the warehouse with dbt (staging → marts → KPI layer)
 
 Scheduled on the four feed Assets: any newly loaded feed triggers a rebuild.
+And every day at 08:00 Asia/Shanghai (`0 8 * * *`, after the morning ingest
+runs): `source_freshness` must run when nothing is delivered, which is when it
+has something to say (a run only a new file starts never sees the loads stop);
+`dbt_build` runs then only if something was loaded that no build has read (a
+file whose ingest run failed before announcing it), else it is skipped.
 
 - `changes_since_last_build`: skips `dbt_build` (short circuit) when nothing
   was loaded since the last successful build and the dbt project is the same:
@@ -43,7 +48,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
 
@@ -56,7 +61,9 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 @dag(
     dag_id="build_warehouse",
-    schedule=FEED_ASSETS["district"] | FEED_ASSETS["techmarket"] | FEED_ASSETS["bank"] | FEED_ASSETS["hr"],
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 8 * * *", timezone="Asia/Shanghai"),
+        assets=FEED_ASSETS["district"] | FEED_ASSETS["techmarket"] | FEED_ASSETS["bank"] | FEED_ASSETS["hr"]),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

@@ -8,14 +8,22 @@ delivers (Asia/Shanghai):
 |----------------------|----------------|-----------------------------------|
 | `ingest_district`    | `district/`    | daily 06:00 (returns trickle in, restatements any day) |
 | `ingest_techmarket`  | `techmarket/`  | daily 02:00, after the nightly export |
-| `ingest_bank`        | `bank/`        | daily 07:00 in the first ten days of the month |
-| `ingest_hr`          | `hr/`          | daily 07:30 in the first ten days of the month |
+| `ingest_bank`        | `bank/`        | daily 07:00 (monthly files, most in the first ten days) |
+| `ingest_hr`          | `hr/`          | daily 07:30 (a monthly file, mostly in the first ten days) |
+
+The bank and talent files are monthly, but every day is looked at: a file that
+lands on the 10th after 07:00, or on the 11th, is loaded before the scorecards
+of the 12th 09:00, and a late one the morning after it lands (its provisional
+edition's final one follows); a run that finds nothing new costs a directory
+listing and skips `announce`.
 
 Each run loads every file not yet in `ops.load_ledger` (idempotent: bytes
 already loaded are a no-op). Then, side by side:
 
 - `announce` publishes the feed's Asset (and so a rebuild) only when the run
-  loaded a new file; a run that loaded nothing skips it: no Asset event;
+  loaded a new file (in any of its tries: a retry after a try that committed
+  files and then failed still announces them); a run that loaded nothing skips
+  it: no Asset event;
 - `check_rejections` fails the run if any file was rejected, naming the files
   and the reasons (the failure alert mails them to the data team).
 
@@ -34,8 +42,8 @@ from corridor.orchestration.assets import FEED_ASSETS
 SCHEDULES = {
     "district": "0 6 * * *",
     "techmarket": "0 2 * * *",
-    "bank": "0 7 1-10 * *",
-    "hr": "30 7 1-10 * *",
+    "bank": "0 7 * * *",
+    "hr": "30 7 * * *",
 }
 
 DEFAULT_ARGS = alerts.default_args(retries=2, retry_delay=pendulum.duration(minutes=5))
@@ -55,11 +63,11 @@ def ingest_dag(feed: str, schedule: str, asset: Asset):
     )
     def ingest():
         @task
-        def load() -> dict:
-            """Load the feed's new files; return the run's summary."""
+        def load(dag_run=None) -> dict:
+            """Load the feed's new files; return the run's summary (with the files an earlier try loaded)."""
             from corridor.orchestration.tasks import load_feed
 
-            return load_feed(feed)
+            return load_feed(feed, dag_run.start_date)
 
         @task(outlets=[asset])
         def announce(summary: dict) -> None:

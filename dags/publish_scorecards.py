@@ -10,7 +10,8 @@ Two triggers (Asia/Shanghai):
   build completed gets its final edition (n + 1, mailed:
   `corridor.scorecards.follow_up_provisional`);
 - the plan's rhythm, `0 9 12 * *` (the 12th at 09:00, after the banks' and the
-  talent system's files of days 1-10): the 月度例会 edition of the previous
+  talent system's files of days 1-10, loaded by their daily ingest runs up to the
+  12th 07:30): the 月度例会 edition of the previous
   month; in January, April, July and October also the 季度观摩 edition of the
   previous quarter; in January also the 年度比拼 edition of the previous year
   (`corridor.scorecards.editions_due`).

@@ -129,3 +129,52 @@ def test_compose_and_native_stack_read_one_configuration(compose, tmp_path, monk
     assert set(stack.HOST_KEYS) <= set(env)
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert env["CORRIDOR_WAREHOUSE_URL"] == native.warehouse_url
+
+
+def _official_entrypoint_execs(args: list[str]) -> list[str]:
+    """What the apache/airflow image's ``/entrypoint`` (scripts/docker/entrypoint_prod.sh) execs for ``args``:
+    ``bash ...`` and ``python ...`` run as they are; anything else is handed to the airflow CLI
+    (``exec "airflow" "${@}"``, a leading ``airflow`` dropped)."""
+    if args[:1] == ["bash"]:
+        return ["/bin/bash", *args[1:]]
+    if args[:1] == ["python"]:
+        return ["python", *args[1:]]
+    return ["airflow", *(args[1:] if args[:1] == ["airflow"] else args)]
+
+
+def _entrypoint_calls(script: str) -> list[list[str]]:
+    """Every ``/entrypoint ...`` invocation of a shell script, also inside ``su ... -c "..."`` / ``bash -c``."""
+    import shlex
+
+    calls = []
+    for line in script.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        for part in re.split(r"\s*(?:&&|\|\||;)\s*", line):
+            tokens = shlex.split(part)
+            if tokens[:1] == ["/entrypoint"]:
+                calls.append(tokens[1:])
+            elif "-c" in tokens and tokens[0] in ("su", "bash", "/bin/bash", "sh"):
+                calls += _entrypoint_calls(tokens[tokens.index("-c") + 1])
+    return calls
+
+
+def test_airflow_init_runs_corridor_stack_init_through_the_image_entrypoint(compose):
+    """The image's /entrypoint hands any command but bash/python to the airflow CLI: `/entrypoint corridor ...`
+    would run `airflow corridor stack init` ("invalid choice: 'corridor'"), airflow-init would fail, and no
+    other service would start (they wait for it to complete successfully)."""
+    from airflow.cli.cli_config import core_commands
+
+    airflow_commands = {c.name for c in core_commands} | {"celery"}
+    script = compose["services"]["airflow-init"]["command"][-1]
+    calls = _entrypoint_calls(script)
+    assert calls, "airflow-init runs corridor stack init through /entrypoint (it waits for the metadata database)"
+    runs = []
+    for args in calls:
+        argv = _official_entrypoint_execs(args)
+        if argv[0] == "airflow":
+            assert argv[1:2] and argv[1] in airflow_commands, f"/entrypoint {' '.join(args)} runs `{' '.join(argv)}`"
+        runs.append(" ".join(argv))
+    print("airflow-init runs:", *runs, sep="\n  ")
+    assert any(re.search(r"(^|[ '\"])corridor stack init\b", run) for run in runs), runs

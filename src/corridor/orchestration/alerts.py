@@ -12,7 +12,10 @@ provider's notifier (``SmtpNotifier``):
 | :func:`task_failed`    | a task fails for good (after its retries)          | the task's worker|
 | :func:`dag_failed`     | a run fails without a failed task (timeout, deadlock)| the dag-processor|
 | :func:`scorecards_late`| the month's scheduled publish run has not succeeded by the 12th 12:00 Asia/Shanghai | the triggerer (deadline alert) |
-| :func:`freshness_failed` | ``dbt source freshness`` reports a stale source   | the build DAG's freshness task |
+| :func:`freshness_failed` | ``dbt source freshness`` reports a stale source   | a caller that wants dbt's output mailed |
+
+The build DAG's ``source_freshness`` task (daily, and after each load) reports an error-level result by
+failing: its :func:`task_failed` alert names each feed that stopped.
 
 A run that fails because a task failed is reported once, by the task (its
 e-mail has the error); the run's own callback stays quiet then.

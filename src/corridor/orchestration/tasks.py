@@ -21,7 +21,14 @@ class WarehouseNotBuilt(RuntimeError):
 # -- ingest ------------------------------------------------------------------------------------
 
 @fails_at_once_on_a_setting
-def load_feed(feed: str) -> dict:
+def load_feed(feed: str, run_started=None) -> dict:
+    """The load task: every new file of the feed; the summary, with ``files_loaded_in_run``.
+
+    ``run_started`` is the DAG run's start: ``files_loaded_in_run`` counts the feed's files loaded since
+    then, this try's and an earlier try's of the same run. Files are committed one by one, so a try that
+    failed after committing (the connection lost as it finished, the worker killed, its result not stored)
+    leaves them loaded, and its retry finds them unchanged: the run must announce them all the same.
+    """
     from corridor.ingest import ingest_feed
 
     settings = config.load()
@@ -29,19 +36,30 @@ def load_feed(feed: str) -> dict:
     db.ensure_schema(url)
     summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key())
     result = summary.as_dict()
+    result["files_loaded_in_run"] = result["files_loaded"]
+    if run_started is not None:
+        with db.connect(url) as conn:
+            in_run = conn.execute(
+                "select count(*) from ops.load_ledger where feed = %s and status = 'loaded' and started_at >= %s",
+                (feed, run_started)).fetchone()[0]
+        result["files_loaded_in_run"] = max(result["files_loaded"], int(in_run))
     log.info("%s: %d file(s) loaded, %d rows received, %d loaded, %d quarantined, %d rejected file(s)",
              feed, result["files_loaded"], result["rows_received"], result["rows_loaded"],
              result["rows_quarantined"], result["files_rejected"])
+    if result["files_loaded_in_run"] > result["files_loaded"]:
+        log.info("%s: %d file(s) loaded by an earlier try of this run", feed,
+                 result["files_loaded_in_run"] - result["files_loaded"])
     return result
 
 
 def announce_new_data(summary: dict) -> None:
-    """The outlet task's body: skip (no Asset event, no rebuild) when the run loaded no new file."""
+    """The outlet task's body: skip (no Asset event, no rebuild) when the run (any of its tries) loaded no file."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    if not summary["files_loaded"]:
+    loaded = summary.get("files_loaded_in_run", summary["files_loaded"])
+    if not loaded:
         raise AirflowSkipException(f"{summary['feed']}: no new file loaded: no Asset event, no rebuild")
-    log.info("%s: %d new file(s) loaded: Asset event for the build", summary["feed"], summary["files_loaded"])
+    log.info("%s: %d new file(s) loaded: Asset event for the build", summary["feed"], loaded)
 
 
 def fail_on_rejections(summary: dict) -> None:
