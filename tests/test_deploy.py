@@ -178,3 +178,38 @@ def test_airflow_init_runs_corridor_stack_init_through_the_image_entrypoint(comp
         runs.append(" ".join(argv))
     print("airflow-init runs:", *runs, sep="\n  ")
     assert any(re.search(r"(^|[ '\"])corridor stack init\b", run) for run in runs), runs
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR:-default} / ${VAR} interpolation (the forms the connection uses)."""
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}",
+                  lambda m: env.get(m[1]) or (m[2] or ""), text)
+
+
+def test_the_mail_connection_reaches_an_authenticated_tls_relay(compose):
+    """The compose file's SMTP connection, with .env's values: Mailpit by default (no TLS, no login), and a
+    real relay (STARTTLS on 587, or SMTPS on 465, with a login) from .env alone: the provider's hook reads
+    the login, the password and the TLS switches from it."""
+    from airflow.models.connection import Connection
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    raw = compose["x-airflow-common"]["environment"]["AIRFLOW_CONN_SMTP_DEFAULT"]
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+
+    def hook(env: dict[str, str]) -> SmtpHook:
+        conn = Connection.from_json(_interpolate(raw, env), conn_id="smtp_default")
+        smtp = SmtpHook()
+        smtp.conn = conn
+        return smtp
+
+    mailpit = hook(example)
+    assert (mailpit.conn.host, mailpit.conn.port) == ("mailpit", 1025)
+    assert not mailpit.smtp_user and not mailpit.smtp_starttls and not mailpit.use_ssl
+    relay = hook({**example, "SMTP_HOST": "smtp.wenzhou.gov.cn", "SMTP_PORT": "587", "SMTP_USER": "scorecards",
+                  "SMTP_PASSWORD": "s3cret", "SMTP_DISABLE_TLS": "false"})
+    assert (relay.conn.host, relay.conn.port, relay.smtp_user, relay.conn.password) == \
+        ("smtp.wenzhou.gov.cn", 587, "scorecards", "s3cret")
+    assert relay.smtp_starttls and not relay.use_ssl
+    smtps = hook({**example, "SMTP_PORT": "465", "SMTP_DISABLE_SSL": "false"})
+    assert smtps.use_ssl and smtps.conn.port == 465
