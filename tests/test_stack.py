@@ -172,7 +172,10 @@ def cascade(running):
 def test_asset_cascade_ingest_build_publish_succeeds_on_the_celery_stack(running, cascade):
     for dag_id in INGEST:
         assert [r["state"] for r in cascade[dag_id]] == ["success"] * len(cascade[dag_id]), dag_id
-    assert all(r["run_type"] == "asset_triggered" for r in cascade[BUILD])
+    # the feeds' Asset events start builds; so does the daily 08:00 timetable (AssetOrTimeSchedule: unpaused
+    # with catchup off, its latest time is run at once, whatever the ingest runs have loaded by then)
+    assert {r["run_type"] for r in cascade[BUILD]} <= {"asset_triggered", "scheduled"}, cascade[BUILD]
+    assert any(r["run_type"] == "asset_triggered" for r in cascade[BUILD])
     assert [r["state"] for r in cascade[BUILD]] == ["success"] * len(cascade[BUILD])
     triggered = [r for r in cascade[PUBLISH] if r["run_type"] == "asset_triggered"]
     assert triggered and all(r["state"] == "success" for r in triggered)
