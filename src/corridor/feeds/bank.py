@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,22 @@ def report_month(file_month: date) -> Callable[[Any], date]:
     return convert
 
 
+def loan_amount(value: Any) -> Decimal:
+    """贷款金额（元）: above 0 (negative -> negative_amount; 0 -> invalid_value: no loan lends nothing)."""
+    amount = parse_number(value, unit="元")
+    if amount == 0:
+        raise NormalizeError("invalid_value", f"{show(value)} is not above 0")
+    return amount
+
+
+def annual_rate(value: Any) -> Decimal:
+    """年利率（%）: a percentage 0..100 (negative -> negative_amount; above 100 -> invalid_value)."""
+    rate = parse_number(value, unit="%")
+    if rate > 100:
+        raise NormalizeError("invalid_value", f"{show(value)} is not an annual rate within 0..100 %")
+    return rate
+
+
 def fields(period_start: date, period_end: date) -> tuple[Field, ...]:
     return (
         Field("贷款编号", "loan_id", code, required=True),
@@ -63,18 +80,28 @@ def fields(period_start: date, period_end: date) -> tuple[Field, ...]:
         Field("质押物类型", "collateral_type", partial(choice, accepted=COLLATERAL_TYPES), required=True),
         Field("质押登记号", "pledge_registration_no", code),
         Field("知识产权编号", "ip_numbers", ip_numbers),
-        Field("贷款金额（元）", "loan_amount_yuan", partial(parse_number, unit="元"), required=True),
+        Field("贷款金额（元）", "loan_amount_yuan", loan_amount, required=True),
         Field("放款日期", "disbursed_date", partial(parse_date, hi=period_end), required=True),
         Field("到期日期", "due_date", parse_date),
-        Field("年利率（%）", "annual_rate_pct", partial(parse_number, unit="%")),
+        Field("年利率（%）", "annual_rate_pct", annual_rate),
         Field("贷款状态", "loan_status", partial(choice, accepted=LOAN_STATUSES), required=True),
         Field("报告期", "report_month", report_month(period_start), required=True),
     )
 
 
-def _empty_ip_numbers(row: dict[str, Any], _source_row: int) -> None:
+def _check_loan(row: dict[str, Any], _source_row: int) -> None:
+    """No 知识产权编号: an empty list. A 到期日期 before the 放款日期: quarantined (dates_out_of_order)."""
     if row["ip_numbers"] is None:
         row["ip_numbers"] = []
+    due, disbursed = row["due_date"], row["disbursed_date"]
+    if due is not None and disbursed is not None and due < disbursed:
+        raise NormalizeError("dates_out_of_order", f"到期日期 {due} is before 放款日期 {disbursed}")
+
+
+def _loan_ok(cols: dict[str, Any]) -> Any:
+    """_check_loan's rule as an expression (ISO dates compare as text): true where it certainly passes."""
+    due, disbursed = cols["due_date"].copy, cols["disbursed_date"].copy
+    return due.is_null() | disbursed.is_null() | (due >= disbursed)
 
 
 def fast_spec() -> _fast.Spec:
@@ -87,13 +114,13 @@ def fast_spec() -> _fast.Spec:
         "质押物类型": _fast.Kind("choice", COLLATERAL_TYPES),
         "质押登记号": _fast.Kind("code"),
         "知识产权编号": _fast.Kind("ip"),
-        "贷款金额（元）": _fast.Kind("number"),
+        "贷款金额（元）": _fast.Kind("number", check=lambda n: n > 0),
         "放款日期": _fast.Kind("date", hi="file"),
         "到期日期": _fast.Kind("date"),
-        "年利率（%）": _fast.Kind("number"),
+        "年利率（%）": _fast.Kind("number", check=lambda n: n <= 100),
         "贷款状态": _fast.Kind("choice", LOAN_STATUSES),
         "报告期": _fast.Kind("month"),
-    })
+    }, row_ok=_loan_ok)
 
 
 FAST = fast_spec()
@@ -104,8 +131,8 @@ def csv_job(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Lim
     meta = meta_for("bank", path)
     parsed = ParsedFile("bank", path.name, sink=sink)
     return CsvJob(parsed, path, "gb18030", TABLE, fields(meta.period_start, meta.period_end),
-                  {"bank_code": meta.bank_code, "file_version": 1}, _empty_ip_numbers,
-                  limits or config.load().limits, FAST, lambda _seen: _empty_ip_numbers,
+                  {"bank_code": meta.bank_code, "file_version": 1}, _check_loan,
+                  limits or config.load().limits, FAST, lambda _seen: _check_loan,
                   {"hi": meta.period_end, "month": f"{meta.period_start:%Y%m}",
                    "month_iso": meta.period_start.isoformat()})
 

@@ -37,6 +37,8 @@ RULES: dict[str, str] = {
     "invalid_id_number": "a resident ID number fails GB 11643-1999",
     "unknown_category": "a talent category other than A..E",
     "tech_value_exceeds_contract": "技术交易额 greater than 合同成交额",
+    "dates_out_of_order": "an end date before its start date (到期日期 before 放款日期, 有效期至 before 认定日期,"
+                          " 计划完成日期 before 开始日期)",
     "duplicate_row": "an exact duplicate of a row already received",
     "duplicate_record_id": "a record_id already received in the same file",
     "invalid_json": "a JSON Lines line that is not a JSON object",

@@ -162,8 +162,18 @@ def _check_platform(row: dict[str, Any], _source_row: int) -> None:
         _required_for_new(row, "incubation_area_m2", "孵化面积（平方米）", row["platform_category"])
 
 
+def _dates_in_order(row: dict[str, Any], start: str, end: str, start_name: str, end_name: str) -> None:
+    if row[start] is not None and row[end] is not None and row[end] < row[start]:
+        raise NormalizeError("dates_out_of_order", f"{end_name} {row[end]} is before {start_name} {row[start]}")
+
+
 def _check_certification(row: dict[str, Any], _source_row: int) -> None:
     _required_for_new(row, "granted_date", "认定日期")
+    _dates_in_order(row, "granted_date", "valid_until", "认定日期", "有效期至")
+
+
+def _check_project(row: dict[str, Any], _source_row: int) -> None:
+    _dates_in_order(row, "start_date", "planned_completion_date", "开始日期", "计划完成日期")
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ class Sheet:
 SHEETS = (
     Sheet("创新平台", "raw.district_platforms", _platform_fields, _check_platform),
     Sheet("企业认定", "raw.district_certifications", _certification_fields, _check_certification),
-    Sheet("重点项目", "raw.district_projects", _project_fields),
+    Sheet("重点项目", "raw.district_projects", _project_fields, _check_project),
 )
 WANTED = (COVER, *(s.name for s in SHEETS))  # the sheets read
 
@@ -867,9 +877,20 @@ def _incubator_ok(cols: dict[str, Any]) -> Any:
     return ~new | (category.is_not_null() & cols["recognised_date"].copy.is_not_null() & area_ok)
 
 
+def _in_order(cols: dict[str, Any], start: str, end: str) -> Any:
+    """_dates_in_order as an expression (ISO dates compare as text)."""
+    return cols[start].copy.is_null() | cols[end].copy.is_null() | (cols[end].copy >= cols[start].copy)
+
+
 def _granted_ok(cols: dict[str, Any]) -> Any:
     """_check_certification as an expression."""
-    return (cols["change_type"].copy != "新增") | cols["granted_date"].copy.is_not_null()
+    granted = (cols["change_type"].copy != "新增") | cols["granted_date"].copy.is_not_null()
+    return granted & _in_order(cols, "granted_date", "valid_until")
+
+
+def _project_ok(cols: dict[str, Any]) -> Any:
+    """_check_project as an expression."""
+    return _in_order(cols, "start_date", "planned_completion_date")
 
 
 def fast_specs() -> dict[str, _fast.Spec]:
@@ -889,7 +910,7 @@ def fast_specs() -> dict[str, _fast.Spec]:
             "项目编号": kind("code"), "项目名称": kind("text"), "项目类别": kind("choice", PROJECT_CATEGORIES),
             "所属区块": kind("text"), "开始日期": kind("date"), "计划完成日期": kind("date"),
             "状态": kind("choice", PROJECT_STATUSES), "累计完成投资（万元）": kind("number"),
-            "形象进度（%）": kind("number", check=lambda n: (n >= 0) & (n <= 100))}),
+            "形象进度（%）": kind("number", check=lambda n: (n >= 0) & (n <= 100))}, row_ok=_project_ok),
     }
 
 
