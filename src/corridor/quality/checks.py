@@ -456,7 +456,10 @@ def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) ->
     if not samples and result.get("partial_unexpected_list"):
         samples = [_jsonable(v) for v in result["partial_unexpected_list"][:SAMPLE_ROWS]]
     table = spec.name if spec else suite_name
-    return Failure(checkpoint, suite_name, table, expectation, _severity(config),
+    # fail closed: an expectation that could not be evaluated blocks, whatever its severity (a warning
+    # that cannot run says nothing of the data)
+    severity = "error" if raised else _severity(config)
+    return Failure(checkpoint, suite_name, table, expectation, severity,
                    ", ".join(columns) or None, message, count, samples, key)
 
 

@@ -1,0 +1,53 @@
+"""The quality gate's verdict and its words, on a copy of the built city warehouse (audit of the gate).
+
+- An expectation that cannot be evaluated blocks, whatever its severity (expectations/README.md: "An
+  expectation that cannot be evaluated counts as a critical failure (fail closed)").
+- Every KPI with a target in kpis.md (K01..K16) carries it on every row; K17 and K18 carry none.
+- A failure's example row shows the offending value: the failing columns come first, before a wide raw row is
+  cut at 400 characters.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def gx_root(tmp_path) -> Path:
+    """A copy of the committed GX file context (tests leave expectations/ as it is)."""
+    return Path(shutil.copytree(ROOT / "expectations", tmp_path / "expectations",
+                                ignore=shutil.ignore_patterns("uncommitted")))
+
+
+def _execute(url: str, *statements: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_a_warning_level_expectation_that_cannot_be_evaluated_blocks_the_gate(warehouse_copy, gx_root):
+    from corridor.quality import QualityGateFailed, quality_gate, run_checks
+
+    # ip_numbers_for_ip_pledges (severity warning) reads cardinality(ip_numbers): as text, it cannot be evaluated.
+    _execute(warehouse_copy, "drop view staging.stg_bank__loans cascade",
+             "alter table raw.bank_loans alter column ip_numbers type text using array_to_string(ip_numbers, ';')")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking, report.summary_text()
+    [failure] = report.failures
+    assert (failure.table, failure.check, failure.severity) == ("raw.bank_loans", "ip_numbers_for_ip_pledges", "error")
+    assert "could not be evaluated" in failure.message and "cardinality" in failure.message
+    suite = next(s for s in report.suites if s.suite == "raw.bank_loans")
+    assert (suite.failed, suite.warnings) == (1, 0)
+    with psycopg.connect(warehouse_copy) as conn:  # a failed gate records no file as validated
+        assert conn.execute("select count(*) from ops.quality_gate_files").fetchone()[0] == 0
+    with pytest.raises(QualityGateFailed, match=r"\[ERROR\] UnexpectedRowsExpectation on raw.bank_loans"):
+        quality_gate(warehouse_copy, root=gx_root)
+
