@@ -51,3 +51,17 @@ def test_a_warning_level_expectation_that_cannot_be_evaluated_blocks_the_gate(wa
     with pytest.raises(QualityGateFailed, match=r"\[ERROR\] UnexpectedRowsExpectation on raw.bank_loans"):
         quality_gate(warehouse_copy, root=gx_root)
 
+
+def test_the_example_of_a_failure_shows_the_offending_value_of_a_wide_raw_row(warehouse_copy, gx_root):
+    from corridor.quality import QualityGateFailed, quality_gate
+
+    _execute(warehouse_copy, "update raw.techmarket_contracts set registration_status = '作废'"
+                             " where ctid = (select min(ctid) from raw.techmarket_contracts)")
+
+    with pytest.raises(QualityGateFailed) as raised:
+        quality_gate(warehouse_copy, root=gx_root)
+
+    message = str(raised.value)
+    assert "ExpectColumnValuesToBeInSet on raw.techmarket_contracts (registration_status)" in message
+    example = next(line for line in message.splitlines() if line.startswith("    e.g. "))
+    assert example.startswith("    e.g. file_name=tech_contracts_") and ", registration_status=作废, " in example

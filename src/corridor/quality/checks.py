@@ -69,8 +69,10 @@ class Failure:
     def describe(self) -> str:
         where = f"{self.table}" + (f" ({self.column})" if self.column else "")
         lines = [f"[{self.severity.upper()}] {self.expectation} on {where}: {self.message}"]
+        # the file, then the failing columns: a wide raw row is cut at 400 characters, never before them
+        first = ("file_name", *(self.column.split(", ") if self.column else ()))
         for sample in self.samples:
-            lines.append(f"    e.g. {_show_sample(sample)}")
+            lines.append(f"    e.g. {_show_sample(sample, first)}")
         return "\n".join(lines)
 
 
@@ -497,9 +499,12 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _show_sample(sample: Any) -> str:
+def _show_sample(sample: Any, first: tuple[str, ...] = ()) -> str:
+    """A sample row as ``column=value, …``, the ``first`` columns (those present) leading."""
     if isinstance(sample, dict):
-        text = ", ".join(f"{k}={v}" for k, v in sample.items())
+        leading = [k for k in dict.fromkeys(first) if k in sample]
+        keys = [*leading, *(k for k in sample if k not in leading)]
+        text = ", ".join(f"{k}={sample[k]}" for k in keys)
     else:
         text = str(sample)
     return text if len(text) <= 400 else text[:397] + "..."
