@@ -52,6 +52,40 @@ def test_a_warning_level_expectation_that_cannot_be_evaluated_blocks_the_gate(wa
         quality_gate(warehouse_copy, root=gx_root)
 
 
+def test_a_kpi_that_lost_its_target_blocks_the_gate(warehouse_copy, gx_root):
+    from corridor.quality import run_checks
+
+    # K01 (≥ 20 by 2022) without its target reads as consistent "no_target" rows: the statuses follow.
+    _execute(warehouse_copy, "update kpi.kpi_values set target_value = null, paced_target_value = null,"
+                             " completion_ratio = null, status = 'no_target'"
+                             " where kpi_code = 'K01' and area_code = 'LW'")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking, report.summary_text()
+    [failure] = report.errors
+    assert (failure.table, failure.check) == ("kpi.kpi_values", "targets_present")
+    assert failure.unexpected_count == 36 + 12 + 3  # LW's months, quarters and years of 2020..2022
+    assert {(s["kpi_code"], s["area_code"], s["target_value"]) for s in failure.samples} == {("K01", "LW", None)}
+    assert "K01" in report.gate_message() and "targets_present" not in failure.message
+
+
+def test_a_kpi_tracked_without_a_target_that_has_one_blocks_the_gate(warehouse_copy, gx_root):
+    from corridor.quality import run_checks
+
+    _execute(warehouse_copy, "update kpi.kpi_values set target_value = 5, paced_target_value = 5,"
+                             " completion_ratio = null, status = null"
+                             " where kpi_code = 'K18' and area_code = 'ALL' and grain = 'year'"
+                             " and period_start = '2021-01-01'")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking
+    targets = [f for f in report.errors if f.check == "targets_present"]
+    assert len(targets) == 1 and targets[0].unexpected_count == 1
+    assert targets[0].samples[0]["kpi_code"] == "K18" and targets[0].samples[0]["target_value"] == "5"
+
+
 def test_the_example_of_a_failure_shows_the_offending_value_of_a_wide_raw_row(warehouse_copy, gx_root):
     from corridor.quality import QualityGateFailed, quality_gate
 

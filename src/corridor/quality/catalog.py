@@ -994,6 +994,19 @@ def kpi_suites() -> list[SuiteSpec]:
             or abs(completion_ratio - expected_ratio) > 1e-8 * greatest(1, abs(expected_ratio))
         """, what="completion_ratio = actual_value / paced_target_value (null without a value or a target)",
            columns=("completion_ratio", "actual_value", "paced_target_value"))
+    targeted = ranked_kpis()
+    untargeted = tuple(k for k in kpi_codes() if k not in targeted)
+    s.rows("targets_present", f"""
+        select *
+        from batch_rows
+        where case when kpi_code in ({', '.join(literal(k) for k in targeted)})
+            then target_value is null or paced_target_value is null
+            else target_value is not null or paced_target_value is not null
+        end
+        """, what=f"every row of a KPI with a target ({', '.join(targeted)}) has its target_value and "
+                  f"paced_target_value; a KPI tracked without one ({', '.join(untargeted)}) has neither "
+                  "(a lost target would read as no_target)",
+           columns=("kpi_code", "area_code", "target_value", "paced_target_value"))
     s.rows("status_consistent", """
         with thresholds as (
             select
