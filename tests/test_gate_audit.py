@@ -99,3 +99,20 @@ def test_the_example_of_a_failure_shows_the_offending_value_of_a_wide_raw_row(wa
     assert "ExpectColumnValuesToBeInSet on raw.techmarket_contracts (registration_status)" in message
     example = next(line for line in message.splitlines() if line.startswith("    e.g. "))
     assert example.startswith("    e.g. file_name=tech_contracts_") and ", registration_status=作废, " in example
+
+
+def test_a_count_kpi_without_a_value_blocks_the_gate(warehouse_copy, gx_root):
+    """A count or sum is 0 when nothing happened (kpi_values.sql: only a rate without a base stays null): a
+    corridor row of K06 without its value, ratio and status read as consistent and passed."""
+    from corridor.quality import run_checks
+
+    _execute(warehouse_copy, "update kpi.kpi_values set actual_value = null, completion_ratio = null, status = null"
+                             " where kpi_code = 'K06' and area_code = 'ALL' and grain = 'month'"
+                             " and period_start = '2022-10-01'")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert report.blocking, report.summary_text()
+    [failure] = report.errors
+    assert (failure.table, failure.column, failure.unexpected_count) == ("kpi.kpi_values", "actual_value", 1)
+    assert failure.samples[0]["kpi_code"] == "K06" and failure.samples[0]["period_start"] == "2022-10-01"

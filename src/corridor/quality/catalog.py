@@ -963,6 +963,8 @@ def kpi_suites() -> list[SuiteSpec]:
         """, what="period_start and period_end bound a calendar month, quarter or year",
            columns=("period_start", "period_end"))
     not_rate = Condition("kpi_code", "not in", list(rates))
+    s.not_null("actual_value", when=not_rate,
+               why="a count or sum is 0 when nothing happened; only a growth rate without a base has none")
     s.between("actual_value", 0, when=not_rate, key="non_negative:actual_value",
               what=f"actual_value is ≥ 0 (every KPI but the growth rate{'s' if len(rates) > 1 else ''} "
                    f"{', '.join(rates)})")
