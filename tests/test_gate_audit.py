@@ -116,3 +116,30 @@ def test_a_count_kpi_without_a_value_blocks_the_gate(warehouse_copy, gx_root):
     [failure] = report.errors
     assert (failure.table, failure.column, failure.unexpected_count) == ("kpi.kpi_values", "actual_value", 1)
     assert failure.samples[0]["kpi_code"] == "K06" and failure.samples[0]["period_start"] == "2022-10-01"
+
+
+def test_a_warning_whose_detail_cannot_be_evaluated_stays_a_warning(warehouse_copy, gx_root, monkeypatch):
+    """The checkpoint evaluated the warning (a rejected file outstanding); the second, detailed validation of
+    it raising (the database busy, a timeout) keeps the checkpoint's verdict: a warning, not a block."""
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    from corridor.quality import run_checks
+
+    def validate_raises(self, expect, **kwargs):
+        return ExpectationValidationResult(
+            success=False, expectation_config=expect.configuration, result={},
+            exception_info={"raised_exception": True, "exception_message": "canceling statement due to timeout",
+                            "exception_traceback": ""})
+
+    monkeypatch.setattr(Batch, "validate", validate_raises)
+    _execute(warehouse_copy,
+             "insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at, message)"
+             " values ('bank', 'CCB_202301.csv', 'x', 1, 'rejected', now(), now(), 'cannot be decoded as GB18030')")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    assert not report.blocking, report.gate_message()
+    [warning] = report.failures
+    assert (warning.check, warning.severity) == ("rejected_files_outstanding", "warning")
+    assert warning.samples[0]["file_name"] == "CCB_202301.csv"

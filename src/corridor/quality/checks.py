@@ -376,7 +376,9 @@ def _detail_failures(context, definition, result_id, suite_result) -> None:
         except Exception as exc:
             log.warning("no detail for %s/%s: %s", suite_result.suite_name, r.expectation_config.type, exc)
             continue
-        if not detailed.success:  # data that changed in between keeps the checkpoint's verdict
+        # data that changed in between keeps the checkpoint's verdict, and so does a detail that could not be
+        # evaluated (the checkpoint's result was: it stands, a warning as a warning)
+        if not detailed.success and not _raised(detailed):
             suite_result.results[i] = detailed
     try:
         context.validation_results_store.set(result_id, suite_result)
@@ -428,9 +430,7 @@ def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) ->
                or tuple(kwargs.get("column_list") or ()))
     result = r.result or {}
     description = config.description or (check.description if check else config.type)
-    raised = (r.exception_info or {}).get("raised_exception")
-    if not raised and isinstance(r.exception_info, dict):  # keyed by metric when a metric failed
-        raised = any(isinstance(v, dict) and v.get("exception_message") for v in r.exception_info.values())
+    raised = _raised(r)
     count = result.get("unexpected_count")
     if count is None and isinstance(result.get("observed_value"), int) and expectation == "UnexpectedRowsExpectation":
         count = result["observed_value"]
@@ -463,6 +463,14 @@ def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) ->
     severity = "error" if raised else _severity(config)
     return Failure(checkpoint, suite_name, table, expectation, severity,
                    ", ".join(columns) or None, message, count, samples, key)
+
+
+def _raised(r) -> bool:
+    """Could the expectation not be evaluated (an exception, not a verdict on the data)?"""
+    raised = (r.exception_info or {}).get("raised_exception")
+    if not raised and isinstance(r.exception_info, dict):  # keyed by metric when a metric failed
+        raised = any(isinstance(v, dict) and v.get("exception_message") for v in r.exception_info.values())
+    return bool(raised)
 
 
 def _exception_message(info) -> str:
