@@ -963,6 +963,8 @@ def kpi_suites() -> list[SuiteSpec]:
         """, what="period_start and period_end bound a calendar month, quarter or year",
            columns=("period_start", "period_end"))
     not_rate = Condition("kpi_code", "not in", list(rates))
+    s.not_null("actual_value", when=not_rate,
+               why="a count or sum is 0 when nothing happened; only a growth rate without a base has none")
     s.between("actual_value", 0, when=not_rate, key="non_negative:actual_value",
               what=f"actual_value is ≥ 0 (every KPI but the growth rate{'s' if len(rates) > 1 else ''} "
                    f"{', '.join(rates)})")
@@ -994,6 +996,19 @@ def kpi_suites() -> list[SuiteSpec]:
             or abs(completion_ratio - expected_ratio) > 1e-8 * greatest(1, abs(expected_ratio))
         """, what="completion_ratio = actual_value / paced_target_value (null without a value or a target)",
            columns=("completion_ratio", "actual_value", "paced_target_value"))
+    targeted = ranked_kpis()
+    untargeted = tuple(k for k in kpi_codes() if k not in targeted)
+    s.rows("targets_present", f"""
+        select *
+        from batch_rows
+        where case when kpi_code in ({', '.join(literal(k) for k in targeted)})
+            then target_value is null or paced_target_value is null
+            else target_value is not null or paced_target_value is not null
+        end
+        """, what=f"every row of a KPI with a target ({', '.join(targeted)}) has its target_value and "
+                  f"paced_target_value; a KPI tracked without one ({', '.join(untargeted)}) has neither "
+                  "(a lost target would read as no_target)",
+           columns=("kpi_code", "area_code", "target_value", "paced_target_value"))
     s.rows("status_consistent", """
         with thresholds as (
             select

@@ -69,8 +69,10 @@ class Failure:
     def describe(self) -> str:
         where = f"{self.table}" + (f" ({self.column})" if self.column else "")
         lines = [f"[{self.severity.upper()}] {self.expectation} on {where}: {self.message}"]
+        # the file, then the failing columns: a wide raw row is cut at 400 characters, never before them
+        first = ("file_name", *(self.column.split(", ") if self.column else ()))
         for sample in self.samples:
-            lines.append(f"    e.g. {_show_sample(sample)}")
+            lines.append(f"    e.g. {_show_sample(sample, first)}")
         return "\n".join(lines)
 
 
@@ -374,7 +376,9 @@ def _detail_failures(context, definition, result_id, suite_result) -> None:
         except Exception as exc:
             log.warning("no detail for %s/%s: %s", suite_result.suite_name, r.expectation_config.type, exc)
             continue
-        if not detailed.success:  # data that changed in between keeps the checkpoint's verdict
+        # data that changed in between keeps the checkpoint's verdict, and so does a detail that could not be
+        # evaluated (the checkpoint's result was: it stands, a warning as a warning)
+        if not detailed.success and not _raised(detailed):
             suite_result.results[i] = detailed
     try:
         context.validation_results_store.set(result_id, suite_result)
@@ -426,9 +430,7 @@ def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) ->
                or tuple(kwargs.get("column_list") or ()))
     result = r.result or {}
     description = config.description or (check.description if check else config.type)
-    raised = (r.exception_info or {}).get("raised_exception")
-    if not raised and isinstance(r.exception_info, dict):  # keyed by metric when a metric failed
-        raised = any(isinstance(v, dict) and v.get("exception_message") for v in r.exception_info.values())
+    raised = _raised(r)
     count = result.get("unexpected_count")
     if count is None and isinstance(result.get("observed_value"), int) and expectation == "UnexpectedRowsExpectation":
         count = result["observed_value"]
@@ -456,8 +458,19 @@ def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) ->
     if not samples and result.get("partial_unexpected_list"):
         samples = [_jsonable(v) for v in result["partial_unexpected_list"][:SAMPLE_ROWS]]
     table = spec.name if spec else suite_name
-    return Failure(checkpoint, suite_name, table, expectation, _severity(config),
+    # fail closed: an expectation that could not be evaluated blocks, whatever its severity (a warning
+    # that cannot run says nothing of the data)
+    severity = "error" if raised else _severity(config)
+    return Failure(checkpoint, suite_name, table, expectation, severity,
                    ", ".join(columns) or None, message, count, samples, key)
+
+
+def _raised(r) -> bool:
+    """Could the expectation not be evaluated (an exception, not a verdict on the data)?"""
+    raised = (r.exception_info or {}).get("raised_exception")
+    if not raised and isinstance(r.exception_info, dict):  # keyed by metric when a metric failed
+        raised = any(isinstance(v, dict) and v.get("exception_message") for v in r.exception_info.values())
+    return bool(raised)
 
 
 def _exception_message(info) -> str:
@@ -494,9 +507,12 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _show_sample(sample: Any) -> str:
+def _show_sample(sample: Any, first: tuple[str, ...] = ()) -> str:
+    """A sample row as ``column=value, …``, the ``first`` columns (those present) leading."""
     if isinstance(sample, dict):
-        text = ", ".join(f"{k}={v}" for k, v in sample.items())
+        leading = [k for k in dict.fromkeys(first) if k in sample]
+        keys = [*leading, *(k for k in sample if k not in leading)]
+        text = ", ".join(f"{k}={sample[k]}" for k in keys)
     else:
         text = str(sample)
     return text if len(text) <= 400 else text[:397] + "..."
