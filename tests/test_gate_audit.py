@@ -71,6 +71,23 @@ def test_a_kpi_that_lost_its_target_blocks_the_gate(warehouse_copy, gx_root):
     assert "K01" in report.gate_message() and "targets_present" not in failure.message
 
 
+def test_an_area_of_allocation_weight_0_has_no_target_and_passes(warehouse_copy, gx_root):
+    """An area of allocation weight 0 has no target of its own (kpi_values.sql: no_target); the same rows
+    that block as a lost target pass once the seed gives LW weight 0 for K01, and only for K01."""
+    from corridor.quality import run_checks
+
+    _execute(warehouse_copy, "update kpi.kpi_values set target_value = null, paced_target_value = null,"
+                             " completion_ratio = null, status = 'no_target'"
+                             " where kpi_code in ('K01', 'K02') and area_code = 'LW'",
+             "update seeds.kpi_area_allocation set allocation_weight = 0 where kpi_code = 'K01' and area_code = 'LW'")
+
+    report = run_checks(warehouse_copy, gx_root)
+
+    [failure] = [f for f in report.errors if f.check == "targets_present"]
+    assert failure.unexpected_count == 36 + 12 + 3  # K02's rows only: LW has weight 0 for K01 alone
+    assert {(s["kpi_code"], s["area_code"]) for s in failure.samples} == {("K02", "LW")}
+
+
 def test_a_kpi_tracked_without_a_target_that_has_one_blocks_the_gate(warehouse_copy, gx_root):
     from corridor.quality import run_checks
 

@@ -1002,12 +1002,23 @@ def kpi_suites() -> list[SuiteSpec]:
         select *
         from batch_rows
         where case when kpi_code in ({', '.join(literal(k) for k in targeted)})
-            then target_value is null or paced_target_value is null
+            then (target_value is null or paced_target_value is null)
+                -- but an area of allocation weight 0, which has no target of its own (kpi_values.sql)
+                and not exists (
+                    select
+                    from seeds.kpi_area_allocation as allocation
+                    inner join seeds.kpi_targets as targets on targets.kpi_code = allocation.kpi_code
+                    where allocation.kpi_code = batch_rows.kpi_code
+                        and allocation.area_code = batch_rows.area_code
+                        and allocation.allocation_weight = 0
+                        and targets.area_target_method = 'allocated'
+                )
             else target_value is not null or paced_target_value is not null
         end
         """, what=f"every row of a KPI with a target ({', '.join(targeted)}) has its target_value and "
-                  f"paced_target_value; a KPI tracked without one ({', '.join(untargeted)}) has neither "
-                  "(a lost target would read as no_target)",
+                  f"paced_target_value, but an area of allocation weight 0 (seeds.kpi_area_allocation); a KPI "
+                  f"tracked without one ({', '.join(untargeted)}) has neither (a lost target would read as "
+                  "no_target)",
            columns=("kpi_code", "area_code", "target_value", "paced_target_value"))
     s.rows("status_consistent", """
         with thresholds as (
