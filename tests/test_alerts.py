@@ -43,6 +43,8 @@ def test_a_failed_task_mails_the_data_team_its_dag_task_log_url_and_error(airflo
 
     monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("CORRIDOR_OUTPUT_DIR", str(tmp_path / "out"))
+    # the UI's address, as the compose file (AIRFLOW_BASE_URL) and the native stack set it: the log link's
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.corridor.example")
     bag = DagBag(str(ROOT / "dags" / "publish_scorecards.py"))
     assert not bag.import_errors
     run = bag.get_dag("publish_scorecards").test()
@@ -59,7 +61,8 @@ def test_a_failed_task_mails_the_data_team_its_dag_task_log_url_and_error(airflo
     assert "DAG:      publish_scorecards\n" in text
     assert "Task:     quality_gate (try 1, no more retries)\n" in text  # AirflowFailException: no retry
     assert f"Run:      {run.run_id} (manual)\n" in text
-    assert f"/dags/publish_scorecards/runs/{run.run_id.replace(':', '%3A').replace('+', '%2B')}/tasks/quality_gate" in text
+    assert (f"Log:      https://airflow.corridor.example/dags/publish_scorecards/runs/"
+            f"{run.run_id.replace(':', '%3A').replace('+', '%2B')}/tasks/quality_gate") in text
     dbname = warehouse_url.split("?")[0].rsplit("/", 1)[1]
     error = (f"AirflowFailException: warehouse '{dbname}' has never been built (no kpi.kpi_values): "
              f"run build_warehouse (or `make run`) before publishing")

@@ -129,6 +129,14 @@ def test_compose_and_native_stack_read_one_configuration(compose, tmp_path, monk
     assert set(stack.HOST_KEYS) <= set(env)
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert env["CORRIDOR_WAREHOUSE_URL"] == native.warehouse_url
+    # the UI's address, which the alert e-mails' log links use: the native stack's API, compose's from .env
+    assert env["AIRFLOW__API__BASE_URL"] == "http://localhost:18080"
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    base_url = common["environment"]["AIRFLOW__API__BASE_URL"]
+    assert _interpolate(base_url, example) == "http://localhost:8080"
+    assert _interpolate(base_url, {**example, "AIRFLOW_BASE_URL": "https://airflow.corridor.example"}) == \
+        "https://airflow.corridor.example"
 
 
 def _official_entrypoint_execs(args: list[str]) -> list[str]:

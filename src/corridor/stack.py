@@ -53,6 +53,7 @@ HOST_KEYS = (
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API__BASE_URL",
     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
     "AIRFLOW_CONN_SMTP_DEFAULT",
@@ -199,6 +200,7 @@ def host_env(stack: Stack, settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__FERNET_KEY": s["fernet_key"],
         "AIRFLOW__API_AUTH__JWT_SECRET": s["jwt_secret"],
         "AIRFLOW__API__SECRET_KEY": s["api_secret_key"],
+        "AIRFLOW__API__BASE_URL": stack.url,  # the UI's address: the alerts' log links (alerts._base_url)
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(stack.home / "passwords.json"),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(stack.health_port),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
