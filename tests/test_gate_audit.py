@@ -53,13 +53,16 @@ def test_a_warning_level_expectation_that_cannot_be_evaluated_blocks_the_gate(wa
         quality_gate(warehouse_copy, root=gx_root)
 
 
+# LW's rows of the KPIs named, as a lost target leaves them: consistent "no_target" rows
+_TARGETS_LOST = ("update kpi.kpi_values set target_value = null, paced_target_value = null, completion_ratio = null,"
+                 " status = 'no_target' where kpi_code in ({kpis}) and area_code = 'LW'")
+
+
 def test_a_kpi_that_lost_its_target_blocks_the_gate(warehouse_copy, gx_root):
     from corridor.quality import run_checks
 
     # K01 (≥ 20 by 2022) without its target reads as consistent "no_target" rows: the statuses follow.
-    _execute(warehouse_copy, "update kpi.kpi_values set target_value = null, paced_target_value = null,"
-                             " completion_ratio = null, status = 'no_target'"
-                             " where kpi_code = 'K01' and area_code = 'LW'")
+    _execute(warehouse_copy, _TARGETS_LOST.format(kpis="'K01'"))
 
     report = run_checks(warehouse_copy, gx_root)
 
@@ -76,9 +79,7 @@ def test_an_area_of_allocation_weight_0_has_no_target_and_passes(warehouse_copy,
     that block as a lost target pass once the seed gives LW weight 0 for K01, and only for K01."""
     from corridor.quality import run_checks
 
-    _execute(warehouse_copy, "update kpi.kpi_values set target_value = null, paced_target_value = null,"
-                             " completion_ratio = null, status = 'no_target'"
-                             " where kpi_code in ('K01', 'K02') and area_code = 'LW'",
+    _execute(warehouse_copy, _TARGETS_LOST.format(kpis="'K01', 'K02'"),
              "update seeds.kpi_area_allocation set allocation_weight = 0 where kpi_code = 'K01' and area_code = 'LW'")
 
     report = run_checks(warehouse_copy, gx_root)
