@@ -4,9 +4,10 @@
 Scheduled on the four feed Assets: any newly loaded feed triggers a rebuild.
 And every day at 08:00 Asia/Shanghai (`0 8 * * *`, after the morning ingest
 runs): `source_freshness` must run when nothing is delivered, which is when it
-has something to say (a run only a new file starts never sees the loads stop);
-`dbt_build` runs then only if something was loaded that no build has read (a
-file whose ingest run failed before announcing it), else it is skipped.
+has something to say (a run only a new file starts never sees the loads stop).
+The daily run checks freshness only and skips `dbt_build`: builds follow the
+feeds' Asset events, i.e. the ingest runs that loaded a delivery (a build of
+whatever was loaded at 08:00 would publish a delivery half loaded).
 
 - `changes_since_last_build`: skips `dbt_build` (short circuit) when nothing
   was loaded since the last successful build and the dbt project is the same:
@@ -76,11 +77,13 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 )
 def build_warehouse():
     @task.short_circuit(retries=0)
-    def changes_since_last_build(params=None) -> bool:
-        """Skip the build when nothing was loaded (and dbt_project is unchanged) since the last good one."""
+    def changes_since_last_build(params=None, dag_run=None) -> bool:
+        """Skip the build when nothing was loaded (and dbt_project is unchanged) since the last good one, and
+        in the daily run (freshness only)."""
         from corridor.orchestration.build import changes_since_last_build as changed
 
-        return changed(DBT_PROJECT, force=bool((params or {}).get("force")))
+        scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled" if dag_run else False
+        return changed(DBT_PROJECT, force=bool((params or {}).get("force")), scheduled=scheduled)
 
     build = WarehouseBuildOperator(
         task_id="dbt_build",

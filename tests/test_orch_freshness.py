@@ -58,3 +58,18 @@ def test_no_load_for_a_week_fails_the_freshness_check_naming_the_load_ledger(war
         source_freshness()
     print(failed.value)
     assert "ops.load_ledger" in str(failed.value) and "stopped" in str(failed.value)
+
+
+def test_the_daily_run_checks_freshness_and_never_builds_a_delivery_half_loaded(warehouse_copy, monkeypatch):
+    """New files loaded since the last build: the feeds' Asset run builds them, the daily (scheduled) run
+    does not (it would build and publish whatever part of a delivery was loaded by 08:00); force still does."""
+    from corridor.orchestration.build import changes_since_last_build
+
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
+    point_dbt_at(monkeypatch, warehouse_copy)
+    with psycopg.connect(warehouse_copy) as conn:  # a file loaded since the last build
+        conn.execute("delete from ops.dbt_builds where build_id = (select max(build_id) from ops.dbt_builds)")
+    project = ROOT / "dbt_project"
+    assert changes_since_last_build(project) is True
+    assert changes_since_last_build(project, scheduled=True) is False
+    assert changes_since_last_build(project, scheduled=True, force=True) is True

@@ -82,10 +82,16 @@ def log_node_summary(result: Any) -> None:
 
 
 @fails_at_once_on_a_setting
-def changes_since_last_build(project_dir, *, force: bool = False) -> bool:
+def changes_since_last_build(project_dir, *, force: bool = False, scheduled: bool = False) -> bool:
     """False (skip dbt) when nothing was loaded and the dbt project is unchanged since the last
     successful whole build recorded in ops.dbt_builds; True otherwise, and always when ``force``
-    (the DAG's param of that name)."""
+    (the DAG's param of that name).
+
+    ``scheduled``: the DAG's daily timetable started the run, which is there for ``source_freshness``
+    (a run only new files start never sees the loads stop): it never builds. A build follows the feeds'
+    Asset events, the ingest runs that loaded a delivery; a daily run that built whatever was loaded by
+    then would publish a delivery half loaded (on a first deployment, marts without the feeds still
+    loading: a blocked gate and its alert)."""
     from pathlib import Path
 
     from corridor import config, db, transform
@@ -93,6 +99,10 @@ def changes_since_last_build(project_dir, *, force: bool = False) -> bool:
     if force:
         log.info("the run asks for a build (param force): dbt build runs whatever was loaded")
         return True
+    if scheduled:
+        log.info("the daily run checks the sources' freshness; builds follow the feeds' Asset events (trigger"
+                 " with the param force to build now)")
+        return False
     warehouse_dbt_env()
     url = db.warehouse_url(config.load())
     reason = transform.unchanged_since_last_build(url, Path(project_dir))
