@@ -192,3 +192,32 @@ def point_dbt_at(monkeypatch, url: str) -> None:
         if key in params:
             monkeypatch.setenv(f"CORRIDOR_PG{key.upper()}", params[key])
     monkeypatch.setenv("CORRIDOR_PGDATABASE", params["dbname"])
+
+
+# -- alerts ------------------------------------------------------------------------------------------
+
+DATA_TEAM = ["data-team@corridor.example", "oncall@corridor.example"]
+
+
+@pytest.fixture
+def alert_smtp(monkeypatch, tmp_path):
+    """aiosmtpd on 127.0.0.1, smtp_default pointing at it, an alerts file naming the data team."""
+    from aiosmtpd.controller import Controller
+
+    from tests.mailbox import Inbox, free_port, smtp_connection_json
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(port))
+    monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
+    monkeypatch.delenv("CORRIDOR_ALERT_TO", raising=False)
+    alerts_file = tmp_path / "alerts.yml"
+    alerts_file.write_text("sender: 走廊数据平台 <platform@corridor.example>\n"
+                           f"data_team: [{', '.join(DATA_TEAM)}]\n", encoding="utf-8")
+    monkeypatch.setenv("CORRIDOR_ALERTS_FILE", str(alerts_file))
+    try:
+        yield inbox
+    finally:
+        controller.stop()

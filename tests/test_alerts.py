@@ -2,34 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.conftest import ROOT
-from tests.mailbox import Inbox, body_text, free_port, smtp_connection_json
-
-DATA_TEAM = ["data-team@corridor.example", "oncall@corridor.example"]
-
-
-@pytest.fixture
-def alert_smtp(monkeypatch, tmp_path):
-    """aiosmtpd on 127.0.0.1, smtp_default pointing at it, an alerts file naming the data team."""
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(port))
-    monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
-    monkeypatch.delenv("CORRIDOR_ALERT_TO", raising=False)
-    alerts_file = tmp_path / "alerts.yml"
-    alerts_file.write_text("sender: 走廊数据平台 <platform@corridor.example>\n"
-                           f"data_team: [{', '.join(DATA_TEAM)}]\n", encoding="utf-8")
-    monkeypatch.setenv("CORRIDOR_ALERTS_FILE", str(alerts_file))
-    try:
-        yield inbox
-    finally:
-        controller.stop()
+from tests.conftest import DATA_TEAM, ROOT
+from tests.mailbox import body_text
 
 
 def _recipients(message) -> list[str]:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from corridor.demo import generate
-from tests.conftest import TEST_PII_KEY, scalar
+from tests.conftest import DATA_TEAM, TEST_PII_KEY, scalar
+from tests.mailbox import body_text
 
 
 def test_a_retry_after_the_first_try_committed_its_files_still_announces_them(warehouse_url, tmp_path,
@@ -54,3 +55,30 @@ def test_a_retry_after_the_first_try_committed_its_files_still_announces_them(wa
     assert later["files_loaded"] == later["files_loaded_in_run"] == 0
     with pytest.raises(AirflowSkipException):
         announce_new_data(later)
+
+
+def test_a_feed_silent_beyond_its_rhythm_is_mailed_to_the_data_team(warehouse_url, tmp_path, monkeypatch,
+                                                                   alert_smtp):
+    """One feed that stops while the others deliver: the daily ingest run mails it (a warning: the run goes on);
+    a feed that delivers is not mailed."""
+    from corridor.orchestration.tasks import load_feed
+
+    landing = tmp_path / "landing"
+    generate(landing, seed=11, scale="city", start="2022-12", end="2022-12")
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("CORRIDOR_LANDING_DIR", str(landing))
+    monkeypatch.setenv("CORRIDOR_PII_KEY", TEST_PII_KEY.decode())
+
+    load_feed("bank")
+    assert alert_smtp.messages() == []  # it just delivered
+    scalar(warehouse_url, "update ops.load_ledger set finished_at = finished_at - interval '50 days'"
+                          " where feed = 'bank' returning 1")
+    summary = load_feed("bank")
+
+    [message] = alert_smtp.messages()
+    assert summary["files_loaded"] == 0 and len(summary["warnings"]) == 1
+    assert message["Subject"] == "[corridor] FEED SILENT: bank: nothing new received"
+    assert sorted(a.strip() for a in message["To"].split(",")) == sorted(DATA_TEAM)
+    text = body_text(message)
+    assert "bank: nothing new received for 50 days" in text and "the feed delivers at least every 45 days" in text
+    assert f"{landing}/bank/" in text

@@ -49,7 +49,24 @@ def load_feed(feed: str, run_started=None) -> dict:
     if result["files_loaded_in_run"] > result["files_loaded"]:
         log.info("%s: %d file(s) loaded by an earlier try of this run", feed,
                  result["files_loaded_in_run"] - result["files_loaded"])
+    if result["warnings"]:
+        feed_silent(feed, result["warnings"], settings.landing_dir)
     return result
+
+
+def feed_silent(feed: str, warnings: list[str], landing_dir) -> bool:
+    """Mail the data team that a feed has delivered nothing new for longer than its rhythm allows
+    (``ingest.silence_warning``: 4 days for the daily technology market, 45 for the monthly feeds).
+
+    A warning, not a failure: the run goes on, and every daily run mails it again until the feed delivers.
+    The build DAG's daily freshness check fails only when nothing at all was loaded for a week; one feed
+    that stops while the others deliver is this mail."""
+    from corridor.orchestration import alerts
+
+    lines = [*warnings, "",
+             f"Landing folder: {landing_dir}/{feed}/ (spec: shared/feeds/README.md).",
+             "The ingest run goes on: this is a warning, sent by every daily run until the feed delivers."]
+    return alerts.send(f"[corridor] FEED SILENT: {feed}: nothing new received", lines)
 
 
 def announce_new_data(summary: dict) -> None:
