@@ -18,7 +18,7 @@ from typing import Any
 from corridor import config
 from corridor.config import Limits
 from corridor.feeds import _fast
-from corridor.feeds._rows import CsvJob, Field, meta_for, parse_job
+from corridor.feeds._rows import CsvJob, Field, dates_in_order, meta_for, parse_job
 from corridor.feeds.base import ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
@@ -93,15 +93,7 @@ def _check_loan(row: dict[str, Any], _source_row: int) -> None:
     """No 知识产权编号: an empty list. A 到期日期 before the 放款日期: quarantined (dates_out_of_order)."""
     if row["ip_numbers"] is None:
         row["ip_numbers"] = []
-    due, disbursed = row["due_date"], row["disbursed_date"]
-    if due is not None and disbursed is not None and due < disbursed:
-        raise NormalizeError("dates_out_of_order", f"到期日期 {due} is before 放款日期 {disbursed}")
-
-
-def _loan_ok(cols: dict[str, Any]) -> Any:
-    """_check_loan's rule as an expression (ISO dates compare as text): true where it certainly passes."""
-    due, disbursed = cols["due_date"].copy, cols["disbursed_date"].copy
-    return due.is_null() | disbursed.is_null() | (due >= disbursed)
+    dates_in_order(row, "disbursed_date", "due_date", "放款日期", "到期日期")
 
 
 def fast_spec() -> _fast.Spec:
@@ -120,7 +112,7 @@ def fast_spec() -> _fast.Spec:
         "年利率（%）": _fast.Kind("number", check=lambda n: n <= 100),
         "贷款状态": _fast.Kind("choice", LOAN_STATUSES),
         "报告期": _fast.Kind("month"),
-    }, row_ok=_loan_ok)
+    }, row_ok=lambda cols: _fast.in_order(cols, "disbursed_date", "due_date"))
 
 
 FAST = fast_spec()

@@ -58,7 +58,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from corridor import config
 from corridor.config import Limits
 from corridor.feeds import FileMeta, _fast
-from corridor.feeds._rows import Check, Field, Layout, RowLoader, load_table, meta_for, open_regular
+from corridor.feeds._rows import (
+    Check,
+    Field,
+    Layout,
+    RowLoader,
+    dates_in_order,
+    load_table,
+    meta_for,
+    open_regular,
+)
 from corridor.feeds.base import FileRejected, ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
@@ -162,18 +171,13 @@ def _check_platform(row: dict[str, Any], _source_row: int) -> None:
         _required_for_new(row, "incubation_area_m2", "孵化面积（平方米）", row["platform_category"])
 
 
-def _dates_in_order(row: dict[str, Any], start: str, end: str, start_name: str, end_name: str) -> None:
-    if row[start] is not None and row[end] is not None and row[end] < row[start]:
-        raise NormalizeError("dates_out_of_order", f"{end_name} {row[end]} is before {start_name} {row[start]}")
-
-
 def _check_certification(row: dict[str, Any], _source_row: int) -> None:
     _required_for_new(row, "granted_date", "认定日期")
-    _dates_in_order(row, "granted_date", "valid_until", "认定日期", "有效期至")
+    dates_in_order(row, "granted_date", "valid_until", "认定日期", "有效期至")
 
 
 def _check_project(row: dict[str, Any], _source_row: int) -> None:
-    _dates_in_order(row, "start_date", "planned_completion_date", "开始日期", "计划完成日期")
+    dates_in_order(row, "start_date", "planned_completion_date", "开始日期", "计划完成日期")
 
 
 @dataclass(frozen=True)
@@ -877,20 +881,15 @@ def _incubator_ok(cols: dict[str, Any]) -> Any:
     return ~new | (category.is_not_null() & cols["recognised_date"].copy.is_not_null() & area_ok)
 
 
-def _in_order(cols: dict[str, Any], start: str, end: str) -> Any:
-    """_dates_in_order as an expression (ISO dates compare as text)."""
-    return cols[start].copy.is_null() | cols[end].copy.is_null() | (cols[end].copy >= cols[start].copy)
-
-
 def _granted_ok(cols: dict[str, Any]) -> Any:
     """_check_certification as an expression."""
     granted = (cols["change_type"].copy != "新增") | cols["granted_date"].copy.is_not_null()
-    return granted & _in_order(cols, "granted_date", "valid_until")
+    return granted & _fast.in_order(cols, "granted_date", "valid_until")
 
 
 def _project_ok(cols: dict[str, Any]) -> Any:
     """_check_project as an expression."""
-    return _in_order(cols, "start_date", "planned_completion_date")
+    return _fast.in_order(cols, "start_date", "planned_completion_date")
 
 
 def fast_specs() -> dict[str, _fast.Spec]:
