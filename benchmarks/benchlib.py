@@ -165,36 +165,11 @@ class Server:
         return psycopg.connect(self.url, autocommit=True)
 
     def _postmaster_pid(self) -> int | None:
-        """The postmaster's pid when the server runs on this machine (its /proc is readable), else None."""
-        with self.connect() as conn:  # read /proc while the backend lives
-            backend = conn.execute("select pg_backend_pid()").fetchone()[0]
-            data_dir = conn.execute("select current_setting('data_directory', true)").fetchone()[0]
-            try:
-                ppid = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmd = Path(f"/proc/{ppid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except (OSError, ValueError, IndexError):
-                return None
-        return ppid if ("postgres" in cmd or (data_dir and data_dir in cmd)) else None
+        return postmaster_pid(self.url)
 
     def cpu_seconds(self) -> float | None:
         """CPU of the server so far: postmaster + live children + exited children (cutime/cstime)."""
-        if self.postmaster is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        total = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime (exited backends)
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                f = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if f[1] == str(self.postmaster):  # a live backend or auxiliary process
-                total += int(f[11]) + int(f[12])
-        return total / CLK
+        return server_cpu_seconds(self.postmaster)
 
     def temp_stats(self) -> tuple[int, int]:
         """(temp_files, temp_bytes) of the benchmark database so far (stats of exited backends included)."""
@@ -221,6 +196,101 @@ class Server:
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(self.dbname)))
+
+
+def postmaster_pid(url: str) -> int | None:
+    """The postmaster's pid when the server of ``url`` runs on this machine (its /proc is readable), else None."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:  # read /proc while the backend lives
+        backend = conn.execute("select pg_backend_pid()").fetchone()[0]
+        data_dir = conn.execute("select current_setting('data_directory', true)").fetchone()[0]
+        try:
+            ppid = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = Path(f"/proc/{ppid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            return None
+    return ppid if ("postgres" in cmd or (data_dir and data_dir in cmd)) else None
+
+
+def server_cpu_seconds(postmaster: int | None) -> float | None:
+    """CPU of a local server so far: the postmaster, its live children and its exited ones (cutime/cstime)."""
+    if postmaster is None:
+        return None
+    try:
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    total = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime (exited backends)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            f = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if f[1] == str(postmaster):  # a live backend or auxiliary process
+            total += int(f[11]) + int(f[12])
+    return total / CLK
+
+
+class ServerCpuSampler:
+    """CPU of a local server's processes but its autovacuum workers, sampled from /proc every ``interval`` s.
+
+    Autovacuum's workers run after a bulk load, whichever feed is loading then: the server CPU of a feed's load
+    is that of its backend, the WAL writer, checkpointer and background writer. A process's CPU is its last
+    sample (a backend that exits loses at most ``interval`` of it)."""
+
+    def __init__(self, postmaster: int, interval: float = 0.02) -> None:
+        self.postmaster = postmaster
+        self.interval = interval
+        self.seen: dict[int, tuple[float, float]] = {}  # pid -> (CPU at its first sample, at its last)
+        self.first = True
+        self._stop = threading.Event()
+        self._sample()
+        self.first = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        try:
+            children = Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children").read_text().split()
+        except OSError:
+            return
+        for pid in (self.postmaster, *map(int, children)):
+            try:
+                if pid != self.postmaster and b"autovacuum" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            cpu = (int(f[11]) + int(f[12])) / CLK
+            start = self.seen.get(pid, (0.0 if not self.first and pid != self.postmaster else cpu, cpu))[0]
+            self.seen[pid] = (start, cpu)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> float:
+        """The CPU sampled since the sampler started."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return sum(last - first for first, last in self.seen.values())
+
+
+def process_tree_cpu_seconds() -> float:
+    """CPU of this process so far, with its exited children and its live descendants (the parse workers,
+    which live on between feeds: their CPU is read from /proc)."""
+    total = _cpu_self_and_children()
+    for pid in _tree(os.getpid())[1:]:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(f[11]) + int(f[12])) / CLK
+    return total
 
 
 def _host_of(url: str) -> str:
@@ -760,10 +830,18 @@ def _run(scale: str, server: Server, work: Path, landing: dict, args, echo) -> d
         ref = copy.get(feed, {})
         ratio = (ref["seconds"] / seconds) if seconds and ref.get("seconds") else None
         per_file = ref.get("per_file_seconds")
+        cpu_client = (loader.get(feed) or {}).get("cpu_client")
+        cpu_server = (loader.get(feed) or {}).get("cpu_server")
+        # The fastest wall this much CPU allows on this machine's cores (every core busy all the time), and
+        # the loader / COPY ratio that wall would give: a loader above it needs less CPU, not more overlap.
+        bound = (cpu_client + cpu_server) / conditions["cpus"] if cpu_client is not None and cpu_server is not None \
+            else None
         feeds.append({"feed": feed, "files": led.get("files"), "rows": led.get("rows_received"),
                       "loader_seconds": seconds, "copy_rows": ref.get("rows"), "copy_seconds": ref.get("seconds"),
                       "loader_vs_copy": ratio, "copy_per_file_seconds": per_file,
-                      "per_file_vs_copy": (ref["seconds"] / per_file) if per_file and ref.get("seconds") else None})
+                      "per_file_vs_copy": (ref["seconds"] / per_file) if per_file and ref.get("seconds") else None,
+                      "cpu_client": cpu_client, "cpu_server": cpu_server, "cpu_bound_seconds": bound,
+                      "cpu_bound_vs_copy": (ref["seconds"] / bound) if bound and ref.get("seconds") else None})
     total_loader = sum(f["loader_seconds"] or 0 for f in feeds)
     total_copy = sum(f["copy_seconds"] or 0 for f in feeds)
     total_per_file = sum(f["copy_per_file_seconds"] or 0 for f in feeds)
@@ -881,8 +959,9 @@ def markdown(report: dict) -> str:
         lines.append("dbt, same run: " + "; ".join(rel) + ".")
     lines.append("")
     lines.append("| feed | files | rows | loader s | plain COPY s | loader speed / COPY speed "
-                 "| COPY, a transaction per file s | its speed / plain COPY's |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+                 "| COPY, a transaction per file s | its speed / plain COPY's "
+                 "| loader CPU s: loading process + workers / server | CPU ÷ cores s | its speed / plain COPY's |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def _ratio(value: float | None) -> str:
         return "—" if value is None else f"{value:.3f} (1/{1 / value:.0f})"
@@ -890,18 +969,27 @@ def markdown(report: dict) -> str:
     def _seconds(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}"
 
+    def _cpu(f: dict) -> str:
+        if f.get("cpu_client") is None:
+            return "—"
+        return f"{f['cpu_client']:.2f} / " + ("—" if f.get("cpu_server") is None else f"{f['cpu_server']:.2f}")
+
     for f in report["feeds"]:
         lines.append(f"| {f['feed']} | {f['files'] or 0:,} | {f['rows'] or 0:,} | "
                      f"{f['loader_seconds'] or 0:.1f} | {f['copy_seconds'] or 0:.2f} | {_ratio(f['loader_vs_copy'])} | "
-                     f"{_seconds(f.get('copy_per_file_seconds'))} | {_ratio(f.get('per_file_vs_copy'))} |")
+                     f"{_seconds(f.get('copy_per_file_seconds'))} | {_ratio(f.get('per_file_vs_copy'))} | "
+                     f"{_cpu(f)} | {_seconds(f.get('cpu_bound_seconds'))} | {_ratio(f.get('cpu_bound_vs_copy'))} |")
     ct = report["copy_total"]
     if ct["ratio"]:
         lines.append(f"| all | | | {ct['loader_seconds']:.1f} | {ct['copy_seconds']:.2f} | {_ratio(ct['ratio'])} | "
-                     f"{_seconds(ct.get('per_file_seconds') or None)} | {_ratio(ct.get('per_file_ratio'))} |")
+                     f"{_seconds(ct.get('per_file_seconds') or None)} | {_ratio(ct.get('per_file_ratio'))} | | | |")
     lines.append("")
-    lines.append("The last two columns: the same rows COPYed as the loader commits them (a transaction per file, in "
+    lines.append("Columns 7-8: the same rows COPYed as the loader commits them (a transaction per file, in "
                  "ledger order, synchronous_commit off as the loader's), with no parse and no ledger statements: the "
-                 "most a loader that keeps a transaction per file can reach on this server.")
+                 "most a loader that keeps a transaction per file can reach on this server. Columns 9-11: the CPU "
+                 "the feed's load cost (the loading process with its parse workers; the server's processes but "
+                 "autovacuum's, when it runs on this machine), that CPU spread over every core (the fastest wall it allows) and the ratio that "
+                 "wall would give: a loader cannot go above it without spending less CPU.")
     lines.append("")
     if report["kpi_values"]:
         lines.append("kpi.kpi_values: " + "; ".join(f"{k}: {v['rows']:,} rows, md5 `{v['md5']}`"
@@ -949,10 +1037,17 @@ def _child(argv: list[str]) -> int:
 
         feeds = {}
         rejected = []
+        postmaster = postmaster_pid(args.url)
         for feed in FEED_ORDER:
+            # CPU per feed: the loader's process with its parse workers, and the server (when it runs here)
+            sampler = ServerCpuSampler(postmaster) if postmaster is not None else None
+            client0 = process_tree_cpu_seconds()
             started = time.perf_counter()
             summary = ingest_feed(args.url, feed, args.landing, pii_key=b"benchmark")
-            feeds[feed] = {"seconds": round(time.perf_counter() - started, 3)}
+            seconds = time.perf_counter() - started
+            client1 = process_tree_cpu_seconds()
+            feeds[feed] = {"seconds": round(seconds, 3), "cpu_client": round(client1 - client0, 3),
+                           "cpu_server": None if sampler is None else round(sampler.stop(), 3)}
             rejected += [f"{feed}/{getattr(f, 'file_name', f)}" for f in getattr(summary, "rejected", [])]
         args.out.write_text(json.dumps({"feeds": feeds, "rejected": rejected}))
         return 0
