@@ -63,11 +63,11 @@ def ingest_dag(feed: str, schedule: str, asset: Asset):
     )
     def ingest():
         @task
-        def load(dag_run=None) -> dict:
+        def load(dag_run=None, data_interval_end=None) -> dict:
             """Load the feed's new files; return the run's summary (with the files an earlier try loaded)."""
             from corridor.orchestration.tasks import load_feed
 
-            return load_feed(feed, dag_run.start_date)
+            return load_feed(feed, dag_run.start_date, data_interval_end)
 
         @task(outlets=[asset])
         def announce(summary: dict) -> None:

@@ -82,3 +82,9 @@ def test_a_feed_silent_beyond_its_rhythm_is_mailed_to_the_data_team(warehouse_ur
     text = body_text(message)
     assert "bank: nothing new received for 50 days" in text and "the feed delivers at least every 45 days" in text
     assert f"{landing}/bank/" in text
+
+    # silence is judged as of the run's data interval end, not the clock: a retry (or a rerun) of the run of
+    # the day after that delivery, made today, mails nothing
+    delivered = scalar(warehouse_url, "select max(finished_at) from ops.load_ledger where feed = 'bank'")
+    rerun = load_feed("bank", as_of=delivered + timedelta(days=1))
+    assert rerun["warnings"] == [] and len(alert_smtp.messages()) == 1

@@ -21,8 +21,11 @@ class WarehouseNotBuilt(RuntimeError):
 # -- ingest ------------------------------------------------------------------------------------
 
 @fails_at_once_on_a_setting
-def load_feed(feed: str, run_started=None) -> dict:
+def load_feed(feed: str, run_started=None, as_of=None) -> dict:
     """The load task: every new file of the feed; the summary, with ``files_loaded_in_run``.
+
+    ``as_of`` is the run's data interval end: whether the feed has gone silent is judged as of then (a retry
+    or a rerun judges as its run did; None, a run with no data interval: now).
 
     ``run_started`` is the DAG run's start: ``files_loaded_in_run`` counts the feed's files loaded since
     then, this try's and an earlier try's of the same run. Files are committed one by one, so a try that
@@ -34,7 +37,7 @@ def load_feed(feed: str, run_started=None) -> dict:
     settings = config.load()
     url = db.warehouse_url(settings)
     db.ensure_schema(url)
-    summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key())
+    summary = ingest_feed(url, feed, settings.landing_dir, pii_key=settings.pii_key(), as_of=as_of)
     result = summary.as_dict()
     result["files_loaded_in_run"] = result["files_loaded"]
     if run_started is not None:
