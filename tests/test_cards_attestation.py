@@ -38,3 +38,27 @@ def test_an_areas_year_end_ranking_is_provisional_while_another_areas_return_is_
     return_arrives(url, "YQ", DECEMBER)
     assert completeness_by_area(url, "year", YEAR_2022, ["LW"])["LW"].publishable
     assert not load_scorecard(url, "year_end", YEAR_2022, "LW", PASSED).provisional
+
+
+def test_the_attestation_says_which_versions_of_the_returns_the_figures_use(built_warehouse):
+    """The figures use the latest version of each return loaded before the build (a restatement rewrites
+    history: kpis.md), delivered after the period, as every return is (a month's return comes the month after).
+    The attestation said "指标按统计期末（2021年8月31日）口径计算，以截至该日最新报送版本为准": the versions
+    delivered by the period end, which is none for a monthly return, and not LW's August 2021 restatement
+    (LW_202108_v2) that its figures do use. HTML, PDF (the same template) and the XLSX's 数据质量 sheet now say
+    it."""
+    import io
+
+    import openpyxl
+
+    from corridor.scorecards.render_xlsx import render_xlsx
+
+    assert (built_warehouse.landing / "district" / "LW_202108_v2.xlsx").is_file()  # a restatement of the month
+    sc = load_scorecard(built_warehouse.url, "monthly", date(2021, 8, 1), "LW", PASSED)
+    statement = "采用本版发布时已入库的各报送最新版本（含统计期后的补报与更正）"
+    page = render_html(sc)
+    assert "以截至该日最新报送版本为准" not in page
+    assert f"指标按统计期末（2021年8月31日）口径计算，{statement}。" in page
+    book = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))
+    rows = {r[0]: r[1] for r in book["数据质量"].iter_rows(values_only=True) if r and r[0]}
+    assert rows["报送版本"] == statement

@@ -79,6 +79,11 @@ PACING_ZH = {
     "none": "不分解（即目标本身）",
 }
 
+# which versions of the deliveries the figures use (the attestation, every format): the latest version loaded
+# before the build the publication read, a restatement delivered after the period included (kpis.md: "in the
+# latest version delivered"); never the versions delivered by the period end (a return comes after its month)
+VERSIONS_ZH = "采用本版发布时已入库的各报送最新版本（含统计期后的补报与更正）"
+
 GATE_OUTCOMES = {
     "passed": "通过",
     "passed_with_warnings": "通过（有警告）",

@@ -33,7 +33,7 @@ import xlsxwriter
 from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_rowcol_to_cell
 from xlsxwriter.worksheet import CellStringTuple
 
-from corridor.scorecards.data import Scorecard
+from corridor.scorecards.data import VERSIONS_ZH, Scorecard
 from corridor.scorecards.render_html import OFFICE
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -441,6 +441,9 @@ def _quality_sheet(wb, f: _Formats, sc: Scorecard) -> None:
     r += 1
     s.text(r, 0, "统计期末", "label")
     s.day(r, 1, sc.period_end)
+    r += 1
+    s.text(r, 0, "报送版本", "label")
+    s.text(r, 1, VERSIONS_ZH, "wrap")
     r += 1
     s.text(r, 0, "版次", "label")
     s.text(r, 1, f"第{sc.edition_no}版" if sc.edition_no else "未发布")
