@@ -34,7 +34,7 @@ def _environment() -> Environment:
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters.update(value=fmt.value, target=fmt.target, percent=fmt.percent, day=fmt.day, iso=fmt.iso,
-                       money=fmt.money_10k)
+                       money=fmt.money_10k, plain=fmt.plain)
     return env
 
 
