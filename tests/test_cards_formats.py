@@ -31,3 +31,17 @@ def test_a_projects_investment_reads_with_two_decimals_on_the_page_as_in_the_xls
     col = header.index("累计完成投资（万元）")
     formats = {row[col].number_format for row in sheet.iter_rows(min_row=4) if row[col].value is not None}
     assert formats == {"#,##0.00"}
+
+
+def test_the_status_thresholds_read_the_same_in_the_xlsx_as_on_the_page(built_warehouse):
+    """The thresholds are configuration (seed kpi_status_thresholds). The page writes them as they are
+    (≥ 102.5%), the XLSX's note rounded them to whole percents: "≥ 102% 超前，≥ 98% 按进度", a rule other than the
+    one its statuses follow (a completion of 97.6% is 滞后 there)."""
+    sc = load_scorecard(built_warehouse.url, "monthly", date(2022, 12, 1), "LW", PASSED)
+    sc.status_thresholds = (Decimal("1.025"), Decimal("0.975"))
+    page = render_html(sc)
+    assert "完成率 ≥ 102.5% 为超前，≥ 97.5% 为按进度" in page
+    book = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))
+    notes = [v for row in book["指标完成情况"].iter_rows(values_only=True) for v in row
+             if isinstance(v, str) and v.startswith("完成率 = ")]
+    assert len(notes) == 1 and "完成率 ≥ 102.5% 超前，≥ 97.5% 按进度" in notes[0], notes
