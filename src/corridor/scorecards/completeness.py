@@ -12,7 +12,10 @@ scorecard and the gate never disagree. For every month of the period:
 
 An area's scorecard is provisional when its own return or any corridor-wide
 feed (banks, talents, contracts: they count in every area) is missing;
-``ALL`` when anything is. The missing deliveries are named in Chinese.
+``ALL`` when anything is. The year-end edition (grain ``year``) ranks the six
+areas against each other (年度比拼), so there an area's scorecard is also
+provisional while another area's return is missing ("…（影响年度比拼排名）").
+The missing deliveries are named in Chinese.
 
 When ``corridor.quality`` is not importable (the package used alone), the
 same rule is evaluated here from ``ops.load_ledger``.
@@ -33,6 +36,8 @@ from corridor.scorecards.editions import add_months
 log = logging.getLogger(__name__)
 
 GRAIN_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+# grains whose edition ranks the areas (年度比拼): every area's return counts in each area's scorecard
+RANKED_GRAINS = ("year",)
 BANK_NAMES = {"ICBC": "工商银行", "ABC": "农业银行", "BOC": "中国银行", "CCB": "建设银行",
               "WZB": "温州银行", "OHRCB": "瓯海农商银行"}
 
@@ -145,8 +150,18 @@ def completeness_by_area(url: str, grain: str, period_start: date, areas: list[s
         source = "corridor.quality"
         if gaps is None:
             gaps, source = _gaps_own(conn, months), "corridor.scorecards"
+    names = area_names or {}
     out = {}
     for area in areas:
-        mine = gaps if area == "ALL" else [g for g in gaps if g.feed != "district" or g.source_code == area]
-        out[area] = Completeness(publishable=not mine, missing=describe(mine, area_names or {}), source=source)
+        if area == "ALL":
+            out[area] = Completeness(publishable=not gaps, missing=describe(gaps, names), source=source)
+            continue
+        mine = [g for g in gaps if g.feed != "district" or g.source_code == area]
+        # the year-end edition ranks the six areas against each other: another area's missing return changes
+        # the ranking this area's scorecard shows (its rank, the scores it is compared with)
+        others = [g for g in gaps if g.feed == "district" and g.source_code != area] if grain in RANKED_GRAINS else []
+        out[area] = Completeness(
+            publishable=not (mine or others),
+            missing=describe(mine, names) + [f"{line}（影响年度比拼排名）" for line in describe(others, names)],
+            source=source)
     return out

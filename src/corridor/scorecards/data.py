@@ -67,6 +67,9 @@ STATUS = {
     None: ("无数据", "—", "#6b7280"),
 }
 
+# the bracketed notes of an indicator name: "(亿元, 年)" -> "亿元, 年"
+_NAME_NOTES = re.compile(r"[(（]([^)）]*)[)）]")
+
 TARGET_KIND_ZH = {"cumulative": "累计目标", "annual": "年度目标"}
 # the catalogue's pacing (kpi_values.paced_target_value) in the scorecard's words; the window starts at dbt's
 # kpi_window_start (2020-01)
@@ -75,6 +78,11 @@ PACING_ZH = {
     "year_linear": "按当年月份分解",
     "none": "不分解（即目标本身）",
 }
+
+# which versions of the deliveries the figures use (the attestation, every format): the latest version loaded
+# before the build the publication read, a restatement delivered after the period included (kpis.md: "in the
+# latest version delivered"); never the versions delivered by the period end (a return comes after its month)
+VERSIONS_ZH = "采用本版发布时已入库的各报送最新版本（含统计期后的补报与更正）"
 
 GATE_OUTCOMES = {
     "passed": "通过",
@@ -224,8 +232,12 @@ class Kpi:
 
     @property
     def label(self) -> str:
-        """The indicator's name with its unit when the name does not carry it."""
-        if not self.unit or self.unit in self.name or self.measure_type == "rate":
+        """The indicator's name with its unit when the name does not state it: "有效高新技术企业数（家）", but
+        "创业孵化面积 (万平方米)" and "知识产权质押融资额 (亿元, 年)" as they are. The unit counts as stated when it
+        is an item of a bracketed note of the name (not merely its characters: 人 in 人才, 项 in 项目)."""
+        if not self.unit or self.measure_type == "rate" or any(
+                self.unit in (item.strip() for item in note.split(","))
+                for note in _NAME_NOTES.findall(self.name)):
             return self.name
         return f"{self.name}（{self.unit}）"
 

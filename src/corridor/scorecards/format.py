@@ -68,4 +68,10 @@ def iso(d: date | None) -> str:
 
 
 def money_10k(v) -> str:
+    """An amount (万元): always two decimals, as the XLSX's #,##0.00 shows it (25,472.20, not 25,472.2)."""
+    return DASH if v is None else f"{_q(Decimal(v), 2):,.2f}"
+
+
+def plain(v) -> str:
+    """A measurement such as a progress percentage: at most two decimals, no trailing zeros (79, 37.5)."""
     return DASH if v is None else _plain(Decimal(v), 2)

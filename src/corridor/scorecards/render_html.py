@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from corridor.scorecards import format as fmt
 from corridor.scorecards.charts import FONT, trend_svg
-from corridor.scorecards.data import GROUP_NAMES, STATUS, Scorecard
+from corridor.scorecards.data import GROUP_NAMES, STATUS, VERSIONS_ZH, Scorecard
 from corridor.scorecards.fonts import SUBSET_FAMILY
 
 OFFICE = "环大罗山科创走廊建设领导小组办公室"
@@ -34,7 +34,7 @@ def _environment() -> Environment:
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters.update(value=fmt.value, target=fmt.target, percent=fmt.percent, day=fmt.day, iso=fmt.iso,
-                       money=fmt.money_10k)
+                       money=fmt.money_10k, plain=fmt.plain)
     return env
 
 
@@ -111,4 +111,4 @@ def render_html(sc: Scorecard, medium: str = "html") -> str:
     return _template().render(
         sc=sc, medium=medium, css=Markup(stylesheet(medium)), charts=charts, office=OFFICE, status_order=STATUS_ORDER,
         certification_groups=certification_groups(sc), rank_width=_rank_width,
-        platforms=appendix(sc.platforms), projects=appendix(sc.projects))
+        platforms=appendix(sc.platforms), projects=appendix(sc.projects), versions=VERSIONS_ZH)

@@ -33,7 +33,8 @@ import xlsxwriter
 from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_rowcol_to_cell
 from xlsxwriter.worksheet import CellStringTuple
 
-from corridor.scorecards.data import Scorecard
+from corridor.scorecards.data import VERSIONS_ZH, Scorecard
+from corridor.scorecards.format import percent
 from corridor.scorecards.render_html import OFFICE
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -178,7 +179,7 @@ def _kpi_sheet(wb, f: _Formats, sc: Scorecard) -> None:
     r += 2
     s.ws.merge_range(r, 0, r, len(titles) - 1, "", f.get("note"))
     s.text(r, 0, "完成率 = 实际值 ÷ 进度目标（存为小数，按百分比显示）；"
-           f"状态：完成率 ≥ {sc.status_thresholds[0] * 100:.0f}% 超前，≥ {sc.status_thresholds[1] * 100:.0f}% "
+           f"状态：完成率 ≥ {percent(sc.status_thresholds[0])} 超前，≥ {percent(sc.status_thresholds[1])} "
            "按进度，否则滞后；口径见“指标口径”表。", "note")
     s.ws.set_row(r, 30)
     s.ws.set_landscape()
@@ -441,6 +442,9 @@ def _quality_sheet(wb, f: _Formats, sc: Scorecard) -> None:
     r += 1
     s.text(r, 0, "统计期末", "label")
     s.day(r, 1, sc.period_end)
+    r += 1
+    s.text(r, 0, "报送版本", "label")
+    s.text(r, 1, VERSIONS_ZH, "wrap")
     r += 1
     s.text(r, 0, "版次", "label")
     s.text(r, 1, f"第{sc.edition_no}版" if sc.edition_no else "未发布")
