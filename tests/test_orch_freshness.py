@@ -60,6 +60,23 @@ def test_no_load_for_a_week_fails_the_freshness_check_naming_the_load_ledger(war
     assert "ops.load_ledger" in str(failed.value) and "stopped" in str(failed.value)
 
 
+def test_rejected_files_do_not_count_as_deliveries(warehouse_copy, monkeypatch):
+    """A week of files that were all rejected (a feed sending a broken export every day) is a feed that
+    stopped delivering: the ledger's rejected rows are no sign of fresh data."""
+    from corridor.orchestration.build import FreshnessFailed, source_freshness
+
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", warehouse_copy)
+    point_dbt_at(monkeypatch, warehouse_copy)
+    with psycopg.connect(warehouse_copy) as conn:
+        conn.execute("update ops.load_ledger set finished_at = now() - interval '8 days'")
+        conn.execute("insert into ops.load_ledger (feed, file_name, sha256, bytes, status, started_at, finished_at,"
+                     " message) values ('techmarket', 'tech_contracts_20270101.csv', repeat('0', 64), 10, 'rejected',"
+                     " now(), now(), 'tech_contracts_20270101.csv: not a CSV')")
+    with pytest.raises(FreshnessFailed) as failed:
+        source_freshness()
+    assert "ops.load_ledger" in str(failed.value)
+
+
 def test_the_daily_run_checks_freshness_and_never_builds_a_delivery_half_loaded(warehouse_copy, monkeypatch):
     """New files loaded since the last build: the feeds' Asset run builds them, the daily (scheduled) run
     does not (it would build and publish whatever part of a delivery was loaded by 08:00); force still does."""
