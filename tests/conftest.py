@@ -138,6 +138,31 @@ def awaits_advisory_lock(url: str, application: str | None = None) -> bool:
                   (application, application))
 
 
+def data_rows(feed: str, path: Path) -> int:
+    """A landing file's data rows, counted without the loader: its records after the header (CSV), its lines
+    (JSON Lines), its rows from row 4 of every sheet but the cover (xlsx); a row with nothing in it is none
+    (the loader skips it and says so in the ledger's notes)."""
+    import csv
+    import io
+
+    import openpyxl
+
+    def blank(cells) -> bool:
+        return all(v is None or str(v).strip() == "" for v in cells)
+
+    if feed in ("techmarket", "bank"):
+        text = path.read_bytes().decode("utf-8-sig" if feed == "techmarket" else "gb18030")
+        return sum(not blank(r) for r in list(csv.reader(io.StringIO(text, newline="")))[1:])
+    if feed == "hr":
+        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        return sum(not blank(row) for sheet in workbook.worksheets if sheet.title != "封面"
+                   for row in sheet.iter_rows(min_row=4, values_only=True))
+    finally:
+        workbook.close()
+
+
 class BuiltWarehouse:
     """The city demo set loaded and built by dbt: url, landing folder."""
 

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from corridor.verify import verify_manifest
-from tests.conftest import TEST_PII_KEY
+from tests.conftest import TEST_PII_KEY, data_rows
 
 
 @pytest.fixture(scope="module")
@@ -66,31 +66,6 @@ def test_received_equals_loaded_plus_quarantined_for_every_file(city):
     assert bad == []
 
 
-def _data_rows(feed: str, path: Path) -> int:
-    """A landing file's data rows, counted without the loader: its records after the header (CSV), its lines
-    (JSON Lines), its rows from row 4 of every sheet but the cover (xlsx); a row with nothing in it is none
-    (the loader skips it and says so in the ledger's notes)."""
-    import csv
-    import io
-
-    import openpyxl
-
-    def blank(cells) -> bool:
-        return all(v is None or str(v).strip() == "" for v in cells)
-
-    if feed in ("techmarket", "bank"):
-        text = path.read_bytes().decode("utf-8-sig" if feed == "techmarket" else "gb18030")
-        return sum(not blank(r) for r in list(csv.reader(io.StringIO(text, newline="")))[1:])
-    if feed == "hr":
-        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        return sum(not blank(row) for sheet in workbook.worksheets if sheet.title != "封面"
-                   for row in sheet.iter_rows(min_row=4, values_only=True))
-    finally:
-        workbook.close()
-
-
 def test_rows_received_are_the_files_data_rows_counted_without_the_loader(city):
     """rows received = loaded + quarantined holds per file (above); here "received" itself is checked against the
     file: a reader that skipped a row without a word would pass the sum, not this."""
@@ -100,7 +75,7 @@ def test_rows_received_are_the_files_data_rows_counted_without_the_loader(city):
                               " order by ledger_id").fetchall()
     differ, same_bytes = [], 0
     for feed, name, received, message in ledger:
-        counted = _data_rows(feed, landing / feed / name)
+        counted = data_rows(feed, landing / feed / name)
         # a district _v2 with _v1's bytes is a restatement: loaded, its rows received again
         same_bytes += bool(message and message.startswith("a restatement with the bytes of "))
         if counted != received:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+
 from corridor.demo import generate
 from corridor.progress import Progress, format_seconds
 
@@ -39,17 +41,16 @@ def test_progress_logs_every_n_units_with_rate_and_time_left(caplog):
 
 
 def test_progress_logs_slow_work_by_time_and_says_when_it_stopped(caplog):
+    """... and lets the error through: the loader, the generator and publish run inside a Progress, and an
+    error it swallowed would end an ingest or a publication as if it had succeeded."""
     clock = Clock()
     log = logging.getLogger("test.progress")
-    with caplog.at_level(logging.INFO, logger="test.progress"):
-        try:
-            with Progress("publish", total=1000, unit="scorecards", log=log, every=500, log_seconds=30,
-                          stream=io.StringIO(), clock=clock) as p:
-                clock.now += 31
-                p.advance(1)
-                raise RuntimeError("boom")
-        except RuntimeError:
-            pass
+    with caplog.at_level(logging.INFO, logger="test.progress"), pytest.raises(RuntimeError, match="boom"):
+        with Progress("publish", total=1000, unit="scorecards", log=log, every=500, log_seconds=30,
+                      stream=io.StringIO(), clock=clock) as p:
+            clock.now += 31
+            p.advance(1)
+            raise RuntimeError("boom")
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("publish  1/1,000 scorecards  0 %")
     assert lines[1].startswith("stopped: publish  1/1,000 scorecards")
