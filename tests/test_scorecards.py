@@ -788,6 +788,31 @@ def test_a_republished_editions_mail_says_it_replaces_the_one_before(built_wareh
     assert "本版替代此前发送的第1版" in body and "请以本版为准" in body
 
 
+def test_the_mail_says_a_shared_rank_is_shared(built_warehouse):
+    """Two areas with the same score share a rank (kpi.area_ranking's rank()): each one's mail said 第1名 as if
+    it stood alone."""
+    import dataclasses
+
+    from corridor.scorecards import delivery
+
+    sc = load_scorecard(built_warehouse.url, "year_end", date(2022, 1, 1), "LW", PASSED)
+    mine = next(r for r in sc.ranking if r.area_code == "LW")
+    alone = [r if r.rank != mine.rank or r.area_code == "LW" else dataclasses.replace(r, rank=r.rank + 1)
+             for r in sc.ranking]
+    assert f"年度比拼：第{mine.rank}名" in delivery.body_html(dataclasses.replace(sc, ranking=alone), ["a.pdf"])
+    other = next(r for r in sc.ranking if r.area_code != "LW")
+    tied = [dataclasses.replace(r, rank=mine.rank) if r.area_code == other.area_code else r for r in alone]
+    assert f"年度比拼：并列第{mine.rank}名" in delivery.body_html(dataclasses.replace(sc, ranking=tied), ["a.pdf"])
+
+
+def test_edition_titles_read_as_the_plan_names_the_meetings():
+    from corridor.scorecards.editions import edition
+
+    assert edition("monthly").title(date(2022, 12, 1)) == "2022年12月月度例会"
+    assert edition("quarterly").title(date(2022, 10, 1)) == "2022年第四季度观摩"
+    assert edition("year_end").title(date(2022, 1, 1)) == "2022年度比拼"
+
+
 def withhold_return(url: str, area: str, month: date) -> None:
     """The area's return of the month never came (its rows kept aside in a table of the test's own)."""
     held = f"held_{area}_{month:%Y%m}".lower()

@@ -129,7 +129,9 @@ def body_html(sc: Scorecard, attachments: list[str], *, data_sha256: str | None 
     if data_summary and sc.ranking and sc.area_code != ALL:
         mine = next((r for r in sc.ranking if r.area_code == sc.area_code), None)
         if mine:
-            lines.append(f"<li>{sc.period_start.year}年度比拼：第{mine.rank}名（综合得分{percent(mine.score)}）</li>")
+            tied = sum(1 for r in sc.ranking if r.rank == mine.rank) > 1
+            lines.append(f"<li>{sc.period_start.year}年度比拼：{'并列' if tied else ''}第{mine.rank}名"
+                         f"（综合得分{percent(mine.score)}）</li>")
     lines.append("</ul>")
     lines.append("<p>附件：" + "、".join(str(escape(a)) for a in attachments) + "</p>")
     lines.append(f"<p style=\"color:#59636e\">本邮件由{CORRIDOR_NAME}数据平台自动发送；"

@@ -55,9 +55,11 @@ class Edition:
         return f"{period_start.year}年度"
 
     def title(self, period_start: date) -> str:
-        """2022年12月月度例会 / 2022年第四季度季度观摩 / 2022年度比拼."""
+        """2022年12月月度例会 / 2022年第四季度观摩 / 2022年度比拼 (not 第四季度季度观摩)."""
         if self.code == "year_end":
             return f"{period_start.year}{self.label}"
+        if self.code == "quarterly":
+            return f"{self.period_label(period_start)}{self.label.removeprefix('季度')}"
         return f"{self.period_label(period_start)}{self.label}"
 
     def period_slug(self, period_start: date) -> str:
