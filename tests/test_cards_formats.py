@@ -45,3 +45,23 @@ def test_the_status_thresholds_read_the_same_in_the_xlsx_as_on_the_page(built_wa
     notes = [v for row in book["指标完成情况"].iter_rows(values_only=True) for v in row
              if isinstance(v, str) and v.startswith("完成率 = ")]
     assert len(notes) == 1 and "完成率 ≥ 102.5% 超前，≥ 97.5% 按进度" in notes[0], notes
+
+
+def test_a_completion_just_under_a_threshold_never_reads_as_the_threshold(built_warehouse):
+    """A completion of 94.96 % is 滞后 (under 95 %): shown rounded to one decimal it read "95.0%" beside 滞后, and
+    the note below says ≥ 95.0% is 按进度. It shows as many decimals as its side of the threshold needs, on the
+    page and in the XLSX (its number format); other completions keep one decimal."""
+    sc = load_scorecard(built_warehouse.url, "monthly", date(2022, 12, 1), "LW", PASSED)
+    lagging = next(k for k in sc.kpis if k.completion is not None)
+    lagging.completion = sc.status_thresholds[1] - Decimal("0.0004")
+    page = render_html(sc)
+    assert '<td class="num" data-label="完成率">94.96%</td>' in page
+    assert '<td class="num" data-label="完成率">95.0%</td>' not in page
+    others = [k for k in sc.kpis if k.completion is not None and k is not lagging]
+    assert others and all(f'data-label="完成率">{(k.completion * 100).quantize(Decimal("0.1"), ROUND_HALF_UP):,.1f}%</td>' in page for k in others
+                          if abs(k.completion - sc.status_thresholds[1]) > Decimal("0.001")
+                          and abs(k.completion - sc.status_thresholds[0]) > Decimal("0.001"))
+    sheet = openpyxl.load_workbook(io.BytesIO(render_xlsx(sc)))["指标完成情况"]
+    formats = {row[0].value: row[6].number_format for row in sheet.iter_rows() if row[6].data_type == "n"}
+    assert formats[lagging.code] == "0.00%"
+    assert {formats[k.code] for k in others} == {"0.0%"}

@@ -48,6 +48,27 @@ def percent(ratio) -> str:
     return f"{_q(Decimal(ratio) * 100, 1):,.1f}%"
 
 
+def completion_places(ratio, thresholds) -> int:
+    """The decimals a completion ratio is shown with (as a percentage): one, or as many as it takes for the
+    figure not to cross a status threshold by rounding (0.9496 against 95 %: "94.96%", not "95.0%" beside 滞后)."""
+    if ratio is None:
+        return 1
+    d = Decimal(ratio)
+    for places in range(1, 7):
+        shown = _q(d * 100, places) / 100
+        if all((d >= t) == (shown >= t) for t in thresholds):
+            return places
+    return 6
+
+
+def completion(ratio, thresholds) -> str:
+    """A completion ratio as a percentage that reads on the same side of every status threshold as the ratio."""
+    if ratio is None:
+        return DASH
+    places = completion_places(ratio, thresholds)
+    return f"{_q(Decimal(ratio) * 100, places):,.{places}f}%"
+
+
 def axis_value(v: float, measure_type: str) -> str:
     if measure_type == "rate":
         return f"{v * 100:.0f}%"

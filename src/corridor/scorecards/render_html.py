@@ -33,7 +33,7 @@ def _template_text(name: str) -> str:
 def _environment() -> Environment:
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
-    env.filters.update(value=fmt.value, target=fmt.target, percent=fmt.percent, day=fmt.day, iso=fmt.iso,
+    env.filters.update(value=fmt.value, target=fmt.target, percent=fmt.percent, completion=fmt.completion, day=fmt.day, iso=fmt.iso,
                        money=fmt.money_10k, plain=fmt.plain)
     return env
 

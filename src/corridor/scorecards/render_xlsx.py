@@ -34,7 +34,7 @@ from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_rowcol_to_cell
 from xlsxwriter.worksheet import CellStringTuple
 
 from corridor.scorecards.data import VERSIONS_ZH, Scorecard
-from corridor.scorecards.format import percent
+from corridor.scorecards.format import completion_places, percent
 from corridor.scorecards.render_html import OFFICE
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -171,7 +171,7 @@ def _kpi_sheet(wb, f: _Formats, sc: Scorecard) -> None:
         s.number(r, 3, k.actual, actual_fmt)
         s.number(r, 4, k.target, target_fmt)
         s.number(r, 5, k.paced_target, target_fmt)
-        s.number(r, 6, k.completion, "0.0%")
+        s.number(r, 6, k.completion, "0." + "0" * completion_places(k.completion, sc.status_thresholds) + "%")
         s.text(r, 7, f"{k.status_symbol} {k.status_label}", "strong", font_color="#FFFFFF", bg_color=k.status_colour)
         s.text(r, 8, k.stated_target, "wrap")
     s.ws.freeze_panes(header_row + 1, 2)
