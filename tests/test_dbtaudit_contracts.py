@@ -57,6 +57,10 @@ CHECKED = {
     ("marts.fct_pledge_loans", "loan_status"),
     ("marts.fct_tech_contracts", "registration_status"),
     ("marts.fct_tech_contracts", "contract_type"),
+    ("marts.dim_platform", "platform_level"),
+    ("marts.fct_platform_states", "platform_level"),
+    ("marts.fct_platform_states", "opening_change_type"),
+    ("marts.fct_platform_states", "standing_change_type"),
 }
 
 
