@@ -26,7 +26,9 @@ PostgreSQL server's when it runs on this machine), rows/s, peak RSS of the
 step's largest process and of its whole process tree (sampled: RSS and PSS summed over
 the step's process and its workers), and the PostgreSQL temp files written (pg_stat_database
 temp_bytes delta of the benchmark database). For ingest, per feed: the
-loader's rate against the plain COPY's. At the end: kpi.kpi_values row count
+loader's rate against the plain COPY's, against a COPY a transaction per
+file, and the feed's load CPU (loading process + parse workers, server but
+autovacuum) with the ratio that CPU allows on this machine's cores. At the end: kpi.kpi_values row count
 and an order-independent checksum (after the full build, after the
 increment, after the full refresh), compared with a reference file when
 given (``--kpi-reference``, e.g. the "before" figures in
