@@ -628,3 +628,19 @@ def test_a_run_after_a_rebuild_publishes_and_mails_the_final_edition_of_a_provis
         assert "no provisional edition became complete" in caplog.text and len(inbox.envelopes) == 2
     finally:
         controller.stop()
+
+
+def test_corridor_scorecards_publish_validates_every_row_when_corridor_gate_full_says_so(warehouse_copy, monkeypatch):
+    """CORRIDOR_GATE_FULL=1 is how the README and the gate's own summary say to check every row again; the publish
+    DAG's gate read it, `corridor scorecards publish`'s gate did not (it validated the new files only)."""
+    from corridor.scorecards.cli import _quality_gate
+
+    monkeypatch.delenv("CORRIDOR_GATE_FULL", raising=False)
+    assert not _quality_gate(warehouse_copy)["blocking"]  # records every file as validated
+    with psycopg.connect(warehouse_copy) as conn:  # a bad value put into a validated file's rows by hand
+        conn.execute("update raw.bank_loans set loan_amount_yuan = -1"
+                     " where ctid = (select min(ctid) from raw.bank_loans)")
+    assert not _quality_gate(warehouse_copy)["blocking"]  # no new file: nothing of the raw rows is due
+    monkeypatch.setenv("CORRIDOR_GATE_FULL", "1")
+    gate = _quality_gate(warehouse_copy)
+    assert gate["blocking"] and gate["failed"] >= 1, gate

@@ -26,9 +26,10 @@ def _quality_gate(url: str) -> dict:
         from corridor.quality.checks import run_checks
     except ImportError as exc:  # pragma: no cover - the quality package ships with the project
         raise click.ClickException(f"the quality gate is not available ({exc})") from exc
+    from corridor.quality.gate import full_run
     from corridor.scorecards.gate import normalise_gate
 
-    return normalise_gate(run_checks(url))
+    return normalise_gate(run_checks(url, full=full_run()))  # CORRIDOR_GATE_FULL=1: every row again
 
 
 @click.group()
