@@ -648,7 +648,7 @@ def test_csv_total_row_and_blank_lines(tmp_path):
 
 def test_csv_missing_a_column_is_rejected_naming_it(tmp_path):
     headers = [h for h in TECH_HEADERS if h != "登记状态"]
-    with pytest.raises(FileRejected, match=r"tech_contracts_20210305\.csv: the header has no column 登记状态"):
+    with pytest.raises(FileRejected, match=r"tech_contracts_20210305\.csv row 1: the header has no column 登记状态"):
         parse_tech(tmp_path, [contract()], headers)
 
 
