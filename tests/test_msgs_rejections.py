@@ -7,6 +7,7 @@ the file is, and (for a wrong encoding) what to do.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,8 @@ from tests.test_parsers import (
     PLATFORM_HEADERS,
     TECH_HEADERS,
     contract,
+    loan,
+    talent,
     write_csv,
     write_district,
 )
@@ -69,3 +72,30 @@ def test_xlsx_header_missing_a_column_shows_the_unmatched_column(warehouse_url, 
     assert status == "rejected"
     assert message.startswith("LW_202103_v1.xlsx 创新平台 row 3: the header has no column 平台名称")
     assert "平台名" in message.removeprefix("LW_202103_v1.xlsx 创新平台 row 3: the header has no column 平台名称")
+
+
+# -- a file in the other encoding: say so, and what to do ----------------------------------------
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_utf8_file_in_the_gb18030_feed_is_named_utf8(warehouse_url, landing, encoding):
+    write_csv(landing / "bank" / "WZB_202103.csv", BANK_HEADERS, [loan()], encoding)
+    status, message = load(warehouse_url, landing, "bank")["WZB_202103.csv"]
+    assert status == "rejected" and message.startswith("WZB_202103.csv is not valid GB18030: byte 0x")
+    assert "UTF-8" in message and "re-export" in message
+
+
+def test_gb18030_file_in_a_utf8_feed_is_named_gb18030(warehouse_url, landing):
+    write_csv(landing / "techmarket" / "tech_contracts_20210305.csv", TECH_HEADERS, [contract()], "gb18030")
+    (landing / "hr" / "talent_202103.jsonl").write_bytes(json.dumps(talent(), ensure_ascii=False).encode("gb18030"))
+    for feed, name in (("techmarket", "tech_contracts_20210305.csv"), ("hr", "talent_202103.jsonl")):
+        status, message = load(warehouse_url, landing, feed)[name]
+        assert status == "rejected" and message.startswith(f"{name} is not valid UTF-8: byte 0x"), message
+        assert "GB18030" in message and "re-export" in message, message
+
+
+def test_a_bad_byte_that_is_no_other_encoding_either_gets_no_guess(warehouse_url, landing):
+    path = write_csv(landing / "bank" / "WZB_202103.csv", BANK_HEADERS, [loan()], "gb18030")
+    path.write_bytes(path.read_bytes() + b'"\xff\xff"\r\n')
+    status, message = load(warehouse_url, landing, "bank")["WZB_202103.csv"]
+    assert status == "rejected" and "is not valid GB18030: byte 0xff" in message
+    assert "UTF-8" not in message

@@ -160,10 +160,24 @@ class BoundedLines:
         except UnicodeDecodeError as exc:
             raise FileRejected(
                 f"{self.file_name} is not valid {self.encoding.upper()}: byte 0x{line[exc.start]:02x} at offset "
-                f"{start + exc.start} (line {self.line_no}) {exc.reason}") from None
+                f"{start + exc.start} (line {self.line_no}) {exc.reason}{_other_encoding(line, self.encoding)}"
+            ) from None
         if start == 0:
             decoded = decoded.removeprefix("\ufeff")
         return decoded
+
+
+def _other_encoding(line: bytes, encoding: str) -> str:
+    """What a rejection adds when the line that failed reads in the feeds' other encoding: the file was exported
+    in the wrong one (the bank feed is GB18030, the others UTF-8), and what to do."""
+    other = "gb18030" if encoding == "utf-8" else "utf-8"
+    try:
+        line.decode(other)
+    except UnicodeDecodeError:
+        return ""
+    name = "UTF-8" if other == "utf-8" else "GB18030 (GBK)"
+    return (f"; the line reads as {name}: was the file exported in {name}? This feed must be {encoding.upper()}:"
+            f" re-export it in {encoding.upper()} and deliver it again")
 
 
 def dates_in_order(row: dict[str, Any], start: str, end: str, start_name: str, end_name: str) -> None:
