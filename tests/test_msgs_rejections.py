@@ -8,6 +8,7 @@ the file is, and (for a wrong encoding) what to do.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -99,3 +100,27 @@ def test_a_bad_byte_that_is_no_other_encoding_either_gets_no_guess(warehouse_url
     status, message = load(warehouse_url, landing, "bank")["WZB_202103.csv"]
     assert status == "rejected" and "is not valid GB18030: byte 0xff" in message
     assert "UTF-8" not in message
+
+
+# -- a file named .xlsx that is no workbook: say what it is --------------------------------------
+
+def test_files_named_xlsx_that_are_no_workbook_say_what_they_are(warehouse_url, landing, tmp_path):
+    folder = landing / "district"
+    (folder / "LW_202103_v1.xlsx").write_text("<!DOCTYPE html>\n<html><body>404 Not Found</body></html>")
+    (folder / "OH_202103_v1.xlsx").write_bytes(b"")
+    (folder / "YQ_202103_v1.xlsx").write_bytes(bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 1000)
+    whole = write_district(tmp_path, "RA_202103_v1.xlsx").read_bytes()
+    (folder / "RA_202103_v1.xlsx").write_bytes(whole[: len(whole) // 2])
+    with zipfile.ZipFile(folder / "ZN_202103_v1.xlsx", "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    rows = load(warehouse_url, landing, "district")
+    assert {name: status for name, (status, _) in rows.items()} == dict.fromkeys(
+        ["LW_202103_v1.xlsx", "OH_202103_v1.xlsx", "YQ_202103_v1.xlsx", "RA_202103_v1.xlsx", "ZN_202103_v1.xlsx"],
+        "rejected")
+    for name, (_, message) in rows.items():
+        assert message.startswith(f"{name} is not a readable xlsx workbook: "), message
+    assert "HTML" in rows["LW_202103_v1.xlsx"][1]
+    assert "empty (0 bytes)" in rows["OH_202103_v1.xlsx"][1]
+    assert "Excel 97-2003" in rows["YQ_202103_v1.xlsx"][1] and "save it as .xlsx" in rows["YQ_202103_v1.xlsx"][1]
+    assert "truncated" in rows["RA_202103_v1.xlsx"][1]
+    assert "truncated" not in rows["ZN_202103_v1.xlsx"][1]  # a whole zip, just not a workbook
