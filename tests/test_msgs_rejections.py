@@ -124,3 +124,12 @@ def test_files_named_xlsx_that_are_no_workbook_say_what_they_are(warehouse_url, 
     assert "Excel 97-2003" in rows["YQ_202103_v1.xlsx"][1] and "save it as .xlsx" in rows["YQ_202103_v1.xlsx"][1]
     assert "truncated" in rows["RA_202103_v1.xlsx"][1]
     assert "truncated" not in rows["ZN_202103_v1.xlsx"][1]  # a whole zip, just not a workbook
+
+
+# -- JSON Lines count lines, not rows ----------------------------------------------------------
+
+def test_blank_lines_of_a_json_lines_file_are_noted_as_lines(warehouse_url, landing):
+    lines = [json.dumps(talent(), ensure_ascii=False), "", "   "]
+    (landing / "hr" / "talent_202103.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    status, message = load(warehouse_url, landing, "hr")["talent_202103.jsonl"]
+    assert status == "loaded" and message == "talent_202103.jsonl: skipped 2 empty lines"

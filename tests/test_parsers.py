@@ -876,7 +876,7 @@ def test_missing_id_number_is_missing_value(tmp_path):
 def test_blank_lines_are_skipped_and_noted(tmp_path):
     parsed = parse_hr(tmp_path, ["", talent(), "   "])
     assert parsed.rows_received == 1 and parsed.tables["raw.hr_talents"][0]["source_row"] == 2
-    assert parsed.notes == ["talent_202103.jsonl: skipped 2 empty rows"]
+    assert parsed.notes == ["talent_202103.jsonl: skipped 2 empty lines"]
 
 
 def test_hr_file_that_is_not_utf8_is_rejected(tmp_path):

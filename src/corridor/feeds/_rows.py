@@ -332,7 +332,7 @@ class RowLoader:
 
     def note_skipped(self, count: int) -> None:
         if count:
-            self.parsed.notes.append(f"{self.where}: skipped {count} empty row{'s' * (count != 1)}")
+            self.parsed.notes.append(f"{self.where}: skipped {count} empty {self.row_word}{'s' * (count != 1)}")
 
     def dup_entry(self, source_row: int, rule_code: str, message: str, raw: Any) -> Quarantined:
         """The quarantine entry of a repeated record found after the fact (the fast path's dedup)."""
