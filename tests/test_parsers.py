@@ -648,7 +648,7 @@ def test_csv_total_row_and_blank_lines(tmp_path):
 
 def test_csv_missing_a_column_is_rejected_naming_it(tmp_path):
     headers = [h for h in TECH_HEADERS if h != "登记状态"]
-    with pytest.raises(FileRejected, match=r"tech_contracts_20210305\.csv: the header has no column 登记状态"):
+    with pytest.raises(FileRejected, match=r"tech_contracts_20210305\.csv row 1: the header has no column 登记状态"):
         parse_tech(tmp_path, [contract()], headers)
 
 
@@ -876,7 +876,7 @@ def test_missing_id_number_is_missing_value(tmp_path):
 def test_blank_lines_are_skipped_and_noted(tmp_path):
     parsed = parse_hr(tmp_path, ["", talent(), "   "])
     assert parsed.rows_received == 1 and parsed.tables["raw.hr_talents"][0]["source_row"] == 2
-    assert parsed.notes == ["talent_202103.jsonl: skipped 2 empty rows"]
+    assert parsed.notes == ["talent_202103.jsonl: skipped 2 empty lines"]
 
 
 def test_hr_file_that_is_not_utf8_is_rejected(tmp_path):

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from corridor.config import Limits
 from corridor.feeds import BadFileName, FileMeta, _fast, file_meta
 from corridor.feeds.base import FileRejected, ParsedFile, Quarantined
-from corridor.normalize import MISSING, NormalizeError, as_text, header, is_blank, text
+from corridor.normalize import MISSING, NormalizeError, as_text, header, is_blank, show, text
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,24 @@ class BoundedLines:
         except UnicodeDecodeError as exc:
             raise FileRejected(
                 f"{self.file_name} is not valid {self.encoding.upper()}: byte 0x{line[exc.start]:02x} at offset "
-                f"{start + exc.start} (line {self.line_no}) {exc.reason}") from None
+                f"{start + exc.start} (line {self.line_no}) {exc.reason}{_other_encoding(line, self.encoding)}"
+            ) from None
         if start == 0:
             decoded = decoded.removeprefix("\ufeff")
         return decoded
+
+
+def _other_encoding(line: bytes, encoding: str) -> str:
+    """What a rejection adds when the line that failed reads in the feeds' other encoding: the file was exported
+    in the wrong one (the bank feed is GB18030, the others UTF-8), and what to do."""
+    other = "gb18030" if encoding == "utf-8" else "utf-8"
+    try:
+        line.decode(other)
+    except UnicodeDecodeError:
+        return ""
+    name = "UTF-8" if other == "utf-8" else "GB18030 (GBK)"
+    return (f"; the line reads as {name}: was the file exported in {name}? This feed must be {encoding.upper()}:"
+            f" re-export it in {encoding.upper()} and deliver it again")
 
 
 def dates_in_order(row: dict[str, Any], start: str, end: str, start_name: str, end_name: str) -> None:
@@ -318,7 +332,7 @@ class RowLoader:
 
     def note_skipped(self, count: int) -> None:
         if count:
-            self.parsed.notes.append(f"{self.where}: skipped {count} empty row{'s' * (count != 1)}")
+            self.parsed.notes.append(f"{self.where}: skipped {count} empty {self.row_word}{'s' * (count != 1)}")
 
     def dup_entry(self, source_row: int, rule_code: str, message: str, raw: Any) -> Quarantined:
         """The quarantine entry of a repeated record found after the fact (the fast path's dedup)."""
@@ -362,7 +376,7 @@ class Layout:
             else:
                 index[f.source] = i
         if missing:
-            raise FileRejected(f"{where}: the header has no column {', '.join(missing)}")
+            raise FileRejected(f"{where}: the header has no column {', '.join(missing)}{_unmatched(cells, fields)}")
         return cls(index, tuple(text(c) or name_of(i) for i, c in enumerate(cells)), name_of)
 
     def key(self, i: int) -> str:
@@ -378,6 +392,17 @@ class Layout:
         width = len(self.keys)
         return {self.keys[i] if i < width else self.name_of(i): render(c)
                 for i, c in enumerate(cells) if i < width or not is_blank(c)}
+
+
+def _unmatched(cells: Sequence[Any], fields: Sequence[Field], most: int = 10, width: int = 60) -> str:
+    """What a header holds besides the spec's columns, as a rejection shows it (a typo, another delimiter)."""
+    known = {header(f.source) for f in fields}
+    others = [show(shown if len(shown := text(c)) <= width else shown[:width] + "…")
+              for c in cells if header(c) and header(c) not in known]
+    if not others:
+        return " (the header row is empty)" if all(is_blank(c) for c in cells) else ""
+    more = f" and {len(others) - most} more" if len(others) > most else ""
+    return f" (columns in the header that match none: {', '.join(others[:most])}{more})"
 
 
 def is_total_row(cells: Iterable[Any]) -> bool:
@@ -523,7 +548,7 @@ def _stream_csv(job: CsvJob) -> None:
             raise FileRejected(f"{path.name} is empty: no header line") from None
         if isinstance(header_cells, Refused):
             raise FileRejected(f"{path.name} row 1: the header line cannot be read ({header_cells.message})")
-        layout = Layout.from_header(header_cells, job.fields, path.name)
+        layout = Layout.from_header(header_cells, job.fields, f"{path.name} row 1")
         loader = RowLoader(parsed, job.table, job.fields, where=path.name, constants=job.constants,
                            record=layout.record, check=job.check, limits=limits, keys=layout.key)
         load_table(loader, layout, rows, exact_width=True)
@@ -560,7 +585,7 @@ def _prepare_fast(job: CsvJob, min_bytes: int) -> _Prepared | None:
     header_cells = next(csv.reader([header]))
     if len(header_cells) > limits.fields:
         return None
-    layout = Layout.from_header(header_cells, job.fields, path.name)
+    layout = Layout.from_header(header_cells, job.fields, f"{path.name} row 1")
     sink = job.parsed.sink
     constants = {k: sink.format_value(v) for k, v in job.constants.items()}
     return _Prepared(job, _fast.CsvFile(lines, len(layout.keys), layout.index, dict(job.params or {}), constants,

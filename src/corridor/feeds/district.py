@@ -204,7 +204,7 @@ def _check_archive(path: Path, fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise FileRejected(f"{path.name} is not a readable xlsx workbook: {exc}") from None
+        raise FileRejected(f"{path.name} is not a readable xlsx workbook: {_what_it_is(fh) or exc}") from None
     unpacked = sum(m.file_size for m in members)
     packed = sum(m.compress_size for m in members)
     if unpacked > MAX_UNCOMPRESSED_BYTES:
@@ -213,6 +213,29 @@ def _check_archive(path: Path, fh: BinaryIO) -> None:
     if unpacked > MAX_COMPRESSION_RATIO * max(packed, 1):
         raise FileRejected(f"{path.name} has a compression ratio of {unpacked / max(packed, 1):,.0f}:1, "
                            f"over the limit of {MAX_COMPRESSION_RATIO}:1 (a zip bomb?)")
+
+
+_OLE2 = bytes.fromhex("D0CF11E0A1B11AE1")  # the compound file of .xls workbooks (and of password-protected .xlsx)
+
+
+def _what_it_is(fh: BinaryIO) -> str | None:
+    """What a file that is no zip archive looks like, for its rejection (None: nothing recognisable)."""
+    fh.seek(0)
+    head = fh.read(1024)
+    if not head:
+        return "the file is empty (0 bytes); deliver the workbook again"
+    if head.startswith(_OLE2):
+        return ("it is an Excel 97-2003 workbook (.xls) or a password-protected one, not an .xlsx;"
+                " save it as .xlsx (Excel Workbook) without a password and deliver it again")
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith(b"<"):
+        kind = "an HTML page" if b"<html" in text or b"<!doctype html" in text else "an XML or HTML text file"
+        return (f"it is {kind}, not a workbook (an error or login page saved under the workbook's name?);"
+                " deliver the workbook itself")
+    if head.startswith(b"PK"):
+        return ("it is a truncated or damaged zip archive (an xlsx workbook is one): the transfer may have been"
+                " cut off; deliver the workbook again")
+    return None
 
 
 def _defusedxml() -> bool:
