@@ -37,9 +37,10 @@ def landing(tmp_path) -> Path:
 
 
 def ledger(url: str, feed: str) -> dict[str, tuple[str, str | None]]:
-    """file name -> (status, message) of the feed's ledger rows."""
+    """file name -> (status, message) of the feed's ledger rows (a name's latest row)."""
     with psycopg.connect(url) as conn:
-        rows = conn.execute("select file_name, status, message from ops.load_ledger where feed = %s", (feed,))
+        rows = conn.execute("select file_name, status, message from ops.load_ledger where feed = %s"
+                            " order by ledger_id", (feed,))
         return {name: (status, message) for name, status, message in rows}
 
 
@@ -133,3 +134,18 @@ def test_blank_lines_of_a_json_lines_file_are_noted_as_lines(warehouse_url, land
     (landing / "hr" / "talent_202103.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     status, message = load(warehouse_url, landing, "hr")["talent_202103.jsonl"]
     assert status == "loaded" and message == "talent_202103.jsonl: skipped 2 empty lines"
+
+
+def test_a_talent_file_with_no_record_is_rejected_so_the_months_real_file_can_still_load(warehouse_url, landing):
+    """A month's talent file has one name (talent_YYYYMM.jsonl). Loaded empty (a transfer cut short, 0 bytes or
+    blank lines), it took that name: the real file sent after it was refused as "already loaded with different
+    content", and the month's talents could never be loaded."""
+    path = landing / "hr" / "talent_202103.jsonl"
+    for empty in ("", "\n  \n"):
+        path.write_text(empty, encoding="utf-8")
+        status, message = load(warehouse_url, landing, "hr")["talent_202103.jsonl"]
+        assert status == "rejected" and message.startswith("talent_202103.jsonl holds no record ("), message
+        assert "deliver the month's file again" in message
+    path.write_text(json.dumps(talent(), ensure_ascii=False) + "\n", encoding="utf-8")
+    status, _ = load(warehouse_url, landing, "hr")["talent_202103.jsonl"]
+    assert status == "loaded"

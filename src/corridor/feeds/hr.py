@@ -32,7 +32,7 @@ from corridor.feeds._rows import (
     open_regular,
     too_long_record,
 )
-from corridor.feeds.base import ParsedFile, Sink
+from corridor.feeds.base import FileRejected, ParsedFile, Sink
 from corridor.normalize import (
     NormalizeError,
     area_code,
@@ -179,6 +179,20 @@ def _loader(parsed: ParsedFile, path: Path, meta: Any, pii_key: bytes, limits: L
                      record=masked, check=_unique_record_id(seen), limits=limits)
 
 
+def _no_record(path: Path, parsed: ParsedFile) -> None:
+    """Reject a file that holds no record (0 bytes, or blank lines only): a month's talent file is named by its
+    month alone, so one loaded empty (a transfer cut short) would leave the month's real file no name to load
+    under (a loaded name with other bytes is refused); rejected, it may be delivered again under its own name."""
+    if parsed.rows_received == 0:
+        try:
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0
+        held = "0 bytes" if size == 0 else f"{size:,} bytes, blank lines only"
+        raise FileRejected(f"{path.name} holds no record ({held}): nothing was loaded; a month's talent file has"
+                           " one record a line: deliver the month's file again (under the same name)")
+
+
 def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limits | None = None) -> ParsedFile:
     """Read the file one line at a time (lines split on \\n only: a JSON string may hold U+2028)."""
     limits = limits or config.load().limits
@@ -202,6 +216,7 @@ def parse(path: Path, *, pii_key: bytes, sink: Sink | None = None, limits: Limit
             if not _take_line(loader, lines.line_no, line.removesuffix("\n").removesuffix("\r"), limits):
                 skipped += 1
     loader.note_skipped(skipped)
+    _no_record(path, parsed)
     return parsed
 
 
@@ -362,7 +377,13 @@ def run_batch(paths: list[Path], *, pii_key: bytes, sinks: list[Sink], limits: L
             out[r.at] = (None, exc)
     errors = _fast.merge_batch(fast, jobs, TABLE, spec) if jobs else {}
     for job in jobs:
-        out[ready[job.index].at] = (None, errors[job.index]) if job.index in errors else (job.parsed, None)
+        error = errors.get(job.index)
+        if error is None:
+            try:
+                _no_record(ready[job.index].path, job.parsed)
+            except FileRejected as exc:
+                error = exc
+        out[ready[job.index].at] = (None, error) if error is not None else (job.parsed, None)
     return out
 
 
