@@ -685,7 +685,16 @@ def test_quoted_field_with_a_comma_and_a_newline_is_read(tmp_path):
     parsed = parse_tech(tmp_path, [contract(合同名称="检测设备，第二期\n补充协议"), contract(合同登记号="2021330300000777")])
     rows = parsed.tables["raw.techmarket_contracts"]
     assert rows[0]["contract_title"] == "检测设备，第二期\n补充协议"
-    assert [r["source_row"] for r in rows] == [3, 4]  # the line where each record ends
+    # each record by the line where it starts: what an editor's "go to line" shows of it
+    assert [r["source_row"] for r in rows] == [2, 4]
+
+
+def test_a_refused_record_over_several_lines_is_named_by_its_first_line(tmp_path):
+    parsed = parse_tech(tmp_path, [contract(合同名称="检测设备\n第二期\n补充协议", 合同类型="技术入股"),
+                                   contract(合同登记号="2021330300000777", 合同类型="技术入股")])
+    assert [(q.source_row, q.rule_code) for q in parsed.quarantined] == [(2, "invalid_value"), (5, "invalid_value")]
+    assert parsed.quarantined[0].message.startswith("tech_contracts_20210305.csv row 2: ")
+    assert_reconciles(parsed)
 
 
 # == bank (CSV, GB18030) =================================================================

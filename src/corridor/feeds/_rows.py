@@ -610,10 +610,15 @@ def _slow_part(prep: _Prepared, batch: _fast.CsvBatch, index: int) -> _fast.Merg
 
 
 def _csv_rows(lines: BoundedLines, file_name: str, limits: Limits) -> Iterator[tuple[int, list[str] | Refused]]:
-    """(line number of the record's last line, its fields or why it was refused), one record at a time."""
+    """(line number of the record's first line, its fields or why it was refused), one record at a time.
+
+    A record quoted over several lines is named by the line where it starts (what a person opening the file
+    at that line sees), as a one-line record is; the next record starts after its last line.
+    """
     csv.field_size_limit(limits.field_chars)
     reader = csv.reader(lines)
     while True:
+        line = lines.line_no + 1  # the record's first line
         try:
             cells = next(reader)
         except StopIteration:
@@ -621,10 +626,10 @@ def _csv_rows(lines: BoundedLines, file_name: str, limits: Limits) -> Iterator[t
         except RecordTooLong as exc:
             message, record = too_long_record(exc, exc.head.decode(lines.encoding, errors="ignore"),
                                               limits.record_bytes, "record")
-            yield exc.line, Refused("record_too_long", message, record)
+            yield line, Refused("record_too_long", message, record)
             continue
         except csv.Error as exc:
-            line, head = lines.line_no, lines.head_text()
+            head = lines.head_text()
             lines.record_done()
             rule = "field_too_long" if "field limit" in str(exc) else "invalid_csv"
             detail = (f"a field is over the limit of {limits.field_chars:,} characters (CORRIDOR_MAX_FIELD_CHARS)"
@@ -632,7 +637,6 @@ def _csv_rows(lines: BoundedLines, file_name: str, limits: Limits) -> Iterator[t
             yield line, Refused(rule, f"{detail}; its first {len(head):,} characters are kept",
                                 {"record_head": head})
             continue
-        line = lines.line_no
         if len(cells) > limits.fields:
             head = lines.head_text()
             lines.record_done()
