@@ -91,7 +91,6 @@ class ParsedFile:
     notes: list[str] = field(default_factory=list)  # e.g. "skipped 2 empty rows"
     sink: Sink | None = None
     counts: dict[str, int] = field(default_factory=dict)  # rows added per raw table
-    quarantined_count: int = 0
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.counts[table] = self.counts.get(table, 0) + 1
@@ -108,7 +107,6 @@ class ParsedFile:
     def quarantine(self, source_row: int, rule_code: str, message: str,
                    record: dict[str, Any], sheet: str | None = None) -> None:
         entry = Quarantined(source_row, rule_code, message, record, sheet)
-        self.quarantined_count += 1
         if self.sink is not None:
             self.sink.quarantine(entry)
         else:
