@@ -33,7 +33,7 @@ DEMO_SCALES = {"city": 1, "province": 20, "national": 200}
 class ConfigError(ValueError):
     """A setting that cannot be used, named with the variable or what it names (the landing folder:
     corridor.ingest.LandingFolderMissing). The command line prints it as one line; a task fails on it at once
-    (corridor.orchestration.tasks.fails_at_once_on_a_setting)."""
+    (corridor.orchestration.alerts.fails_at_once_on_a_setting)."""
 
 
 def project_root() -> Path:

@@ -17,9 +17,11 @@ For each entry of ``landing/<feed>/`` the loader
    it; the loader takes that hash while the file's inode, size and times are
    still the ones the worker saw, and hashes and parses it again itself
    otherwise);
-3. in ONE transaction, committed when the file is done: writes the ledger
-   row, streams the parser's rows into the ``raw`` tables by COPY as they are
-   parsed (memory does not grow with the file) and the invalid ones into
+3. parses it (ahead, in a worker or a thread: :class:`Prefetcher`; else
+   here) into spools of COPY text, kept in memory up to SPOOL_MEMORY_BYTES
+   and on disk beyond (memory does not grow with the file); then in ONE
+   transaction, committed when the file is done: writes the ledger row,
+   COPYs the spooled rows into the ``raw`` tables and the invalid ones into
    ``ops.quarantine``, checks ``rows_received = rows_loaded +
    rows_quarantined`` and commits. A crash leaves every file committed before
    it and nothing of the file it was loading; the next run loads that one.
@@ -1208,7 +1210,8 @@ class Loader:
     # -- one file ------------------------------------------------------------
     def load_file(self, path: Path, sha: str | None = None, *, spooled: Spooled | None = None,
                   restating: tuple[str, int] | None = None) -> FileOutcome:
-        """Parse and load one file in one transaction; on any failure roll it back and reject the file.
+        """Load one file in one transaction (parsed into spools first, before it begins, unless ``spooled``); on any
+        failure roll it back and reject the file.
 
         ``spooled``: the file's parse, which the caller took from the prefetcher (the only place a file's parse
         is taken from it) and found still of the bytes ``sha`` is of: the ledger row gets the size and

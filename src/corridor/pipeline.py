@@ -1,4 +1,4 @@
-"""The main job: demo landing (if none given) → warehouse → ingest DAGs → summary."""
+"""The main job: demo landing (if none given) → warehouse → ingest DAGs → build DAG → publish DAG → summary."""
 
 from __future__ import annotations
 

@@ -44,12 +44,6 @@ QUARANTINE_RULE = {
     "duplicate_record_id": "duplicate_record_id",
 }
 
-ALL_KINDS = (*AREA_KINDS, *USCC_KINDS, *ID_KINDS, *XLSX_DATE_KINDS, *NUMBER_KINDS,
-             "missing_required", "negative_amount", "date_out_of_range", "total_row", "empty_row",
-             "header_dirty", "duplicate_row_within_file", "duplicate_row_across_files",
-             "tech_value_exceeds_contract", "invalid_json", "unknown_category", "duplicate_record_id",
-             "restatement", "resent_identical")
-
 ROW_EXPECTS = frozenset({"quarantine", "normalise", "skip"})
 
 

@@ -125,7 +125,6 @@ class Project:
     a: float                  # shape of the investment curve
     b: float                  # shape of the progress curve
     terminate_idx: int | None = None
-    last_status: str = ""
 
     def row(self, idx: int) -> list | None:
         if self.terminate_idx is not None and idx > self.terminate_idx or idx > self.done_idx:

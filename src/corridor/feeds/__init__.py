@@ -1,7 +1,7 @@
 """The four external feeds, as specified in shared/feeds/README.md.
 
 One module per feed (``district``, ``techmarket``, ``bank``, ``hr``), each with
-``parse(path, *, pii_key) -> ParsedFile``. This module holds what the loader
+``parse(path, *, pii_key, sink=None, limits=None) -> ParsedFile``. This module holds what the loader
 needs to know of every feed: its landing folder and its file-name pattern.
 """
 

@@ -419,21 +419,6 @@ def safe_line(line: str) -> bool:
     return re.fullmatch(_SAFE_LINE[1:-1], line) is not None
 
 
-def fast_csv(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, columns: Sequence[str],
-             limits: Any) -> list[Result | None]:
-    """The vectorised pass over the data lines of several CSV files at once (polars costs per call).
-
-    A file with a line of an unsafe shape, or more fields than the limit,
-    gets None (it streams per row instead). The files must share the field
-    positions (``index``).
-    """
-    batch = fast_csv_batch(files, fields, spec, columns, limits)
-    fast_of = batch.fast.partition_by("_file", as_dict=True, include_key=False)
-    empty = batch.fast.clear().drop("_file")
-    return [Result(fast_of.get((i,), empty), batch.slow.get(i, [])) if batch.ok[i] else None
-            for i in range(len(files))]
-
-
 @dataclass
 class CsvBatch:
     """:func:`fast_csv_batch`'s outcome: every file's fast rows in one frame, the others' per file."""
@@ -451,7 +436,13 @@ class CsvBatch:
 
 def fast_csv_batch(files: Sequence[CsvFile], fields: Sequence[Any], spec: Spec, columns: Sequence[str],
                    limits: Any) -> CsvBatch:
-    """:func:`fast_csv` without cutting the fast rows into a frame per file (:func:`merge_batch` takes them)."""
+    """The vectorised pass over the data lines of several CSV files at once (polars costs per call); the fast
+    rows of all of them in one frame (:func:`merge_batch` files them).
+
+    A file with a line of an unsafe shape, or more fields than the limit, is
+    not ``ok`` (it streams per row instead). The files must share the field
+    positions (``index``).
+    """
     lines, sizes, unreadable = _data_lines(files)
     frame = pl.DataFrame({
         "_file": pl.Series(np.repeat(np.arange(len(files), dtype=np.int32), sizes)),
@@ -906,5 +897,5 @@ def csv_lines(data: bytes, encoding: str, limits: Any) -> list[str] | None:
 
 
 __all__ = ["ENABLED", "MAX_BYTES", "CsvBatch", "CsvFile", "JsonFile", "Kind", "MergeJob", "NoDedup", "Result", "Spec",
-           "convert", "csv_body", "csv_lines", "fast_csv", "fast_csv_batch", "fast_json", "fast_records", "merge",
+           "convert", "csv_body", "csv_lines", "fast_csv_batch", "fast_json", "fast_records", "merge",
            "merge_batch", "safe_line", "usable"]

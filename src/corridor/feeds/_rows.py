@@ -445,7 +445,7 @@ class Refused:
 
 @dataclass
 class CsvJob:
-    """One CSV file to load into ``parsed``: what :func:`load_csv` takes, kept so that files can be batched."""
+    """One CSV file to load into ``parsed``: what :func:`parse_job` and :func:`run_csv_jobs` take, kept so that files can be batched."""
 
     parsed: ParsedFile
     path: Path
@@ -464,24 +464,6 @@ class CsvJob:
 # One file alone takes the fast path only when it is this large: polars costs some 0.1 s per call,
 # which pays from a few thousand rows; many files take it together (run_csv_jobs, the loader's batches).
 SINGLE_FAST_BYTES = 4 * 1024 * 1024
-
-
-def load_csv(parsed: ParsedFile, path: Path, *, encoding: str, table: str, fields: Sequence[Field],
-             constants: Mapping[str, Any], check: Check | None = None, limits: Limits | None = None,
-             fast: _fast.Spec | None = None, fast_check: Callable[[dict], Check | None] | None = None,
-             params: Mapping[str, Any] | None = None) -> None:
-    """Load a comma-separated, quoted CSV file with one header line (= row 1), streaming.
-
-    Memory stays bounded whatever the file holds: records are read one at a
-    time under the record, field and field-count limits; a record breaking
-    one is quarantined (an over-long one with its first bytes and length).
-
-    With ``fast`` (the table's :class:`_fast.Spec`) a file of the safe shape
-    is read whole and its clean rows converted vectorised (see
-    :func:`run_csv_jobs`); ``fast_check(seen)`` makes the row check with the
-    given duplicate memory (``_fast.NoDedup``).
-    """
-    parse_job(CsvJob(parsed, path, encoding, table, fields, constants, check, limits, fast, fast_check, params))
 
 
 def parse_job(job: CsvJob) -> ParsedFile:
@@ -538,6 +520,12 @@ def run_csv_jobs(jobs: Sequence[CsvJob], *, min_fast_bytes: int = 0) -> None:
 
 
 def _stream_csv(job: CsvJob) -> None:
+    """A comma-separated, quoted CSV file with one header line (= row 1), streamed per row.
+
+    Memory stays bounded whatever the file holds: records are read one at a
+    time under the record, field and field-count limits; a record breaking
+    one is quarantined (an over-long one with its first bytes and length).
+    """
     parsed, path, limits = job.parsed, job.path, job.limits
     with open_regular(path, max_bytes=limits.file_bytes) as fh:
         lines = BoundedLines(fh, path.name, job.encoding, limits.record_bytes)

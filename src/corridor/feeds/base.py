@@ -6,10 +6,12 @@ without the lineage columns ``ledger_id``, which the loader adds) and
 quarantined records with a rule code and a message. A file that cannot be
 read at all raises :class:`FileRejected` with the reason.
 
-The loader passes a *sink* (``parse(path, *, pii_key, sink=...)``): rows and
-quarantined records then stream straight into the database as they are
-parsed (memory does not grow with the file). Without a sink (unit tests,
-tools) they are kept on the ParsedFile.
+The loader passes a *sink* (``parse(path, *, pii_key, sink=...)``, the
+ingest's ``SpoolSink``): rows and quarantined records then go, as they are
+parsed, to spools of COPY text (in memory up to a bound, on disk beyond: memory
+does not grow with the file) that the loader COPYs into the database in the
+file's transaction. Without a sink (unit tests, tools) they are kept on the
+ParsedFile.
 
 Invariant checked by the loader before commit:
 ``rows_received == rows loaded + rows quarantined`` where a loaded row is one
@@ -70,7 +72,10 @@ class Quarantined:
 
 
 class Sink(Protocol):
-    """Where a parser's output goes while it parses (the loader's COPY streams)."""
+    """Where a parser's output goes while it parses (the loader's spools of COPY text, ``ingest.SpoolSink``).
+
+    The fast path writes through ``add_block(table, data)`` (``ParsedFile.add_block``), and only into a sink
+    that has it (``_fast.usable``): ``SpoolSink``."""
 
     def add(self, table: str, row: dict[str, Any]) -> None: ...
 
@@ -91,7 +96,6 @@ class ParsedFile:
     notes: list[str] = field(default_factory=list)  # e.g. "skipped 2 empty rows"
     sink: Sink | None = None
     counts: dict[str, int] = field(default_factory=dict)  # rows added per raw table
-    quarantined_count: int = 0
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.counts[table] = self.counts.get(table, 0) + 1
@@ -108,7 +112,6 @@ class ParsedFile:
     def quarantine(self, source_row: int, rule_code: str, message: str,
                    record: dict[str, Any], sheet: str | None = None) -> None:
         entry = Quarantined(source_row, rule_code, message, record, sheet)
-        self.quarantined_count += 1
         if self.sink is not None:
             self.sink.quarantine(entry)
         else:

@@ -247,8 +247,10 @@ async def scorecards_late(context=None, **kwargs) -> None:
 def freshness_failed(result_text: str, context=None) -> bool:
     """Alert the data team that ``dbt source freshness`` found a stale (or failing) source.
 
-    For the build DAG's freshness step: call it with dbt's output when
-    ``dbt source freshness`` exits non-zero (or reports ``WARN``/``ERROR``)::
+    No DAG calls it: the build DAG's ``source_freshness`` task fails instead, and
+    its :func:`task_failed` alert names each feed. For a caller that wants dbt's
+    output mailed: call it with that output when ``dbt source freshness`` exits
+    non-zero (or reports ``WARN``/``ERROR``)::
 
         from corridor.orchestration.alerts import freshness_failed
         freshness_failed(result_text)   # e.g. the console output, or lines per source

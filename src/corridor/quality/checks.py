@@ -209,8 +209,9 @@ def run_checks(url: str, root: Path | None = None, *, full: bool = False) -> Qua
     The raw suites (``SuiteSpec.incremental``) validate the rows of the loaded
     files no passing gate has validated yet, on their ``@due`` batch; a table
     with no such rows is skipped (unless its feed's new files should have
-    brought rows: then the reconciliation says which). ``full``: every file
-    again, whole tables (:mod:`corridor.quality.state`). The other suites read
+    brought rows: then the reconciliation says which). ``full``, or the
+    warehouse's first gate (no file validated yet): every file, whole tables
+    (:mod:`corridor.quality.state`). The other suites read
     their tables whole. A run without error-level failures records its files
     as validated.
     """

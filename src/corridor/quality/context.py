@@ -6,7 +6,7 @@ Layout (``context_root_dir`` = ``expectations/``)::
                                     PostgreSQL at ``${CORRIDOR_GX_URL}`` (set at run time, never
                                     written), one table asset per suite, batch definition
                                     ``whole_table``
-    expectations/<schema.table>.json            the suites
+    expectations/<schema>/<table>.json          the suites (suite ``<schema>.<table>``)
     validation_definitions/<schema.table>.json  suite × batch definition
     validation_definitions/raw.<table>@due.json the raw suites × the rows of the files not
                                     validated yet (table asset ``raw.<table>@due`` on the

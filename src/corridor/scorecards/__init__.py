@@ -16,15 +16,14 @@ file (phones).
 - `follow_up_provisional(url, out_dir, gate=...)`: the final edition (n + 1)
   of each provisional edition whose period is complete now (after a rebuild).
 - `editions_due(logical_date)`: which (edition, period_start) a publish run
-  publishes; `PUBLISH_SCHEDULE` is its cron (Asia/Shanghai).
+  publishes (its cron, `0 9 12 * *` Asia/Shanghai, is the publish DAG's:
+  dags/publish_scorecards.py).
 """
 
 from corridor.scorecards.completeness import Completeness
 from corridor.scorecards.data import PeriodNotAvailable, Scorecard, latest_period, load_scorecard
 from corridor.scorecards.editions import (
-    EDITION_SCHEDULES,
     EDITIONS,
-    PUBLISH_SCHEDULE,
     TIMEZONE,
     editions_due,
 )
@@ -43,7 +42,7 @@ from corridor.scorecards.publish import (
 )
 
 __all__ = [
-    "EDITIONS", "EDITION_SCHEDULES", "FORMATS", "PUBLISH_SCHEDULE", "TIMEZONE", "Completeness", "FontMissing",
+    "EDITIONS", "FORMATS", "TIMEZONE", "Completeness", "FontMissing",
     "GateBlocked", "PeriodNotAvailable", "PublishResult", "PublishedScorecard", "Scorecard",
     "check_gate", "deliver", "deliver_all", "editions_due", "follow_up_provisional", "format_publish_result", "normalise_gate", "latest_period", "load_scorecard", "publish", "render",
 ]

@@ -1,7 +1,7 @@
 """``corridor scorecards …``: publish (gated, recorded, mailed), re-publish, preview, list editions.
 
-Registered in the main command line with ``main.add_command(scorecards)``
-(``corridor.cli``).
+Registered in the main command line on first use (``corridor.cli._LAZY_COMMANDS``: this module,
+and WeasyPrint and openpyxl with it, is imported only when ``corridor scorecards`` is asked for).
 """
 
 from __future__ import annotations

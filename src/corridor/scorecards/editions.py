@@ -21,15 +21,6 @@ from zoneinfo import ZoneInfo
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 
-# One cron for the publish DAG (Asia/Shanghai); editions_due() maps a run to editions.
-PUBLISH_SCHEDULE = "0 9 12 * *"
-# The same rhythm as three schedules, for three DAGs (each filters editions_due by edition).
-EDITION_SCHEDULES = {
-    "monthly": "0 9 12 * *",
-    "quarterly": "0 9 12 1,4,7,10 *",
-    "year_end": "0 9 12 1 *",
-}
-
 
 @dataclass(frozen=True)
 class Edition:
@@ -108,7 +99,7 @@ def editions_due(logical_date: date | datetime, editions=None) -> list[tuple[str
     the previous month; when the run's month starts a quarter (Jan, Apr, Jul,
     Oct): the quarterly edition of the previous quarter; in January: the
     year-end edition of the previous year. ``editions`` keeps only those named
-    (for a DAG per edition).
+    (no DAG passes it: the one publish DAG publishes whatever is due).
 
     >>> editions_due(date(2023, 1, 12))
     [('monthly', datetime.date(2022, 12, 1)), ('quarterly', datetime.date(2022, 10, 1)), ('year_end', datetime.date(2022, 1, 1))]
