@@ -98,6 +98,19 @@ def test_every_public_model_has_an_enforced_contract_a_database_key_and_document
         assert not undocumented, (node["name"], undocumented)
 
 
+def test_the_bi_exposure_names_every_model_bi_reads(built_warehouse):
+    """The docs' lineage of the BI exposure (and `dbt build -s +exposure:corridor_bi`) covers exactly what
+    bi_reader may read: every public model, among them dim_period (the period spine and as-of date) and
+    fct_platform_states (the validity windows six KPIs are counted from)."""
+    manifest = json.loads((transform.dbt_state_dir() / "target" / "manifest.json").read_text(encoding="utf-8"))
+    public = {uid for uid, n in manifest["nodes"].items()
+              if n["resource_type"] == "model" and n.get("access") == "public"}
+    exposure = manifest["exposures"]["exposure.corridor.corridor_bi"]
+    assert "bi_reader" in exposure["description"]
+    missing = sorted(public - set(exposure["depends_on"]["nodes"]))
+    assert missing == [] and set(exposure["depends_on"]["nodes"]) == public, missing
+
+
 def test_the_public_models_documentation_is_in_the_database(built_warehouse):
     """persist_docs (macros/persist_docs.sql: one statement, no catalog lookup, for contracted models):
     every public table and each of its columns carry their YAML description as a comment."""

@@ -54,17 +54,27 @@
 
 
 {% macro area_row_security() %}
-    {#- model meta: area_column (none = no row security), shared_rows (a condition visible to every area). -#}
+    {#- model meta: area_column (none = no row security), shared_rows (a condition visible to every area).
+
+        Row security is DDL that takes an ACCESS EXCLUSIVE lock on the table. A table rebuilt whole holds that
+        lock already (its swap), but an increment (delete+insert) needs none that a BI query waits for: made
+        again at every increment, the policies made the build wait for every BI query running on the table and
+        every BI query after it queue behind the build. So the policies are made only where they are missing
+        or differ from these: their definition's md5 is the comment of the policy area_reader_reads_own_area
+        (a table rebuilt whole is new: it has none). -#}
     {%- set meta = model.config.get('meta', {}) %}
     {%- set area_column = meta.get('area_column') %}
     {%- if area_column %}
-    alter table {{ this }} enable row level security;
-    drop policy if exists bi_reader_reads_every_row on {{ this }};
-    create policy bi_reader_reads_every_row on {{ this }}
+    {#- no database name: a copy of the warehouse (CREATE DATABASE … TEMPLATE) keeps its policies -#}
+    {%- set relation = this.include(database=false) %}
+    {%- set policies -%}
+    alter table {{ relation }} enable row level security;
+    drop policy if exists bi_reader_reads_every_row on {{ relation }};
+    create policy bi_reader_reads_every_row on {{ relation }}
         for select to bi_reader
         using (true);
-    drop policy if exists area_reader_reads_own_area on {{ this }};
-    create policy area_reader_reads_own_area on {{ this }}
+    drop policy if exists area_reader_reads_own_area on {{ relation }};
+    create policy area_reader_reads_own_area on {{ relation }}
         for select to corridor_area_reader
         using (
             {{ area_column }} in (
@@ -75,7 +85,26 @@
             {%- if meta.get('shared_rows') %}
             or ({{ meta.get('shared_rows') }})
             {%- endif %}
-        )
+        );
+    {%- endset %}
+    {%- set fingerprint = 'area_row_security ' ~ local_md5(policies) %}
+    do $area_row_security$
+    begin
+        if not exists (
+            select from pg_catalog.pg_class as c
+            where c.oid = '{{ relation }}'::regclass and c.relrowsecurity
+        ) or not exists (
+            select from pg_catalog.pg_policy as p
+            where p.polrelid = '{{ relation }}'::regclass and p.polname = 'bi_reader_reads_every_row'
+        ) or (
+            select obj_description(p.oid, 'pg_policy') from pg_catalog.pg_policy as p
+            where p.polrelid = '{{ relation }}'::regclass and p.polname = 'area_reader_reads_own_area'
+        ) is distinct from '{{ fingerprint }}' then
+            {{ policies | indent(8) }}
+            comment on policy area_reader_reads_own_area on {{ relation }} is '{{ fingerprint }}';
+        end if;
+    end
+    $area_row_security$
     {%- else %}
     select 1 as no_row_security
     {%- endif %}
