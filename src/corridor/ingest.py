@@ -135,6 +135,23 @@ class ReconciliationError(RuntimeError):
     """rows_received != rows_loaded + rows_quarantined: never commit that."""
 
 
+class WarehouseTrouble(RuntimeError):
+    """The warehouse could not take a file for a reason of its own, not the file's (a lock or statement timeout,
+    a cancelled statement, a deadlock, a full disk, ...): the run stops at that file, which is not rejected."""
+
+
+# SQLSTATEs of errors that say nothing about the file being loaded: connection (08), transaction rollback
+# (40: serialization failure, deadlock), insufficient resources (53: disk full, out of memory), lock not
+# available (55P03: lock_timeout), operator intervention (57: statement_timeout, a cancel, a shutdown), system
+# error (58: I/O), idle-in-transaction and transaction timeouts (25P03, 25P04).
+_NOT_THE_FILES = ("08", "40", "53", "55P03", "57", "58", "25P03", "25P04")
+
+
+def _not_the_files(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+    return bool(state) and state.startswith(_NOT_THE_FILES)
+
+
 def sha256_of(path: Path) -> str:
     with open_regular(path) as fh:
         return _sha256_of_open(fh)
@@ -1222,7 +1239,10 @@ class Loader:
         database refuses inside COPY, a reconciliation failure) costs this
         file only: nothing of it stays, a ``rejected`` ledger row names the
         file and the cause, and the loader goes on with the next file. Only a
-        lost connection (nothing can be recorded then) propagates.
+        lost connection (nothing can be recorded then) propagates, and an error
+        that is the warehouse's, not the file's (a lock or statement timeout, a
+        cancel, a deadlock, a full disk: ``_not_the_files``), which rolls the file
+        back and stops the run as ``WarehouseTrouble``, rejecting nothing.
         """
         sha = sha or sha256_of(path)
         started_at = datetime.now(UTC)
@@ -1327,6 +1347,15 @@ class Loader:
             if self.conn.broken or self.conn.closed:
                 raise  # the server is gone: nothing can be recorded, the run must stop
             self._rollback()
+            if _not_the_files(exc):
+                # Rejecting the file would blame it, and its successors would be committed before it (out of
+                # delivery order); every next file would likely meet the same lock or timeout. Stop here.
+                raise WarehouseTrouble(
+                    f"{self.feed}/{path.name}: the warehouse did not take the file ({_one_line(exc)}); not the "
+                    "file's fault: nothing of it was committed, the files before it stay loaded and the run stops "
+                    "here (the files after it wait, in delivery order). Find what holds the lock or takes the time "
+                    "(pg_locks, pg_stat_activity; the lock_timeout / statement_timeout of the loader's user or "
+                    "database), then run the ingest again: it loads this file and the rest") from exc
             if isinstance(exc, psycopg.Error):
                 cause = f"the database refused it ({_one_line(exc)})"
             else:  # a parser bug must not hide the file, nor stop the others
@@ -1627,5 +1656,5 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
     return summary
 
 
-__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "close_parse_pool", "discover",
-           "ingest_feed", "silence_warning"]
+__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "WarehouseTrouble", "close_parse_pool",
+           "discover", "ingest_feed", "silence_warning"]
