@@ -63,3 +63,108 @@ def test_a_lock_timeout_stops_the_run_instead_of_rejecting_every_file(warehouse_
     ledger = _ledger(warehouse_url)
     assert [r[0] for r in ledger] == [p.name for p in files]
     assert scalar(warehouse_url, "select count(*) from raw.bank_loans") == sum(r[3] for r in ledger)
+
+
+# -- a mail relay that ends the session mid-delivery ------------------------------------------------------------
+
+class _SessionLimitedRelay:
+    """aiosmtpd handler: takes ``per_session`` messages in an SMTP session, then answers the next MAIL FROM with
+    421 and closes the connection (Exchange's and Postfix's limits on messages per connection do this)."""
+
+    def __init__(self, per_session: int) -> None:
+        from tests.mailbox import Inbox
+
+        self.inbox, self.per_session, self.sessions = Inbox(), per_session, {}
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 (aiosmtpd's hook)
+        import asyncio
+
+        taken = self.sessions.setdefault(id(session), 0)
+        if taken >= self.per_session:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.7.0 too many messages in this session, closing"
+        self.sessions[id(session)] = taken + 1
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
+        return await self.inbox.handle_DATA(server, session, envelope)
+
+
+def test_a_relay_that_ends_the_session_after_some_messages_gets_the_others_on_a_new_one(monkeypatch, tmp_path):
+    """`delivery.send` mails every scorecard over one SMTP session. A relay that takes a few messages per session
+    and then answers 421 and hangs up made every following message fail ("please run connect() first"): with
+    seven areas and up to three editions a publication, every run failed and a rerun sent only the next few. The
+    session is now opened again: each message is sent once, none fails."""
+    from aiosmtpd.controller import Controller
+
+    from corridor.scorecards import delivery
+    from tests.mailbox import free_port, smtp_connection_json
+
+    relay, port = _SessionLimitedRelay(per_session=2), free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(port, "scorecards@corridor.example"))
+        attachment = tmp_path / "card.pdf"
+        attachment.write_bytes(b"%PDF-1.7 not really")
+        messages = [delivery.Message(None, [f"area{i}@corridor.example"], f"card {i}", f"<p>card {i}</p>",
+                                     [attachment]) for i in range(5)]
+        sent: list[str] = []
+        failures = delivery.send(messages, "smtp_default", None, lambda m, accepted: sent.extend(accepted))
+    finally:
+        controller.stop()
+    assert [(m.subject, delivery.describe_failure(exc)) for m, exc in failures] == []
+    assert sent == [f"area{i}@corridor.example" for i in range(5)]
+    assert [e.rcpt_tos for e in relay.inbox.envelopes] == [[f"area{i}@corridor.example"] for i in range(5)]
+    assert len(relay.sessions) == 3
+
+
+class _StallingRelay:
+    """aiosmtpd handler: answers the end of the ``stall``-th message's DATA only after ``seconds`` (a relay that
+    stalls past the client's timeout), the others at once."""
+
+    def __init__(self, stall: int, seconds: float) -> None:
+        from tests.mailbox import Inbox
+
+        self.inbox, self.stall, self.seconds, self.seen = Inbox(), stall, seconds, 0
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
+        import asyncio
+
+        self.seen += 1
+        if self.seen == self.stall:
+            await asyncio.sleep(self.seconds)
+        return await self.inbox.handle_DATA(server, session, envelope)
+
+
+def test_a_relay_that_times_out_on_one_message_gets_the_others_and_that_one_is_reported(monkeypatch, tmp_path):
+    """The relay stalls past the connection's timeout on the second message: smtplib closes the session. That
+    message is reported (the relay may have taken it: it is not sent again in this run, the rerun sends it unless
+    it was recorded) and the messages after it go on a new session; they all failed before ("please run connect()
+    first", after futile retries on the closed session)."""
+    import json
+
+    from aiosmtpd.controller import Controller
+
+    from corridor.scorecards import delivery
+    from tests.mailbox import free_port, smtp_connection_json
+
+    relay, port = _StallingRelay(stall=2, seconds=4), free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        connection = json.loads(smtp_connection_json(port, "scorecards@corridor.example"))
+        connection["extra"].update(timeout=1, retry_limit=2)
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(connection))
+        attachment = tmp_path / "card.pdf"
+        attachment.write_bytes(b"%PDF-1.7 not really")
+        messages = [delivery.Message(None, [f"area{i}@corridor.example"], f"card {i}", f"<p>card {i}</p>",
+                                     [attachment]) for i in range(4)]
+        sent: list[str] = []
+        failures = delivery.send(messages, "smtp_default", None, lambda m, accepted: sent.extend(accepted))
+    finally:
+        controller.stop()
+    assert [(m.subject, type(exc).__name__) for m, exc in failures] == [("card 1", "SMTPServerDisconnected")]
+    assert "timed out" in str(failures[0][1])
+    assert sent == ["area0@corridor.example", "area2@corridor.example", "area3@corridor.example"]
