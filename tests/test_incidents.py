@@ -168,3 +168,35 @@ def test_a_relay_that_times_out_on_one_message_gets_the_others_and_that_one_is_r
     assert [(m.subject, type(exc).__name__) for m, exc in failures] == [("card 1", "SMTPServerDisconnected")]
     assert "timed out" in str(failures[0][1])
     assert sent == ["area0@corridor.example", "area2@corridor.example", "area3@corridor.example"]
+
+
+# -- the output folder failing mid-publication ------------------------------------------------------------------
+
+def test_a_write_failing_mid_edition_leaves_no_file_of_it_and_records_nothing(warehouse_copy, tmp_path, monkeypatch):
+    """The scorecards' folder fails while an edition is written (a full disk, a folder not writable; here the
+    XLSX's name is taken by a folder, so that the rename fails for root too): the edition is not recorded, as
+    before, but its PDF stayed in the folder, named like a published edition (`_v1.pdf`, or `_v2.pdf` beside a
+    recorded `_v1` after a --republish), which nothing had published or mailed. Now nothing of it stays, and the
+    next run publishes it whole."""
+    from datetime import date
+
+    from corridor.scorecards import publish
+    from corridor.scorecards.publish import edition_dir, file_stem
+    from tests.conftest import passed
+
+    monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
+    monkeypatch.delenv("CORRIDOR_SMTP_CONN_ID", raising=False)
+    url, out, december = warehouse_copy, tmp_path / "out", date(2022, 12, 1)
+    folder = edition_dir(out, "monthly", december, "LW")
+    obstacle = folder / f"{file_stem('monthly', december, 'LW', 1)}.xlsx"
+    obstacle.mkdir(parents=True)
+    with pytest.raises(OSError):
+        publish(url, out, gate=passed(url), edition="monthly", period_start=december, areas=["LW"], workers=0)
+    assert scalar(url, "select count(*) from ops.scorecard_editions") == 0
+    assert sorted(p.name for p in folder.iterdir()) == [obstacle.name]  # no PDF, no temporary file left
+
+    obstacle.rmdir()
+    again = publish(url, out, gate=passed(url), edition="monthly", period_start=december, areas=["LW"], workers=0)
+    assert [(s.status, s.edition_no) for s in again.scorecards] == [("published", 1)]
+    assert sorted(p.suffix for p in folder.iterdir()) == [".html", ".pdf", ".xlsx"]
+    assert scalar(url, "select count(*) from ops.scorecard_editions") == 3
