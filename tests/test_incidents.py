@@ -35,7 +35,10 @@ def _ledger(url: str) -> list[tuple]:
                             " from ops.load_ledger order by ledger_id").fetchall()
 
 
-def test_a_lock_timeout_stops_the_run_instead_of_rejecting_every_file(warehouse_url, landing):
+@pytest.mark.parametrize(("setting", "error"), [
+    ("lock_timeout", "LockNotAvailable: canceling statement due to lock timeout"),
+    ("statement_timeout", "QueryCanceled: canceling statement due to statement timeout")])
+def test_a_lock_timeout_stops_the_run_instead_of_rejecting_every_file(warehouse_url, landing, setting, error):
     """A raw table locked by another session and a lock_timeout on the warehouse (an operator's ALTER TABLE or
     VACUUM FULL, a BI session's LOCK): each file's COPY was cancelled after the timeout and the file recorded as
     `rejected`, "the database refused it", one after the other (every file waiting its timeout), and the files
@@ -43,7 +46,8 @@ def test_a_lock_timeout_stops_the_run_instead_of_rejecting_every_file(warehouse_
     such file, rejects nothing, says it is not the file's fault and what to do; the next run loads every file."""
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         database = conn.info.dbname
-        conn.execute(sql.SQL("alter database {} set lock_timeout = '1s'").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("alter database {} set {} = '1s'").format(sql.Identifier(database),
+                                                                        sql.Identifier(setting)))
     files = discover(landing, "bank")
     holder = psycopg.connect(warehouse_url)
     try:
@@ -53,8 +57,7 @@ def test_a_lock_timeout_stops_the_run_instead_of_rejecting_every_file(warehouse_
     finally:
         holder.close()
     message = str(trouble.value)
-    assert message.startswith(f"bank/{files[0].name}: the warehouse did not take the file (LockNotAvailable: "
-                              "canceling statement due to lock timeout)"), message
+    assert message.startswith(f"bank/{files[0].name}: the warehouse did not take the file ({error})"), message
     assert "not the file's fault" in message and "run the ingest again" in message, message
     assert _ledger(warehouse_url) == []  # no file blamed, none loaded past it
 
