@@ -4,6 +4,7 @@ PostgreSQL), a mail relay that ends the session mid-delivery (aiosmtpd)."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import psycopg
@@ -66,6 +67,44 @@ def test_a_lock_timeout_stops_the_run_instead_of_rejecting_every_file(warehouse_
     ledger = _ledger(warehouse_url)
     assert [r[0] for r in ledger] == [p.name for p in files]
     assert scalar(warehouse_url, "select count(*) from raw.bank_loans") == sum(r[3] for r in ledger)
+
+
+
+def test_a_loader_waiting_for_a_table_lock_says_who_holds_it(warehouse_url, landing, monkeypatch):
+    """Without a timeout the loader waits as long as another session locks a raw table (or the ledger): the run
+    hung with nothing in its log (only the waits for a dbt command were logged). Now the log says, while it waits,
+    for how long, which backend holds the lock (application, user, state, query) and how to end it."""
+    import logging
+    import threading
+
+    from corridor import ingest
+
+    monkeypatch.setattr(ingest, "LOCK_WATCH_SECONDS", 0.5, raising=False)
+    lines: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("corridor.ingest").addHandler(handler)
+    holder = psycopg.connect(warehouse_url, application_name="a BI extract")
+    box: dict = {}
+    try:
+        holder.execute("lock table raw.bank_loans in access exclusive mode")
+        holder_pid = holder.info.backend_pid
+        loader = threading.Thread(target=lambda: box.update(summary=ingest_feed(
+            warehouse_url, "bank", landing, pii_key=TEST_PII_KEY)), daemon=True)
+        loader.start()
+        deadline = time.monotonic() + 30
+        while not any("waited" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert loader.is_alive()  # still waiting: nothing failed
+    finally:
+        holder.close()
+        logging.getLogger("corridor.ingest").removeHandler(handler)
+    loader.join(60)
+    waits = [line for line in lines if "waited" in line]
+    assert waits, lines
+    assert (f"for a lock held by backend {holder_pid} (a BI extract" in waits[0]
+            and f"pg_terminate_backend({holder_pid})" in waits[0]), waits[0]
+    assert box["summary"].count("loaded") == len(discover(landing, "bank"))
 
 
 # -- a mail relay that ends the session mid-delivery ------------------------------------------------------------

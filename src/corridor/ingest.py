@@ -1631,6 +1631,58 @@ def silence_warning(conn: psycopg.Connection, feed: str, as_of: datetime) -> str
     return None
 
 
+# Every this many seconds a feed's ingest looks whether its session waits for a lock another session holds on a
+# table (a raw table, the ledger: an ALTER TABLE, a VACUUM FULL, a LOCK), and logs who holds it.
+LOCK_WATCH_SECONDS = 30.0
+
+
+class _LockWatch:
+    """While the loader's session (backend ``pid``) waits for a lock another session holds on a table or row, log
+    every ``LOCK_WATCH_SECONDS`` how long, which backend holds it and how to end it. The advisory locks are left
+    out: the waits for a dbt command are logged by the loader itself, those for another loader of the feed last
+    one file. Its own connection is opened at the first look only (a short ingest opens none); any error of its
+    own ends the watch, never the load."""
+
+    QUERY = ("select extract(epoch from now() - w.state_change)::int, b.pid, b.application_name, b.usename,"
+             " b.state, left(regexp_replace(b.query, '\\s+', ' ', 'g'), 120)"
+             " from pg_stat_activity as w cross join lateral unnest(pg_blocking_pids(w.pid)) as h(pid)"
+             " join pg_stat_activity as b on b.pid = h.pid"
+             " where w.pid = %s and w.wait_event_type = 'Lock' and w.wait_event <> 'advisory' limit 1")
+
+    def __init__(self, url: str, pid: int, feed: str) -> None:
+        self.url, self.pid, self.feed = url, pid, feed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"ingest-{feed}-lock-watch", daemon=True)
+
+    def __enter__(self) -> _LockWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        conn = None
+        try:
+            while not self._stop.wait(LOCK_WATCH_SECONDS):
+                if conn is None:
+                    conn = psycopg.connect(self.url, autocommit=True, application_name="corridor ingest lock watch")
+                row = conn.execute(self.QUERY, (self.pid,)).fetchone()
+                if row is not None:
+                    waited, holder, application, user, state, query = row
+                    log.warning("%s: the loader (backend %d) has waited %d s for a lock held by backend %d (%s, user "
+                                "%s, %s: %s); it goes on when that session commits, rolls back or ends (select "
+                                "pg_terminate_backend(%d) ends it)", self.feed, self.pid, waited, holder,
+                                application or "no application name", user, state, query, holder)
+        except Exception as exc:  # the watch is a courtesy: it never stops a load
+            log.debug("%s: lock watch ended: %s", self.feed, exc)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
 def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
                 as_of: datetime | None = None) -> FeedSummary:
     """Load every new file of a feed's landing folder; return what happened.
@@ -1643,7 +1695,7 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
         raise KeyError(f"unknown feed {feed!r}; expected one of {', '.join(FEEDS)}")
     files = discover(landing_dir, feed)
     try:
-        with db.connect(url, autocommit=True) as conn:
+        with db.connect(url, autocommit=True) as conn, _LockWatch(url, conn.info.backend_pid, feed):
             summary = Loader(conn, feed, pii_key=pii_key, landing_dir=Path(landing_dir)).load_all(files)
             warning = silence_warning(conn, feed, as_of or datetime.now(UTC))
     except BaseException:
