@@ -137,6 +137,23 @@ class ReconciliationError(RuntimeError):
     """rows_received != rows_loaded + rows_quarantined: never commit that."""
 
 
+class WarehouseTrouble(RuntimeError):
+    """The warehouse could not take a file for a reason of its own, not the file's (a lock or statement timeout,
+    a cancelled statement, a deadlock, a full disk, ...): the run stops at that file, which is not rejected."""
+
+
+# SQLSTATEs of errors that say nothing about the file being loaded: connection (08), transaction rollback
+# (40: serialization failure, deadlock), insufficient resources (53: disk full, out of memory), lock not
+# available (55P03: lock_timeout), operator intervention (57: statement_timeout, a cancel, a shutdown), system
+# error (58: I/O), idle-in-transaction and transaction timeouts (25P03, 25P04).
+_NOT_THE_FILES = ("08", "40", "53", "55P03", "57", "58", "25P03", "25P04")
+
+
+def _not_the_files(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+    return bool(state) and state.startswith(_NOT_THE_FILES)
+
+
 def sha256_of(path: Path) -> str:
     with open_regular(path) as fh:
         return _sha256_of_open(fh)
@@ -1225,7 +1242,10 @@ class Loader:
         database refuses inside COPY, a reconciliation failure) costs this
         file only: nothing of it stays, a ``rejected`` ledger row names the
         file and the cause, and the loader goes on with the next file. Only a
-        lost connection (nothing can be recorded then) propagates.
+        lost connection (nothing can be recorded then) propagates, and an error
+        that is the warehouse's, not the file's (a lock or statement timeout, a
+        cancel, a deadlock, a full disk: ``_not_the_files``), which rolls the file
+        back and stops the run as ``WarehouseTrouble``, rejecting nothing.
         """
         sha = sha or sha256_of(path)
         started_at = datetime.now(UTC)
@@ -1330,6 +1350,15 @@ class Loader:
             if self.conn.broken or self.conn.closed:
                 raise  # the server is gone: nothing can be recorded, the run must stop
             self._rollback()
+            if _not_the_files(exc):
+                # Rejecting the file would blame it, and its successors would be committed before it (out of
+                # delivery order); every next file would likely meet the same lock or timeout. Stop here.
+                raise WarehouseTrouble(
+                    f"{self.feed}/{path.name}: the warehouse did not take the file ({_one_line(exc)}); not the "
+                    "file's fault: nothing of it was committed, the files before it stay loaded and the run stops "
+                    "here (the files after it wait, in delivery order). Find what holds the lock or takes the time "
+                    "(pg_locks, pg_stat_activity; the lock_timeout / statement_timeout of the loader's user or "
+                    "database), then run the ingest again: it loads this file and the rest") from exc
             if isinstance(exc, psycopg.Error):
                 cause = f"the database refused it ({_one_line(exc)})"
             else:  # a parser bug must not hide the file, nor stop the others
@@ -1605,6 +1634,58 @@ def silence_warning(conn: psycopg.Connection, feed: str, as_of: datetime) -> str
     return None
 
 
+# Every this many seconds a feed's ingest looks whether its session waits for a lock another session holds on a
+# table (a raw table, the ledger: an ALTER TABLE, a VACUUM FULL, a LOCK), and logs who holds it.
+LOCK_WATCH_SECONDS = 30.0
+
+
+class _LockWatch:
+    """While the loader's session (backend ``pid``) waits for a lock another session holds on a table or row, log
+    every ``LOCK_WATCH_SECONDS`` how long, which backend holds it and how to end it. The advisory locks are left
+    out: the waits for a dbt command are logged by the loader itself, those for another loader of the feed last
+    one file. Its own connection is opened at the first look only (a short ingest opens none); any error of its
+    own ends the watch, never the load."""
+
+    QUERY = ("select extract(epoch from now() - w.state_change)::int, b.pid, b.application_name, b.usename,"
+             " b.state, left(regexp_replace(b.query, '\\s+', ' ', 'g'), 120)"
+             " from pg_stat_activity as w cross join lateral unnest(pg_blocking_pids(w.pid)) as h(pid)"
+             " join pg_stat_activity as b on b.pid = h.pid"
+             " where w.pid = %s and w.wait_event_type = 'Lock' and w.wait_event <> 'advisory' limit 1")
+
+    def __init__(self, url: str, pid: int, feed: str) -> None:
+        self.url, self.pid, self.feed = url, pid, feed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"ingest-{feed}-lock-watch", daemon=True)
+
+    def __enter__(self) -> _LockWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        conn = None
+        try:
+            while not self._stop.wait(LOCK_WATCH_SECONDS):
+                if conn is None:
+                    conn = psycopg.connect(self.url, autocommit=True, application_name="corridor ingest lock watch")
+                row = conn.execute(self.QUERY, (self.pid,)).fetchone()
+                if row is not None:
+                    waited, holder, application, user, state, query = row
+                    log.warning("%s: the loader (backend %d) has waited %d s for a lock held by backend %d (%s, user "
+                                "%s, %s: %s); it goes on when that session commits, rolls back or ends (select "
+                                "pg_terminate_backend(%d) ends it)", self.feed, self.pid, waited, holder,
+                                application or "no application name", user, state, query, holder)
+        except Exception as exc:  # the watch is a courtesy: it never stops a load
+            log.debug("%s: lock watch ended: %s", self.feed, exc)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
 def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
                 as_of: datetime | None = None) -> FeedSummary:
     """Load every new file of a feed's landing folder; return what happened.
@@ -1617,7 +1698,7 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
         raise KeyError(f"unknown feed {feed!r}; expected one of {', '.join(FEEDS)}")
     files = discover(landing_dir, feed)
     try:
-        with db.connect(url, autocommit=True) as conn:
+        with db.connect(url, autocommit=True) as conn, _LockWatch(url, conn.info.backend_pid, feed):
             summary = Loader(conn, feed, pii_key=pii_key, landing_dir=Path(landing_dir)).load_all(files)
             warning = silence_warning(conn, feed, as_of or datetime.now(UTC))
     except BaseException:
@@ -1630,5 +1711,5 @@ def ingest_feed(url: str, feed: str, landing_dir: Path, *, pii_key: bytes,
     return summary
 
 
-__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "close_parse_pool", "discover",
-           "ingest_feed", "silence_warning"]
+__all__ = ["FeedSummary", "FileOutcome", "LandingFolderMissing", "Loader", "WarehouseTrouble", "close_parse_pool",
+           "discover", "ingest_feed", "silence_warning"]

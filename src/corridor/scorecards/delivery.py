@@ -173,7 +173,9 @@ def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, cla
     A message the server took for some addresses and refused for others is a failure too, an
     ``SMTPRecipientsRefused`` naming only the refused ones (smtplib reports them in sendmail's return value,
     and raises only when every address is refused). ``claim(message)``: called just before a message is sent;
-    False skips it (another sender has it, or nobody is owed it any more); it may narrow ``message.to``."""
+    False skips it (another sender has it, or nobody is owed it any more); it may narrow ``message.to``.
+    A session the relay ended (a 421 reply: its limit of messages per connection) is opened again for the next
+    message; when it cannot be, that message and the rest fail as ``MailServerUnreachable``."""
     import smtplib
 
     from airflow.providers.smtp.hooks.smtp import SmtpHook
@@ -193,8 +195,20 @@ def send(messages: list[Message], conn_id: str, sender: str | None, on_sent, cla
         if not from_email:
             raise RecipientsError(f"no sender: set from_email in connection {conn_id} or 'sender' in the "
                                   f"recipients file")
+        down: MailServerUnreachable | None = None
         for message in messages:
             if claim is not None and not claim(message):
+                continue
+            if down is None and _session_closed(hook._smtp_client):
+                # the relay ended the session (a limit of messages per connection, a restart): a new one
+                try:
+                    _reopen(hook)
+                except Exception as exc:
+                    down = MailServerUnreachable(f"the mail server of connection {conn_id} closed the session "
+                                                 f"and cannot be reached again ({type(exc).__name__}: {exc})")
+                    log.error("%s: the remaining messages are not sent", down)
+            if down is not None:
+                failures.append((message, down))
                 continue
             try:
                 refused = _sendmail(hook, message, from_email)
@@ -222,14 +236,37 @@ def _sendmail(hook, message: Message, from_email: str) -> dict:
 
     built = hook._build_message(to=message.to, subject=message.subject, html_content=message.html,
                                 from_email=from_email, files=[str(p) for p in message.files])
-    client = hook._smtp_client
-    if client is None:
-        raise smtplib.SMTPServerDisconnected("the SMTP hook opened no session")
-    for attempt in range(hook.smtp_retry_limit + 1):
+    attempt, renewed = 0, False
+    while True:
+        client = hook._smtp_client
+        if client is None:
+            raise smtplib.SMTPServerDisconnected("the SMTP hook opened no session")
         try:
             return client.sendmail(from_addr=built["from_email"], to_addrs=built["recipients"],
                                    msg=built["mime_msg"].as_string()) or {}
-        except Exception:
-            if attempt == hook.smtp_retry_limit:
+        except Exception as exc:
+            if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421 and not renewed:
+                # 421: the relay closes the session (its limit of messages per connection, a restart) and did not
+                # take the message: once more, on a new session (smtplib closed this one)
+                renewed = True
+                _reopen(hook)
+                continue
+            # a session lost otherwise may have delivered the message: not sent again (a rerun sends what is not
+            # recorded), its own error reported rather than a retry's "please run connect() first"
+            if attempt == hook.smtp_retry_limit or _session_closed(client):
                 raise
-    return {}  # not reached: the last attempt returns or raises
+            attempt += 1
+
+
+def _session_closed(client) -> bool:
+    """No SMTP session open: none yet, or smtplib closed it (a 421 reply, the connection lost)."""
+    return client is None or getattr(client, "sock", None) is None
+
+
+def _reopen(hook) -> None:
+    """A new SMTP session on ``hook`` (its connection's host, TLS, login, timeout and retries: ``get_conn``)."""
+    client, hook._smtp_client = hook._smtp_client, None
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+    hook.get_conn()

@@ -118,11 +118,23 @@ def write_scorecard(sc: Scorecard, target_dir: Path) -> dict[str, tuple[Path, st
 def _write_contents(sc: Scorecard, target_dir: Path, contents: dict[str, bytes]) -> dict[str, tuple[Path, str, int]]:
     stem = file_stem(sc.edition.code, sc.period_start, sc.area_code, sc.edition_no)
     out = {}
-    for fmt in FORMATS:
-        path = Path(target_dir) / f"{stem}.{fmt}"
-        _write_atomic(path, contents[fmt])
-        out[fmt] = (path, _sha256(contents[fmt]), len(contents[fmt]))
+    try:
+        for fmt in FORMATS:
+            path = Path(target_dir) / f"{stem}.{fmt}"
+            _write_atomic(path, contents[fmt])
+            out[fmt] = (path, _sha256(contents[fmt]), len(contents[fmt]))
+    except BaseException:
+        _remove_unrecorded(out)  # a full disk, a folder not writable: no part of an edition left behind
+        raise
     return out
+
+
+def _remove_unrecorded(files: dict[str, tuple[Path, str, int]]) -> None:
+    """Delete the files of an edition that is not recorded (its writing or recording failed): a file left under
+    an edition's name would read as published, and was never recorded or mailed."""
+    for path, *_ in files.values():
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 # -- rendering in worker processes ------------------------------------------------------------
@@ -291,11 +303,15 @@ def _publish_one(url: str, out_dir: Path, sc: Scorecard, republish: bool,
                 rec.checkpoint_outcome, rec.provisional, rec.missing, scorecard=_as_published(sc, rec))
         sc.edition_no = 1 if rec is None else rec.edition_no + 1
         files = write(sc, edition_dir(out_dir, edition, period_start, area))
-        registry.record_edition(
-            conn, edition=edition, period_start=period_start, period_end=sc.period_end, area=area,
-            edition_no=sc.edition_no, files=files, data_sha256=sc.data_sha256, data_as_of=sc.as_of,
-            checkpoint_outcome=sc.gate_outcome, provisional=sc.provisional, missing=sc.completeness.missing,
-            attestation=_attestation(sc))
+        try:
+            registry.record_edition(
+                conn, edition=edition, period_start=period_start, period_end=sc.period_end, area=area,
+                edition_no=sc.edition_no, files=files, data_sha256=sc.data_sha256, data_as_of=sc.as_of,
+                checkpoint_outcome=sc.gate_outcome, provisional=sc.provisional, missing=sc.completeness.missing,
+                attestation=_attestation(sc))
+        except BaseException:
+            _remove_unrecorded(files)
+            raise
     return PublishedScorecard(
         edition, period_start, sc.period_end, area, sc.area_name, "published" if sc.edition_no == 1 else "republished",
         sc.edition_no, {fmt: path for fmt, (path, _, _) in files.items()}, sc.data_sha256, sc.as_of,
