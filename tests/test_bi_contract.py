@@ -289,6 +289,55 @@ def test_bi_reader_recomputes_every_kpi_of_every_month_from_the_public_marts(bi_
     assert not mismatches, dict(list(mismatches.items())[:10])
 
 
+def test_dim_period_says_which_periods_lack_a_delivery_as_the_gate_and_the_scorecards_do(
+        built_warehouse, warehouse_copy, monkeypatch, tmp_path):
+    """A BI user reads from marts.dim_period whether a period's KPI values are provisional and what is missing:
+    the same months and deliveries as the gate's and the scorecards' rule (corridor.quality.completeness),
+    for every month, quarter and year of the spine. The demo set lacks nothing, so a copy is made to lack an
+    area's return, a bank's file, a talent file and the contract exports of December's last working days."""
+    from corridor.quality.completeness import missing_deliveries_sql
+
+    with psycopg.connect(built_warehouse.url) as conn:
+        assert conn.execute("select bool_and(is_complete), count(missing_deliveries) from marts.dim_period"
+                            ).fetchone() == (True, 0)
+    with psycopg.connect(warehouse_copy) as conn:
+        conn.execute("delete from raw.district_returns where area_code = 'LW' and report_month = '2021-11-01'")
+        conn.execute("update ops.load_ledger set status = 'rejected' where file_name in"
+                     " ('WZB_202106.csv', 'talent_202203.jsonl')")
+        last = conn.execute("select max(file_name) from ops.load_ledger where feed = 'techmarket'"
+                            " and status = 'loaded'").fetchone()[0]
+        assert last >= "tech_contracts_20221230.csv", last  # a working day: December 2022 is complete
+        conn.execute("update ops.load_ledger set status = 'rejected' where feed = 'techmarket'"
+                     " and file_name > 'tech_contracts_20221228.csv'")
+    point_dbt_at(monkeypatch, warehouse_copy)
+    transform.dbt(["run", "--select", "dim_period", "--quiet", "--target-path", str(tmp_path / "target")],
+                  ROOT / "dbt_project")
+    with psycopg.connect(warehouse_copy) as conn:
+        periods = conn.execute("select grain, period_start, period_end, is_complete, missing_deliveries"
+                               " from marts.dim_period order by grain, period_start").fetchall()
+        months = [start for grain, start, *_ in periods if grain == "month"]
+        theirs = conn.execute("with months as (select unnest(%s::date[]) as month_start),\n"
+                              + missing_deliveries_sql() + " select month_start, feed, source_code from missing",
+                              (months,)).fetchall()
+    expected: dict[date, set[str]] = {}
+    for month, feed, source in theirs:
+        code = f"{feed}:{source}" if feed in ("district", "bank") else feed
+        expected.setdefault(month, set()).add(f"{code}:{month:%Y-%m}")
+    assert expected == {date(2021, 6, 1): {"bank:WZB:2021-06"}, date(2021, 11, 1): {"district:LW:2021-11"},
+                        date(2022, 3, 1): {"hr:2022-03"}, date(2022, 12, 1): {"techmarket:2022-12"}}
+    wrong = {}
+    for grain, start, end, complete, missing in periods:
+        missing = [] if missing is None else missing.split(" ")
+        want = set().union(*[items for month, items in expected.items() if start <= month <= end])
+        if set(missing) != want or complete != (not want) or len(missing) != len(set(missing)):
+            wrong[(grain, start)] = (complete, missing, sorted(want))
+    assert not wrong, dict(list(wrong.items())[:5])
+    assert [(g, str(s)) for g, s, _, complete, _ in periods if not complete] == [
+        ("month", "2021-06-01"), ("month", "2021-11-01"), ("month", "2022-03-01"), ("month", "2022-12-01"),
+        ("quarter", "2021-04-01"), ("quarter", "2021-10-01"), ("quarter", "2022-01-01"), ("quarter", "2022-10-01"),
+        ("year", "2021-01-01"), ("year", "2022-01-01")]
+
+
 # -- 7. row security per area ----------------------------------------------------------------------
 
 def test_area_role_sees_only_its_area_and_the_corridor_and_cannot_write(area_lw_login, built_warehouse):

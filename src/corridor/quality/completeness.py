@@ -16,7 +16,10 @@ For each month of a period (a quarter or year: every month in it):
 
 A period that is not publishable is provisional: the scorecard says so and
 names who is missing. The same SQL backs the ``months_complete`` warning of
-the ``kpi.kpi_values`` suite, so the data docs show it too.
+the ``kpi.kpi_values`` suite, so the data docs show it too. For BI the dbt
+model ``marts.dim_period`` states the same rule (``is_complete``,
+``missing_deliveries``); ``tests/test_bi_contract.py`` holds the two to the
+same months and deliveries.
 """
 
 from __future__ import annotations
