@@ -114,6 +114,24 @@ def pii_key() -> bytes:
     return TEST_PII_KEY
 
 
+@pytest.fixture(scope="module")
+def small_landing(tmp_path_factory) -> Path:
+    """Two months of all four feeds (a restatement and dirty records included), generated once per module."""
+    from corridor.demo import generate
+
+    landing = tmp_path_factory.mktemp("landing")
+    generate(landing, seed=7, scale="city", start="2021-01", end="2021-02")
+    return landing
+
+
+@pytest.fixture
+def landing(small_landing, tmp_path) -> Path:
+    """A private copy of ``small_landing`` a test may change (a module may define its own ``landing``)."""
+    copy = tmp_path / "landing"
+    shutil.copytree(small_landing, copy)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Airflow's SQLite metadata, migrated once per test session."""

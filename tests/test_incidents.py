@@ -3,7 +3,6 @@ PostgreSQL), a mail relay that ends the session mid-delivery (aiosmtpd)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -11,23 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from corridor.demo import generate
 from corridor.ingest import discover, ingest_feed
 from tests.conftest import TEST_PII_KEY, scalar
-
-
-@pytest.fixture(scope="module")
-def small_landing(tmp_path_factory) -> Path:
-    landing = tmp_path_factory.mktemp("landing")
-    generate(landing, seed=7, scale="city", start="2021-01", end="2021-02")
-    return landing
-
-
-@pytest.fixture
-def landing(small_landing, tmp_path) -> Path:
-    copy = tmp_path / "landing"
-    shutil.copytree(small_landing, copy)
-    return copy
 
 
 def _ledger(url: str) -> list[tuple]:
@@ -132,6 +116,16 @@ class _SessionLimitedRelay:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
         return await self.inbox.handle_DATA(server, session, envelope)
 
+def _cards(tmp_path: Path, n: int) -> list:
+    """``n`` scorecard mails, one address each (area0@…, area1@…), each with a PDF attached."""
+    from corridor.scorecards import delivery
+
+    attachment = tmp_path / "card.pdf"
+    attachment.write_bytes(b"%PDF-1.7 not really")
+    return [delivery.Message(None, [f"area{i}@corridor.example"], f"card {i}", f"<p>card {i}</p>", [attachment])
+            for i in range(n)]
+
+
 
 def test_a_relay_that_ends_the_session_after_some_messages_gets_the_others_on_a_new_one(monkeypatch, tmp_path):
     """`delivery.send` mails every scorecard over one SMTP session. A relay that takes a few messages per session
@@ -148,10 +142,7 @@ def test_a_relay_that_ends_the_session_after_some_messages_gets_the_others_on_a_
     controller.start()
     try:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(port, "scorecards@corridor.example"))
-        attachment = tmp_path / "card.pdf"
-        attachment.write_bytes(b"%PDF-1.7 not really")
-        messages = [delivery.Message(None, [f"area{i}@corridor.example"], f"card {i}", f"<p>card {i}</p>",
-                                     [attachment]) for i in range(5)]
+        messages = _cards(tmp_path, 5)
         sent: list[str] = []
         failures = delivery.send(messages, "smtp_default", None, lambda m, accepted: sent.extend(accepted))
     finally:
@@ -199,10 +190,7 @@ def test_a_relay_that_times_out_on_one_message_gets_the_others_and_that_one_is_r
         connection = json.loads(smtp_connection_json(port, "scorecards@corridor.example"))
         connection["extra"].update(timeout=1, retry_limit=2)
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(connection))
-        attachment = tmp_path / "card.pdf"
-        attachment.write_bytes(b"%PDF-1.7 not really")
-        messages = [delivery.Message(None, [f"area{i}@corridor.example"], f"card {i}", f"<p>card {i}</p>",
-                                     [attachment]) for i in range(4)]
+        messages = _cards(tmp_path, 4)
         sent: list[str] = []
         failures = delivery.send(messages, "smtp_default", None, lambda m, accepted: sent.extend(accepted))
     finally:

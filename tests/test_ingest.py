@@ -21,22 +21,6 @@ from corridor.ingest import discover, ingest_feed
 from tests.conftest import TEST_PII_KEY, awaits_advisory_lock, data_rows, scalar
 
 
-@pytest.fixture(scope="module")
-def small_landing(tmp_path_factory) -> Path:
-    """Two months of all four feeds (a restatement and dirty records included)."""
-    landing = tmp_path_factory.mktemp("landing")
-    generate(landing, seed=7, scale="city", start="2021-01", end="2021-02")
-    return landing
-
-
-@pytest.fixture
-def landing(small_landing, tmp_path) -> Path:
-    """A private copy a test may change."""
-    copy = tmp_path / "landing"
-    shutil.copytree(small_landing, copy)
-    return copy
-
-
 def ingest_all(url: str, landing: Path) -> dict:
     return {feed: ingest_feed(url, feed, landing, pii_key=TEST_PII_KEY) for feed in FEEDS}
 
