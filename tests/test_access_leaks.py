@@ -99,3 +99,19 @@ def test_a_password_that_needed_percent_encoding_is_not_printed(password, tmp_pa
         assert "percent-encoded" in lines[0]
         for part in (password, "Hx7", "Qk2v"):
             assert part not in output, (part, output[-3000:])
+
+
+def test_a_percent_encoded_password_reaches_dbt_as_libpq_reads_it(monkeypatch):
+    """The message above tells to percent-encode: dbt (profiles.yml reads CORRIDOR_PG*) must then get the
+    password, user and database libpq itself reads from the URL, not their encoded form."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from corridor import config, db
+
+    url = "postgresql://etl%40corp:Hx7%25Qk2v%2F@DB.example:5433/corridor%2Dprod"
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", url)
+    assert config.load().warehouse_url == url  # readable: refused neither for the case of the host nor the escapes
+    libpq = conninfo_to_dict(url)
+    env = db.dbt_env(url)
+    assert (env["CORRIDOR_PGUSER"], env["CORRIDOR_PGPASSWORD"], env["CORRIDOR_PGDATABASE"]) == \
+        (libpq["user"], libpq["password"], libpq["dbname"]) == ("etl@corp", "Hx7%Qk2v/", "corridor-prod")
