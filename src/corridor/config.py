@@ -119,7 +119,31 @@ def _warehouse_url(env) -> str | None:
         # not echoed: a connection string of another form may hold a password
         raise ConfigError("CORRIDOR_WAREHOUSE_URL is not a PostgreSQL URL (postgresql://user@host:port/dbname;"
                           " a Unix socket folder as ?host=/path)")
+    if url is not None:
+        _readable_url(url)
     return url
+
+
+def _readable_url(url: str) -> None:
+    """Refuse a URL that libpq cannot read, or reads otherwise than the project (which hands its parts to dbt):
+    a ``%``, ``/``, ``#``, ``?`` or ``@`` left as it is in a password. Neither reader's error is shown: libpq's
+    (``invalid percent-encoded token: "<password>"``) and urllib's (``Port could not be cast to integer value
+    as '<start of the password>'``) quote the password."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from corridor.db import libpq_params
+
+    try:
+        libpq = conninfo_to_dict(url)
+        ours = libpq_params(url)
+    except (psycopg.ProgrammingError, ValueError):
+        libpq, ours = {"host": None}, {"host": ""}
+    libpq["host"], ours["host"] = str(libpq.get("host", "")).lower(), ours["host"].lower()  # urllib lower-cases
+    if any(str(libpq[k]) != ours[k] for k in ("host", "port", "user", "password", "dbname") if k in libpq):
+        raise ConfigError("CORRIDOR_WAREHOUSE_URL cannot be read as one server, user and database (not shown: it"
+                          " may hold a password): a %, /, #, ? or @ in the user name or password must be"
+                          " percent-encoded (% as %25, / as %2F, # as %23, ? as %3F, @ as %40)")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import re
 import warnings
 from importlib import resources
 from pathlib import Path
-from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -148,9 +148,9 @@ def libpq_params(url: str) -> dict[str, str]:
     return {
         "host": query.get("host") or parts.hostname or "localhost",
         "port": str(query.get("port") or parts.port or 5432),
-        "user": query.get("user") or parts.username or os.environ.get("USER", "postgres"),
-        "password": query.get("password") or parts.password or "",
-        "dbname": query.get("dbname") or parts.path.lstrip("/") or "postgres",
+        "user": query.get("user") or unquote(parts.username or "") or os.environ.get("USER", "postgres"),
+        "password": query.get("password") or unquote(parts.password or ""),  # %25 is %, as libpq reads it
+        "dbname": query.get("dbname") or unquote(parts.path.lstrip("/")) or "postgres",
     }
 
 

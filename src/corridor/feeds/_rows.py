@@ -288,8 +288,10 @@ class RowLoader:
     def __init__(self, parsed: ParsedFile, table: str, fields: Sequence[Field], *,
                  where: str, constants: Mapping[str, Any], record: Callable[[Any], dict[str, Any]],
                  check: Check | None = None, sheet: str | None = None, row_word: str = "row",
-                 limits: Limits | None = None, keys: Callable[[int], str] | None = None) -> None:
+                 limits: Limits | None = None, keys: Callable[[int], str] | None = None,
+                 mask: Callable[[str], str] | None = None) -> None:
         self.parsed = parsed
+        self.mask = mask              # a message as kept (hr: ID shapes masked, as in its records)
         self.limits = limits or Limits()
         self.keys = keys              # names a cell's position in messages (the header)
         self.table = table
@@ -327,8 +329,7 @@ class RowLoader:
     def refuse_record(self, source_row: int, rule_code: str, message: str, record: dict[str, Any]) -> None:
         """Quarantine a received record kept as ``record`` (e.g. the head of an over-long one)."""
         self.parsed.rows_received += 1
-        self.parsed.quarantine(source_row, rule_code, f"{self.where} {self.row_word} {source_row}: {message}",
-                               record, self.sheet)
+        self.parsed.quarantine(source_row, rule_code, self._message(source_row, message), record, self.sheet)
 
     def note_skipped(self, count: int) -> None:
         if count:
@@ -336,12 +337,15 @@ class RowLoader:
 
     def dup_entry(self, source_row: int, rule_code: str, message: str, raw: Any) -> Quarantined:
         """The quarantine entry of a repeated record found after the fact (the fast path's dedup)."""
-        return Quarantined(source_row, rule_code, f"{self.where} {self.row_word} {source_row}: {message}",
-                           self.record(raw), self.sheet)
+        return Quarantined(source_row, rule_code, self._message(source_row, message), self.record(raw), self.sheet)
+
+    def _message(self, source_row: int, message: str) -> str:
+        message = f"{self.where} {self.row_word} {source_row}: {message}"
+        return message if self.mask is None else self.mask(message)
 
     def _quarantine(self, source_row: int, rule_code: str, message: str, raw: Any) -> None:
-        self.parsed.quarantine(source_row, rule_code, f"{self.where} {self.row_word} {source_row}: {message}",
-                               self.record(raw), self.sheet)
+        self.parsed.quarantine(source_row, rule_code, self._message(source_row, message), self.record(raw),
+                               self.sheet)
 
 
 def column_number(i: int) -> str:

@@ -176,7 +176,7 @@ def _take_line(loader: RowLoader, line_no: int, line: str, limits: Limits) -> bo
 def _loader(parsed: ParsedFile, path: Path, meta: Any, pii_key: bytes, limits: Limits, seen: dict | None = None):
     return RowLoader(parsed, TABLE, fields(meta.period_end, pii_key), where=path.name, row_word="line",
                      constants={"file_month": meta.period_start, "file_version": 1},
-                     record=masked, check=_unique_record_id(seen), limits=limits)
+                     record=masked, check=_unique_record_id(seen), limits=limits, mask=mask_text)
 
 
 def _no_record(path: Path, parsed: ParsedFile) -> None:

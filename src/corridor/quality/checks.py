@@ -27,6 +27,10 @@ from corridor.quality import catalog
 log = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 5
+# Tables about people (PIPL: the talent feed). What the gate shows of them (its report's sample rows, which the
+# task log and the data team's alert mail carry, and the unexpected values in the data docs) has every resident
+# ID shape masked: the check that person_key is a pseudonym fails precisely when an ID number is there.
+PERSONAL_TABLES = frozenset({"raw.hr_talents", "marts.fct_talent_intake"})
 KEEP_RUNS = 10  # validation results (and their data docs pages) kept per suite under uncommitted/
 RUN_NAME = "corridor-quality"
 
@@ -381,6 +385,10 @@ def _detail_failures(context, definition, result_id, suite_result) -> None:
         # evaluated (the checkpoint's result was: it stands, a warning as a warning)
         if not detailed.success and not _raised(detailed):
             suite_result.results[i] = detailed
+    if suite_result.suite_name in PERSONAL_TABLES:  # the stored results are what the data docs show
+        for r in suite_result.results:
+            if isinstance(r.result, dict):
+                r.result = _masked(r.result)
     try:
         context.validation_results_store.set(result_id, suite_result)
     except Exception as exc:
@@ -458,6 +466,8 @@ def _failure(checkpoint: str, suite_name: str, r, conn, *, due: bool = False) ->
                 log.warning("sample query of %s/%s failed: %s", suite_name, key, exc)
     if not samples and result.get("partial_unexpected_list"):
         samples = [_jsonable(v) for v in result["partial_unexpected_list"][:SAMPLE_ROWS]]
+    if suite_name in PERSONAL_TABLES:
+        samples, message = _masked(samples), _masked(message)
     table = spec.name if spec else suite_name
     # fail closed: an expectation that could not be evaluated blocks, whatever its severity (a warning
     # that cannot run says nothing of the data)
@@ -506,6 +516,21 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (a sample row, a message, a GX result) with every resident-ID shape masked (``330303*…``)."""
+    from corridor.pii import mask_text
+
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and mask_text(str(value)) != str(value):
+        return mask_text(str(value))
+    return value
 
 
 def _show_sample(sample: Any, first: tuple[str, ...] = ()) -> str:
