@@ -101,6 +101,16 @@ def test_a_password_that_needed_percent_encoding_is_not_printed(password, tmp_pa
             assert part not in output, (part, output[-3000:])
 
 
+@pytest.mark.parametrize("url", ["postgresql:///corridor", "postgresql://etl@/corridor?host=/run/postgresql"])
+def test_a_url_of_the_local_socket_is_still_taken(monkeypatch, url):
+    """The check above compares the server libpq reads with the project's; a URL naming no host (libpq's default
+    socket) or a socket folder is no password left unencoded."""
+    from corridor import config
+
+    monkeypatch.setenv("CORRIDOR_WAREHOUSE_URL", url)
+    assert config.load().warehouse_url == url
+
+
 def test_a_percent_encoded_password_reaches_dbt_as_libpq_reads_it(monkeypatch):
     """The message above tells to percent-encode: dbt (profiles.yml reads CORRIDOR_PG*) must then get the
     password, user and database libpq itself reads from the URL, not their encoded form."""

@@ -139,7 +139,8 @@ def _readable_url(url: str) -> None:
         ours = libpq_params(url)
     except (psycopg.ProgrammingError, ValueError):
         libpq, ours = {"host": None}, {"host": ""}
-    libpq["host"], ours["host"] = str(libpq.get("host", "")).lower(), ours["host"].lower()  # urllib lower-cases
+    if "host" in libpq:  # none (postgresql:///db): libpq's default socket, the project's localhost, as always
+        libpq["host"], ours["host"] = str(libpq["host"]).lower(), ours["host"].lower()  # urllib lower-cases
     if any(str(libpq[k]) != ours[k] for k in ("host", "port", "user", "password", "dbname") if k in libpq):
         raise ConfigError("CORRIDOR_WAREHOUSE_URL cannot be read as one server, user and database (not shown: it"
                           " may hold a password): a %, /, #, ? or @ in the user name or password must be"
