@@ -75,3 +75,17 @@ def test_an_earlier_releases_table_without_its_key_fails_the_build_naming_the_fu
         _increment(monkeypatch, warehouse_copy, tmp_path)
     assert ("contract of marts.fct_certifications: its primary key (certificate_key) is missing (a table made by"
             " an earlier release): run `corridor dbt build --full-refresh` once") in capsys.readouterr().out
+
+
+def test_an_earlier_releases_table_without_a_column_fails_the_build_naming_the_full_refresh(
+        warehouse_copy, monkeypatch, tmp_path, capsys):
+    """A warehouse built before dim_enterprise became incremental (3b9f226) and upgraded: its table lacks
+    max_ledger_id, which the increment reads; the build said `column seen.max_ledger_id does not exist`."""
+    import psycopg
+
+    with psycopg.connect(warehouse_copy, autocommit=True) as conn:
+        conn.execute("alter table marts.dim_enterprise drop column max_ledger_id")
+    with pytest.raises(Exception, match="failed: see the dbt log above"):
+        _increment(monkeypatch, warehouse_copy, tmp_path)
+    assert ("contract of marts.dim_enterprise: the table lacks the column(s) max_ledger_id (made by an earlier"
+            " release): run `corridor dbt build --full-refresh` once") in capsys.readouterr().out

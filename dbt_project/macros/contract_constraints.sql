@@ -109,3 +109,34 @@
     $contract_constraints$
     {%- endif %}
 {% endmacro %}
+
+
+{% macro contract_columns_in_place() %}
+    {#- Before an increment of an incremental model under an enforced contract: the table an earlier release
+        made has every column the contract declares. An increment's SQL reads its own table (a watermark, the
+        rows it merges into): a table without a column it reads failed in PostgreSQL's words ("column
+        seen.max_ledger_id does not exist", a warehouse built before dim_enterprise became incremental),
+        never saying that a --full-refresh makes the table anew. -#}
+    {%- set contract = model.config.get('contract') or {} %}
+    {%- set enforced = contract.enforced if contract.enforced is defined else contract.get('enforced') %}
+    {%- if is_incremental() and enforced %}
+    do $contract_columns$
+    declare
+        missing text;
+    begin
+        select string_agg(declared.name, ', ' order by declared.position) into missing
+        from unnest(array[{% for name in model.columns %}'{{ name }}'{{ ', ' if not loop.last }}{% endfor %}]::text[])
+            with ordinality as declared (name, position)
+        where not exists (select from pg_catalog.pg_attribute as a
+                          where a.attrelid = '{{ this.include(database=false) }}'::regclass
+                              and a.attname = declared.name and a.attnum > 0 and not a.attisdropped);
+        if missing is not null then
+            raise exception 'contract of {{ this.schema }}.{{ this.identifier }}: the table lacks the column(s) %'
+                ' (made by an earlier release): run `corridor dbt build --full-refresh` once', missing;
+        end if;
+    end
+    $contract_columns$
+    {%- else %}
+    select 1 as no_increment_of_a_contract
+    {%- endif %}
+{% endmacro %}
