@@ -111,6 +111,24 @@ def test_the_bi_exposure_names_every_model_bi_reads(built_warehouse):
     assert missing == [] and set(exposure["depends_on"]["nodes"]) == public, missing
 
 
+def test_the_scorecard_exposures_name_every_relation_the_scorecards_read(built_warehouse):
+    """The scorecards' lineage in the docs (and `dbt build -s +exposure:…_scorecard`) covers what
+    src/corridor/scorecards reads: every edition the KPIs, their periods and the period's detail lists; the
+    year-end edition the ranking too (and only it)."""
+    import re
+
+    manifest = json.loads((transform.dbt_state_dir() / "target" / "manifest.json").read_text(encoding="utf-8"))
+    read = set()
+    for path in (ROOT / "src" / "corridor" / "scorecards").glob("*.py"):
+        read |= set(re.findall(r"\b(?:marts|kpi)\.([a-z_]+)\b", path.read_text(encoding="utf-8")))
+    assert {"kpi_values", "kpi_periods", "fct_projects", "area_ranking"} <= read, read
+    for edition in ("monthly", "quarterly", "year_end"):
+        exposure = manifest["exposures"][f"exposure.corridor.{edition}_scorecard"]
+        names = {uid.rsplit(".", 1)[1] for uid in exposure["depends_on"]["nodes"]}
+        expected = read if edition == "year_end" else read - {"area_ranking"}
+        assert names == expected, (edition, sorted(expected - names), sorted(names - expected))
+
+
 def test_the_public_models_documentation_is_in_the_database(built_warehouse):
     """persist_docs (macros/persist_docs.sql: one statement, no catalog lookup, for contracted models):
     every public table and each of its columns carry their YAML description as a comment."""
