@@ -12,6 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 # An 18-character resident ID anywhere in a text (\d also matches full-width digits).
 _ID_SHAPE = re.compile(r"\d{17}[\dXx]")
@@ -78,6 +79,28 @@ def mask_name(value: str) -> str:
 def mask_text(text: str) -> str:
     """``text`` with every resident-ID-shaped substring masked."""
     return _ID_SHAPE.sub(lambda m: mask_id(m[0]), text)
+
+
+def mask_value(value: Any, kind: str | None = None) -> Any:
+    """``value`` (a record, a sample row, a message, a GX result: nested dicts and lists) with a name or ID number
+    under a personal key masked (:func:`personal_field`) and every ID shape elsewhere; ``kind`` ("name",
+    "id_number") masks ``value`` itself as such."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        return {key: mask_value(item, personal_field(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_value(item, kind) for item in value]
+    if kind == "id_number":
+        return mask_id(str(value))
+    if kind == "name":
+        return mask_name(str(value))
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, int):  # an integer of an ID's shape: masked as text
+        text = str(value)
+        return value if mask_text(text) == text else mask_text(text)
+    return value  # a float's digits are no ID (and a GX result's percentages must stay numbers)
 
 
 def _json_string_value(body: str) -> str:

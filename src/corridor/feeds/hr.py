@@ -46,13 +46,11 @@ from corridor.normalize import (
     uscc,
 )
 from corridor.pii import (
-    mask_id,
     mask_json_text,
-    mask_name,
     mask_text,
+    mask_value,
     person_key,
     person_keys,
-    personal_field,
 )
 
 log = logging.getLogger(__name__)
@@ -113,24 +111,7 @@ def masked(obj: Any) -> dict[str, Any]:
     :func:`corridor.pii.personal_field`, in nested objects too), ID shapes elsewhere too."""
     if not isinstance(obj, dict):  # a line that is not a JSON object
         return {"line": mask_json_text(obj)}
-    return _masked_value(obj)
-
-
-def _masked_value(value: Any, kind: str | None = None) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, dict):
-        return {key: _masked_value(item, personal_field(key)) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_masked_value(item, kind) for item in value]
-    if kind == "id_number":
-        return mask_id(str(value))
-    if kind == "name":
-        return mask_name(str(value))
-    if isinstance(value, str):
-        return mask_text(value)
-    as_json = json.dumps(value, ensure_ascii=False)  # a number: masked as text if it has an ID's shape
-    return value if mask_text(as_json) == as_json else mask_text(as_json)
+    return mask_value(obj)
 
 
 _TRAILING_DIGITS = re.compile(r"[0-9]{6,17}$")

@@ -519,18 +519,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _masked(value: Any) -> Any:
-    """``value`` (a sample row, a message, a GX result) with every resident-ID shape masked (``330303*…``)."""
-    from corridor.pii import mask_text
+    """``value`` (a sample row, a message, a GX result) as the gate may show it of a table about people."""
+    from corridor.pii import mask_value
 
-    if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked(v) for v in value]
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, int) and not isinstance(value, bool) and mask_text(str(value)) != str(value):
-        return mask_text(str(value))
-    return value
+    return mask_value(value)
 
 
 def _show_sample(sample: Any, first: tuple[str, ...] = ()) -> str:
